@@ -1,0 +1,256 @@
+//! The one owner of names: streams and continuous views.
+//!
+//! Every statement that creates, finds or drops a relation goes through the
+//! [`Catalog`]. It also records which views read which stream, so that a
+//! write to a stream can find the views it feeds, and `DROP STREAM` can refuse
+//! (or cascade) when views depend on it. Persistence comes with the
+//! durability work; until then the catalog lives in memory.
+
+pub mod schema_provider;
+pub mod types;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use parking_lot::RwLock;
+
+use crate::stream::ViewRuntime;
+
+/// Errors about names.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// No relation has that name.
+    #[error("relation \"{0}\" does not exist")]
+    UndefinedRelation(String),
+    /// The name is taken.
+    #[error("relation \"{0}\" already exists")]
+    DuplicateRelation(String),
+    /// The relation exists but is of another kind than the statement expects.
+    #[error("\"{name}\" is not a {expected}; {hint}")]
+    WrongObjectType {
+        /// The relation's name.
+        name: String,
+        /// What the statement wanted ("stream", "continuous view").
+        expected: &'static str,
+        /// What to do instead.
+        hint: String,
+    },
+    /// `DROP STREAM` without `CASCADE` while views read the stream.
+    #[error(
+        "cannot drop stream \"{stream}\" because continuous views depend on it: {views}; use DROP ... CASCADE to drop them too"
+    )]
+    DependentObjects {
+        /// The stream being dropped.
+        stream: String,
+        /// The views that read it, comma separated.
+        views: String,
+    },
+    /// A column the statement names does not exist.
+    #[error("column \"{column}\" of relation \"{relation}\" does not exist")]
+    UndefinedColumn {
+        /// The relation.
+        relation: String,
+        /// The missing column.
+        column: String,
+    },
+    /// A stream column name appears twice.
+    #[error("column \"{0}\" specified more than once")]
+    DuplicateColumn(String),
+    /// A column type we cannot store.
+    #[error(
+        "type \"{0}\" is not supported in a stream; use one of int2, int4, int8, float4, float8, numeric, text, varchar, bool, date, timestamp, timestamptz, interval, json, jsonb"
+    )]
+    UnsupportedType(String),
+}
+
+/// A declared stream: a name and a schema. Streams hold no rows.
+#[derive(Debug)]
+pub struct StreamDef {
+    /// The stream's name, normalized.
+    pub name: String,
+    /// The user's columns followed by `arrival_timestamp`.
+    pub schema: SchemaRef,
+}
+
+/// The catalog's entry for a stream: its definition and the views it feeds.
+#[derive(Debug)]
+pub struct StreamEntry {
+    /// What the user declared.
+    pub def: StreamDef,
+    /// Continuous views reading this stream, in creation order.
+    views: RwLock<Vec<Arc<ViewRuntime>>>,
+}
+
+impl StreamEntry {
+    /// The views a write to this stream must reach, as a snapshot.
+    pub fn views(&self) -> Vec<Arc<ViewRuntime>> {
+        self.views.read().clone()
+    }
+}
+
+/// A relation, as name resolution sees it.
+#[derive(Debug, Clone)]
+pub enum Relation {
+    /// A stream.
+    Stream(Arc<StreamEntry>),
+    /// A continuous view.
+    View(Arc<ViewRuntime>),
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    streams: BTreeMap<String, Arc<StreamEntry>>,
+    views: BTreeMap<String, Arc<ViewRuntime>>,
+}
+
+/// Names of streams and views, and who depends on whom.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    inner: RwLock<Inner>,
+}
+
+impl Catalog {
+    /// An empty catalog.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Looks a relation up by its normalized name.
+    pub fn relation(&self, name: &str) -> Option<Relation> {
+        let inner = self.inner.read();
+        if let Some(s) = inner.streams.get(name) {
+            return Some(Relation::Stream(s.clone()));
+        }
+        inner.views.get(name).map(|v| Relation::View(v.clone()))
+    }
+
+    /// The stream called `name`, or an error saying what `name` is instead.
+    pub fn stream(&self, name: &str) -> Result<Arc<StreamEntry>, CatalogError> {
+        match self.relation(name) {
+            Some(Relation::Stream(s)) => Ok(s),
+            Some(Relation::View(_)) => Err(CatalogError::WrongObjectType {
+                name: name.to_string(),
+                expected: "stream",
+                hint: "continuous views are written by the streams they read; insert into the stream instead".into(),
+            }),
+            None => Err(CatalogError::UndefinedRelation(name.to_string())),
+        }
+    }
+
+    /// The continuous view called `name`.
+    pub fn view(&self, name: &str) -> Result<Arc<ViewRuntime>, CatalogError> {
+        match self.relation(name) {
+            Some(Relation::View(v)) => Ok(v),
+            Some(Relation::Stream(_)) => Err(CatalogError::WrongObjectType {
+                name: name.to_string(),
+                expected: "continuous view",
+                hint: "use DROP STREAM or DROP FOREIGN TABLE for streams".into(),
+            }),
+            None => Err(CatalogError::UndefinedRelation(name.to_string())),
+        }
+    }
+
+    /// All relation names, streams first.
+    pub fn names(&self) -> Vec<String> {
+        let inner = self.inner.read();
+        inner
+            .streams
+            .keys()
+            .chain(inner.views.keys())
+            .cloned()
+            .collect()
+    }
+
+    /// All views, in name order.
+    pub fn views(&self) -> Vec<Arc<ViewRuntime>> {
+        self.inner.read().views.values().cloned().collect()
+    }
+
+    /// Adds a stream; fails if the name is taken.
+    pub fn add_stream(&self, def: StreamDef) -> Result<Arc<StreamEntry>, CatalogError> {
+        let mut inner = self.inner.write();
+        if inner.streams.contains_key(&def.name) || inner.views.contains_key(&def.name) {
+            return Err(CatalogError::DuplicateRelation(def.name));
+        }
+        let entry = Arc::new(StreamEntry {
+            def,
+            views: RwLock::new(Vec::new()),
+        });
+        inner.streams.insert(entry.def.name.clone(), entry.clone());
+        Ok(entry)
+    }
+
+    /// Fails if `name` is taken by any relation.
+    pub fn check_free(&self, name: &str) -> Result<(), CatalogError> {
+        let inner = self.inner.read();
+        if inner.streams.contains_key(name) || inner.views.contains_key(name) {
+            return Err(CatalogError::DuplicateRelation(name.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Adds a view and wires it to the stream it reads.
+    pub fn add_view(&self, view: Arc<ViewRuntime>) -> Result<(), CatalogError> {
+        let mut inner = self.inner.write();
+        let name = view.name().to_string();
+        if inner.streams.contains_key(&name) || inner.views.contains_key(&name) {
+            return Err(CatalogError::DuplicateRelation(name));
+        }
+        let stream = inner
+            .streams
+            .get(view.stream_name())
+            .cloned()
+            .ok_or_else(|| CatalogError::UndefinedRelation(view.stream_name().to_string()))?;
+        stream.views.write().push(view.clone());
+        inner.views.insert(name, view);
+        Ok(())
+    }
+
+    /// Removes a view; returns it so the caller can stop its operator.
+    pub fn drop_view(&self, name: &str) -> Result<Arc<ViewRuntime>, CatalogError> {
+        self.view(name)?;
+        let mut inner = self.inner.write();
+        let view = inner
+            .views
+            .remove(name)
+            .ok_or_else(|| CatalogError::UndefinedRelation(name.to_string()))?;
+        if let Some(stream) = inner.streams.get(view.stream_name()) {
+            stream.views.write().retain(|v| v.name() != name);
+        }
+        Ok(view)
+    }
+
+    /// Removes a stream. With `cascade`, its views go too and are returned;
+    /// without it, dependent views are an error.
+    pub fn drop_stream(
+        &self,
+        name: &str,
+        cascade: bool,
+    ) -> Result<Vec<Arc<ViewRuntime>>, CatalogError> {
+        self.stream(name)?;
+        let mut inner = self.inner.write();
+        let stream = inner
+            .streams
+            .get(name)
+            .cloned()
+            .ok_or_else(|| CatalogError::UndefinedRelation(name.to_string()))?;
+        let dependents = stream.views();
+        if !dependents.is_empty() && !cascade {
+            let views = dependents
+                .iter()
+                .map(|v| v.name().to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(CatalogError::DependentObjects {
+                stream: name.to_string(),
+                views,
+            });
+        }
+        for v in &dependents {
+            inner.views.remove(v.name());
+        }
+        inner.streams.remove(name);
+        Ok(dependents)
+    }
+}

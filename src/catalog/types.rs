@@ -1,0 +1,126 @@
+//! SQL column types of streams, as Arrow fields.
+//!
+//! Streams are declared with PostgreSQL type names. Each maps to one Arrow
+//! type; `json` and `jsonb` are UTF-8 columns tagged with field metadata, so
+//! that the wire layer can report their PostgreSQL type.
+
+use std::collections::HashMap;
+
+use datafusion::arrow::datatypes::{DataType, Field, IntervalUnit, TimeUnit};
+
+use super::CatalogError;
+
+/// Field metadata key holding the PostgreSQL type name where Arrow's type
+/// alone does not say it (`json`, `jsonb`).
+pub const PG_TYPE_KEY: &str = "eddy.pg_type";
+
+/// The time zone of every `timestamptz` column: values are instants, shown in UTC.
+pub const UTC: &str = "+00:00";
+
+/// The type of `arrival_timestamp` and of every `timestamptz` column.
+pub fn timestamptz() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into()))
+}
+
+/// Maps a PostgreSQL type name (as sqlparser prints it) to an Arrow field.
+pub fn field_for_sql_type(name: &str, sql_type: &str) -> Result<Field, CatalogError> {
+    let lowered = sql_type.trim().to_ascii_lowercase();
+    let (base, args) = match lowered.find('(') {
+        Some(i) => (lowered[..i].trim().to_string(), lowered[i..].to_string()),
+        None => (lowered.clone(), String::new()),
+    };
+    let mut pg_tag = None;
+    let data_type = match base.as_str() {
+        "smallint" | "int2" => DataType::Int16,
+        "int" | "integer" | "int4" => DataType::Int32,
+        "bigint" | "int8" => DataType::Int64,
+        "real" | "float4" => DataType::Float32,
+        "double precision" | "double" | "float8" | "float" => DataType::Float64,
+        "numeric" | "decimal" => decimal_type(&args),
+        "text" | "varchar" | "character varying" | "char" | "character" | "string" | "bpchar" => {
+            DataType::Utf8
+        }
+        "bool" | "boolean" => DataType::Boolean,
+        "date" => DataType::Date32,
+        "timestamp" | "timestamp without time zone" => {
+            DataType::Timestamp(TimeUnit::Microsecond, None)
+        }
+        "timestamptz" | "timestamp with time zone" => timestamptz(),
+        "interval" => DataType::Interval(IntervalUnit::MonthDayNano),
+        "json" | "jsonb" => {
+            pg_tag = Some(base.clone());
+            DataType::Utf8
+        }
+        _ if base.starts_with("timestamp")
+            && base.ends_with("with time zone")
+            && !base.contains("without") =>
+        {
+            timestamptz()
+        }
+        _ if base.starts_with("timestamp") => DataType::Timestamp(TimeUnit::Microsecond, None),
+        _ if base.starts_with("interval") => DataType::Interval(IntervalUnit::MonthDayNano),
+        _ => return Err(CatalogError::UnsupportedType(sql_type.to_string())),
+    };
+    let field = Field::new(name, data_type, true);
+    Ok(match pg_tag {
+        Some(tag) => field.with_metadata(HashMap::from([(PG_TYPE_KEY.to_string(), tag)])),
+        None => field,
+    })
+}
+
+/// `numeric(p, s)`; a bare `numeric` gets the widest Decimal128 with 10
+/// fractional digits, since Arrow has no arbitrary-precision decimal.
+fn decimal_type(args: &str) -> DataType {
+    let nums: Vec<i64> = args
+        .trim_matches(|c| c == '(' || c == ')')
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    match nums.as_slice() {
+        [p] => DataType::Decimal128((*p).clamp(1, 38) as u8, 0),
+        [p, s] => DataType::Decimal128((*p).clamp(1, 38) as u8, (*s).clamp(0, 38) as i8),
+        _ => DataType::Decimal128(38, 10),
+    }
+}
+
+/// The PostgreSQL type name of a column, for error messages and `\d`.
+pub fn pg_type_name(field: &Field) -> String {
+    if let Some(tag) = field.metadata().get(PG_TYPE_KEY) {
+        return tag.clone();
+    }
+    match field.data_type() {
+        DataType::Int16 => "smallint".into(),
+        DataType::Int32 => "integer".into(),
+        DataType::Int64 => "bigint".into(),
+        DataType::Float32 => "real".into(),
+        DataType::Float64 => "double precision".into(),
+        DataType::Decimal128(p, s) => format!("numeric({p},{s})"),
+        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => "text".into(),
+        DataType::Boolean => "boolean".into(),
+        DataType::Date32 => "date".into(),
+        DataType::Timestamp(_, Some(_)) => "timestamp with time zone".into(),
+        DataType::Timestamp(_, None) => "timestamp without time zone".into(),
+        DataType::Interval(_) => "interval".into(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_postgres_names() {
+        let f = |t| field_for_sql_type("c", t).map(|f| f.data_type().clone());
+        assert_eq!(f("INT").unwrap(), DataType::Int32);
+        assert_eq!(f("bigint").unwrap(), DataType::Int64);
+        assert_eq!(f("double precision").unwrap(), DataType::Float64);
+        assert_eq!(f("NUMERIC(10,2)").unwrap(), DataType::Decimal128(10, 2));
+        assert_eq!(f("varchar(20)").unwrap(), DataType::Utf8);
+        assert_eq!(f("TIMESTAMP WITH TIME ZONE").unwrap(), timestamptz());
+        assert_eq!(f("timestamptz").unwrap(), timestamptz());
+        assert!(f("point").is_err());
+        let json = field_for_sql_type("p", "json").unwrap();
+        assert_eq!(pg_type_name(&json), "json");
+    }
+}

@@ -1,0 +1,96 @@
+//! A `COPY ... FROM STDIN` in progress.
+//!
+//! Data is decoded as it arrives, and the decoded batches are held until the
+//! client's CopyDone: a COPY applies all of its rows or none, as in
+//! PostgreSQL, so a client that fails or disconnects mid-COPY leaves the
+//! views untouched. The held batches are bounded by `max_bytes`.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+
+use super::decode::RowDecoder;
+use super::{IngestError, write_batch};
+use crate::catalog::StreamEntry;
+use crate::sql::statement::copy::CopyFrom;
+
+/// One COPY's progress.
+#[derive(Debug)]
+pub struct CopyIn {
+    stream: Arc<StreamEntry>,
+    decoder: RowDecoder,
+    batches: Vec<RecordBatch>,
+    bytes: usize,
+    max_bytes: usize,
+    /// The first error; later data is ignored and the error is reported at
+    /// CopyDone, which keeps the protocol in step with the client.
+    error: Option<IngestError>,
+}
+
+impl CopyIn {
+    /// Starts a COPY into `stream`.
+    pub fn new(
+        stream: Arc<StreamEntry>,
+        copy: &CopyFrom,
+        max_bytes: usize,
+    ) -> Result<Self, IngestError> {
+        let decoder = RowDecoder::new(
+            copy.format.clone(),
+            stream.def.schema.clone(),
+            &copy.columns,
+        )?;
+        Ok(Self {
+            stream,
+            decoder,
+            batches: Vec::new(),
+            bytes: 0,
+            max_bytes,
+            error: None,
+        })
+    }
+
+    /// Takes one CopyData chunk.
+    pub fn data(&mut self, chunk: &[u8]) {
+        if self.error.is_some() {
+            return;
+        }
+        match self.decoder.feed(chunk) {
+            Ok(batches) => self.hold(batches),
+            Err(e) => self.error = Some(e),
+        }
+    }
+
+    fn hold(&mut self, batches: Vec<RecordBatch>) {
+        for b in batches {
+            self.bytes += b.get_array_memory_size();
+            self.batches.push(b);
+        }
+        if self.bytes > self.max_bytes {
+            self.batches.clear();
+            self.error = Some(IngestError::TooLarge(format!(
+                "COPY holds more than {} MiB of rows; split the data into several COPY commands or raise --copy-max-bytes",
+                self.max_bytes / (1024 * 1024)
+            )));
+        }
+    }
+
+    /// Ends the COPY: applies every row, or reports the first error.
+    pub async fn finish(mut self) -> Result<u64, IngestError> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        match self.decoder.finish() {
+            Ok(last) => self.hold(last.into_iter().collect()),
+            Err(e) => return Err(e),
+        }
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        let mut rows = 0u64;
+        for batch in self.batches {
+            rows += batch.num_rows() as u64;
+            write_batch(&self.stream, batch).await?;
+        }
+        Ok(rows)
+    }
+}

@@ -1,0 +1,107 @@
+//! `INSERT INTO stream ...`: DataFusion plans the INSERT (VALUES or SELECT,
+//! column lists, casts to the stream's types, parameters) against a
+//! [`StreamTable`], whose sink writes each batch to the stream's views.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::Session;
+use datafusion::common::{DataFusionError, Result};
+use datafusion::datasource::sink::{DataSink, DataSinkExec};
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, SendableRecordBatchStream,
+};
+use futures::StreamExt;
+
+use super::write_batch;
+use crate::catalog::StreamEntry;
+use crate::planner::PlanError;
+
+/// A stream as client queries see it: writable, not readable.
+#[derive(Debug)]
+pub struct StreamTable {
+    stream: Arc<StreamEntry>,
+}
+
+impl StreamTable {
+    /// The table for `stream`.
+    pub fn new(stream: Arc<StreamEntry>) -> Self {
+        Self { stream }
+    }
+}
+
+#[async_trait]
+impl TableProvider for StreamTable {
+    fn schema(&self) -> SchemaRef {
+        self.stream.def.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        _projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Err(DataFusionError::External(Box::new(PlanError::StreamRead(
+            self.stream.def.name.clone(),
+        ))))
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        _insert_op: InsertOp,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let sink = Arc::new(StreamSink {
+            stream: self.stream.clone(),
+        });
+        Ok(Arc::new(DataSinkExec::new(input, sink, None)))
+    }
+}
+
+/// Writes inserted batches to the stream's views.
+#[derive(Debug)]
+pub struct StreamSink {
+    stream: Arc<StreamEntry>,
+}
+
+impl DisplayAs for StreamSink {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "StreamSink: {}", self.stream.def.name)
+    }
+}
+
+#[async_trait]
+impl DataSink for StreamSink {
+    fn schema(&self) -> &SchemaRef {
+        &self.stream.def.schema
+    }
+
+    async fn write_all(
+        &self,
+        mut data: SendableRecordBatchStream,
+        _context: &Arc<TaskContext>,
+    ) -> Result<u64> {
+        let mut rows = 0u64;
+        while let Some(batch) = data.next().await {
+            let batch = batch?;
+            rows += batch.num_rows() as u64;
+            write_batch(&self.stream, batch)
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        }
+        Ok(rows)
+    }
+}

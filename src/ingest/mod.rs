@@ -1,0 +1,104 @@
+//! Getting rows into streams: `INSERT` (through DataFusion's DML planning
+//! into a [`insert::StreamSink`]), `COPY` (decoded by [`decode`]), and later
+//! Kafka. Every path ends in [`write_batch`], which stamps
+//! `arrival_timestamp`, checks json columns, and hands the batch to every
+//! view the stream feeds.
+
+pub mod copy;
+pub mod decode;
+pub mod insert;
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use datafusion::arrow::datatypes::DataType;
+use futures::future::join_all;
+
+use crate::catalog::StreamEntry;
+use crate::catalog::types::{PG_TYPE_KEY, UTC};
+
+/// Errors writing rows.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// A value is not valid text for its column's type.
+    #[error("{0}")]
+    InvalidText(String),
+    /// COPY data is malformed (wrong number of columns, bad quoting).
+    #[error("{0}")]
+    BadCopyData(String),
+    /// A limit on buffered data was hit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The client aborted a COPY.
+    #[error("COPY from stdin failed: {0}")]
+    CopyAborted(String),
+    /// A view could not apply the rows; other views did.
+    #[error("continuous view \"{view}\" failed to apply the rows: {message}")]
+    ViewFailed {
+        /// The view.
+        view: String,
+        /// Why.
+        message: String,
+    },
+    /// The view was dropped or the server is shutting down.
+    #[error("continuous view \"{0}\" stopped before applying the rows")]
+    ViewStopped(String),
+}
+
+/// Writes one batch (with the stream's full schema) to every view of
+/// `stream`, and returns once all of them have applied it.
+pub async fn write_batch(stream: &StreamEntry, batch: RecordBatch) -> Result<(), IngestError> {
+    if batch.num_rows() == 0 {
+        return Ok(());
+    }
+    check_json(&batch)?;
+    let batch = stamp_arrival(batch)?;
+    let views = stream.views();
+    let results = join_all(views.iter().map(|v| v.apply(batch.clone()))).await;
+    results.into_iter().collect::<Result<Vec<()>, _>>()?;
+    Ok(())
+}
+
+/// json and jsonb columns must hold valid JSON, as in PostgreSQL.
+fn check_json(batch: &RecordBatch) -> Result<(), IngestError> {
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if field.metadata().get(PG_TYPE_KEY).is_none() {
+            continue;
+        }
+        let Some(strings) = column.as_any().downcast_ref::<StringArray>() else {
+            continue;
+        };
+        for value in strings.iter().flatten() {
+            if let Err(e) = serde_json::from_str::<serde_json::Value>(value) {
+                let shown: String = value.chars().take(40).collect();
+                return Err(IngestError::InvalidText(format!(
+                    "invalid input syntax for type json in column \"{}\": \"{shown}\" ({e})",
+                    field.name()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sets `arrival_timestamp` (the last column) to now where it is NULL.
+fn stamp_arrival(batch: RecordBatch) -> Result<RecordBatch, IngestError> {
+    let last = batch.num_columns().saturating_sub(1);
+    let column = batch.column(last);
+    if column.null_count() == 0 || !matches!(column.data_type(), DataType::Timestamp(_, _)) {
+        return Ok(batch);
+    }
+    let now = chrono::Utc::now().timestamp_micros();
+    let stamped: TimestampMicrosecondArray =
+        match column.as_any().downcast_ref::<TimestampMicrosecondArray>() {
+            Some(ts) => ts.iter().map(|v| Some(v.unwrap_or(now))).collect(),
+            None => (0..batch.num_rows()).map(|_| Some(now)).collect(),
+        };
+    let stamped: ArrayRef = Arc::new(stamped.with_timezone(UTC));
+    let mut columns = batch.columns().to_vec();
+    columns[last] = stamped;
+    RecordBatch::try_new(batch.schema(), columns)
+        .map_err(|e| IngestError::InvalidText(e.to_string()))
+}

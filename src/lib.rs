@@ -1,0 +1,45 @@
+//! # Eddy: a streaming SQL database
+//!
+//! Streams are declared in SQL and fed by `INSERT` and `COPY` (Kafka comes
+//! next). Continuous views are SQL queries over streams, kept up to date
+//! incrementally: raw events are never stored, only each view's mergeable
+//! partial-aggregate state. Everything is served over the PostgreSQL wire
+//! protocol.
+//!
+//! ## Rooms
+//!
+//! - [`server`]: startup, the accept loop, shutdown, configuration, sessions.
+//! - [`pgwire`]: the wire protocol, result encoding, SQLSTATE mapping.
+//! - [`sql`]: parsing, and one file per statement kind.
+//! - [`catalog`]: the one owner of names.
+//! - [`planner`]: a view's query, split at its aggregate for incremental maintenance.
+//! - [`stream`]: the dataflow: one operator task per view, bounded channels.
+//! - [`state`]: per-group partial-aggregate state.
+//! - [`ingest`]: INSERT, COPY and their decoders.
+//! - [`query`]: the read path, DataFusion over the views' state.
+//!
+//! ## Data flow
+//!
+//! A client's SQL arrives through [`pgwire`], is parsed by [`sql`], and runs
+//! as a statement. DDL changes the [`catalog`]; `CREATE VIEW` also plans the
+//! view ([`planner`]) and starts its operator ([`stream`]). `INSERT` and
+//! `COPY` ([`ingest`]) produce Arrow batches that go to every view of the
+//! stream; each view pre-aggregates the batch with DataFusion and merges the
+//! partial states into its [`state`]. `SELECT` is planned by DataFusion over
+//! the views ([`query`]), and [`pgwire`] encodes the rows.
+//!
+//! See `docs/architecture.md` for the longer story.
+
+pub mod catalog;
+pub mod error;
+pub mod ingest;
+pub mod pgwire;
+pub mod planner;
+pub mod query;
+pub mod server;
+pub mod sql;
+pub mod state;
+pub mod stream;
+
+pub use error::{EddyError, Result};
+pub use server::{Config, Server};

@@ -1,0 +1,103 @@
+//! The `eddy` command: `eddy` or `eddy serve` runs the server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use eddy::Server;
+use eddy::server::config::{self, Config};
+use tracing_subscriber::EnvFilter;
+
+/// A streaming SQL database served over the PostgreSQL wire protocol.
+#[derive(Debug, Parser)]
+#[command(name = "eddy", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct ServeArgs {
+    /// Address to accept PostgreSQL connections on.
+    #[arg(long, default_value = config::DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    /// Directory for state.
+    #[arg(long, default_value = config::DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// Connections served at once.
+    #[arg(long, default_value_t = config::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Longest query string accepted, in bytes.
+    #[arg(long, default_value_t = config::DEFAULT_MAX_QUERY_BYTES)]
+    max_query_bytes: usize,
+    /// Most decoded rows a single COPY may hold before it is applied, in bytes.
+    #[arg(long, default_value_t = config::DEFAULT_COPY_MAX_BYTES)]
+    copy_max_bytes: usize,
+}
+
+impl ServeArgs {
+    fn config(self) -> Config {
+        Config {
+            listen: self.listen,
+            data_dir: self.data_dir,
+            max_connections: self.max_connections,
+            max_query_bytes: self.max_query_bytes,
+            copy_max_bytes: self.copy_max_bytes,
+            ..Config::default()
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Serve(args)) => args,
+        None => cli.serve,
+    };
+    let server = match Server::start(args.config()).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "eddy could not start");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    std::process::ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

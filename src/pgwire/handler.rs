@@ -1,0 +1,396 @@
+//! The protocol handlers: simple query, extended query (Parse, Bind,
+//! Describe, Execute) and COPY, all over one [`Session`].
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::logical_expr::LogicalPlan;
+use futures::{Sink, stream};
+use pgwire::api::copy::CopyHandler;
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{
+    CopyResponse, DescribePortalResponse, DescribeStatementResponse, FieldInfo, Response, Tag,
+};
+use pgwire::api::stmt::{QueryParser, StoredStatement};
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, Type};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
+use pgwire::messages::response::TransactionStatus;
+
+use super::encode;
+use super::params::{bind, ordered_types, pg_type};
+use super::sqlstate::{IN_FAILED_TRANSACTION, to_pgwire};
+use crate::error::{EddyError, Result};
+use crate::ingest::IngestError;
+use crate::ingest::copy::CopyIn;
+use crate::server::Session;
+use crate::sql::statement::transaction::Transaction;
+use crate::sql::statement::{Reply, Statement};
+use crate::sql::{SqlError, parse_sql};
+
+/// A statement prepared by Parse: parsed, and planned when DataFusion runs it.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    statement: Statement,
+    plan: Option<LogicalPlan>,
+    param_types: Vec<DataType>,
+    result: Option<SchemaRef>,
+}
+
+/// All handlers of one connection.
+#[derive(Debug)]
+pub struct EddyHandler {
+    session: Arc<Session>,
+    parser: Arc<EddyQueryParser>,
+}
+
+impl EddyHandler {
+    /// Handlers for `session`.
+    pub fn new(session: Arc<Session>) -> Self {
+        let parser = Arc::new(EddyQueryParser {
+            session: session.clone(),
+        });
+        Self { session, parser }
+    }
+
+    async fn execute(&self, statement: Statement, format: &Format) -> Result<Response> {
+        let reply = statement.execute(&self.session, None).await?;
+        self.respond(reply, format)
+    }
+
+    fn respond(&self, reply: Reply, format: &Format) -> Result<Response> {
+        Ok(match reply {
+            Reply::Tag(t) => Response::Execution(encode::tag(&t)),
+            Reply::Rows { schema, batches } => {
+                encode::rows(&schema, batches, format).map_err(internal)?
+            }
+            Reply::TransactionStart(t) => Response::TransactionStart(Tag::new(&t)),
+            Reply::TransactionEnd(t) => Response::TransactionEnd(Tag::new(&t)),
+            Reply::CopyIn(copy) => {
+                let stream = self.session.engine().catalog.stream(&copy.stream)?;
+                let columns = copy.columns.len();
+                let state =
+                    CopyIn::new(stream, &copy, self.session.engine().config.copy_max_bytes)?;
+                *self.session.copy.lock() = Some(state);
+                Response::CopyIn(CopyResponse::new(0, columns, stream::empty()))
+            }
+        })
+    }
+}
+
+fn internal(e: PgWireError) -> EddyError {
+    EddyError::Internal(e.to_string())
+}
+
+/// In a failed transaction block only ROLLBACK (or COMMIT, which rolls
+/// back) is accepted, as in PostgreSQL.
+fn blocked_by_failed_transaction(status: TransactionStatus, statement: &Statement) -> bool {
+    status == TransactionStatus::Error
+        && !matches!(
+            statement,
+            Statement::Transaction(Transaction::Rollback | Transaction::Commit)
+        )
+}
+
+fn failed_transaction_error() -> Response {
+    let info = pgwire::error::ErrorInfo::new(
+        "ERROR".into(),
+        IN_FAILED_TRANSACTION.into(),
+        "current transaction is aborted, commands ignored until end of transaction block".into(),
+    );
+    Response::Error(Box::new(info))
+}
+
+#[async_trait]
+impl SimpleQueryHandler for EddyHandler {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let limit = self.session.engine().config.max_query_bytes;
+        if query.len() > limit {
+            let e = EddyError::LimitExceeded(format!(
+                "query is {} bytes, over the limit of {limit} bytes; send large data with COPY or in several statements",
+                query.len()
+            ));
+            return Ok(vec![Response::Error(Box::new(
+                super::sqlstate::error_info(&e),
+            ))]);
+        }
+        let statements = match parse_sql(query) {
+            Ok(s) => s,
+            Err(e) => {
+                return Ok(vec![Response::Error(Box::new(
+                    super::sqlstate::error_info(&e.into()),
+                ))]);
+            }
+        };
+        let mut status = client.transaction_status();
+        let mut responses = Vec::with_capacity(statements.len());
+        for statement in statements {
+            if blocked_by_failed_transaction(status, &statement) {
+                responses.push(failed_transaction_error());
+                break;
+            }
+            let failed_commit = status == TransactionStatus::Error
+                && matches!(statement, Statement::Transaction(_));
+            let is_copy = matches!(statement, Statement::Copy(_));
+            match self.execute(statement, &Format::UnifiedText).await {
+                Ok(Response::TransactionEnd(_)) if failed_commit => {
+                    responses.push(Response::TransactionEnd(Tag::new("ROLLBACK")));
+                    status = TransactionStatus::Idle;
+                }
+                Ok(r) => {
+                    status = match &r {
+                        Response::TransactionStart(_) => TransactionStatus::Transaction,
+                        Response::TransactionEnd(_) => TransactionStatus::Idle,
+                        _ => status,
+                    };
+                    responses.push(r);
+                    if is_copy {
+                        break; // the rest of the string waits for the COPY data
+                    }
+                }
+                Err(e) => {
+                    responses.push(Response::Error(Box::new(super::sqlstate::error_info(&e))));
+                    break;
+                }
+            }
+        }
+        Ok(responses)
+    }
+}
+
+/// Parses and plans statements for the extended protocol.
+#[derive(Debug)]
+pub struct EddyQueryParser {
+    session: Arc<Session>,
+}
+
+impl EddyQueryParser {
+    async fn prepare(&self, sql: &str) -> Result<Option<Prepared>> {
+        let mut statements = parse_sql(sql)?;
+        if statements.len() > 1 {
+            return Err(SqlError::Syntax(
+                "cannot insert multiple commands into a prepared statement".into(),
+            )
+            .into());
+        }
+        let Some(statement) = statements.pop() else {
+            return Ok(None);
+        };
+        let (plan, param_types, result) = match &statement {
+            Statement::Query(ast) | Statement::Insert(ast) => {
+                let plan = crate::query::plan(&self.session, (**ast).clone()).await?;
+                let types = ordered_types(&plan.get_parameter_types()?);
+                let result =
+                    matches!(statement, Statement::Query(_)).then(|| plan.schema().inner().clone());
+                (Some(plan), types, result)
+            }
+            _ => (None, Vec::new(), None),
+        };
+        Ok(Some(Prepared {
+            statement,
+            plan,
+            param_types,
+            result,
+        }))
+    }
+}
+
+#[async_trait]
+impl QueryParser for EddyQueryParser {
+    type Statement = Prepared;
+
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<Prepared>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        self.prepare(sql).await.map_err(to_pgwire)
+    }
+
+    fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
+        Ok(stmt.param_types.iter().map(pg_type).collect())
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Prepared,
+        format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        match &stmt.result {
+            Some(schema) => encode::pg_fields(schema, format.unwrap_or(&Format::UnifiedText)),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for EddyHandler {
+    type Statement = Prepared;
+    type QueryParser = EddyQueryParser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.parser.clone()
+    }
+
+    async fn do_describe_statement<C>(
+        &self,
+        _client: &mut C,
+        target: &StoredStatement<Prepared>,
+    ) -> PgWireResult<DescribeStatementResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let stmt = &target.statement;
+        let types = stmt
+            .param_types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                target
+                    .parameter_types
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_else(|| pg_type(t))
+            })
+            .collect();
+        let fields = self.parser.get_result_schema(stmt, None)?;
+        Ok(DescribeStatementResponse::new(types, fields))
+    }
+
+    async fn do_describe_portal<C>(
+        &self,
+        _client: &mut C,
+        portal: &Portal<Prepared>,
+    ) -> PgWireResult<DescribePortalResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let stmt = &portal.statement.statement;
+        let fields = self
+            .parser
+            .get_result_schema(stmt, Some(&portal.result_column_format))?;
+        Ok(DescribePortalResponse::new(fields))
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Prepared>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let stmt = &portal.statement.statement;
+        if blocked_by_failed_transaction(client.transaction_status(), &stmt.statement) {
+            return Ok(failed_transaction_error());
+        }
+        let outcome = match &stmt.plan {
+            Some(plan) => self.run_planned(stmt, plan.clone(), portal).await,
+            None => {
+                self.execute(stmt.statement.clone(), &portal.result_column_format)
+                    .await
+            }
+        };
+        outcome.map_err(to_pgwire)
+    }
+}
+
+impl EddyHandler {
+    async fn run_planned(
+        &self,
+        stmt: &Prepared,
+        plan: LogicalPlan,
+        portal: &Portal<Prepared>,
+    ) -> Result<Response> {
+        let pg_types: Vec<Type> = (0..stmt.param_types.len())
+            .map(|i| {
+                portal
+                    .statement
+                    .parameter_types
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_else(|| pg_type(&stmt.param_types[i]))
+            })
+            .collect();
+        let params = bind(portal, &stmt.param_types, &pg_types)?;
+        let params = (!stmt.param_types.is_empty()).then_some(params);
+        let (schema, batches) = crate::query::run(&self.session, plan, params).await?;
+        if matches!(stmt.statement, Statement::Insert(_)) {
+            let rows = crate::sql::statement::insert::count_rows(&batches);
+            return Ok(Response::Execution(
+                Tag::new("INSERT").with_oid(0).with_rows(rows as usize),
+            ));
+        }
+        encode::rows(&schema, batches, &portal.result_column_format).map_err(internal)
+    }
+}
+
+#[async_trait]
+impl CopyHandler for EddyHandler {
+    async fn on_copy_data<C>(&self, _client: &mut C, copy_data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if let Some(copy) = self.session.copy.lock().as_mut() {
+            copy.data(&copy_data.data);
+        }
+        Ok(())
+    }
+
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let copy = self.session.copy.lock().take();
+        let Some(copy) = copy else {
+            return Err(to_pgwire(EddyError::Protocol(
+                "CopyDone without a COPY in progress".into(),
+            )));
+        };
+        let rows = copy.finish().await.map_err(|e| to_pgwire(e.into()))?;
+        let tag = Tag::new("COPY").with_rows(rows as usize);
+        futures::SinkExt::send(client, PgWireBackendMessage::CommandComplete(tag.into())).await?;
+        Ok(())
+    }
+
+    async fn on_copy_fail<C>(&self, _client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.session.copy.lock().take();
+        to_pgwire(IngestError::CopyAborted(fail.message).into())
+    }
+}

@@ -1,0 +1,55 @@
+//! The PostgreSQL wire protocol, through pgwire: startup, simple and
+//! extended queries, COPY, result encoding and error SQLSTATEs.
+//!
+//! Each connection gets its own [`ConnectionHandlers`] around its
+//! [`Session`], so per-connection state (settings, a COPY in progress) never
+//! needs a lookup.
+
+pub mod encode;
+pub mod handler;
+pub mod params;
+pub mod sqlstate;
+mod startup;
+
+use std::sync::Arc;
+
+use pgwire::api::PgWireServerHandlers;
+
+use crate::server::Session;
+use handler::EddyHandler;
+use startup::EddyStartup;
+
+/// The handlers pgwire calls for one connection.
+#[derive(Debug)]
+pub struct ConnectionHandlers {
+    handler: Arc<EddyHandler>,
+    startup: Arc<EddyStartup>,
+}
+
+impl ConnectionHandlers {
+    /// Handlers for a new connection's `session`.
+    pub fn new(session: Arc<Session>) -> Self {
+        Self {
+            handler: Arc::new(EddyHandler::new(session)),
+            startup: Arc::new(EddyStartup),
+        }
+    }
+}
+
+impl PgWireServerHandlers for ConnectionHandlers {
+    fn simple_query_handler(&self) -> Arc<impl pgwire::api::query::SimpleQueryHandler> {
+        self.handler.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl pgwire::api::query::ExtendedQueryHandler> {
+        self.handler.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
+        self.startup.clone()
+    }
+
+    fn copy_handler(&self) -> Arc<impl pgwire::api::copy::CopyHandler> {
+        self.handler.clone()
+    }
+}

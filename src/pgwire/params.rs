@@ -1,0 +1,146 @@
+//! Bound parameters of a prepared statement, as DataFusion values.
+//!
+//! DataFusion infers each `$n`'s type from its context (`k = $1`, a column
+//! of an INSERT). Text-format values are parsed with Arrow's casts, so they
+//! follow the same rules as COPY; binary values are decoded by their
+//! PostgreSQL type.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{ParamValues, ScalarValue};
+use pgwire::api::Type;
+use pgwire::api::portal::Portal;
+use rust_decimal::Decimal;
+
+use crate::error::{EddyError, Result};
+use crate::ingest::IngestError;
+
+/// Orders DataFusion's `{"$1": type, ...}` into a list; untyped
+/// parameters are text.
+pub fn ordered_types(types: &HashMap<String, Option<DataType>>) -> Vec<DataType> {
+    let count = types
+        .keys()
+        .filter_map(|k| k.trim_start_matches('$').parse::<usize>().ok())
+        .max()
+        .unwrap_or(0);
+    (1..=count)
+        .map(|i| {
+            types
+                .get(&format!("${i}"))
+                .cloned()
+                .flatten()
+                .unwrap_or(DataType::Utf8)
+        })
+        .collect()
+}
+
+/// The PostgreSQL type reported for a parameter of `data_type`.
+pub fn pg_type(data_type: &DataType) -> Type {
+    arrow_pg::datatypes::into_pg_type(data_type).unwrap_or(Type::TEXT)
+}
+
+/// Decodes the portal's parameters into values of `types`.
+pub fn bind<S: Clone>(
+    portal: &Portal<S>,
+    types: &[DataType],
+    pg_types: &[Type],
+) -> Result<ParamValues> {
+    if portal.parameters.len() != types.len() {
+        return Err(EddyError::Protocol(format!(
+            "bind message supplies {} parameters, but prepared statement requires {}",
+            portal.parameters.len(),
+            types.len()
+        )));
+    }
+    let mut values = Vec::with_capacity(types.len());
+    for (i, (raw, data_type)) in portal.parameters.iter().zip(types).enumerate() {
+        let value = match raw {
+            None => ScalarValue::try_from(data_type)?,
+            Some(bytes) if portal.parameter_format.is_binary(i) => {
+                let pg = pg_types
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| pg_type(data_type));
+                binary_value(portal, i, &pg, bytes)?
+            }
+            Some(bytes) => text_value(bytes, i)?,
+        };
+        values.push(cast(value, data_type, i)?);
+    }
+    Ok(ParamValues::List(
+        values.into_iter().map(Into::into).collect(),
+    ))
+}
+
+fn text_value(bytes: &Bytes, i: usize) -> Result<ScalarValue> {
+    let text = std::str::from_utf8(bytes).map_err(|_| {
+        IngestError::InvalidText(format!("parameter ${} is not valid UTF-8", i + 1))
+    })?;
+    Ok(ScalarValue::Utf8(Some(text.to_string())))
+}
+
+fn cast(value: ScalarValue, target: &DataType, i: usize) -> Result<ScalarValue> {
+    if &value.data_type() == target {
+        return Ok(value);
+    }
+    let text = value.to_string();
+    value.cast_to(target).map_err(|_| {
+        IngestError::InvalidText(format!(
+            "invalid input syntax for parameter ${} of type {target}: \"{text}\"",
+            i + 1
+        ))
+        .into()
+    })
+}
+
+fn binary_value<S: Clone>(
+    portal: &Portal<S>,
+    i: usize,
+    pg: &Type,
+    bytes: &Bytes,
+) -> Result<ScalarValue> {
+    let bad = |e: pgwire::error::PgWireError| -> EddyError {
+        IngestError::InvalidText(format!(
+            "invalid binary value for parameter ${}: {e}",
+            i + 1
+        ))
+        .into()
+    };
+    Ok(match *pg {
+        Type::INT2 => ScalarValue::Int16(portal.parameter::<i16>(i, pg).map_err(bad)?),
+        Type::INT4 => ScalarValue::Int32(portal.parameter::<i32>(i, pg).map_err(bad)?),
+        Type::INT8 => ScalarValue::Int64(portal.parameter::<i64>(i, pg).map_err(bad)?),
+        Type::FLOAT4 => ScalarValue::Float32(portal.parameter::<f32>(i, pg).map_err(bad)?),
+        Type::FLOAT8 => ScalarValue::Float64(portal.parameter::<f64>(i, pg).map_err(bad)?),
+        Type::BOOL => ScalarValue::Boolean(portal.parameter::<bool>(i, pg).map_err(bad)?),
+        Type::DATE => {
+            let d = portal.parameter::<NaiveDate>(i, pg).map_err(bad)?;
+            ScalarValue::Utf8(d.map(|d| d.to_string()))
+        }
+        Type::TIMESTAMP => {
+            let t = portal.parameter::<NaiveDateTime>(i, pg).map_err(bad)?;
+            ScalarValue::TimestampMicrosecond(t.map(|t| t.and_utc().timestamp_micros()), None)
+        }
+        Type::TIMESTAMPTZ => {
+            let t = portal
+                .parameter::<DateTime<FixedOffset>>(i, pg)
+                .map_err(bad)?;
+            ScalarValue::TimestampMicrosecond(
+                t.map(|t| t.timestamp_micros()),
+                Some("+00:00".into()),
+            )
+        }
+        Type::NUMERIC => {
+            let d = portal.parameter::<Decimal>(i, pg).map_err(bad)?;
+            ScalarValue::Utf8(d.map(|d| d.to_string()))
+        }
+        Type::JSON | Type::JSONB => {
+            let v = portal.parameter::<serde_json::Value>(i, pg).map_err(bad)?;
+            ScalarValue::Utf8(v.map(|v| v.to_string()))
+        }
+        _ => text_value(bytes, i)?,
+    })
+}

@@ -1,0 +1,218 @@
+//! The one place errors become SQLSTATEs.
+//!
+//! Every error a client sees goes through [`error_info`]. DataFusion's
+//! errors are classified by kind (and, where DataFusion only gives a
+//! message, by its wording); errors Eddy raised inside DataFusion
+//! (`DataFusionError::External`) are unwrapped and mapped like the rest.
+
+use datafusion::arrow::error::ArrowError;
+use datafusion::common::{DataFusionError, SchemaError};
+use pgwire::error::{ErrorInfo, PgWireError};
+
+use crate::catalog::CatalogError;
+use crate::error::{EddyError, root_datafusion_error};
+use crate::ingest::IngestError;
+use crate::planner::PlanError;
+use crate::sql::SqlError;
+
+/// Syntax error.
+pub const SYNTAX_ERROR: &str = "42601";
+/// Undefined table.
+pub const UNDEFINED_TABLE: &str = "42P01";
+/// Undefined column.
+pub const UNDEFINED_COLUMN: &str = "42703";
+/// Invalid text representation.
+pub const INVALID_TEXT: &str = "22P02";
+/// Feature not supported.
+pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
+/// Protocol violation.
+pub const PROTOCOL_VIOLATION: &str = "08P01";
+/// Internal error.
+pub const INTERNAL: &str = "XX000";
+/// In failed transaction.
+pub const IN_FAILED_TRANSACTION: &str = "25P02";
+
+/// The SQLSTATE of an error.
+pub fn sqlstate(err: &EddyError) -> &'static str {
+    match err {
+        EddyError::Sql(e) => match e {
+            SqlError::Syntax(_) => SYNTAX_ERROR,
+            SqlError::Unsupported(_) => FEATURE_NOT_SUPPORTED,
+            SqlError::InvalidParameter(_) => "22023",
+        },
+        EddyError::Catalog(e) => catalog_state(e),
+        EddyError::Plan(e) => plan_state(e),
+        EddyError::Ingest(e) => ingest_state(e),
+        EddyError::Query(e) => datafusion_state(e),
+        EddyError::Protocol(_) => PROTOCOL_VIOLATION,
+        EddyError::LimitExceeded(_) => "54000",
+        EddyError::Internal(_) => INTERNAL,
+    }
+}
+
+fn catalog_state(e: &CatalogError) -> &'static str {
+    match e {
+        CatalogError::UndefinedRelation(_) => UNDEFINED_TABLE,
+        CatalogError::DuplicateRelation(_) => "42P07",
+        CatalogError::WrongObjectType { .. } => "42809",
+        CatalogError::DependentObjects { .. } => "2BP01",
+        CatalogError::UndefinedColumn { .. } => UNDEFINED_COLUMN,
+        CatalogError::DuplicateColumn(_) => "42701",
+        CatalogError::UnsupportedType(_) => "42704",
+    }
+}
+
+fn plan_state(e: &PlanError) -> &'static str {
+    match e {
+        PlanError::InvalidView(_) => "42P17",
+        PlanError::Unsupported(_) | PlanError::StreamRead(_) => FEATURE_NOT_SUPPORTED,
+        PlanError::DataFusion(e) => datafusion_state(e),
+    }
+}
+
+fn ingest_state(e: &IngestError) -> &'static str {
+    match e {
+        IngestError::InvalidText(_) => INVALID_TEXT,
+        IngestError::BadCopyData(_) => "22P04",
+        IngestError::TooLarge(_) => "54000",
+        IngestError::CopyAborted(_) => "57014",
+        IngestError::ViewFailed { .. } => "22000",
+        IngestError::ViewStopped(_) => "55000",
+    }
+}
+
+fn datafusion_state(e: &DataFusionError) -> &'static str {
+    match root_datafusion_error(e) {
+        DataFusionError::SQL(..) => SYNTAX_ERROR,
+        DataFusionError::SchemaError(e, _) => match e.as_ref() {
+            SchemaError::FieldNotFound { .. } => UNDEFINED_COLUMN,
+            SchemaError::AmbiguousReference { .. } => "42702",
+            _ => "42P18",
+        },
+        DataFusionError::ArrowError(e, _) => arrow_state(e),
+        DataFusionError::NotImplemented(_) => FEATURE_NOT_SUPPORTED,
+        DataFusionError::ResourcesExhausted(_) => "53200",
+        DataFusionError::External(inner) => external_state(inner.as_ref()),
+        DataFusionError::Plan(m) => plan_message_state(m),
+        DataFusionError::Execution(m) => execution_message_state(m),
+        _ => INTERNAL,
+    }
+}
+
+fn external_state(inner: &(dyn std::error::Error + Send + Sync + 'static)) -> &'static str {
+    if let Some(e) = inner.downcast_ref::<PlanError>() {
+        return plan_state(e);
+    }
+    if let Some(e) = inner.downcast_ref::<IngestError>() {
+        return ingest_state(e);
+    }
+    if let Some(e) = inner.downcast_ref::<ArrowError>() {
+        return arrow_state(e);
+    }
+    if let Some(e) = inner.downcast_ref::<DataFusionError>() {
+        return datafusion_state(e);
+    }
+    INTERNAL
+}
+
+fn arrow_state(e: &ArrowError) -> &'static str {
+    match e {
+        ArrowError::CastError(m) | ArrowError::ParseError(m) if m.contains("overflow") => "22003",
+        ArrowError::CastError(_) | ArrowError::ParseError(_) => INVALID_TEXT,
+        ArrowError::DivideByZero => "22012",
+        ArrowError::ArithmeticOverflow(_) => "22003",
+        ArrowError::ExternalError(inner) => external_state(inner.as_ref()),
+        _ => INTERNAL,
+    }
+}
+
+/// DataFusion reports some user errors only as plan messages.
+fn plan_message_state(m: &str) -> &'static str {
+    let lower = m.to_lowercase();
+    if lower.contains("table") && lower.contains("not found") {
+        UNDEFINED_TABLE
+    } else if lower.contains("invalid function")
+        || lower.contains("function") && lower.contains("not found")
+    {
+        "42883"
+    } else if lower.contains("no field named")
+        || lower.contains("column") && lower.contains("not found")
+    {
+        UNDEFINED_COLUMN
+    } else if lower.contains("cannot") && lower.contains("cast")
+        || lower.contains("cannot infer common")
+    {
+        "42804"
+    } else if lower.contains("not supported") || lower.contains("unsupported") {
+        FEATURE_NOT_SUPPORTED
+    } else if lower.contains("placeholder") || lower.contains("parameter") {
+        PROTOCOL_VIOLATION
+    } else {
+        "42000"
+    }
+}
+
+fn execution_message_state(m: &str) -> &'static str {
+    let lower = m.to_lowercase();
+    if lower.contains("divide by zero") || lower.contains("division by zero") {
+        "22012"
+    } else if lower.contains("overflow") {
+        "22003"
+    } else if lower.contains("cast") || lower.contains("parse") {
+        INVALID_TEXT
+    } else {
+        "22000"
+    }
+}
+
+/// The ErrorResponse fields for an error.
+pub fn error_info(err: &EddyError) -> ErrorInfo {
+    ErrorInfo::new("ERROR".to_owned(), sqlstate(err).to_owned(), message(err))
+}
+
+/// The message a client sees: errors raised inside DataFusion lose
+/// DataFusion's wrapping.
+fn message(err: &EddyError) -> String {
+    if let EddyError::Query(e) | EddyError::Plan(PlanError::DataFusion(e)) = err
+        && let DataFusionError::External(inner) = root_datafusion_error(e)
+    {
+        return inner.to_string();
+    }
+    err.to_string()
+}
+
+/// An error as pgwire sends it.
+pub fn to_pgwire(err: EddyError) -> PgWireError {
+    PgWireError::UserError(Box::new(error_info(&err)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_each_room() {
+        assert_eq!(sqlstate(&SqlError::Syntax("x".into()).into()), SYNTAX_ERROR);
+        assert_eq!(
+            sqlstate(&CatalogError::UndefinedRelation("t".into()).into()),
+            UNDEFINED_TABLE
+        );
+        assert_eq!(
+            sqlstate(&IngestError::InvalidText("x".into()).into()),
+            INVALID_TEXT
+        );
+        let external = DataFusionError::External(Box::new(PlanError::StreamRead("s".into())));
+        assert_eq!(
+            sqlstate(&EddyError::Query(DataFusionError::Context(
+                "c".into(),
+                Box::new(external)
+            ))),
+            FEATURE_NOT_SUPPORTED
+        );
+        let cast = DataFusionError::ArrowError(
+            Box::new(ArrowError::CastError("Cannot cast string 'abc'".into())),
+            None,
+        );
+        assert_eq!(sqlstate(&EddyError::Query(cast)), INVALID_TEXT);
+    }
+}

@@ -1,0 +1,306 @@
+//! A continuous view's query, split for incremental maintenance.
+//!
+//! DataFusion plans the view's query; the planner then cuts the plan at its
+//! aggregate, PipelineDB's worker/combiner split in DataFusion's terms:
+//!
+//! - **below and at the cut** (scan, filter, project, *partial* aggregate):
+//!   run on every micro-batch, giving one partial state per touched group;
+//! - **the state**: partial states merged per group (`crate::state`);
+//! - **above the cut** (final aggregate, projection, HAVING, ORDER BY,
+//!   LIMIT, window functions over the result): an ordinary DataFusion view
+//!   over the state, evaluated at read time.
+//!
+//! Because the upper part runs at read time over finalized groups, HAVING,
+//! ORDER BY, LIMIT and window functions in a view are exact.
+
+pub mod batch_source;
+mod resolve;
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, DataFusionError, TableReference};
+use datafusion::datasource::provider_as_source;
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, LogicalPlanBuilder};
+use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::{Query, Statement as SqlStatement};
+use parking_lot::Mutex;
+
+use crate::catalog::Catalog;
+use crate::query::context::planning_state;
+use crate::query::state_table::StateTable;
+use crate::state::{GroupedState, PartialLayout};
+use batch_source::BatchSlot;
+use resolve::ViewPlanningSchema;
+
+/// Why a view's query cannot be maintained incrementally.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The query is not a valid continuous view (for example, no stream in it).
+    #[error("{0}")]
+    InvalidView(String),
+    /// Valid, but not supported in a continuous view (yet).
+    #[error("{0}")]
+    Unsupported(String),
+    /// A stream was read outside a continuous view.
+    #[error(
+        "cannot read stream \"{0}\" directly: streams do not store rows; create a continuous view over it, for example CREATE VIEW v AS SELECT count(*) FROM {0}"
+    )]
+    StreamRead(String),
+    /// DataFusion could not plan the query.
+    #[error(transparent)]
+    DataFusion(#[from] DataFusionError),
+}
+
+/// Everything needed to maintain and read one view.
+pub struct IncrementalPlan {
+    /// The stream the view reads.
+    pub stream: String,
+    /// Where the view's operator puts each micro-batch.
+    pub slot: Arc<BatchSlot>,
+    /// Scan, filter, project and partial aggregate over the slot.
+    pub partial: Arc<dyn ExecutionPlan>,
+    /// Column layout of `partial`'s output.
+    pub layout: PartialLayout,
+    /// The view's groups.
+    pub state: Arc<Mutex<GroupedState>>,
+    /// The read side: the view's query with its aggregate replaced by a scan
+    /// of the state.
+    pub upper: LogicalPlan,
+    /// The context `partial` runs in.
+    pub task_ctx: Arc<TaskContext>,
+}
+
+impl std::fmt::Debug for IncrementalPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IncrementalPlan")
+            .field("stream", &self.stream)
+            .finish()
+    }
+}
+
+/// Plans `query` as continuous view `name`.
+pub async fn plan_view(
+    catalog: Arc<Catalog>,
+    name: &str,
+    query: &Query,
+) -> Result<IncrementalPlan, PlanError> {
+    let schema = Arc::new(ViewPlanningSchema::new(catalog));
+    let state = planning_state(schema.clone())?;
+    let stmt = DFStatement::Statement(Box::new(SqlStatement::Query(Box::new(query.clone()))));
+    let logical = state
+        .statement_to_plan(stmt)
+        .await
+        .map_err(unwrap_external)?;
+    let logical = state.optimize(&logical)?;
+    let (stream, slot) = schema.single_stream()?;
+
+    let aggregate = find_aggregate(&logical)?;
+    check_lower(&aggregate.input)?;
+    if aggregate
+        .group_expr
+        .iter()
+        .any(|e| matches!(e, Expr::GroupingSet(_)))
+    {
+        return Err(PlanError::Unsupported(
+            "GROUPING SETS, CUBE and ROLLUP are not supported in continuous views; create one view per grouping".into(),
+        ));
+    }
+    let physical = state
+        .query_planner()
+        .create_physical_plan(&LogicalPlan::Aggregate(aggregate.clone()), &state)
+        .await?;
+    let (final_exec, partial) = split_physical(&physical)?;
+    let layout = partial_layout(&partial)?;
+    let key_types: Vec<DataType> = partial
+        .schema()
+        .fields()
+        .iter()
+        .take(layout.group_columns)
+        .map(|f| f.data_type().clone())
+        .collect();
+    let aggregates: Arc<[Arc<AggregateFunctionExpr>]> = final_exec.aggr_expr().to_vec().into();
+    let grouped = Arc::new(Mutex::new(GroupedState::try_new(&key_types, aggregates)?));
+
+    let state_schema: SchemaRef = Arc::clone(aggregate.schema.inner());
+    let table = Arc::new(StateTable::new(
+        state_schema,
+        layout.group_columns,
+        grouped.clone(),
+    ));
+    let upper = replace_aggregate(logical, &aggregate, &format!("__eddy_state_{name}"), table)?;
+    let partial: Arc<dyn ExecutionPlan> = Arc::new(partial);
+    Ok(IncrementalPlan {
+        stream,
+        slot,
+        partial,
+        layout,
+        state: grouped,
+        upper,
+        task_ctx: state.task_ctx(),
+    })
+}
+
+/// DataFusion wraps errors raised by table resolution; ours come back out.
+fn unwrap_external(e: DataFusionError) -> PlanError {
+    let root = crate::error::root_datafusion_error(&e);
+    if let DataFusionError::External(inner) = root
+        && let Some(ours) = inner.downcast_ref::<PlanError>()
+    {
+        return match ours {
+            PlanError::InvalidView(m) => PlanError::InvalidView(m.clone()),
+            PlanError::Unsupported(m) => PlanError::Unsupported(m.clone()),
+            PlanError::StreamRead(m) => PlanError::StreamRead(m.clone()),
+            PlanError::DataFusion(_) => PlanError::DataFusion(e),
+        };
+    }
+    PlanError::DataFusion(e)
+}
+
+/// Walks down from the root through the nodes that may sit above the
+/// aggregate, and returns the aggregate.
+fn find_aggregate(plan: &LogicalPlan) -> Result<Aggregate, PlanError> {
+    let mut node = plan;
+    loop {
+        match node {
+            LogicalPlan::Aggregate(a) => return Ok(a.clone()),
+            LogicalPlan::Projection(_)
+            | LogicalPlan::Filter(_)
+            | LogicalPlan::Sort(_)
+            | LogicalPlan::Limit(_)
+            | LogicalPlan::Window(_)
+            | LogicalPlan::SubqueryAlias(_) => {
+                let inputs = node.inputs();
+                node = inputs
+                    .first()
+                    .ok_or_else(|| PlanError::Unsupported("unexpected plan shape".into()))?;
+            }
+            LogicalPlan::TableScan(_) => {
+                return Err(PlanError::Unsupported(
+                    "a continuous view must aggregate: use GROUP BY, an aggregate function such as count(*), or SELECT DISTINCT; raw events are not stored".into(),
+                ));
+            }
+            other => {
+                return Err(PlanError::Unsupported(format!(
+                    "continuous views do not support {} above their aggregate yet",
+                    describe(other)
+                )));
+            }
+        }
+    }
+}
+
+/// The part below the aggregate runs on each micro-batch alone, so it may
+/// only filter and project rows of the one stream.
+fn check_lower(plan: &LogicalPlan) -> Result<(), PlanError> {
+    plan.apply(|node| match node {
+        LogicalPlan::Projection(_)
+        | LogicalPlan::Filter(_)
+        | LogicalPlan::TableScan(_)
+        | LogicalPlan::SubqueryAlias(_)
+        | LogicalPlan::Unnest(_) => Ok(TreeNodeRecursion::Continue),
+        other => Err(DataFusionError::External(Box::new(PlanError::Unsupported(format!(
+            "continuous views support one level of aggregation over one stream; {} below the aggregate is not supported",
+            describe(other)
+        ))))),
+    })
+    .map_err(unwrap_external)?;
+    Ok(())
+}
+
+fn describe(plan: &LogicalPlan) -> &'static str {
+    match plan {
+        LogicalPlan::Join(_) => "a join",
+        LogicalPlan::Aggregate(_) => "a nested aggregate",
+        LogicalPlan::Union(_) => "UNION",
+        LogicalPlan::Sort(_) => "ORDER BY",
+        LogicalPlan::Limit(_) => "LIMIT",
+        LogicalPlan::Window(_) => "a window function",
+        LogicalPlan::Values(_) => "VALUES",
+        LogicalPlan::EmptyRelation(_) => "a query without FROM",
+        LogicalPlan::Distinct(_) => "DISTINCT",
+        _ => "this construct",
+    }
+}
+
+/// Finds the Final aggregate at the top and the Partial one below it.
+fn split_physical(
+    plan: &Arc<dyn ExecutionPlan>,
+) -> Result<(AggregateExec, AggregateExec), PlanError> {
+    let internal = |m: &str| PlanError::DataFusion(DataFusionError::Internal(m.to_string()));
+    let top = plan
+        .downcast_ref::<AggregateExec>()
+        .ok_or_else(|| internal("aggregate plan has no final aggregate"))?;
+    let mut node = top.input().clone();
+    loop {
+        if let Some(agg) = node.downcast_ref::<AggregateExec>()
+            && *agg.mode() == AggregateMode::Partial
+        {
+            return Ok((top.clone(), agg.clone()));
+        }
+        let next = node.children().first().map(|c| (*c).clone());
+        node = next.ok_or_else(|| internal("aggregate plan has no partial aggregate"))?;
+    }
+}
+
+fn partial_layout(partial: &AggregateExec) -> Result<PartialLayout, PlanError> {
+    let group_columns = partial.group_expr().expr().len();
+    let mut state_columns = Vec::new();
+    let mut at = group_columns;
+    for agg in partial.aggr_expr() {
+        let n = agg.state_fields()?.len();
+        state_columns.push(at..at + n);
+        at += n;
+    }
+    if at != partial.schema().fields().len() {
+        return Err(PlanError::DataFusion(DataFusionError::Internal(format!(
+            "partial aggregate has {} columns, expected {at}",
+            partial.schema().fields().len()
+        ))));
+    }
+    Ok(PartialLayout {
+        group_columns,
+        state_columns,
+    })
+}
+
+/// Replaces the aggregate with a scan of the state table, projected to the
+/// aggregate's exact (qualified) output schema.
+fn replace_aggregate(
+    plan: LogicalPlan,
+    aggregate: &Aggregate,
+    table_name: &str,
+    table: Arc<StateTable>,
+) -> Result<LogicalPlan, PlanError> {
+    let scan = LogicalPlanBuilder::scan(table_name, provider_as_source(table), None)?;
+    let exprs: Vec<Expr> = aggregate
+        .schema
+        .iter()
+        .map(|(qualifier, field)| {
+            Expr::Column(Column::new(
+                Some(TableReference::bare(table_name)),
+                field.name(),
+            ))
+            .alias_qualified(qualifier.cloned(), field.name())
+        })
+        .collect();
+    let replacement = scan.project(exprs)?.build()?;
+    let mut replaced = false;
+    let out = plan.transform_down(|node| {
+        if !replaced && matches!(node, LogicalPlan::Aggregate(_)) {
+            replaced = true;
+            return Ok(Transformed::new(
+                replacement.clone(),
+                true,
+                TreeNodeRecursion::Jump,
+            ));
+        }
+        Ok(Transformed::no(node))
+    })?;
+    Ok(out.data)
+}

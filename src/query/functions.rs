@@ -1,0 +1,65 @@
+//! PostgreSQL functions that clients call and DataFusion lacks.
+//!
+//! `version()` is what psql, PDO and dashboards ask first; the rest of the
+//! catalog functions come with the Postgres-ecosystem work.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{Result, ScalarValue};
+use datafusion::execution::FunctionRegistry;
+use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+
+use super::context::{DATABASE, SCHEMA};
+
+/// The server version clients see; drivers parse the leading number.
+pub const SERVER_VERSION: &str = "15.0";
+
+/// The text of `SELECT version()`.
+pub fn version_string() -> String {
+    format!(
+        "PostgreSQL {SERVER_VERSION} (Eddy {}) on x86_64-pc-linux-gnu, a streaming SQL database",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+fn constant_text(name: &str, value: String) -> datafusion::logical_expr::ScalarUDF {
+    create_udf(
+        name,
+        vec![],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(move |_args: &[ColumnarValue]| {
+            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
+                value.clone(),
+            ))))
+        }),
+    )
+}
+
+/// Registers `version()`, `current_database()`, `current_schema()` and
+/// `pg_backend_pid()`.
+pub fn register(state: &mut SessionState) -> Result<()> {
+    state.register_udf(Arc::new(constant_text("version", version_string())))?;
+    state.register_udf(Arc::new(constant_text(
+        "current_database",
+        DATABASE.to_string(),
+    )))?;
+    state.register_udf(Arc::new(constant_text(
+        "current_schema",
+        SCHEMA.to_string(),
+    )))?;
+    let pid = std::process::id() as i32;
+    let backend_pid = create_udf(
+        "pg_backend_pid",
+        vec![],
+        DataType::Int32,
+        Volatility::Stable,
+        Arc::new(move |_args: &[ColumnarValue]| {
+            Ok(ColumnarValue::Scalar(ScalarValue::Int32(Some(pid))))
+        }),
+    );
+    state.register_udf(Arc::new(backend_pid))?;
+    Ok(())
+}

@@ -1,0 +1,45 @@
+//! The read path: client SQL planned and run by DataFusion over the views.
+//!
+//! Views are DataFusion views over their state tables
+//! ([`state_table::StateTable`]), so joins, ORDER BY, LIMIT and aggregates
+//! over views are all of DataFusion's SQL.
+
+pub mod context;
+pub mod functions;
+pub mod state_table;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::ParamValues;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::DataFrame;
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast;
+
+use crate::error::Result;
+use crate::server::Session;
+
+/// Plans a statement DataFusion runs (a query or an INSERT).
+pub async fn plan(session: &Session, stmt: ast::Statement) -> Result<LogicalPlan> {
+    let state = session.engine().session_state();
+    let plan = state
+        .statement_to_plan(DFStatement::Statement(Box::new(stmt)))
+        .await?;
+    Ok(plan)
+}
+
+/// Runs a planned statement with optional parameter values.
+pub async fn run(
+    session: &Session,
+    plan: LogicalPlan,
+    params: Option<ParamValues>,
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let plan = match params {
+        Some(p) => plan.with_param_values(p)?,
+        None => plan,
+    };
+    let frame = DataFrame::new(session.engine().session_state(), plan);
+    let schema = frame.schema().inner().clone();
+    let batches = frame.collect().await?;
+    Ok((schema, batches))
+}

@@ -1,0 +1,255 @@
+//! A view's state, as a table DataFusion can scan.
+//!
+//! A continuous view is a DataFusion view whose plan reads a [`StateTable`]:
+//! one row per group, with the aggregates finalized at read time. Equality
+//! filters on the group keys reach the scan through DataFusion's filter
+//! pushdown and become point lookups, so `WHERE k = 42` costs one hash
+//! probe however many groups the view holds.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::ArrayRef;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::Session;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{Result, ScalarValue};
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::memory::MemoryStream;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+    SendableRecordBatchStream,
+};
+use parking_lot::Mutex;
+
+use crate::state::GroupedState;
+
+/// The groups of one view, readable as a table.
+#[derive(Debug)]
+pub struct StateTable {
+    schema: SchemaRef,
+    key_columns: usize,
+    state: Arc<Mutex<GroupedState>>,
+}
+
+impl StateTable {
+    /// A table over `state`, whose first `key_columns` columns are the group key.
+    pub fn new(schema: SchemaRef, key_columns: usize, state: Arc<Mutex<GroupedState>>) -> Self {
+        Self {
+            schema,
+            key_columns,
+            state,
+        }
+    }
+
+    /// The key column a filter constrains to literal values, if it does.
+    fn key_equality(&self, filter: &Expr) -> Option<(usize, Vec<ScalarValue>)> {
+        let key_index = |e: &Expr| match e {
+            Expr::Column(c) => self
+                .schema
+                .index_of(&c.name)
+                .ok()
+                .filter(|&i| i < self.key_columns),
+            _ => None,
+        };
+        match filter {
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::Eq,
+                right,
+            }) => match (left.as_ref(), right.as_ref()) {
+                (col, Expr::Literal(v, _)) | (Expr::Literal(v, _), col) => {
+                    key_index(col).map(|i| (i, vec![v.clone()]))
+                }
+                _ => None,
+            },
+            Expr::InList(list) if !list.negated => {
+                let i = key_index(&list.expr)?;
+                let values = list
+                    .list
+                    .iter()
+                    .map(|e| match e {
+                        Expr::Literal(v, _) => Some(v.clone()),
+                        _ => None,
+                    })
+                    .collect::<Option<Vec<_>>>()?;
+                Some((i, values))
+            }
+            _ => None,
+        }
+    }
+
+    /// The keys to look up, when filters pin every key column; `None` means
+    /// a full scan.
+    fn lookup_keys(&self, filters: &[Expr]) -> Option<Vec<ArrayRef>> {
+        if self.key_columns == 0 {
+            return None;
+        }
+        let mut pinned: Vec<Option<Vec<ScalarValue>>> = vec![None; self.key_columns];
+        for f in filters {
+            if let Some((i, values)) = self.key_equality(f) {
+                pinned[i] = Some(values);
+            }
+        }
+        let pinned: Vec<Vec<ScalarValue>> = pinned.into_iter().collect::<Option<_>>()?;
+        // With several key columns, only single values per column make one key.
+        if pinned.len() > 1 && pinned.iter().any(|v| v.len() != 1) {
+            return None;
+        }
+        pinned
+            .into_iter()
+            .enumerate()
+            .map(|(i, values)| {
+                let target = self.schema.field(i).data_type();
+                let cast: Option<Vec<ScalarValue>> =
+                    values.iter().map(|v| v.cast_to(target).ok()).collect();
+                ScalarValue::iter_to_array(cast?).ok()
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl TableProvider for StateTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| match self.key_equality(f) {
+                // Inexact: DataFusion still applies the filter, so a lookup
+                // that falls back to a scan stays correct.
+                Some(_) => TableProviderFilterPushDown::Inexact,
+                None => TableProviderFilterPushDown::Unsupported,
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let lookup = self.lookup_keys(filters);
+        Ok(Arc::new(StateScanExec::try_new(
+            self.schema.clone(),
+            self.state.clone(),
+            lookup,
+            projection.cloned(),
+        )?))
+    }
+}
+
+/// Finalizes a view's groups (all of them, or the looked-up keys) when run.
+#[derive(Debug)]
+pub struct StateScanExec {
+    schema: SchemaRef,
+    state: Arc<Mutex<GroupedState>>,
+    lookup: Option<Vec<ArrayRef>>,
+    projection: Option<Vec<usize>>,
+    properties: Arc<PlanProperties>,
+}
+
+impl StateScanExec {
+    fn try_new(
+        schema: SchemaRef,
+        state: Arc<Mutex<GroupedState>>,
+        lookup: Option<Vec<ArrayRef>>,
+        projection: Option<Vec<usize>>,
+    ) -> Result<Self> {
+        let projected = match &projection {
+            Some(p) => Arc::new(schema.project(p)?),
+            None => schema.clone(),
+        };
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(projected),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        ));
+        Ok(Self {
+            schema,
+            state,
+            lookup,
+            projection,
+            properties,
+        })
+    }
+}
+
+impl DisplayAs for StateScanExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        match &self.lookup {
+            Some(keys) => write!(
+                f,
+                "StateScanExec: lookup of {} key(s)",
+                keys.first().map_or(0, |k| k.len())
+            ),
+            None => write!(f, "StateScanExec: all groups"),
+        }
+    }
+}
+
+impl ExecutionPlan for StateScanExec {
+    fn name(&self) -> &str {
+        "StateScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(
+        &self,
+        _partition: usize,
+        _context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let batch = {
+            let mut state = self.state.lock();
+            match &self.lookup {
+                Some(keys) => state.evaluate_keys(keys, &self.schema)?,
+                None => state.evaluate_all(&self.schema)?,
+            }
+        };
+        let batch = match &self.projection {
+            Some(p) => batch.project(p)?,
+            None => batch,
+        };
+        let schema = self.properties.eq_properties.schema().clone();
+        Ok(Box::pin(MemoryStream::try_new(vec![batch], schema, None)?))
+    }
+}

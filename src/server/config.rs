@@ -1,0 +1,64 @@
+//! Server configuration: typed, validated, with every default in one place.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The address `eddy` listens on when `--listen` is not given: PostgreSQL's
+/// port on loopback, so `psql -h 127.0.0.1` finds it.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:5432";
+/// The data directory when `--data-dir` is not given.
+pub const DEFAULT_DATA_DIR: &str = "eddy-data";
+/// Connections served at once; more wait to be accepted.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// Longest query string accepted.
+pub const DEFAULT_MAX_QUERY_BYTES: usize = 16 * 1024 * 1024;
+/// Most decoded rows one COPY may hold before it is applied.
+pub const DEFAULT_COPY_MAX_BYTES: usize = 1024 * 1024 * 1024;
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to accept PostgreSQL connections.
+    pub listen: SocketAddr,
+    /// Where state lives (used once persistence lands).
+    pub data_dir: PathBuf,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Longest query string accepted, in bytes.
+    pub max_query_bytes: usize,
+    /// Most decoded rows one COPY may hold, in bytes.
+    pub copy_max_bytes: usize,
+    /// DataFusion partitions for client queries.
+    pub query_partitions: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 5432))),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_query_bytes: DEFAULT_MAX_QUERY_BYTES,
+            copy_max_bytes: DEFAULT_COPY_MAX_BYTES,
+            query_partitions: 1,
+        }
+    }
+}
+
+impl Config {
+    /// Checks the values make sense together.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_connections == 0 {
+            return Err("--max-connections must be at least 1".into());
+        }
+        if self.max_query_bytes < 1024 {
+            return Err("--max-query-bytes must be at least 1024".into());
+        }
+        if self.query_partitions == 0 {
+            return Err("query partitions must be at least 1".into());
+        }
+        Ok(())
+    }
+}

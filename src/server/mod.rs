@@ -1,0 +1,133 @@
+//! Startup, the accept loop, and shutdown.
+//!
+//! Order matters: the engine comes first, then the listener; on shutdown the
+//! listener stops, connections are closed, view operators stop, and the
+//! server waits for every tracked task to end. Connections are capped by a
+//! semaphore.
+
+pub mod config;
+pub mod engine;
+pub mod session;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, info, info_span, warn};
+
+pub use config::Config;
+pub use engine::Engine;
+pub use session::Session;
+
+use crate::pgwire::ConnectionHandlers;
+
+/// How long shutdown waits for tasks before giving up on them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    accept: JoinHandle<()>,
+    engine: Arc<Engine>,
+}
+
+impl Server {
+    /// Binds `config.listen` and starts serving.
+    pub async fn start(config: Config) -> std::io::Result<Self> {
+        config.validate().map_err(std::io::Error::other)?;
+        let tasks = TaskTracker::new();
+        let shutdown = CancellationToken::new();
+        let engine = Engine::new(config.clone(), tasks.clone(), shutdown.clone())
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let listener = TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        info!(%addr, data_dir = %config.data_dir.display(), "eddy listening");
+        let accept = tokio::spawn(
+            accept_loop(listener, engine.clone(), tasks.clone(), shutdown.clone())
+                .instrument(info_span!("accept")),
+        );
+        Ok(Self {
+            addr,
+            shutdown,
+            tasks,
+            accept,
+            engine,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The shared engine.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Stops accepting, closes connections, stops views, and waits for tasks.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        let _ = self.accept.await;
+        self.tasks.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                remaining = self.tasks.len(),
+                "tasks still running after the shutdown grace period"
+            );
+        }
+        info!("eddy stopped");
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+) {
+    let permits = Arc::new(Semaphore::new(engine.config.max_connections));
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+        };
+        let (socket, peer) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = socket.set_nodelay(true);
+        let handlers = ConnectionHandlers::new(Arc::new(Session::new(engine.clone())));
+        let stop = shutdown.clone();
+        tasks.spawn(
+            async move {
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    r = pgwire::tokio::process_socket(socket, None, handlers) => {
+                        if let Err(e) = r { warn!(error = %e, "connection ended with an error"); }
+                    }
+                }
+                drop(permit);
+            }
+            .instrument(info_span!("connection", %peer)),
+        );
+    }
+}

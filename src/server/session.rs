@@ -1,0 +1,121 @@
+//! One client connection's state: its settings and a COPY in progress.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::engine::Engine;
+use crate::error::Result;
+use crate::ingest::copy::CopyIn;
+use crate::query::functions::SERVER_VERSION;
+
+/// Settings every session starts with, as `(name, display name, value)`.
+const DEFAULT_SETTINGS: &[(&str, &str, &str)] = &[
+    ("application_name", "application_name", ""),
+    ("client_encoding", "client_encoding", "UTF8"),
+    ("datestyle", "DateStyle", "ISO, MDY"),
+    (
+        "default_transaction_isolation",
+        "default_transaction_isolation",
+        "read committed",
+    ),
+    ("extra_float_digits", "extra_float_digits", "1"),
+    ("integer_datetimes", "integer_datetimes", "on"),
+    ("intervalstyle", "IntervalStyle", "postgres"),
+    ("is_superuser", "is_superuser", "on"),
+    ("max_identifier_length", "max_identifier_length", "63"),
+    ("search_path", "search_path", "\"$user\", public"),
+    ("server_encoding", "server_encoding", "UTF8"),
+    ("server_version", "server_version", SERVER_VERSION),
+    ("server_version_num", "server_version_num", "150000"),
+    (
+        "standard_conforming_strings",
+        "standard_conforming_strings",
+        "on",
+    ),
+    ("statement_timeout", "statement_timeout", "0"),
+    ("synchronous_commit", "synchronous_commit", "on"),
+    ("timezone", "TimeZone", "UTC"),
+    (
+        "transaction_isolation",
+        "transaction_isolation",
+        "read committed",
+    ),
+];
+
+/// A client's session.
+#[derive(Debug)]
+pub struct Session {
+    engine: Arc<Engine>,
+    settings: Mutex<BTreeMap<String, String>>,
+    /// The COPY FROM STDIN being received, if any.
+    pub copy: Mutex<Option<CopyIn>>,
+}
+
+impl Session {
+    /// A new session on `engine`.
+    pub fn new(engine: Arc<Engine>) -> Self {
+        let settings = DEFAULT_SETTINGS
+            .iter()
+            .map(|(k, _, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self {
+            engine,
+            settings: Mutex::new(settings),
+            copy: Mutex::new(None),
+        }
+    }
+
+    /// The shared engine.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// A setting's display name and value.
+    pub fn setting(&self, name: &str) -> Option<(String, String)> {
+        let key = name.to_lowercase();
+        let value = self.settings.lock().get(&key).cloned()?;
+        let display = DEFAULT_SETTINGS
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .map_or(key.clone(), |(_, d, _)| d.to_string());
+        Some((display, value))
+    }
+
+    /// Every setting, in name order.
+    pub fn settings(&self) -> Vec<(String, String)> {
+        self.settings
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Sets (or with `None`, resets) a setting. Unknown names are kept, as
+    /// PostgreSQL keeps custom `a.b` settings: clients set many on connect.
+    pub fn set_setting(&self, name: &str, value: Option<String>) -> Result<()> {
+        let key = name.to_lowercase();
+        let mut settings = self.settings.lock();
+        match value {
+            Some(v) => {
+                settings.insert(key, v);
+            }
+            None if key == "all" => {
+                *settings = DEFAULT_SETTINGS
+                    .iter()
+                    .map(|(k, _, v)| (k.to_string(), v.to_string()))
+                    .collect();
+            }
+            None => match DEFAULT_SETTINGS.iter().find(|(k, _, _)| *k == key) {
+                Some((_, _, v)) => {
+                    settings.insert(key, v.to_string());
+                }
+                None => {
+                    settings.remove(&key);
+                }
+            },
+        }
+        Ok(())
+    }
+}

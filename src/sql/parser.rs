@@ -1,0 +1,292 @@
+//! Splits a query string into statements and parses each one.
+//!
+//! Our own statements (streams, continuous views, their DROPs, COPY, SET,
+//! SHOW and transaction control) are recognized by their leading keywords and
+//! parsed with sqlparser's primitives; everything else goes to sqlparser's
+//! PostgreSQL dialect whole.
+
+use datafusion::sql::sqlparser::ast::{self, SqlOption};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion::sql::sqlparser::tokenizer::Token;
+
+use super::statement::{
+    Statement, copy::CopyFrom, create_stream::CreateStream, create_view::CreateView, drop::Drop,
+    drop::DropKind, set::SetVar, show::ShowVar, transaction::Transaction, truncate::TruncateView,
+};
+use super::{SqlError, normalize_object_name};
+
+/// Parses every statement in `sql`. An empty string gives no statements.
+pub fn parse_sql(sql: &str) -> Result<Vec<Statement>, SqlError> {
+    let dialect = PostgreSqlDialect {};
+    let mut parser = Parser::new(&dialect).try_with_sql(sql).map_err(syntax)?;
+    let mut out = Vec::new();
+    loop {
+        while parser.consume_token(&Token::SemiColon) {}
+        if parser.peek_token_ref().token == Token::EOF {
+            break;
+        }
+        out.push(parse_one(&mut parser)?);
+        if !parser.consume_token(&Token::SemiColon) && parser.peek_token_ref().token != Token::EOF {
+            let found = parser.peek_token();
+            return Err(SqlError::Syntax(format!(
+                "expected end of statement, found: {found}"
+            )));
+        }
+    }
+    Ok(out)
+}
+
+fn syntax(e: ParserError) -> SqlError {
+    let msg = match e {
+        ParserError::ParserError(m) | ParserError::TokenizerError(m) => m,
+        ParserError::RecursionLimitExceeded => "statement nested too deeply".to_string(),
+    };
+    SqlError::Syntax(msg)
+}
+
+fn word_is(parser: &Parser, n: usize, word: &str) -> bool {
+    matches!(&parser.peek_nth_token_ref(n).token, Token::Word(w) if w.value.eq_ignore_ascii_case(word))
+}
+
+fn parse_one(parser: &mut Parser) -> Result<Statement, SqlError> {
+    if word_is(parser, 0, "create") {
+        if word_is(parser, 1, "stream") {
+            return parse_create_stream(parser, false);
+        }
+        if word_is(parser, 1, "foreign") && word_is(parser, 2, "table") {
+            return parse_create_stream(parser, true);
+        }
+        if word_is(parser, 1, "continuous")
+            || word_is(parser, 1, "view")
+            || word_is(parser, 1, "materialized")
+        {
+            return parse_create_view(parser);
+        }
+    }
+    if word_is(parser, 0, "drop") {
+        return parse_drop(parser);
+    }
+    if word_is(parser, 0, "copy") {
+        return CopyFrom::parse(parser);
+    }
+    if word_is(parser, 0, "set") || word_is(parser, 0, "reset") {
+        return Ok(Statement::Set(SetVar::parse(parser)?));
+    }
+    if word_is(parser, 0, "show") {
+        return Ok(Statement::Show(ShowVar::parse(parser)?));
+    }
+    if let Some(tx) = Transaction::parse(parser)? {
+        return Ok(Statement::Transaction(tx));
+    }
+    let stmt = parser.parse_statement().map_err(syntax)?;
+    classify(stmt)
+}
+
+/// Sorts a statement sqlparser understood into one of ours.
+fn classify(stmt: ast::Statement) -> Result<Statement, SqlError> {
+    match stmt {
+        ast::Statement::Query(ref q) => {
+            if let Some(t) = TruncateView::from_query(q)? {
+                return Ok(Statement::Truncate(t));
+            }
+            Ok(Statement::Query(Box::new(stmt)))
+        }
+        ast::Statement::Explain { .. } => Ok(Statement::Query(Box::new(stmt))),
+        ast::Statement::Insert(_) => Ok(Statement::Insert(Box::new(stmt))),
+        ast::Statement::CreateExtension(ext) => Ok(Statement::CreateExtension(ext.name.value.to_lowercase())),
+        ast::Statement::Discard { .. } => Ok(Statement::Noop("DISCARD ALL")),
+        ast::Statement::CreateTable(_) => Err(SqlError::Unsupported(
+            "CREATE TABLE is not supported: declare a stream with CREATE STREAM name (columns) and aggregate it with CREATE VIEW".into(),
+        )),
+        other => Err(SqlError::Unsupported(format!(
+            "statement not supported: {}",
+            other.to_string().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        ))),
+    }
+}
+
+fn parse_create_stream(parser: &mut Parser, foreign: bool) -> Result<Statement, SqlError> {
+    parser.next_token(); // CREATE
+    if foreign {
+        parser.next_token(); // FOREIGN
+    }
+    parser.next_token(); // STREAM | TABLE
+    let if_not_exists = parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+    let name = parser.parse_object_name(false).map_err(syntax)?;
+    let (columns, _constraints) = parser.parse_columns().map_err(syntax)?;
+    let mut server = None;
+    if foreign {
+        parser.expect_keyword(Keyword::SERVER).map_err(syntax)?;
+        server = Some(
+            parser
+                .parse_identifier()
+                .map_err(syntax)?
+                .value
+                .to_lowercase(),
+        );
+        if parser.parse_keyword(Keyword::OPTIONS) {
+            parser.expect_token(&Token::LParen).map_err(syntax)?;
+            parser
+                .parse_comma_separated(|p| p.parse_sql_option())
+                .map_err(syntax)?;
+            parser.expect_token(&Token::RParen).map_err(syntax)?;
+        }
+    }
+    let options = parse_with_options(parser)?;
+    Ok(Statement::CreateStream(CreateStream {
+        name: normalize_object_name(&name)?,
+        if_not_exists,
+        columns: columns
+            .into_iter()
+            .map(|c| (c.name, c.data_type.to_string()))
+            .collect(),
+        server,
+        options,
+    }))
+}
+
+fn parse_create_view(parser: &mut Parser) -> Result<Statement, SqlError> {
+    parser.next_token(); // CREATE
+    let continuous = word_is(parser, 0, "continuous");
+    if continuous || word_is(parser, 0, "materialized") {
+        parser.next_token();
+    }
+    parser.expect_keyword(Keyword::VIEW).map_err(syntax)?;
+    let if_not_exists = parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+    let name = parser.parse_object_name(false).map_err(syntax)?;
+    let options = parse_with_options(parser)?;
+    parser.expect_keyword(Keyword::AS).map_err(syntax)?;
+    let query = parser.parse_query().map_err(syntax)?;
+    Ok(Statement::CreateView(CreateView {
+        name: normalize_object_name(&name)?,
+        if_not_exists,
+        options,
+        query,
+    }))
+}
+
+/// `WITH (key = value, ...)`, as lower-case keys and unquoted values.
+fn parse_with_options(parser: &mut Parser) -> Result<Vec<(String, String)>, SqlError> {
+    if !parser.parse_keyword(Keyword::WITH) {
+        return Ok(Vec::new());
+    }
+    parser.expect_token(&Token::LParen).map_err(syntax)?;
+    let options = parser
+        .parse_comma_separated(|p| p.parse_sql_option())
+        .map_err(syntax)?;
+    parser.expect_token(&Token::RParen).map_err(syntax)?;
+    options
+        .into_iter()
+        .map(|o| match o {
+            SqlOption::KeyValue { key, value } => {
+                let v = value.to_string();
+                let v = v.trim_matches('\'').to_string();
+                Ok((key.value.to_lowercase(), v))
+            }
+            other => Err(SqlError::Syntax(format!(
+                "expected key = value in WITH, found {other}"
+            ))),
+        })
+        .collect()
+}
+
+fn parse_drop(parser: &mut Parser) -> Result<Statement, SqlError> {
+    parser.next_token(); // DROP
+    let kind = if word_is(parser, 0, "stream") {
+        parser.next_token();
+        DropKind::Stream
+    } else if word_is(parser, 0, "foreign") && word_is(parser, 1, "table") {
+        parser.next_token();
+        parser.next_token();
+        DropKind::Stream
+    } else if word_is(parser, 0, "continuous") && word_is(parser, 1, "view") {
+        parser.next_token();
+        parser.next_token();
+        DropKind::View
+    } else if word_is(parser, 0, "materialized") && word_is(parser, 1, "view") {
+        parser.next_token();
+        parser.next_token();
+        DropKind::View
+    } else if word_is(parser, 0, "view") {
+        parser.next_token();
+        DropKind::View
+    } else if word_is(parser, 0, "table") {
+        parser.next_token();
+        DropKind::Table
+    } else {
+        let found = parser.peek_token();
+        return Err(SqlError::Unsupported(format!(
+            "DROP {found} is not supported; use DROP STREAM, DROP FOREIGN TABLE or DROP VIEW"
+        )));
+    };
+    let if_exists = parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+    let names = parser
+        .parse_comma_separated(|p| p.parse_object_name(false))
+        .map_err(syntax)?;
+    let cascade = parser.parse_keyword(Keyword::CASCADE);
+    if !cascade {
+        let _ = parser.parse_keyword(Keyword::RESTRICT);
+    }
+    let names = names
+        .iter()
+        .map(normalize_object_name)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Statement::Drop(Drop {
+        kind,
+        if_exists,
+        names,
+        cascade,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_statements_and_recognizes_ours() {
+        let stmts = parse_sql(
+            "CREATE STREAM s (k int, v float8); CREATE CONTINUOUS VIEW v AS SELECT k, count(*) FROM s GROUP BY k;\
+             SELECT * FROM v; ; DROP STREAM s CASCADE",
+        )
+        .unwrap();
+        assert_eq!(stmts.len(), 4);
+        assert!(matches!(stmts[0], Statement::CreateStream(_)));
+        assert!(matches!(stmts[1], Statement::CreateView(_)));
+        assert!(matches!(stmts[2], Statement::Query(_)));
+        assert!(matches!(&stmts[3], Statement::Drop(d) if d.cascade && d.kind == DropKind::Stream));
+    }
+
+    #[test]
+    fn foreign_table_and_view_with_options() {
+        let stmts = parse_sql(
+            "CREATE FOREIGN TABLE s (x int) SERVER pipelinedb; CREATE VIEW v WITH (action=materialize) AS SELECT count(*) FROM s",
+        )
+        .unwrap();
+        let Statement::CreateStream(s) = &stmts[0] else {
+            panic!("not a stream")
+        };
+        assert_eq!(s.server.as_deref(), Some("pipelinedb"));
+        let Statement::CreateView(v) = &stmts[1] else {
+            panic!("not a view")
+        };
+        assert_eq!(
+            v.options,
+            vec![("action".to_string(), "materialize".to_string())]
+        );
+    }
+
+    #[test]
+    fn syntax_errors_are_reported() {
+        assert!(matches!(
+            parse_sql("SELEC 1"),
+            Err(SqlError::Unsupported(_)) | Err(SqlError::Syntax(_))
+        ));
+        assert!(matches!(
+            parse_sql("CREATE STREAM (x int)"),
+            Err(SqlError::Syntax(_))
+        ));
+    }
+}

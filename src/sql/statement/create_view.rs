@@ -1,0 +1,54 @@
+//! `CREATE CONTINUOUS VIEW v AS ...` (PipelineDB 0.9) and
+//! `CREATE VIEW v [WITH (action=materialize)] AS ...` (PipelineDB 1.0).
+//!
+//! The query is planned into an incremental plan by `crate::planner`, and the
+//! view's operator starts right away.
+
+use datafusion::sql::sqlparser::ast::Query;
+
+use super::Reply;
+use crate::error::Result;
+use crate::server::Session;
+use crate::sql::SqlError;
+
+/// A continuous view declaration.
+#[derive(Debug, Clone)]
+pub struct CreateView {
+    /// The view's name.
+    pub name: String,
+    /// `IF NOT EXISTS` was given.
+    pub if_not_exists: bool,
+    /// `WITH (...)` options.
+    pub options: Vec<(String, String)>,
+    /// The view's query.
+    pub query: Box<Query>,
+}
+
+impl CreateView {
+    /// Plans the view and starts maintaining it.
+    pub async fn execute(self, session: &Session) -> Result<Reply> {
+        for (key, value) in &self.options {
+            match (key.as_str(), value.to_lowercase().as_str()) {
+                ("action", "materialize") => {}
+                ("action", other) => {
+                    return Err(SqlError::Unsupported(format!(
+                        "action \"{other}\" is not supported; continuous views use action=materialize"
+                    ))
+                    .into());
+                }
+                _ => {
+                    return Err(SqlError::Unsupported(format!(
+                        "continuous view option \"{key}\" is not supported yet"
+                    ))
+                    .into());
+                }
+            }
+        }
+        let engine = session.engine();
+        if self.if_not_exists && engine.catalog.relation(&self.name).is_some() {
+            return Ok(Reply::Tag("CREATE VIEW".into()));
+        }
+        engine.create_view(&self.name, &self.query).await?;
+        Ok(Reply::Tag("CREATE VIEW".into()))
+    }
+}

@@ -1,0 +1,79 @@
+//! `DROP STREAM`, `DROP FOREIGN TABLE`, `DROP [CONTINUOUS] VIEW`.
+
+use super::Reply;
+use crate::catalog::{CatalogError, Relation};
+use crate::error::Result;
+use crate::server::Session;
+use crate::sql::SqlError;
+
+/// What kind of relation the statement names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropKind {
+    /// `DROP STREAM` / `DROP FOREIGN TABLE`.
+    Stream,
+    /// `DROP VIEW` / `DROP CONTINUOUS VIEW`.
+    View,
+    /// `DROP TABLE`: Eddy has no tables yet.
+    Table,
+}
+
+/// A DROP statement.
+#[derive(Debug, Clone)]
+pub struct Drop {
+    /// The kind named.
+    pub kind: DropKind,
+    /// `IF EXISTS` was given.
+    pub if_exists: bool,
+    /// The relations to drop.
+    pub names: Vec<String>,
+    /// `CASCADE` was given.
+    pub cascade: bool,
+}
+
+impl Drop {
+    /// Drops each named relation; views stop their operators.
+    pub async fn execute(self, session: &Session) -> Result<Reply> {
+        let engine = session.engine();
+        let tag = match self.kind {
+            DropKind::Stream => "DROP FOREIGN TABLE",
+            DropKind::View => "DROP VIEW",
+            DropKind::Table => "DROP TABLE",
+        };
+        for name in &self.names {
+            let exists = engine.catalog.relation(name);
+            match (self.kind, exists) {
+                (_, None) if self.if_exists => continue,
+                (DropKind::Table, Some(Relation::Stream(_))) => {
+                    return Err(CatalogError::WrongObjectType {
+                        name: name.clone(),
+                        expected: "table",
+                        hint: "use DROP STREAM or DROP FOREIGN TABLE".into(),
+                    }
+                    .into());
+                }
+                (DropKind::Table, Some(Relation::View(_))) => {
+                    return Err(CatalogError::WrongObjectType {
+                        name: name.clone(),
+                        expected: "table",
+                        hint: "use DROP VIEW".into(),
+                    }
+                    .into());
+                }
+                (DropKind::Table, None) => {
+                    return Err(CatalogError::UndefinedRelation(name.clone()).into());
+                }
+                (DropKind::Stream, _) => {
+                    let views = engine.catalog.drop_stream(name, self.cascade)?;
+                    for v in views {
+                        v.stop();
+                    }
+                }
+                (DropKind::View, _) => engine.catalog.drop_view(name)?.stop(),
+            }
+        }
+        if self.names.is_empty() {
+            return Err(SqlError::Syntax("DROP needs a name".into()).into());
+        }
+        Ok(Reply::Tag(tag.into()))
+    }
+}

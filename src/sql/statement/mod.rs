@@ -1,0 +1,111 @@
+//! One file per statement kind. Each has the same shape: a struct the parser
+//! fills in, and an `execute` that applies it and says what to reply.
+
+pub mod copy;
+pub mod create_stream;
+pub mod create_view;
+pub mod drop;
+pub mod insert;
+pub mod query;
+pub mod set;
+pub mod show;
+pub mod transaction;
+pub mod truncate;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::ParamValues;
+use datafusion::sql::sqlparser::ast;
+
+use crate::error::Result;
+use crate::server::Session;
+
+/// A parsed statement.
+#[derive(Debug, Clone)]
+pub enum Statement {
+    /// `CREATE STREAM` or `CREATE FOREIGN TABLE ... SERVER pipelinedb`.
+    CreateStream(create_stream::CreateStream),
+    /// `CREATE [CONTINUOUS] VIEW`.
+    CreateView(create_view::CreateView),
+    /// `DROP STREAM | FOREIGN TABLE | [CONTINUOUS] VIEW`.
+    Drop(drop::Drop),
+    /// `SELECT pipelinedb.truncate_continuous_view('v')`.
+    Truncate(truncate::TruncateView),
+    /// `INSERT INTO stream ...`.
+    Insert(Box<ast::Statement>),
+    /// `COPY stream FROM STDIN`.
+    Copy(copy::CopyFrom),
+    /// A query DataFusion runs (`SELECT`, `VALUES`, `EXPLAIN`).
+    Query(Box<ast::Statement>),
+    /// `SET` and `RESET`.
+    Set(set::SetVar),
+    /// `SHOW`.
+    Show(show::ShowVar),
+    /// `BEGIN`, `COMMIT`, `ROLLBACK` and friends.
+    Transaction(transaction::Transaction),
+    /// `CREATE EXTENSION name`.
+    CreateExtension(String),
+    /// A statement accepted for compatibility that has nothing to do.
+    Noop(&'static str),
+}
+
+/// What a statement asks the wire layer to send back.
+#[derive(Debug)]
+pub enum Reply {
+    /// A command tag such as `CREATE VIEW` or `INSERT 0 3`.
+    Tag(String),
+    /// Rows, with their schema.
+    Rows {
+        /// The columns.
+        schema: SchemaRef,
+        /// The rows.
+        batches: Vec<RecordBatch>,
+    },
+    /// Start of `COPY ... FROM STDIN`: the wire layer switches to COPY mode.
+    CopyIn(copy::CopyFrom),
+    /// `BEGIN`: the session is now in a transaction block.
+    TransactionStart(String),
+    /// `COMMIT` or `ROLLBACK`: the transaction block ended.
+    TransactionEnd(String),
+}
+
+impl Statement {
+    /// Runs the statement for `session`. `params` are the bound values of a
+    /// prepared statement.
+    pub async fn execute(self, session: &Session, params: Option<ParamValues>) -> Result<Reply> {
+        match self {
+            Statement::CreateStream(s) => s.execute(session).await,
+            Statement::CreateView(v) => v.execute(session).await,
+            Statement::Drop(d) => d.execute(session).await,
+            Statement::Truncate(t) => t.execute(session).await,
+            Statement::Insert(i) => insert::execute(*i, session, params).await,
+            Statement::Copy(c) => c.execute(session).await,
+            Statement::Query(q) => query::execute(*q, session, params).await,
+            Statement::Set(s) => s.execute(session),
+            Statement::Show(s) => s.execute(session),
+            Statement::Transaction(t) => Ok(t.execute()),
+            Statement::CreateExtension(name) => create_extension(&name),
+            Statement::Noop(tag) => Ok(Reply::Tag(tag.to_string())),
+        }
+    }
+
+    /// Whether the statement may return rows (for Describe).
+    pub fn returns_rows(&self) -> bool {
+        matches!(
+            self,
+            Statement::Query(_) | Statement::Truncate(_) | Statement::Show(_)
+        )
+    }
+}
+
+/// `CREATE EXTENSION`: the PipelineDB extensions are built in, so accepting
+/// them is all there is to do; other extensions do not exist here.
+fn create_extension(name: &str) -> Result<Reply> {
+    match name {
+        "pipelinedb" | "pipeline_kafka" | "plpgsql" => Ok(Reply::Tag("CREATE EXTENSION".into())),
+        other => Err(crate::sql::SqlError::Unsupported(format!(
+            "extension \"{other}\" is not available; Eddy has pipelinedb and pipeline_kafka built in"
+        ))
+        .into()),
+    }
+}

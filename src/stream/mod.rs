@@ -1,0 +1,32 @@
+//! The dataflow: each continuous view is an operator task fed by a bounded
+//! channel of messages.
+//!
+//! A write to a stream sends its batch to every view the stream feeds and
+//! waits until each has merged it (read-your-writes). A slow view fills its
+//! channel and so slows its writers; it never buffers without bound. Each
+//! view runs in its own named, tracked task, so one failing view reports its
+//! error without stopping the others. Barriers for checkpoints will travel
+//! in-band on the same channels.
+
+pub mod operator;
+pub mod view;
+
+pub use view::ViewRuntime;
+
+use datafusion::arrow::array::RecordBatch;
+use tokio::sync::oneshot;
+
+/// What flows to an operator.
+#[derive(Debug)]
+pub enum Message {
+    /// Rows to merge; the sender waits on `ack` for the outcome.
+    Batch {
+        /// The rows, with the stream's full schema.
+        batch: RecordBatch,
+        /// Receives `Ok` once merged, or the error that stopped the merge.
+        ack: oneshot::Sender<Result<(), String>>,
+    },
+}
+
+/// How many batches may wait for one view before writers wait.
+pub const VIEW_QUEUE_BATCHES: usize = 16;

@@ -1,0 +1,41 @@
+//! The incremental aggregate: partial-aggregate a micro-batch with
+//! DataFusion, then merge the partial states into the view's groups.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::common::Result;
+use futures::StreamExt;
+
+use crate::planner::IncrementalPlan;
+
+/// Maintains one view's state from the batches of its stream.
+#[derive(Debug, Clone)]
+pub struct AggregateOperator {
+    plan: Arc<IncrementalPlan>,
+}
+
+impl AggregateOperator {
+    /// An operator for `plan`.
+    pub fn new(plan: Arc<IncrementalPlan>) -> Self {
+        Self { plan }
+    }
+
+    /// Runs the pre-aggregation over `batch` and merges its output.
+    pub async fn process_batch(&self, batch: RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        self.plan.slot.put(batch);
+        let mut partials = self.plan.partial.execute(0, self.plan.task_ctx.clone())?;
+        while let Some(partial) = partials.next().await {
+            let partial = partial?;
+            // Short, await-free critical section: readers wait at most one merge.
+            self.plan
+                .state
+                .lock()
+                .merge_partial(&partial, &self.plan.layout)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,4 @@
+//! Stream operators, one file each. An operator consumes messages and keeps
+//! its state in `crate::state`.
+
+pub mod aggregate;
