@@ -171,14 +171,29 @@ pub fn error_info(err: &EddyError) -> ErrorInfo {
 }
 
 /// The message a client sees: errors raised inside DataFusion lose
-/// DataFusion's wrapping.
+/// DataFusion's wrapping, and DataFusion's wording is replaced by
+/// PostgreSQL's where clients look for it.
 fn message(err: &EddyError) -> String {
-    if let EddyError::Query(e) | EddyError::Plan(PlanError::DataFusion(e)) = err
-        && let DataFusionError::External(inner) = root_datafusion_error(e)
-    {
-        return inner.to_string();
+    if let EddyError::Query(e) | EddyError::Plan(PlanError::DataFusion(e)) = err {
+        match root_datafusion_error(e) {
+            DataFusionError::External(inner) => return inner.to_string(),
+            DataFusionError::Plan(m) => {
+                if let Some(name) = missing_table(m) {
+                    return format!("relation \"{name}\" does not exist");
+                }
+            }
+            _ => {}
+        }
     }
     err.to_string()
+}
+
+/// The table name in DataFusion's "table 'eddy.public.x' not found".
+fn missing_table(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("table '")?;
+    let name = rest.strip_suffix("' not found")?;
+    let short = name.strip_prefix("eddy.public.").unwrap_or(name);
+    Some(short.to_string())
 }
 
 /// An error as pgwire sends it.
