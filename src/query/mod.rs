@@ -20,7 +20,10 @@ use crate::error::Result;
 use crate::server::Session;
 
 /// Plans a statement DataFusion runs (a query or an INSERT).
-pub async fn plan(session: &Session, stmt: ast::Statement) -> Result<LogicalPlan> {
+pub async fn plan(session: &Session, mut stmt: ast::Statement) -> Result<LogicalPlan> {
+    if let ast::Statement::Query(query) = &mut stmt {
+        crate::sql::naming::apply_pg_column_names(query);
+    }
     let state = session.engine().session_state();
     let plan = state
         .statement_to_plan(DFStatement::Statement(Box::new(stmt)))

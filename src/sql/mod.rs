@@ -7,6 +7,7 @@
 //! `statement/` holds one file per statement kind, each with the same shape:
 //! a parsed struct and an `execute` that applies it and returns a [`statement::Reply`].
 
+pub mod naming;
 pub mod parser;
 pub mod statement;
 

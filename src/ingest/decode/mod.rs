@@ -333,7 +333,7 @@ mod tests {
     #[test]
     fn text_format_with_nulls_and_escapes() {
         let mut d = RowDecoder::new(CopyFormat::default(), schema(), &cols()).unwrap();
-        let mut batches = d.feed(b"1\ta\\tb\t1.5\n2\t\\N\t\\N\n3\tx").unwrap();
+        let mut batches = d.feed(b"1\ta\\tb\t1.5\n2\t\\N\t\\N\n3\tx\t3").unwrap();
         batches.extend(d.finish().unwrap());
         let b = &batches[0];
         assert_eq!(b.num_rows(), 3);

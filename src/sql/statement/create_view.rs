@@ -48,7 +48,9 @@ impl CreateView {
         if self.if_not_exists && engine.catalog.relation(&self.name).is_some() {
             return Ok(Reply::Tag("CREATE VIEW".into()));
         }
-        engine.create_view(&self.name, &self.query).await?;
+        let mut query = self.query;
+        crate::sql::naming::apply_pg_column_names(&mut query);
+        engine.create_view(&self.name, &query).await?;
         Ok(Reply::Tag("CREATE VIEW".into()))
     }
 }

@@ -1,0 +1,139 @@
+//! PostgreSQL's names for unaliased result columns.
+//!
+//! PostgreSQL names `count(*)` "count", `sum(v)` "sum", `x::int` "x",
+//! `'1'::int` "int4", `CASE ...` "case" and any other expression
+//! "?column?". DataFusion names columns after the whole expression. Clients
+//! and PipelineDB users read columns by name (`SELECT count FROM
+//! message_count`), so Eddy aliases the top-level select list the way
+//! PostgreSQL would, before DataFusion plans it. A name that would collide
+//! with another column keeps DataFusion's name, since DataFusion requires
+//! unique names.
+
+use std::collections::HashMap;
+
+use datafusion::sql::sqlparser::ast::{Expr, Ident, Query, SelectItem, SetExpr};
+
+/// Aliases the unaliased expressions of `query`'s select list.
+pub fn apply_pg_column_names(query: &mut Query) {
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return;
+    };
+    let names: Vec<Option<String>> = select.projection.iter().map(item_name).collect();
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for name in names.iter().flatten() {
+        *counts.entry(name.clone()).or_default() += 1;
+    }
+    for (item, name) in select.projection.iter_mut().zip(names) {
+        let Some(name) = name else { continue };
+        if counts.get(&name).copied().unwrap_or(0) > 1 {
+            continue;
+        }
+        if let SelectItem::UnnamedExpr(expr) = item
+            && !matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
+        {
+            let alias = Ident::with_quote('"', name);
+            *item = SelectItem::ExprWithAlias {
+                expr: expr.clone(),
+                alias,
+            };
+        }
+    }
+}
+
+/// The name a select item gets: its alias, or what PostgreSQL would call it.
+fn item_name(item: &SelectItem) -> Option<String> {
+    match item {
+        SelectItem::UnnamedExpr(expr) => {
+            Some(figure_name(expr).unwrap_or_else(|| "?column?".into()))
+        }
+        SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
+        _ => None,
+    }
+}
+
+/// PostgreSQL's FigureColname: `None` means no better name than `?column?`.
+fn figure_name(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Identifier(i) => Some(i.value.to_lowercase()),
+        Expr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.to_lowercase()),
+        Expr::Function(f) => f
+            .name
+            .0
+            .last()
+            .map(|p| p.to_string().trim_matches('"').to_lowercase()),
+        Expr::Cast {
+            expr, data_type, ..
+        } => figure_name(expr).or_else(|| Some(pg_type_name(&data_type.to_string()))),
+        Expr::Nested(inner) => figure_name(inner),
+        Expr::Case { .. } => Some("case".into()),
+        Expr::Exists { .. } => Some("exists".into()),
+        Expr::Array(_) => Some("array".into()),
+        _ => None,
+    }
+}
+
+/// PostgreSQL's internal name of a type, as it names cast columns.
+fn pg_type_name(sql: &str) -> String {
+    let lower = sql.to_lowercase();
+    let base = lower.split('(').next().unwrap_or(&lower).trim();
+    match base {
+        "int" | "integer" | "int4" => "int4",
+        "bigint" | "int8" => "int8",
+        "smallint" | "int2" => "int2",
+        "real" | "float4" => "float4",
+        "double precision" | "float8" | "double" | "float" => "float8",
+        "boolean" | "bool" => "bool",
+        "character varying" | "varchar" => "varchar",
+        "decimal" | "numeric" => "numeric",
+        "timestamp with time zone" | "timestamptz" => "timestamptz",
+        "timestamp" | "timestamp without time zone" => "timestamp",
+        other => other,
+    }
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::{Statement, parse_sql};
+    use datafusion::sql::sqlparser::ast::Statement as Ast;
+
+    fn names(sql: &str) -> Vec<String> {
+        let Some(Statement::Query(stmt)) = parse_sql(sql).unwrap().pop() else {
+            panic!("not a query")
+        };
+        let Ast::Query(mut q) = *stmt else {
+            panic!("not a query")
+        };
+        apply_pg_column_names(&mut q);
+        let SetExpr::Select(s) = q.body.as_ref() else {
+            panic!()
+        };
+        s.projection
+            .iter()
+            .map(|i| match i {
+                SelectItem::ExprWithAlias { alias, .. } => alias.value.clone(),
+                other => other.to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn names_like_postgres() {
+        assert_eq!(
+            names(
+                "SELECT k, count(*), sum(v), (p->>'n')::int, x::text, 1 + 2, CASE WHEN true THEN 1 END FROM s"
+            ),
+            vec!["k", "count", "sum", "int4", "x", "?column?", "case"]
+        );
+    }
+
+    #[test]
+    fn collisions_keep_datafusion_names() {
+        assert_eq!(
+            names("SELECT count(*), count(x) AS c, count(y) FROM s"),
+            vec!["count(*)", "c", "count(y)"]
+        );
+        assert_eq!(names("SELECT 1, 2"), vec!["1", "2"]);
+    }
+}
