@@ -53,7 +53,7 @@ pub enum PlanError {
     )]
     StreamRead(String),
     /// DataFusion could not plan the query.
-    #[error(transparent)]
+    #[error("{}", crate::error::clean_datafusion_message(.0))]
     DataFusion(#[from] DataFusionError),
 }
 

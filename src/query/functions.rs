@@ -61,5 +61,16 @@ pub fn register(state: &mut SessionState) -> Result<()> {
         }),
     );
     state.register_udf(Arc::new(backend_pid))?;
+    register_aggregate_aliases(state)
+}
+
+/// PostgreSQL's names for aggregates DataFusion has under other names.
+fn register_aggregate_aliases(state: &mut SessionState) -> Result<()> {
+    for (existing, alias) in [("var_samp", "variance"), ("bool_and", "every")] {
+        if let Some(udaf) = state.aggregate_functions().get(existing).cloned() {
+            let aliased = udaf.as_ref().clone().with_aliases([alias]);
+            state.register_udaf(Arc::new(aliased))?;
+        }
+    }
     Ok(())
 }
