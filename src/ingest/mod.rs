@@ -13,7 +13,8 @@ use std::sync::Arc;
 use datafusion::arrow::array::{
     Array, ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Schema};
 use futures::future::join_all;
 
 use crate::catalog::StreamEntry;
@@ -53,7 +54,7 @@ pub async fn write_batch(stream: &StreamEntry, batch: RecordBatch) -> Result<(),
     if batch.num_rows() == 0 {
         return Ok(());
     }
-    check_json(&batch)?;
+    check_json(&stream.def.schema, &batch)?;
     let batch = stamp_arrival(batch)?;
     let views = stream.views();
     let results = join_all(views.iter().map(|v| v.apply(batch.clone()))).await;
@@ -61,13 +62,18 @@ pub async fn write_batch(stream: &StreamEntry, batch: RecordBatch) -> Result<(),
     Ok(())
 }
 
-/// json and jsonb columns must hold valid JSON, as in PostgreSQL.
-fn check_json(batch: &RecordBatch) -> Result<(), IngestError> {
-    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+/// json and jsonb columns must hold valid JSON, as in PostgreSQL. The
+/// stream's declared schema says which columns are json: batches planned by
+/// DataFusion (INSERT) do not carry the field metadata that marks them.
+fn check_json(declared: &Schema, batch: &RecordBatch) -> Result<(), IngestError> {
+    for (field, column) in declared.fields().iter().zip(batch.columns()) {
         if field.metadata().get(PG_TYPE_KEY).is_none() {
             continue;
         }
-        let Some(strings) = column.as_any().downcast_ref::<StringArray>() else {
+        // Utf8View or LargeUtf8 from a plan must be checked too; Utf8 casts for free.
+        let strings = cast(column, &DataType::Utf8)
+            .map_err(|e| IngestError::InvalidText(format!("column \"{}\": {e}", field.name())))?;
+        let Some(strings) = strings.as_any().downcast_ref::<StringArray>() else {
             continue;
         };
         for value in strings.iter().flatten() {
@@ -101,4 +107,57 @@ fn stamp_arrival(batch: RecordBatch) -> Result<RecordBatch, IngestError> {
     columns[last] = stamped;
     RecordBatch::try_new(batch.schema(), columns)
         .map_err(|e| IngestError::InvalidText(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::types::field_for_sql_type;
+    use datafusion::arrow::array::StringViewArray;
+    use datafusion::arrow::datatypes::Field;
+
+    fn declared() -> Schema {
+        Schema::new(vec![field_for_sql_type("payload", "json").unwrap()])
+    }
+
+    /// INSERT's batches come from a DataFusion plan, whose fields lack the
+    /// metadata that marks json columns: the declared schema decides.
+    #[test]
+    fn checks_json_by_declared_schema() {
+        let plain = Arc::new(Schema::new(vec![Field::new(
+            "payload",
+            DataType::Utf8,
+            true,
+        )]));
+        let bad = RecordBatch::try_new(
+            plain.clone(),
+            vec![Arc::new(StringArray::from(vec![
+                Some("{\"a\":1}"),
+                Some("{"),
+            ]))],
+        )
+        .unwrap();
+        assert!(matches!(
+            check_json(&declared(), &bad),
+            Err(IngestError::InvalidText(_))
+        ));
+        let good = RecordBatch::try_new(
+            plain,
+            vec![Arc::new(StringArray::from(vec![Some("{\"a\":1}"), None]))],
+        )
+        .unwrap();
+        assert!(check_json(&declared(), &good).is_ok());
+    }
+
+    #[test]
+    fn checks_json_in_string_views() {
+        let view = Arc::new(Schema::new(vec![Field::new(
+            "payload",
+            DataType::Utf8View,
+            true,
+        )]));
+        let bad = RecordBatch::try_new(view, vec![Arc::new(StringViewArray::from(vec!["nope"]))])
+            .unwrap();
+        assert!(check_json(&declared(), &bad).is_err());
+    }
 }

@@ -29,6 +29,7 @@ pub struct CopyFrom {
 impl CopyFrom {
     /// Parses a COPY statement; the parser is at COPY.
     pub fn parse(parser: &mut Parser) -> Result<Statement, SqlError> {
+        parser.next_token(); // COPY
         let stmt = parser
             .parse_copy()
             .map_err(|e| SqlError::Syntax(e.to_string()))?;
