@@ -10,7 +10,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::RecordBatch;
 
 use super::decode::RowDecoder;
-use super::{IngestError, write_batch};
+use super::{IngestError, write_batches};
 use crate::catalog::StreamEntry;
 use crate::sql::statement::copy::CopyFrom;
 
@@ -86,11 +86,6 @@ impl CopyIn {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
-        let mut rows = 0u64;
-        for batch in self.batches {
-            rows += batch.num_rows() as u64;
-            write_batch(&self.stream, batch).await?;
-        }
-        Ok(rows)
+        write_batches(&self.stream, self.batches).await
     }
 }

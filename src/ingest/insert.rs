@@ -1,6 +1,7 @@
 //! `INSERT INTO stream ...`: DataFusion plans the INSERT (VALUES or SELECT,
 //! column lists, casts to the stream's types, parameters) against a
-//! [`StreamTable`], whose sink writes each batch to the stream's views.
+//! [`StreamTable`], whose sink holds the statement's batches and then
+//! writes them to the stream's views: all of them, or none on bad input.
 
 use std::fmt;
 use std::sync::Arc;
@@ -19,7 +20,11 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
-use super::write_batch;
+use super::{IngestError, write_batches};
+
+/// Most rows, in bytes of Arrow memory, one INSERT may hold before it is
+/// applied: the same bound a COPY has by default.
+pub const INSERT_HELD_MAX_BYTES: usize = crate::server::config::DEFAULT_COPY_MAX_BYTES;
 use crate::catalog::StreamEntry;
 use crate::planner::PlanError;
 
@@ -94,14 +99,26 @@ impl DataSink for StreamSink {
         mut data: SendableRecordBatchStream,
         _context: &Arc<TaskContext>,
     ) -> Result<u64> {
-        let mut rows = 0u64;
+        // The whole statement is held before any of it is applied, so an
+        // error in a later batch (a bad cast, invalid JSON) leaves the views
+        // untouched, as COPY does.
+        let mut held = Vec::new();
+        let mut bytes = 0usize;
         while let Some(batch) = data.next().await {
             let batch = batch?;
-            rows += batch.num_rows() as u64;
-            write_batch(&self.stream, batch)
-                .await
-                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            bytes += batch.get_array_memory_size();
+            if bytes > INSERT_HELD_MAX_BYTES {
+                return Err(DataFusionError::External(Box::new(IngestError::TooLarge(
+                    format!(
+                        "INSERT holds more than {} MiB of rows; split it into several INSERT statements",
+                        INSERT_HELD_MAX_BYTES / (1024 * 1024)
+                    ),
+                ))));
+            }
+            held.push(batch);
         }
-        Ok(rows)
+        write_batches(&self.stream, held)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))
     }
 }

@@ -48,13 +48,37 @@ pub enum IngestError {
     ViewStopped(String),
 }
 
+/// Writes the batches of one statement (each with the stream's full schema)
+/// to every view of `stream`, and returns the rows written once all views
+/// have applied them. Every batch is checked before the first is applied, so
+/// bad input rejects the whole statement, as in PostgreSQL.
+pub async fn write_batches(
+    stream: &StreamEntry,
+    batches: Vec<RecordBatch>,
+) -> Result<u64, IngestError> {
+    for batch in &batches {
+        check_json(&stream.def.schema, batch)?;
+    }
+    let mut rows = 0u64;
+    for batch in batches {
+        rows += batch.num_rows() as u64;
+        apply_batch(stream, batch).await?;
+    }
+    Ok(rows)
+}
+
 /// Writes one batch (with the stream's full schema) to every view of
 /// `stream`, and returns once all of them have applied it.
 pub async fn write_batch(stream: &StreamEntry, batch: RecordBatch) -> Result<(), IngestError> {
+    check_json(&stream.def.schema, &batch)?;
+    apply_batch(stream, batch).await
+}
+
+/// Stamps a checked batch and hands it to every view of `stream`.
+async fn apply_batch(stream: &StreamEntry, batch: RecordBatch) -> Result<(), IngestError> {
     if batch.num_rows() == 0 {
         return Ok(());
     }
-    check_json(&stream.def.schema, &batch)?;
     let batch = stamp_arrival(batch)?;
     let views = stream.views();
     let results = join_all(views.iter().map(|v| v.apply(batch.clone()))).await;

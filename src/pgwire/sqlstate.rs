@@ -39,6 +39,7 @@ pub fn sqlstate(err: &EddyError) -> &'static str {
             SqlError::Syntax(_) => SYNTAX_ERROR,
             SqlError::Unsupported(_) => FEATURE_NOT_SUPPORTED,
             SqlError::InvalidParameter(_) => "22023",
+            SqlError::UnknownSetting(_) => "42704",
         },
         EddyError::Catalog(e) => catalog_state(e),
         EddyError::Plan(e) => plan_state(e),

@@ -134,6 +134,8 @@ pub async fn plan_view(
         grouped.clone(),
     ));
     let upper = replace_aggregate(logical, &aggregate, &format!("__eddy_state_{name}"), table)?;
+    let upper = limits_as_nodes(upper)?;
+    tracing::debug!(view = name, plan = %upper.display_indent(), "view read plan");
     let partial: Arc<dyn ExecutionPlan> = Arc::new(partial);
     Ok(IncrementalPlan {
         stream,
@@ -267,6 +269,27 @@ fn partial_layout(partial: &AggregateExec) -> Result<PartialLayout, PlanError> {
         group_columns,
         state_columns,
     })
+}
+
+/// The optimizer folds `LIMIT` into `Sort { fetch }`; DataFusion's SQL
+/// planner drops a Sort inside an inlined view unless a Limit node is above
+/// it. Splitting the fetch back out keeps `ORDER BY ... LIMIT` in views.
+fn limits_as_nodes(plan: LogicalPlan) -> Result<LogicalPlan, PlanError> {
+    let out = plan.transform_up(|node| match node {
+        LogicalPlan::Sort(sort) if sort.fetch.is_some() => {
+            let fetch = sort.fetch;
+            let unlimited = LogicalPlan::Sort(datafusion::logical_expr::Sort {
+                fetch: None,
+                ..sort
+            });
+            let limited = LogicalPlanBuilder::from(unlimited)
+                .limit(0, fetch)?
+                .build()?;
+            Ok(Transformed::yes(limited))
+        }
+        other => Ok(Transformed::no(other)),
+    })?;
+    Ok(out.data)
 }
 
 /// Replaces the aggregate with a scan of the state table, projected to the

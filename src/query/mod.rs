@@ -24,6 +24,7 @@ pub async fn plan(session: &Session, mut stmt: ast::Statement) -> Result<Logical
     if let ast::Statement::Query(query) = &mut stmt {
         crate::sql::naming::apply_pg_column_names(query);
     }
+    crate::sql::statement::insert::with_default_columns(&mut stmt, session);
     let state = session.engine().session_state();
     let plan = state
         .statement_to_plan(DFStatement::Statement(Box::new(stmt)))

@@ -26,6 +26,9 @@ pub enum SqlError {
     /// A value that does not fit its place (for example a bad option value).
     #[error("{0}")]
     InvalidParameter(String),
+    /// `SHOW` of a setting that does not exist.
+    #[error("unrecognized configuration parameter \"{0}\"")]
+    UnknownSetting(String),
 }
 
 /// Normalizes an identifier as PostgreSQL does: unquoted names fold to lower case.

@@ -21,6 +21,71 @@ pub async fn execute(
     Ok(Reply::Tag(format!("INSERT 0 {}", count_rows(&batches))))
 }
 
+/// `INSERT INTO s VALUES (...)` without a column list fills the stream's
+/// columns in order, as PostgreSQL does; the columns left over (at least
+/// `arrival_timestamp`) get their defaults. DataFusion wants every column
+/// listed, so the list is written in here.
+pub fn with_default_columns(stmt: &mut ast::Statement, session: &Session) {
+    let ast::Statement::Insert(insert) = stmt else {
+        return;
+    };
+    if !insert.columns.is_empty() {
+        alias_select_to_columns(insert);
+        return;
+    }
+    let ast::TableObject::TableName(name) = &insert.table else {
+        return;
+    };
+    let Ok(name) = crate::sql::normalize_object_name(name) else {
+        return;
+    };
+    let Ok(stream) = session.engine().catalog.stream(&name) else {
+        return;
+    };
+    let user_columns = stream.def.schema.fields().len() - 1;
+    let given = match insert.source.as_deref().map(|q| q.body.as_ref()) {
+        Some(ast::SetExpr::Values(values)) => values.rows.first().map_or(user_columns, |r| r.len()),
+        _ => user_columns,
+    };
+    insert.columns = stream
+        .def
+        .schema
+        .fields()
+        .iter()
+        .take(given.min(user_columns))
+        .map(|f| ast::ObjectName::from(vec![ast::Ident::with_quote('"', f.name().clone())]))
+        .collect();
+    alias_select_to_columns(insert);
+}
+
+/// INSERT matches a SELECT's columns to the target by position, so their
+/// names do not matter; DataFusion, though, rejects duplicate names
+/// (`SELECT value, value`). Naming each after its target column fixes that.
+fn alias_select_to_columns(insert: &mut ast::Insert) {
+    let Some(ast::SetExpr::Select(select)) = insert.source.as_deref_mut().map(|q| q.body.as_mut())
+    else {
+        return;
+    };
+    if select.projection.len() != insert.columns.len() {
+        return;
+    }
+    for (item, column) in select.projection.iter_mut().zip(&insert.columns) {
+        let alias = ast::Ident::with_quote('"', column.to_string().trim_matches('"').to_string());
+        match item {
+            ast::SelectItem::UnnamedExpr(expr) => {
+                *item = ast::SelectItem::ExprWithAlias {
+                    expr: expr.clone(),
+                    alias,
+                }
+            }
+            ast::SelectItem::ExprWithAlias {
+                alias: existing, ..
+            } => *existing = alias,
+            _ => return,
+        }
+    }
+}
+
 /// The row count DataFusion's insert returns (one UInt64 `count` column).
 pub fn count_rows(batches: &[RecordBatch]) -> u64 {
     batches
