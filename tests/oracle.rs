@@ -204,11 +204,9 @@ async fn views_equal_batch_recompute_after_every_batch() {
                 .expect("view reads")
                 .into_iter()
                 .filter_map(|m| match m {
-                    tokio_postgres::SimpleQueryMessage::Row(r) => Some(
-                        (0..r.len())
-                            .map(|i| r.get(i).map(|s| normalize_pg(s)))
-                            .collect(),
-                    ),
+                    tokio_postgres::SimpleQueryMessage::Row(r) => {
+                        Some((0..r.len()).map(|i| r.get(i).map(normalize_pg)).collect())
+                    }
                     _ => None,
                 })
                 .collect();

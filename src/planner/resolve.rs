@@ -12,12 +12,15 @@ use super::PlanError;
 use super::batch_source::{BatchSlot, StreamSource};
 use crate::catalog::{Catalog, Relation};
 
+/// A stream the view reads: its name, its slot, and its source.
+type Bound = (String, Arc<BatchSlot>, Arc<StreamSource>);
+
 /// Resolves stream names to [`StreamSource`]s and remembers which streams
 /// the view reads.
 #[derive(Debug)]
 pub struct ViewPlanningSchema {
     catalog: Arc<Catalog>,
-    bound: Mutex<Vec<(String, Arc<BatchSlot>, Arc<StreamSource>)>>,
+    bound: Mutex<Vec<Bound>>,
 }
 
 impl ViewPlanningSchema {

@@ -201,11 +201,9 @@ fn parse_drop(parser: &mut Parser) -> Result<Statement, SqlError> {
         parser.next_token();
         parser.next_token();
         DropKind::Stream
-    } else if word_is(parser, 0, "continuous") && word_is(parser, 1, "view") {
-        parser.next_token();
-        parser.next_token();
-        DropKind::View
-    } else if word_is(parser, 0, "materialized") && word_is(parser, 1, "view") {
+    } else if (word_is(parser, 0, "continuous") || word_is(parser, 0, "materialized"))
+        && word_is(parser, 1, "view")
+    {
         parser.next_token();
         parser.next_token();
         DropKind::View

@@ -27,7 +27,7 @@ impl TruncateView {
         let SetExpr::Select(select) = query.body.as_ref() else {
             return Ok(None);
         };
-        if select.from.len() != 0 || select.projection.len() != 1 {
+        if !select.from.is_empty() || select.projection.len() != 1 {
             return Ok(None);
         }
         let SelectItem::UnnamedExpr(Expr::Function(f)) = &select.projection[0] else {
