@@ -7,13 +7,13 @@
 use std::sync::Arc;
 
 use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::Schema;
+use datafusion::arrow::array::{Array, BinaryArray, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use futures::stream;
 use pgwire::api::Type;
 use pgwire::api::portal::Format;
 use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
-use pgwire::error::PgWireResult;
+use pgwire::error::{PgWireError, PgWireResult};
 
 use crate::catalog::types::PG_TYPE_KEY;
 
@@ -23,10 +23,7 @@ pub fn pg_fields(schema: &Schema, format: &Format) -> PgWireResult<Vec<FieldInfo
     for (i, field) in schema.fields().iter().enumerate() {
         let pg_type = match field.metadata().get(PG_TYPE_KEY).map(String::as_str) {
             Some("json") => Type::JSON,
-            // jsonb's binary form needs a version byte; binary jsonb columns
-            // are described as json, whose binary form is the text.
-            Some("jsonb") if !format.is_binary(i) => Type::JSONB,
-            Some("jsonb") => Type::JSON,
+            Some("jsonb") => Type::JSONB,
             _ => continue,
         };
         fields[i] = FieldInfo::new(
@@ -43,6 +40,20 @@ pub fn pg_fields(schema: &Schema, format: &Format) -> PgWireResult<Vec<FieldInfo
 /// Rows as a query response.
 pub fn rows(schema: &Schema, batches: Vec<RecordBatch>, format: &Format) -> PgWireResult<Response> {
     let fields = Arc::new(pg_fields(schema, format)?);
+    let binary_jsonb: Vec<usize> = fields
+        .iter()
+        .enumerate()
+        .filter(|(i, f)| *f.datatype() == Type::JSONB && format.is_binary(*i))
+        .map(|(i, _)| i)
+        .collect();
+    let batches = if binary_jsonb.is_empty() {
+        batches
+    } else {
+        batches
+            .into_iter()
+            .map(|b| jsonb_binary(b, &binary_jsonb))
+            .collect::<PgWireResult<Vec<_>>>()?
+    };
     let encoder_fields = fields.clone();
     let rows = batches
         .into_iter()
@@ -51,6 +62,38 @@ pub fn rows(schema: &Schema, batches: Vec<RecordBatch>, format: &Format) -> PgWi
         fields,
         stream::iter(rows),
     )))
+}
+
+/// jsonb's binary form is a version byte (1) and the JSON text; the listed
+/// columns become binary values in that form, which arrow-pg sends as is.
+fn jsonb_binary(batch: RecordBatch, columns: &[usize]) -> PgWireResult<RecordBatch> {
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    let mut arrays = batch.columns().to_vec();
+    for &i in columns {
+        let Some(text) = arrays[i].as_any().downcast_ref::<StringArray>() else {
+            continue;
+        };
+        let encoded: BinaryArray = text
+            .iter()
+            .map(|v| {
+                v.map(|s| {
+                    let mut bytes = Vec::with_capacity(s.len() + 1);
+                    bytes.push(1u8);
+                    bytes.extend_from_slice(s.as_bytes());
+                    bytes
+                })
+            })
+            .collect();
+        arrays[i] = Arc::new(encoded);
+        fields[i] = Field::new(fields[i].name(), DataType::Binary, true);
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+        .map_err(|e| PgWireError::ApiError(Box::new(e)))
 }
 
 /// A command tag such as `INSERT 0 3`, `COPY 5` or `CREATE VIEW`.

@@ -13,7 +13,7 @@ use datafusion::arrow::array::{
     Array, ArrayRef, RecordBatch, StringArray, StringBuilder, new_null_array,
 };
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::util::display::FormatOptions;
 
 use super::IngestError;
@@ -311,6 +311,31 @@ pub fn cast_column(
     }
 }
 
+/// PostgreSQL writes intervals as `1 day 02:03:04.5`; Arrow parses units
+/// only, so a clock part becomes `2 hours 3 minutes 4.5 seconds`.
+pub fn interval_text(value: &str) -> String {
+    value
+        .split_whitespace()
+        .map(|token| {
+            let (sign, clock) = token
+                .strip_prefix('-')
+                .map_or(("", token), |rest| ("-", rest));
+            let parts: Vec<&str> = clock.split(':').collect();
+            let numeric = parts
+                .iter()
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit() || c == '.'));
+            match (parts.as_slice(), numeric) {
+                ([h, m], true) => format!("{sign}{h} hours {sign}{m} minutes"),
+                ([h, m, sec], true) => {
+                    format!("{sign}{h} hours {sign}{m} minutes {sign}{sec} seconds")
+                }
+                _ => token.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,6 +369,16 @@ mod tests {
         assert!(s.is_null(1));
         let v = b.column(2).as_any().downcast_ref::<Float64Array>().unwrap();
         assert_eq!(v.value(0), 1.5);
+    }
+
+    #[test]
+    fn postgres_interval_text() {
+        assert_eq!(
+            interval_text("1 day 02:03:04.5"),
+            "1 day 02 hours 03 minutes 04.5 seconds"
+        );
+        assert_eq!(interval_text("-01:30"), "-01 hours -30 minutes");
+        assert_eq!(interval_text("3 mons"), "3 mons");
     }
 
     #[test]

@@ -1,0 +1,180 @@
+//! Every column type the wire layer must get right: the type OID, the text
+//! encoding (simple protocol) and the binary encoding (extended protocol,
+//! decoded by tokio-postgres), through a continuous view.
+
+mod common;
+
+use tokio_postgres::SimpleQueryMessage;
+use tokio_postgres::types::Type;
+
+const DDL: &str = "
+CREATE STREAM t (
+    i2 int2, i4 int4, i8 int8, f4 float4, f8 float8, n numeric(10,2), s text, vc varchar(20),
+    b bool, d date, ts timestamp, tz timestamptz, iv interval, j json, jb jsonb
+);
+CREATE VIEW all_types AS
+    SELECT i2, i4, i8, f4, f8, n, s, vc, b, d, ts, tz, iv, j, jb, count(*) AS c
+    FROM t GROUP BY i2, i4, i8, f4, f8, n, s, vc, b, d, ts, tz, iv, j, jb;
+INSERT INTO t VALUES (
+    -2, 40000, 9000000000, 1.5, 2.25, 12.34, 'héllo', 'vc',
+    true, '2024-02-29', '2024-02-29 13:14:15.5', '2024-02-29 13:14:15+00', '1 day 2 hours',
+    '{\"a\": 1}', '{\"b\": [1, 2]}'
+);
+INSERT INTO t (i4) VALUES (NULL);
+";
+
+#[tokio::test]
+async fn types_have_the_right_oids_and_encodings() {
+    let server = common::start_server().await;
+    let client = common::connect(&server).await;
+    client.batch_execute(DDL).await.expect("ddl and inserts");
+
+    let stmt = client
+        .prepare("SELECT * FROM all_types WHERE i4 = 40000")
+        .await
+        .expect("prepares");
+    let types: Vec<Type> = stmt.columns().iter().map(|c| c.type_().clone()).collect();
+    assert_eq!(
+        types,
+        vec![
+            Type::INT2,
+            Type::INT4,
+            Type::INT8,
+            Type::FLOAT4,
+            Type::FLOAT8,
+            Type::NUMERIC,
+            Type::TEXT,
+            Type::TEXT,
+            Type::BOOL,
+            Type::DATE,
+            Type::TIMESTAMP,
+            Type::TIMESTAMPTZ,
+            Type::INTERVAL,
+            Type::JSON,
+            Type::JSONB,
+            Type::INT8,
+        ]
+    );
+
+    // Binary, decoded by tokio-postgres.
+    let row = client.query_one(&stmt, &[]).await.expect("one row");
+    assert_eq!(row.get::<_, i16>(0), -2);
+    assert_eq!(row.get::<_, i32>(1), 40000);
+    assert_eq!(row.get::<_, i64>(2), 9_000_000_000);
+    assert_eq!(row.get::<_, f32>(3), 1.5);
+    assert_eq!(row.get::<_, f64>(4), 2.25);
+    assert_eq!(row.get::<_, String>(6), "héllo");
+    assert_eq!(row.get::<_, String>(7), "vc");
+    assert!(row.get::<_, bool>(8));
+    assert_eq!(
+        row.get::<_, chrono::NaiveDate>(9),
+        chrono::NaiveDate::from_ymd_opt(2024, 2, 29).unwrap()
+    );
+    assert_eq!(
+        row.get::<_, chrono::NaiveDateTime>(10).to_string(),
+        "2024-02-29 13:14:15.500"
+    );
+    assert_eq!(
+        row.get::<_, chrono::DateTime<chrono::Utc>>(11).to_rfc3339(),
+        "2024-02-29T13:14:15+00:00"
+    );
+    assert_eq!(
+        row.get::<_, serde_json::Value>(13),
+        serde_json::json!({"a": 1})
+    );
+    assert_eq!(
+        row.get::<_, serde_json::Value>(14),
+        serde_json::json!({"b": [1, 2]})
+    );
+    assert_eq!(row.get::<_, i64>(15), 1);
+
+    // Text, as the simple protocol sends it.
+    let messages = client
+        .simple_query("SELECT * FROM all_types WHERE i4 = 40000")
+        .await
+        .expect("reads");
+    let SimpleQueryMessage::Row(text) = messages
+        .iter()
+        .find(|m| matches!(m, SimpleQueryMessage::Row(_)))
+        .expect("a row")
+    else {
+        unreachable!()
+    };
+    let cells: Vec<&str> = (0..text.len())
+        .map(|i| text.get(i).unwrap_or("NULL"))
+        .collect();
+    assert_eq!(&cells[..3], &["-2", "40000", "9000000000"]);
+    assert_eq!(cells[5], "12.34");
+    assert_eq!(cells[8], "t");
+    assert_eq!(cells[9], "2024-02-29");
+    assert!(
+        cells[10].starts_with("2024-02-29 13:14:15.5"),
+        "{}",
+        cells[10]
+    );
+    assert!(
+        cells[11].starts_with("2024-02-29 13:14:15"),
+        "{}",
+        cells[11]
+    );
+    assert!(
+        cells[12].contains("1 day") && cells[12].contains("02:00:00"),
+        "{}",
+        cells[12]
+    );
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(cells[13]).unwrap(),
+        serde_json::json!({"a": 1})
+    );
+
+    // NULLs survive both protocols.
+    let row = client
+        .query_one("SELECT i2, s, tz, c FROM all_types WHERE i4 IS NULL", &[])
+        .await
+        .expect("null row");
+    assert_eq!(row.get::<_, Option<i16>>(0), None);
+    assert_eq!(row.get::<_, Option<String>>(1), None);
+    assert_eq!(row.get::<_, Option<chrono::DateTime<chrono::Utc>>>(2), None);
+    assert_eq!(row.get::<_, i64>(3), 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn prepared_inserts_take_typed_parameters() {
+    let server = common::start_server().await;
+    let client = common::connect(&server).await;
+    client
+        .batch_execute("CREATE STREAM p (k int, name text, v float8, at timestamptz); CREATE VIEW pv AS SELECT k, name, sum(v) AS total, max(at) AS last FROM p GROUP BY k, name")
+        .await
+        .expect("ddl");
+    let insert = client
+        .prepare("INSERT INTO p (k, name, v, at) VALUES ($1, $2, $3, $4)")
+        .await
+        .expect("prepares");
+    assert_eq!(
+        insert.params(),
+        &[Type::INT4, Type::TEXT, Type::FLOAT8, Type::TIMESTAMPTZ]
+    );
+    let at = chrono::DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    for v in [1.5f64, 2.5] {
+        let n = client
+            .execute(&insert, &[&7i32, &"seven", &v, &at])
+            .await
+            .expect("inserts");
+        assert_eq!(n, 1);
+    }
+    let lookup = client
+        .prepare("SELECT total, last FROM pv WHERE k = $1 AND name = $2")
+        .await
+        .expect("prepares");
+    assert_eq!(lookup.params(), &[Type::INT4, Type::TEXT]);
+    let row = client
+        .query_one(&lookup, &[&7i32, &"seven"])
+        .await
+        .expect("finds");
+    assert_eq!(row.get::<_, f64>(0), 4.0);
+    assert_eq!(row.get::<_, chrono::DateTime<chrono::Utc>>(1), at);
+    server.shutdown().await;
+}
