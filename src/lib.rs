@@ -33,6 +33,7 @@
 pub mod catalog;
 pub mod error;
 pub mod ingest;
+pub mod pg_catalog;
 pub mod pgwire;
 pub mod planner;
 pub mod query;

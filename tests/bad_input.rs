@@ -6,11 +6,7 @@ mod common;
 use common::raw::{Raw, cstr, error_code};
 
 async fn count_of(client: &tokio_postgres::Client, view: &str) -> i64 {
-    client
-        .query_one(&format!("SELECT n FROM {view}"), &[])
-        .await
-        .expect("reads")
-        .get(0)
+    client.query_one(&format!("SELECT n FROM {view}"), &[]).await.expect("reads").get(0)
 }
 
 #[tokio::test]
@@ -35,11 +31,7 @@ async fn wrong_number_of_parameters_is_a_protocol_error() {
     raw.send(b'E', &execute).await;
     raw.send(b'S', &[]).await;
     let messages = raw.until_ready().await;
-    assert_eq!(
-        error_code(&messages).as_deref(),
-        Some("08P01"),
-        "{messages:?}"
-    );
+    assert_eq!(error_code(&messages).as_deref(), Some("08P01"), "{messages:?}");
     // The connection still answers.
     raw.query("SELECT 1").await;
     let messages = raw.until_ready().await;
@@ -50,19 +42,13 @@ async fn wrong_number_of_parameters_is_a_protocol_error() {
 
 #[tokio::test]
 async fn a_query_over_the_size_limit_is_rejected_and_the_connection_lives() {
-    let config = eddy::Config {
-        max_query_bytes: 4096,
-        ..eddy::Config::default()
-    };
+    let config = eddy::Config { max_query_bytes: 4096, ..eddy::Config::default() };
     let server = common::start_server_with(config).await;
     let client = common::connect(&server).await;
     let huge = format!("SELECT '{}'", "x".repeat(10_000));
     let err = client.simple_query(&huge).await.expect_err("too large");
     assert_eq!(err.code().map(|c| c.code()), Some("54000"));
-    let message = err
-        .as_db_error()
-        .map(|e| e.message().to_string())
-        .unwrap_or_default();
+    let message = err.as_db_error().map(|e| e.message().to_string()).unwrap_or_default();
     assert!(message.contains("limit"), "{message}");
     let rows = client.simple_query("SELECT 1").await.expect("still works");
     assert!(!rows.is_empty());
@@ -73,10 +59,7 @@ async fn a_query_over_the_size_limit_is_rejected_and_the_connection_lives() {
 async fn a_client_that_disconnects_mid_copy_applies_nothing() {
     let server = common::start_server().await;
     let client = common::connect(&server).await;
-    client
-        .batch_execute("CREATE STREAM s (k int); CREATE VIEW v AS SELECT count(*) AS n FROM s")
-        .await
-        .expect("ddl");
+    client.batch_execute("CREATE STREAM s (k int); CREATE VIEW v AS SELECT count(*) AS n FROM s").await.expect("ddl");
     let mut raw = Raw::connect(server.local_addr()).await;
     raw.query("COPY s (k) FROM STDIN").await;
     let (tag, _) = raw.read().await;
@@ -84,10 +67,7 @@ async fn a_client_that_disconnects_mid_copy_applies_nothing() {
     raw.send(b'd', b"1\n2\n3\n").await;
     raw.close().await;
     // Another client sees nothing applied, and the server serves on.
-    client
-        .execute("INSERT INTO s (k) VALUES (10)", &[])
-        .await
-        .expect("insert works");
+    client.execute("INSERT INTO s (k) VALUES (10)", &[]).await.expect("insert works");
     assert_eq!(count_of(&client, "v").await, 1);
     server.shutdown().await;
 }
@@ -96,10 +76,7 @@ async fn a_client_that_disconnects_mid_copy_applies_nothing() {
 async fn copy_fail_from_the_client_applies_nothing() {
     let server = common::start_server().await;
     let client = common::connect(&server).await;
-    client
-        .batch_execute("CREATE STREAM s (k int); CREATE VIEW v AS SELECT count(*) AS n FROM s")
-        .await
-        .expect("ddl");
+    client.batch_execute("CREATE STREAM s (k int); CREATE VIEW v AS SELECT count(*) AS n FROM s").await.expect("ddl");
     let mut raw = Raw::connect(server.local_addr()).await;
     raw.query("COPY s (k) FROM STDIN").await;
     assert_eq!(raw.read().await.0, b'G');
@@ -116,20 +93,10 @@ async fn copy_fail_from_the_client_applies_nothing() {
 #[tokio::test]
 async fn garbage_bytes_do_not_take_the_server_down() {
     let server = common::start_server().await;
-    let mut stream = tokio::net::TcpStream::connect(server.local_addr())
-        .await
-        .expect("connects");
-    tokio::io::AsyncWriteExt::write_all(&mut stream, &[0, 0, 0, 8, 1, 2, 3, 4, 0xff, 0xfe])
-        .await
-        .expect("writes");
+    let mut stream = tokio::net::TcpStream::connect(server.local_addr()).await.expect("connects");
+    tokio::io::AsyncWriteExt::write_all(&mut stream, &[0, 0, 0, 8, 1, 2, 3, 4, 0xff, 0xfe]).await.expect("writes");
     drop(stream);
     let client = common::connect(&server).await;
-    assert!(
-        !client
-            .simple_query("SELECT 1")
-            .await
-            .expect("serves")
-            .is_empty()
-    );
+    assert!(!client.simple_query("SELECT 1").await.expect("serves").is_empty());
     server.shutdown().await;
 }

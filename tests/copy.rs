@@ -5,11 +5,7 @@ mod common;
 use bytes::Bytes;
 use futures::SinkExt;
 
-async fn copy(
-    client: &tokio_postgres::Client,
-    sql: &str,
-    data: &str,
-) -> Result<u64, tokio_postgres::Error> {
+async fn copy(client: &tokio_postgres::Client, sql: &str, data: &str) -> Result<u64, tokio_postgres::Error> {
     let sink = client.copy_in(sql).await?;
     futures::pin_mut!(sink);
     sink.send(Bytes::from(data.to_string())).await?;
@@ -27,37 +23,20 @@ async fn copy_text_and_csv_reach_the_views() {
         )
         .await
         .expect("ddl");
-    let n = copy(
-        &client,
-        "COPY s (k, name, v) FROM STDIN",
-        "1\ta\t1.5\n1\tb\t2.5\n2\t\\N\t10\n",
-    )
-    .await
-    .expect("text copy");
+    let n =
+        copy(&client, "COPY s (k, name, v) FROM STDIN", "1\ta\t1.5\n1\tb\t2.5\n2\t\\N\t10\n").await.expect("text copy");
     assert_eq!(n, 3);
-    let n = copy(
-        &client,
-        "COPY s (k, name, v) FROM STDIN WITH (FORMAT csv, HEADER true)",
-        "k,name,v\n2,\"x,y\",1\n3,,\n",
-    )
-    .await
-    .expect("csv copy");
+    let n =
+        copy(&client, "COPY s (k, name, v) FROM STDIN WITH (FORMAT csv, HEADER true)", "k,name,v\n2,\"x,y\",1\n3,,\n")
+            .await
+            .expect("csv copy");
     assert_eq!(n, 2);
-    let rows = client
-        .query("SELECT k, n, total, name FROM v ORDER BY k", &[])
-        .await
-        .expect("reads");
-    let got: Vec<(i32, i64, Option<f64>, Option<String>)> = rows
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-        .collect();
+    let rows = client.query("SELECT k, n, total, name FROM v ORDER BY k", &[]).await.expect("reads");
+    let got: Vec<(i32, i64, Option<f64>, Option<String>)> =
+        rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect();
     assert_eq!(
         got,
-        vec![
-            (1, 2, Some(4.0), Some("b".to_string())),
-            (2, 2, Some(11.0), Some("x,y".to_string())),
-            (3, 1, None, None),
-        ]
+        vec![(1, 2, Some(4.0), Some("b".to_string())), (2, 2, Some(11.0), Some("x,y".to_string())), (3, 1, None, None),]
     );
     server.shutdown().await;
 }
@@ -66,31 +45,14 @@ async fn copy_text_and_csv_reach_the_views() {
 async fn bad_copy_data_names_the_line_and_applies_nothing() {
     let server = common::start_server().await;
     let client = common::connect(&server).await;
-    client
-        .batch_execute("CREATE STREAM s (k int); CREATE VIEW v AS SELECT count(*) AS n FROM s")
-        .await
-        .expect("ddl");
-    let err = copy(&client, "COPY s FROM STDIN", "1\n2\nabc\n4\n")
-        .await
-        .expect_err("bad int");
+    client.batch_execute("CREATE STREAM s (k int); CREATE VIEW v AS SELECT count(*) AS n FROM s").await.expect("ddl");
+    let err = copy(&client, "COPY s FROM STDIN", "1\n2\nabc\n4\n").await.expect_err("bad int");
     assert_eq!(err.code().map(|c| c.code()), Some("22P02"));
-    let message = err
-        .as_db_error()
-        .map(|e| e.message().to_string())
-        .unwrap_or_default();
-    assert!(
-        message.contains("\"abc\"") && message.contains("line 3"),
-        "{message}"
-    );
-    let err = copy(&client, "COPY s FROM STDIN", "1\t2\n")
-        .await
-        .expect_err("extra column");
+    let message = err.as_db_error().map(|e| e.message().to_string()).unwrap_or_default();
+    assert!(message.contains("\"abc\"") && message.contains("line 3"), "{message}");
+    let err = copy(&client, "COPY s FROM STDIN", "1\t2\n").await.expect_err("extra column");
     assert_eq!(err.code().map(|c| c.code()), Some("22P04"));
-    let n: i64 = client
-        .query_one("SELECT n FROM v", &[])
-        .await
-        .expect("reads")
-        .get(0);
+    let n: i64 = client.query_one("SELECT n FROM v", &[]).await.expect("reads").get(0);
     assert_eq!(n, 0, "a failed COPY applies none of its rows");
     server.shutdown().await;
 }

@@ -7,9 +7,7 @@ mod common;
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    ArrayRef, BooleanArray, Float64Array, Int32Array, RecordBatch, StringArray,
-};
+use datafusion::arrow::array::{ArrayRef, BooleanArray, Float64Array, Int32Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::datasource::MemTable;
@@ -20,31 +18,13 @@ use rand::{Rng, SeedableRng};
 /// The views under test: every aggregate the issue names, WHERE, GROUP BY
 /// expressions, DISTINCT, HAVING, and a view without GROUP BY.
 const VIEWS: &[(&str, &str)] = &[
-    (
-        "by_key",
-        "SELECT k, count(*), count(v), sum(v), avg(v), min(v), max(v) FROM s GROUP BY k",
-    ),
-    (
-        "by_group",
-        "SELECT g, count(DISTINCT k), bool_and(b), bool_or(b), stddev(v), variance(v) FROM s GROUP BY g",
-    ),
-    (
-        "filtered",
-        "SELECT count(*), sum(v), min(g) FROM s WHERE v > 0",
-    ),
-    (
-        "expr_group",
-        "SELECT k % 3 AS m, g, max(v), min(k) FROM s GROUP BY k % 3, g",
-    ),
+    ("by_key", "SELECT k, count(*), count(v), sum(v), avg(v), min(v), max(v) FROM s GROUP BY k"),
+    ("by_group", "SELECT g, count(DISTINCT k), bool_and(b), bool_or(b), stddev(v), variance(v) FROM s GROUP BY g"),
+    ("filtered", "SELECT count(*), sum(v), min(g) FROM s WHERE v > 0"),
+    ("expr_group", "SELECT k % 3 AS m, g, max(v), min(k) FROM s GROUP BY k % 3, g"),
     ("distinct_pairs", "SELECT DISTINCT g, b FROM s"),
-    (
-        "having",
-        "SELECT k, count(*) AS n FROM s GROUP BY k HAVING count(*) > 3",
-    ),
-    (
-        "strings",
-        "SELECT g, string_agg(CAST(k AS text), ',' ORDER BY k), max(length(g)) FROM s WHERE k < 4 GROUP BY g",
-    ),
+    ("having", "SELECT k, count(*) AS n FROM s GROUP BY k HAVING count(*) > 3"),
+    ("strings", "SELECT g, string_agg(CAST(k AS text), ',' ORDER BY k), max(length(g)) FROM s WHERE k < 4 GROUP BY g"),
 ];
 
 struct Event {
@@ -97,13 +77,7 @@ fn batch_rows(batches: &[RecordBatch]) -> Vec<Vec<Option<String>>> {
             rows.push(
                 b.columns()
                     .iter()
-                    .map(|c| {
-                        if c.is_null(r) {
-                            None
-                        } else {
-                            Some(array_value_to_string(c, r).expect("formats"))
-                        }
-                    })
+                    .map(|c| if c.is_null(r) { None } else { Some(array_value_to_string(c, r).expect("formats")) })
                     .collect(),
             );
         }
@@ -138,22 +112,13 @@ fn sort_key(row: &[Option<String>]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn views_equal_batch_recompute_after_every_batch() {
-    let seed: u64 = std::env::var("EDDY_ORACLE_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20261121);
+    let seed: u64 = std::env::var("EDDY_ORACLE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20261121);
     let mut rng = StdRng::seed_from_u64(seed);
     let server = common::start_server().await;
     let client = common::connect(&server).await;
-    client
-        .batch_execute("CREATE STREAM s (k int, g text, v float8, b bool)")
-        .await
-        .expect("stream");
+    client.batch_execute("CREATE STREAM s (k int, g text, v float8, b bool)").await.expect("stream");
     for (name, sql) in VIEWS {
-        client
-            .batch_execute(&format!("CREATE VIEW {name} AS {sql}"))
-            .await
-            .expect(name);
+        client.batch_execute(&format!("CREATE VIEW {name} AS {sql}")).await.expect(name);
     }
 
     let mut all: Vec<Event> = Vec::new();
@@ -174,10 +139,7 @@ async fn views_equal_batch_recompute_after_every_batch() {
                 })
                 .collect();
             let inserted = client
-                .execute(
-                    &format!("INSERT INTO s (k, g, v, b) VALUES {}", values.join(", ")),
-                    &[],
-                )
+                .execute(&format!("INSERT INTO s (k, g, v, b) VALUES {}", values.join(", ")), &[])
                 .await
                 .expect("insert");
             assert_eq!(inserted, n as u64);
@@ -190,14 +152,7 @@ async fn views_equal_batch_recompute_after_every_batch() {
         let table = MemTable::try_new(schema(), vec![vec![to_batch(&all)]]).expect("memtable");
         ctx.register_table("s", Arc::new(table)).expect("register");
         for (name, sql) in VIEWS {
-            let expected = batch_rows(
-                &ctx.sql(sql)
-                    .await
-                    .expect("oracle plans")
-                    .collect()
-                    .await
-                    .expect("oracle runs"),
-            );
+            let expected = batch_rows(&ctx.sql(sql).await.expect("oracle plans").collect().await.expect("oracle runs"));
             let actual: Vec<Vec<Option<String>>> = client
                 .simple_query(&format!("SELECT * FROM {name}"))
                 .await
@@ -215,9 +170,10 @@ async fn views_equal_batch_recompute_after_every_batch() {
             expected.sort_by_key(|r| sort_key(r));
             actual.sort_by_key(|r| sort_key(r));
             let same = expected.len() == actual.len()
-                && expected.iter().zip(&actual).all(|(e, a)| {
-                    e.len() == a.len() && e.iter().zip(a).all(|(x, y)| cells_equal(x, y))
-                });
+                && expected
+                    .iter()
+                    .zip(&actual)
+                    .all(|(e, a)| e.len() == a.len() && e.iter().zip(a).all(|(x, y)| cells_equal(x, y)));
             assert!(
                 same,
                 "seed {seed}, batch {batch_no}, view {name}: {} events\nexpected {expected:?}\nactual   {actual:?}",

@@ -8,20 +8,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
 fn start(port: u16, data_dir: &std::path::Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_eddy"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(data_dir)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -31,10 +23,7 @@ fn start(port: u16, data_dir: &std::path::Path) -> Child {
 
 async fn wait_for_port(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
         assert!(Instant::now() < deadline, "eddy did not listen on {port}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -57,25 +46,15 @@ async fn stops_on(signal: &str) {
     let mut child = start(port, &dir);
     wait_for_port(port).await;
     let conn = format!("host=127.0.0.1 port={port} user=eddy dbname=eddy");
-    let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
-        .await
-        .expect("connects");
+    let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await.expect("connects");
     let driver = tokio::spawn(connection);
-    client
-        .batch_execute("CREATE STREAM s (k int); CREATE VIEW v AS SELECT count(*) FROM s")
-        .await
-        .expect("ddl");
-    let status = Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .expect("kill runs");
+    client.batch_execute("CREATE STREAM s (k int); CREATE VIEW v AS SELECT count(*) FROM s").await.expect("ddl");
+    let status = Command::new("kill").args([signal, &child.id().to_string()]).status().expect("kill runs");
     assert!(status.success());
     let exit = wait_for_exit(&mut child);
     assert!(exit.success(), "eddy exited with {exit:?} after {signal}");
     // The open connection was closed by the server, not left hanging.
-    let _ = tokio::time::timeout(Duration::from_secs(5), driver)
-        .await
-        .expect("connection closed");
+    let _ = tokio::time::timeout(Duration::from_secs(5), driver).await.expect("connection closed");
     let _ = std::fs::remove_dir_all(dir);
 }
 

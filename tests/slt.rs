@@ -34,14 +34,8 @@ impl std::error::Error for PgError {}
 impl From<tokio_postgres::Error> for PgError {
     fn from(e: tokio_postgres::Error) -> Self {
         match e.as_db_error() {
-            Some(db) => PgError {
-                message: db.message().to_string(),
-                sqlstate: Some(db.code().code().to_string()),
-            },
-            None => PgError {
-                message: format!("{e} {:?}", e.source()),
-                sqlstate: None,
-            },
+            Some(db) => PgError { message: db.message().to_string(), sqlstate: Some(db.code().code().to_string()) },
+            None => PgError { message: format!("{e} {:?}", e.source()), sqlstate: None },
         }
     }
 }
@@ -57,21 +51,13 @@ impl AsyncDB for Eddy {
     type ColumnType = DefaultColumnType;
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, PgError> {
-        if self.extended {
-            self.run_extended(sql).await
-        } else {
-            self.run_simple(sql).await
-        }
+        if self.extended { self.run_extended(sql).await } else { self.run_simple(sql).await }
     }
 
     async fn shutdown(&mut self) {}
 
     fn engine_name(&self) -> &str {
-        if self.extended {
-            "eddy-extended"
-        } else {
-            "eddy-simple"
-        }
+        if self.extended { "eddy-extended" } else { "eddy-simple" }
     }
 
     async fn sleep(dur: std::time::Duration) {
@@ -92,9 +78,7 @@ impl Eddy {
         for m in messages {
             match m {
                 SimpleQueryMessage::Row(row) => {
-                    let cells = (0..row.len())
-                        .map(|i| row.get(i).map_or("NULL".to_string(), normalize))
-                        .collect();
+                    let cells = (0..row.len()).map(|i| row.get(i).map_or("NULL".to_string(), normalize)).collect();
                     rows.push(cells);
                 }
                 SimpleQueryMessage::RowDescription(d) => columns = Some(d.len()),
@@ -103,10 +87,7 @@ impl Eddy {
             }
         }
         match columns {
-            Some(n) => Ok(DBOutput::Rows {
-                types: vec![DefaultColumnType::Any; n],
-                rows,
-            }),
+            Some(n) => Ok(DBOutput::Rows { types: vec![DefaultColumnType::Any; n], rows }),
             None => Ok(DBOutput::StatementComplete(count)),
         }
     }
@@ -122,58 +103,36 @@ impl Eddy {
             .iter()
             .map(|row| {
                 (0..row.len())
-                    .map(|i| {
-                        row.get::<_, Option<AnyValue>>(i)
-                            .map_or("NULL".to_string(), |v| normalize(&v.0))
-                    })
+                    .map(|i| row.get::<_, Option<AnyValue>>(i).map_or("NULL".to_string(), |v| normalize(&v.0)))
                     .collect()
             })
             .collect();
-        Ok(DBOutput::Rows {
-            types: vec![DefaultColumnType::Any; stmt.columns().len()],
-            rows,
-        })
+        Ok(DBOutput::Rows { types: vec![DefaultColumnType::Any; stmt.columns().len()], rows })
     }
 }
 
 /// Floats print the same whichever protocol carried them: at most 9
 /// decimals, no trailing zeros.
 fn normalize(value: &str) -> String {
-    let looks_float = value.contains('.')
-        || value.contains('e')
-        || value.contains("inf")
-        || value.contains("NaN");
+    let looks_float = value.contains('.') || value.contains('e') || value.contains("inf") || value.contains("NaN");
     if looks_float
         && !value.contains(' ')
         && !value.contains('-') | value.starts_with('-')
         && let Ok(f) = value.parse::<f64>()
-        && value
-            .chars()
-            .all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | 'e' | 'E' | '+'))
+        && value.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | 'e' | 'E' | '+'))
     {
         let s = format!("{:.9}", f);
         let s = s.trim_end_matches('0').trim_end_matches('.');
-        return if s == "-0" {
-            "0".to_string()
-        } else {
-            s.to_string()
-        };
+        return if s == "-0" { "0".to_string() } else { s.to_string() };
     }
-    if value.is_empty() {
-        "(empty)".to_string()
-    } else {
-        value.to_string()
-    }
+    if value.is_empty() { "(empty)".to_string() } else { value.to_string() }
 }
 
 /// Any binary-format value, decoded to text by its type.
 struct AnyValue(String);
 
 impl<'a> FromSql<'a> for AnyValue {
-    fn from_sql(
-        ty: &Type,
-        raw: &'a [u8],
-    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
         Ok(AnyValue(binary::decode(ty, raw)?))
     }
 
@@ -219,8 +178,7 @@ mod binary {
 
     fn timestamp(raw: &[u8]) -> Result<chrono::NaiveDateTime, BoxError> {
         let micros = i64::from_be_bytes(raw.try_into()?);
-        Ok(epoch_date().and_hms_opt(0, 0, 0).unwrap_or_default()
-            + chrono::Duration::microseconds(micros))
+        Ok(epoch_date().and_hms_opt(0, 0, 0).unwrap_or_default() + chrono::Duration::microseconds(micros))
     }
 
     fn interval(raw: &[u8]) -> Result<String, BoxError> {
@@ -243,11 +201,7 @@ mod binary {
         let mut int_part = String::new();
         for w in 0..=weight.max(-1) {
             let d = digits.get(w as usize).copied().unwrap_or(0);
-            if int_part.is_empty() {
-                int_part = d.to_string()
-            } else {
-                int_part += &format!("{d:04}")
-            }
+            if int_part.is_empty() { int_part = d.to_string() } else { int_part += &format!("{d:04}") }
         }
         if int_part.is_empty() {
             int_part = "0".into();
@@ -255,30 +209,20 @@ mod binary {
         let mut frac = String::new();
         let mut w = weight + 1;
         while frac.len() < dscale {
-            let d = if w < 0 {
-                0
-            } else {
-                digits.get(w as usize).copied().unwrap_or(0)
-            };
+            let d = if w < 0 { 0 } else { digits.get(w as usize).copied().unwrap_or(0) };
             frac += &format!("{d:04}");
             w += 1;
         }
         frac.truncate(dscale);
         let sign = if sign == 0x4000 { "-" } else { "" };
-        Ok(if dscale > 0 {
-            format!("{sign}{int_part}.{frac}")
-        } else {
-            format!("{sign}{int_part}")
-        })
+        Ok(if dscale > 0 { format!("{sign}{int_part}.{frac}") } else { format!("{sign}{int_part}") })
     }
 
     fn array(ty: &Type, raw: &[u8]) -> Result<String, BoxError> {
         let tokio_postgres::types::Kind::Array(elem) = ty.kind() else {
             return Err("not an array".into());
         };
-        let int = |at: usize| -> Result<i32, BoxError> {
-            Ok(i32::from_be_bytes(raw[at..at + 4].try_into()?))
-        };
+        let int = |at: usize| -> Result<i32, BoxError> { Ok(i32::from_be_bytes(raw[at..at + 4].try_into()?)) };
         let ndim = int(0)?;
         if ndim == 0 {
             return Ok("{}".into());
@@ -322,8 +266,7 @@ async fn run_file(path: &Path, extended: bool) -> Result<(), String> {
     let addr = server.local_addr();
     let mut runner = Runner::new(move || async move {
         let conn_str = format!("host=127.0.0.1 port={} user=eddy dbname=eddy", addr.port());
-        let (client, connection) =
-            tokio_postgres::connect(&conn_str, tokio_postgres::NoTls).await?;
+        let (client, connection) = tokio_postgres::connect(&conn_str, tokio_postgres::NoTls).await?;
         tokio::spawn(async move {
             let _ = connection.await;
         });
@@ -331,10 +274,8 @@ async fn run_file(path: &Path, extended: bool) -> Result<(), String> {
     });
     let label = if extended { "extended" } else { "simple" };
     runner.add_label(label);
-    let outcome = runner
-        .run_file_async(path)
-        .await
-        .map_err(|e| format!("{} ({label}): {}", path.display(), e.display(true)));
+    let outcome =
+        runner.run_file_async(path).await.map_err(|e| format!("{} ({label}): {}", path.display(), e.display(true)));
     server.shutdown().await;
     outcome
 }
@@ -344,11 +285,7 @@ async fn sqllogictests() {
     let filter = std::env::var("SLT").ok();
     let files: Vec<PathBuf> = slt_files()
         .into_iter()
-        .filter(|f| {
-            filter
-                .as_ref()
-                .is_none_or(|p| f.to_string_lossy().contains(p.as_str()))
-        })
+        .filter(|f| filter.as_ref().is_none_or(|p| f.to_string_lossy().contains(p.as_str())))
         .collect();
     assert!(!files.is_empty(), "no .slt files found under sql/");
     let mut failures = Vec::new();
@@ -359,10 +296,6 @@ async fn sqllogictests() {
             }
         }
     }
-    println!(
-        "ran {} slt files in both protocols, {} failures",
-        files.len(),
-        failures.len()
-    );
+    println!("ran {} slt files in both protocols, {} failures", files.len(), failures.len());
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

@@ -29,10 +29,7 @@ async fn types_have_the_right_oids_and_encodings() {
     let client = common::connect(&server).await;
     client.batch_execute(DDL).await.expect("ddl and inserts");
 
-    let stmt = client
-        .prepare("SELECT * FROM all_types WHERE i4 = 40000")
-        .await
-        .expect("prepares");
+    let stmt = client.prepare("SELECT * FROM all_types WHERE i4 = 40000").await.expect("prepares");
     let types: Vec<Type> = stmt.columns().iter().map(|c| c.type_().clone()).collect();
     assert_eq!(
         types,
@@ -66,72 +63,32 @@ async fn types_have_the_right_oids_and_encodings() {
     assert_eq!(row.get::<_, String>(6), "héllo");
     assert_eq!(row.get::<_, String>(7), "vc");
     assert!(row.get::<_, bool>(8));
-    assert_eq!(
-        row.get::<_, chrono::NaiveDate>(9),
-        chrono::NaiveDate::from_ymd_opt(2024, 2, 29).unwrap()
-    );
-    assert_eq!(
-        row.get::<_, chrono::NaiveDateTime>(10).to_string(),
-        "2024-02-29 13:14:15.500"
-    );
-    assert_eq!(
-        row.get::<_, chrono::DateTime<chrono::Utc>>(11).to_rfc3339(),
-        "2024-02-29T13:14:15+00:00"
-    );
-    assert_eq!(
-        row.get::<_, serde_json::Value>(13),
-        serde_json::json!({"a": 1})
-    );
-    assert_eq!(
-        row.get::<_, serde_json::Value>(14),
-        serde_json::json!({"b": [1, 2]})
-    );
+    assert_eq!(row.get::<_, chrono::NaiveDate>(9), chrono::NaiveDate::from_ymd_opt(2024, 2, 29).unwrap());
+    assert_eq!(row.get::<_, chrono::NaiveDateTime>(10).to_string(), "2024-02-29 13:14:15.500");
+    assert_eq!(row.get::<_, chrono::DateTime<chrono::Utc>>(11).to_rfc3339(), "2024-02-29T13:14:15+00:00");
+    assert_eq!(row.get::<_, serde_json::Value>(13), serde_json::json!({"a": 1}));
+    assert_eq!(row.get::<_, serde_json::Value>(14), serde_json::json!({"b": [1, 2]}));
     assert_eq!(row.get::<_, i64>(15), 1);
 
     // Text, as the simple protocol sends it.
-    let messages = client
-        .simple_query("SELECT * FROM all_types WHERE i4 = 40000")
-        .await
-        .expect("reads");
-    let SimpleQueryMessage::Row(text) = messages
-        .iter()
-        .find(|m| matches!(m, SimpleQueryMessage::Row(_)))
-        .expect("a row")
+    let messages = client.simple_query("SELECT * FROM all_types WHERE i4 = 40000").await.expect("reads");
+    let SimpleQueryMessage::Row(text) =
+        messages.iter().find(|m| matches!(m, SimpleQueryMessage::Row(_))).expect("a row")
     else {
         unreachable!()
     };
-    let cells: Vec<&str> = (0..text.len())
-        .map(|i| text.get(i).unwrap_or("NULL"))
-        .collect();
+    let cells: Vec<&str> = (0..text.len()).map(|i| text.get(i).unwrap_or("NULL")).collect();
     assert_eq!(&cells[..3], &["-2", "40000", "9000000000"]);
     assert_eq!(cells[5], "12.34");
     assert_eq!(cells[8], "t");
     assert_eq!(cells[9], "2024-02-29");
-    assert!(
-        cells[10].starts_with("2024-02-29 13:14:15.5"),
-        "{}",
-        cells[10]
-    );
-    assert!(
-        cells[11].starts_with("2024-02-29 13:14:15"),
-        "{}",
-        cells[11]
-    );
-    assert!(
-        cells[12].contains("1 day") && cells[12].contains("02:00:00"),
-        "{}",
-        cells[12]
-    );
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(cells[13]).unwrap(),
-        serde_json::json!({"a": 1})
-    );
+    assert!(cells[10].starts_with("2024-02-29 13:14:15.5"), "{}", cells[10]);
+    assert!(cells[11].starts_with("2024-02-29 13:14:15"), "{}", cells[11]);
+    assert!(cells[12].contains("1 day") && cells[12].contains("02:00:00"), "{}", cells[12]);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(cells[13]).unwrap(), serde_json::json!({"a": 1}));
 
     // NULLs survive both protocols.
-    let row = client
-        .query_one("SELECT i2, s, tz, c FROM all_types WHERE i4 IS NULL", &[])
-        .await
-        .expect("null row");
+    let row = client.query_one("SELECT i2, s, tz, c FROM all_types WHERE i4 IS NULL", &[]).await.expect("null row");
     assert_eq!(row.get::<_, Option<i16>>(0), None);
     assert_eq!(row.get::<_, Option<String>>(1), None);
     assert_eq!(row.get::<_, Option<chrono::DateTime<chrono::Utc>>>(2), None);
@@ -147,33 +104,16 @@ async fn prepared_inserts_take_typed_parameters() {
         .batch_execute("CREATE STREAM p (k int, name text, v float8, at timestamptz); CREATE VIEW pv AS SELECT k, name, sum(v) AS total, max(at) AS last FROM p GROUP BY k, name")
         .await
         .expect("ddl");
-    let insert = client
-        .prepare("INSERT INTO p (k, name, v, at) VALUES ($1, $2, $3, $4)")
-        .await
-        .expect("prepares");
-    assert_eq!(
-        insert.params(),
-        &[Type::INT4, Type::TEXT, Type::FLOAT8, Type::TIMESTAMPTZ]
-    );
-    let at = chrono::DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
-        .unwrap()
-        .with_timezone(&chrono::Utc);
+    let insert = client.prepare("INSERT INTO p (k, name, v, at) VALUES ($1, $2, $3, $4)").await.expect("prepares");
+    assert_eq!(insert.params(), &[Type::INT4, Type::TEXT, Type::FLOAT8, Type::TIMESTAMPTZ]);
+    let at = chrono::DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z").unwrap().with_timezone(&chrono::Utc);
     for v in [1.5f64, 2.5] {
-        let n = client
-            .execute(&insert, &[&7i32, &"seven", &v, &at])
-            .await
-            .expect("inserts");
+        let n = client.execute(&insert, &[&7i32, &"seven", &v, &at]).await.expect("inserts");
         assert_eq!(n, 1);
     }
-    let lookup = client
-        .prepare("SELECT total, last FROM pv WHERE k = $1 AND name = $2")
-        .await
-        .expect("prepares");
+    let lookup = client.prepare("SELECT total, last FROM pv WHERE k = $1 AND name = $2").await.expect("prepares");
     assert_eq!(lookup.params(), &[Type::INT4, Type::TEXT]);
-    let row = client
-        .query_one(&lookup, &[&7i32, &"seven"])
-        .await
-        .expect("finds");
+    let row = client.query_one(&lookup, &[&7i32, &"seven"]).await.expect("finds");
     assert_eq!(row.get::<_, f64>(0), 4.0);
     assert_eq!(row.get::<_, chrono::DateTime<chrono::Utc>>(1), at);
     server.shutdown().await;

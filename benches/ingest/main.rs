@@ -27,9 +27,7 @@ fn main() -> ExitCode {
     println!("## Eddy ingest and read benchmark ({name} plan)\n");
     println!("{}\n", machine());
     let started = std::time::Instant::now();
-    match workload::run(&plan, |step| {
-        eprintln!("[{:>6.1}s] {step}", started.elapsed().as_secs_f64())
-    }) {
+    match workload::run(&plan, |step| eprintln!("[{:>6.1}s] {step}", started.elapsed().as_secs_f64())) {
         Ok(report) => {
             println!("{}", report::render(&report));
             eprintln!("done in {:.1}s", started.elapsed().as_secs_f64());
@@ -52,10 +50,6 @@ fn machine() -> String {
         .and_then(|l| l.split(':').nth(1))
         .map_or("unknown", str::trim)
         .to_string();
-    let profile = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
     format!("machine: {cores} cores, {model}; {profile} build")
 }

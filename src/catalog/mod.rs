@@ -154,12 +154,7 @@ impl Catalog {
     /// All relation names, streams first.
     pub fn names(&self) -> Vec<String> {
         let inner = self.inner.read();
-        inner
-            .streams
-            .keys()
-            .chain(inner.views.keys())
-            .cloned()
-            .collect()
+        inner.streams.keys().chain(inner.views.keys()).cloned().collect()
     }
 
     /// All views, in name order.
@@ -173,10 +168,7 @@ impl Catalog {
         if inner.streams.contains_key(&def.name) || inner.views.contains_key(&def.name) {
             return Err(CatalogError::DuplicateRelation(def.name));
         }
-        let entry = Arc::new(StreamEntry {
-            def,
-            views: RwLock::new(Vec::new()),
-        });
+        let entry = Arc::new(StreamEntry { def, views: RwLock::new(Vec::new()) });
         inner.streams.insert(entry.def.name.clone(), entry.clone());
         Ok(entry)
     }
@@ -211,10 +203,7 @@ impl Catalog {
     pub fn drop_view(&self, name: &str) -> Result<Arc<ViewRuntime>, CatalogError> {
         self.view(name)?;
         let mut inner = self.inner.write();
-        let view = inner
-            .views
-            .remove(name)
-            .ok_or_else(|| CatalogError::UndefinedRelation(name.to_string()))?;
+        let view = inner.views.remove(name).ok_or_else(|| CatalogError::UndefinedRelation(name.to_string()))?;
         if let Some(stream) = inner.streams.get(view.stream_name()) {
             stream.views.write().retain(|v| v.name() != name);
         }
@@ -223,29 +212,15 @@ impl Catalog {
 
     /// Removes a stream. With `cascade`, its views go too and are returned;
     /// without it, dependent views are an error.
-    pub fn drop_stream(
-        &self,
-        name: &str,
-        cascade: bool,
-    ) -> Result<Vec<Arc<ViewRuntime>>, CatalogError> {
+    pub fn drop_stream(&self, name: &str, cascade: bool) -> Result<Vec<Arc<ViewRuntime>>, CatalogError> {
         self.stream(name)?;
         let mut inner = self.inner.write();
-        let stream = inner
-            .streams
-            .get(name)
-            .cloned()
-            .ok_or_else(|| CatalogError::UndefinedRelation(name.to_string()))?;
+        let stream =
+            inner.streams.get(name).cloned().ok_or_else(|| CatalogError::UndefinedRelation(name.to_string()))?;
         let dependents = stream.views();
         if !dependents.is_empty() && !cascade {
-            let views = dependents
-                .iter()
-                .map(|v| v.name().to_string())
-                .collect::<Vec<_>>()
-                .join(", ");
-            return Err(CatalogError::DependentObjects {
-                stream: name.to_string(),
-                views,
-            });
+            let views = dependents.iter().map(|v| v.name().to_string()).collect::<Vec<_>>().join(", ");
+            return Err(CatalogError::DependentObjects { stream: name.to_string(), views });
         }
         for v in &dependents {
             inner.views.remove(v.name());

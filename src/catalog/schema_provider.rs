@@ -34,7 +34,8 @@ impl SchemaProvider for CatalogSchema {
         Ok(match self.catalog.relation(name) {
             Some(Relation::Stream(s)) => Some(Arc::new(StreamTable::new(s))),
             Some(Relation::View(v)) => Some(v.table()),
-            None => None,
+            // pg_catalog is on PostgreSQL's search path before public.
+            None => crate::pg_catalog::table(name)?,
         })
     }
 

@@ -37,24 +37,17 @@ pub fn field_for_sql_type(name: &str, sql_type: &str) -> Result<Field, CatalogEr
         "real" | "float4" => DataType::Float32,
         "double precision" | "double" | "float8" | "float" => DataType::Float64,
         "numeric" | "decimal" => decimal_type(&args),
-        "text" | "varchar" | "character varying" | "char" | "character" | "string" | "bpchar" => {
-            DataType::Utf8
-        }
+        "text" | "varchar" | "character varying" | "char" | "character" | "string" | "bpchar" => DataType::Utf8,
         "bool" | "boolean" => DataType::Boolean,
         "date" => DataType::Date32,
-        "timestamp" | "timestamp without time zone" => {
-            DataType::Timestamp(TimeUnit::Microsecond, None)
-        }
+        "timestamp" | "timestamp without time zone" => DataType::Timestamp(TimeUnit::Microsecond, None),
         "timestamptz" | "timestamp with time zone" => timestamptz(),
         "interval" => DataType::Interval(IntervalUnit::MonthDayNano),
         "json" | "jsonb" => {
             pg_tag = Some(base.clone());
             DataType::Utf8
         }
-        _ if base.starts_with("timestamp")
-            && base.ends_with("with time zone")
-            && !base.contains("without") =>
-        {
+        _ if base.starts_with("timestamp") && base.ends_with("with time zone") && !base.contains("without") => {
             timestamptz()
         }
         _ if base.starts_with("timestamp") => DataType::Timestamp(TimeUnit::Microsecond, None),
@@ -71,11 +64,8 @@ pub fn field_for_sql_type(name: &str, sql_type: &str) -> Result<Field, CatalogEr
 /// `numeric(p, s)`; a bare `numeric` gets the widest Decimal128 with 10
 /// fractional digits, since Arrow has no arbitrary-precision decimal.
 fn decimal_type(args: &str) -> DataType {
-    let nums: Vec<i64> = args
-        .trim_matches(|c| c == '(' || c == ')')
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
+    let nums: Vec<i64> =
+        args.trim_matches(|c| c == '(' || c == ')').split(',').filter_map(|s| s.trim().parse().ok()).collect();
     match nums.as_slice() {
         [p] => DataType::Decimal128((*p).clamp(1, 38) as u8, 0),
         [p, s] => DataType::Decimal128((*p).clamp(1, 38) as u8, (*s).clamp(0, 38) as i8),

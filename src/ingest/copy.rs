@@ -29,24 +29,9 @@ pub struct CopyIn {
 
 impl CopyIn {
     /// Starts a COPY into `stream`.
-    pub fn new(
-        stream: Arc<StreamEntry>,
-        copy: &CopyFrom,
-        max_bytes: usize,
-    ) -> Result<Self, IngestError> {
-        let decoder = RowDecoder::new(
-            copy.format.clone(),
-            stream.def.schema.clone(),
-            &copy.columns,
-        )?;
-        Ok(Self {
-            stream,
-            decoder,
-            batches: Vec::new(),
-            bytes: 0,
-            max_bytes,
-            error: None,
-        })
+    pub fn new(stream: Arc<StreamEntry>, copy: &CopyFrom, max_bytes: usize) -> Result<Self, IngestError> {
+        let decoder = RowDecoder::new(copy.format.clone(), stream.def.schema.clone(), &copy.columns)?;
+        Ok(Self { stream, decoder, batches: Vec::new(), bytes: 0, max_bytes, error: None })
     }
 
     /// Takes one CopyData chunk.

@@ -15,9 +15,7 @@ use datafusion::datasource::{TableProvider, TableType};
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::dml::InsertOp;
-use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, SendableRecordBatchStream,
-};
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, SendableRecordBatchStream};
 use futures::StreamExt;
 
 use super::{IngestError, write_batches};
@@ -58,9 +56,7 @@ impl TableProvider for StreamTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        Err(DataFusionError::External(Box::new(PlanError::StreamRead(
-            self.stream.def.name.clone(),
-        ))))
+        Err(DataFusionError::External(Box::new(PlanError::StreamRead(self.stream.def.name.clone()))))
     }
 
     async fn insert_into(
@@ -69,9 +65,7 @@ impl TableProvider for StreamTable {
         input: Arc<dyn ExecutionPlan>,
         _insert_op: InsertOp,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let sink = Arc::new(StreamSink {
-            stream: self.stream.clone(),
-        });
+        let sink = Arc::new(StreamSink { stream: self.stream.clone() });
         Ok(Arc::new(DataSinkExec::new(input, sink, None)))
     }
 }
@@ -94,11 +88,7 @@ impl DataSink for StreamSink {
         &self.stream.def.schema
     }
 
-    async fn write_all(
-        &self,
-        mut data: SendableRecordBatchStream,
-        _context: &Arc<TaskContext>,
-    ) -> Result<u64> {
+    async fn write_all(&self, mut data: SendableRecordBatchStream, _context: &Arc<TaskContext>) -> Result<u64> {
         // The whole statement is held before any of it is applied, so an
         // error in a later batch (a bad cast, invalid JSON) leaves the views
         // untouched, as COPY does.
@@ -108,17 +98,13 @@ impl DataSink for StreamSink {
             let batch = batch?;
             bytes += batch.get_array_memory_size();
             if bytes > INSERT_HELD_MAX_BYTES {
-                return Err(DataFusionError::External(Box::new(IngestError::TooLarge(
-                    format!(
-                        "INSERT holds more than {} MiB of rows; split it into several INSERT statements",
-                        INSERT_HELD_MAX_BYTES / (1024 * 1024)
-                    ),
-                ))));
+                return Err(DataFusionError::External(Box::new(IngestError::TooLarge(format!(
+                    "INSERT holds more than {} MiB of rows; split it into several INSERT statements",
+                    INSERT_HELD_MAX_BYTES / (1024 * 1024)
+                )))));
             }
             held.push(batch);
         }
-        write_batches(&self.stream, held)
-            .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))
+        write_batches(&self.stream, held).await.map_err(|e| DataFusionError::External(Box::new(e)))
     }
 }

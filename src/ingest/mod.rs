@@ -10,9 +10,7 @@ pub mod insert;
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    Array, ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray,
-};
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Schema};
 use futures::future::join_all;
@@ -36,12 +34,12 @@ pub enum IngestError {
     #[error("COPY from stdin failed: {0}")]
     CopyAborted(String),
     /// A view could not apply the rows; other views did.
-    #[error("continuous view \"{view}\" failed to apply the rows: {message}")]
+    #[error("continuous view \"{view}\" failed to apply the rows: {}", crate::error::clean_datafusion_message(source))]
     ViewFailed {
         /// The view.
         view: String,
-        /// Why.
-        message: String,
+        /// Why; its SQLSTATE is the error's.
+        source: std::sync::Arc<datafusion::error::DataFusionError>,
     },
     /// The view was dropped or the server is shutting down.
     #[error("continuous view \"{0}\" stopped before applying the rows")]
@@ -52,10 +50,7 @@ pub enum IngestError {
 /// to every view of `stream`, and returns the rows written once all views
 /// have applied them. Every batch is checked before the first is applied, so
 /// bad input rejects the whole statement, as in PostgreSQL.
-pub async fn write_batches(
-    stream: &StreamEntry,
-    batches: Vec<RecordBatch>,
-) -> Result<u64, IngestError> {
+pub async fn write_batches(stream: &StreamEntry, batches: Vec<RecordBatch>) -> Result<u64, IngestError> {
     for batch in &batches {
         check_json(&stream.def.schema, batch)?;
     }
@@ -121,16 +116,14 @@ fn stamp_arrival(batch: RecordBatch) -> Result<RecordBatch, IngestError> {
         return Ok(batch);
     }
     let now = chrono::Utc::now().timestamp_micros();
-    let stamped: TimestampMicrosecondArray =
-        match column.as_any().downcast_ref::<TimestampMicrosecondArray>() {
-            Some(ts) => ts.iter().map(|v| Some(v.unwrap_or(now))).collect(),
-            None => (0..batch.num_rows()).map(|_| Some(now)).collect(),
-        };
+    let stamped: TimestampMicrosecondArray = match column.as_any().downcast_ref::<TimestampMicrosecondArray>() {
+        Some(ts) => ts.iter().map(|v| Some(v.unwrap_or(now))).collect(),
+        None => (0..batch.num_rows()).map(|_| Some(now)).collect(),
+    };
     let stamped: ArrayRef = Arc::new(stamped.with_timezone(UTC));
     let mut columns = batch.columns().to_vec();
     columns[last] = stamped;
-    RecordBatch::try_new(batch.schema(), columns)
-        .map_err(|e| IngestError::InvalidText(e.to_string()))
+    RecordBatch::try_new(batch.schema(), columns).map_err(|e| IngestError::InvalidText(e.to_string()))
 }
 
 #[cfg(test)]
@@ -148,40 +141,20 @@ mod tests {
     /// metadata that marks json columns: the declared schema decides.
     #[test]
     fn checks_json_by_declared_schema() {
-        let plain = Arc::new(Schema::new(vec![Field::new(
-            "payload",
-            DataType::Utf8,
-            true,
-        )]));
-        let bad = RecordBatch::try_new(
-            plain.clone(),
-            vec![Arc::new(StringArray::from(vec![
-                Some("{\"a\":1}"),
-                Some("{"),
-            ]))],
-        )
-        .unwrap();
-        assert!(matches!(
-            check_json(&declared(), &bad),
-            Err(IngestError::InvalidText(_))
-        ));
-        let good = RecordBatch::try_new(
-            plain,
-            vec![Arc::new(StringArray::from(vec![Some("{\"a\":1}"), None]))],
-        )
-        .unwrap();
+        let plain = Arc::new(Schema::new(vec![Field::new("payload", DataType::Utf8, true)]));
+        let bad =
+            RecordBatch::try_new(plain.clone(), vec![Arc::new(StringArray::from(vec![Some("{\"a\":1}"), Some("{")]))])
+                .unwrap();
+        assert!(matches!(check_json(&declared(), &bad), Err(IngestError::InvalidText(_))));
+        let good =
+            RecordBatch::try_new(plain, vec![Arc::new(StringArray::from(vec![Some("{\"a\":1}"), None]))]).unwrap();
         assert!(check_json(&declared(), &good).is_ok());
     }
 
     #[test]
     fn checks_json_in_string_views() {
-        let view = Arc::new(Schema::new(vec![Field::new(
-            "payload",
-            DataType::Utf8View,
-            true,
-        )]));
-        let bad = RecordBatch::try_new(view, vec![Arc::new(StringViewArray::from(vec!["nope"]))])
-            .unwrap();
+        let view = Arc::new(Schema::new(vec![Field::new("payload", DataType::Utf8View, true)]));
+        let bad = RecordBatch::try_new(view, vec![Arc::new(StringViewArray::from(vec!["nope"]))]).unwrap();
         assert!(check_json(&declared(), &bad).is_err());
     }
 }

@@ -11,9 +11,7 @@ use futures::{Sink, stream};
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::results::{
-    CopyResponse, DescribePortalResponse, DescribeStatementResponse, FieldInfo, Response, Tag,
-};
+use pgwire::api::results::{CopyResponse, DescribePortalResponse, DescribeStatementResponse, FieldInfo, Response, Tag};
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, Type};
@@ -52,9 +50,7 @@ pub struct EddyHandler {
 impl EddyHandler {
     /// Handlers for `session`.
     pub fn new(session: Arc<Session>) -> Self {
-        let parser = Arc::new(EddyQueryParser {
-            session: session.clone(),
-        });
+        let parser = Arc::new(EddyQueryParser { session: session.clone() });
         Self { session, parser }
     }
 
@@ -66,16 +62,13 @@ impl EddyHandler {
     fn respond(&self, reply: Reply, format: &Format) -> Result<Response> {
         Ok(match reply {
             Reply::Tag(t) => Response::Execution(encode::tag(&t)),
-            Reply::Rows { schema, batches } => {
-                encode::rows(&schema, batches, format).map_err(internal)?
-            }
+            Reply::Rows { schema, batches } => encode::rows(&schema, batches, format).map_err(internal)?,
             Reply::TransactionStart(t) => Response::TransactionStart(Tag::new(&t)),
             Reply::TransactionEnd(t) => Response::TransactionEnd(Tag::new(&t)),
             Reply::CopyIn(copy) => {
                 let stream = self.session.engine().catalog.stream(&copy.stream)?;
                 let columns = copy.columns.len();
-                let state =
-                    CopyIn::new(stream, &copy, self.session.engine().config.copy_max_bytes)?;
+                let state = CopyIn::new(stream, &copy, self.session.engine().config.copy_max_bytes)?;
                 *self.session.copy.lock() = Some(state);
                 Response::CopyIn(CopyResponse::new(0, columns, stream::empty()))
             }
@@ -91,10 +84,7 @@ fn internal(e: PgWireError) -> EddyError {
 /// back) is accepted, as in PostgreSQL.
 fn blocked_by_failed_transaction(status: TransactionStatus, statement: &Statement) -> bool {
     status == TransactionStatus::Error
-        && !matches!(
-            statement,
-            Statement::Transaction(Transaction::Rollback | Transaction::Commit)
-        )
+        && !matches!(statement, Statement::Transaction(Transaction::Rollback | Transaction::Commit))
 }
 
 fn failed_transaction_error() -> Response {
@@ -121,16 +111,12 @@ impl SimpleQueryHandler for EddyHandler {
                 "query is {} bytes, over the limit of {limit} bytes; send large data with COPY or in several statements",
                 query.len()
             ));
-            return Ok(vec![Response::Error(Box::new(
-                super::sqlstate::error_info(&e),
-            ))]);
+            return Ok(vec![Response::Error(Box::new(super::sqlstate::error_info(&e)))]);
         }
         let statements = match parse_sql(query) {
             Ok(s) => s,
             Err(e) => {
-                return Ok(vec![Response::Error(Box::new(
-                    super::sqlstate::error_info(&e.into()),
-                ))]);
+                return Ok(vec![Response::Error(Box::new(super::sqlstate::error_info(&e.into())))]);
             }
         };
         let mut status = client.transaction_status();
@@ -140,8 +126,7 @@ impl SimpleQueryHandler for EddyHandler {
                 responses.push(failed_transaction_error());
                 break;
             }
-            let failed_commit = status == TransactionStatus::Error
-                && matches!(statement, Statement::Transaction(_));
+            let failed_commit = status == TransactionStatus::Error && matches!(statement, Statement::Transaction(_));
             let is_copy = matches!(statement, Statement::Copy(_));
             match self.execute(statement, &Format::UnifiedText).await {
                 Ok(Response::TransactionEnd(_)) if failed_commit => {
@@ -179,10 +164,7 @@ impl EddyQueryParser {
     async fn prepare(&self, sql: &str) -> Result<Option<Prepared>> {
         let mut statements = parse_sql(sql)?;
         if statements.len() > 1 {
-            return Err(SqlError::Syntax(
-                "cannot insert multiple commands into a prepared statement".into(),
-            )
-            .into());
+            return Err(SqlError::Syntax("cannot insert multiple commands into a prepared statement".into()).into());
         }
         let Some(statement) = statements.pop() else {
             return Ok(None);
@@ -191,18 +173,21 @@ impl EddyQueryParser {
             Statement::Query(ast) | Statement::Insert(ast) => {
                 let plan = crate::query::plan(&self.session, (**ast).clone()).await?;
                 let types = ordered_types(&plan.get_parameter_types()?);
-                let result =
-                    matches!(statement, Statement::Query(_)).then(|| plan.schema().inner().clone());
+                let result = matches!(statement, Statement::Query(_)).then(|| plan.schema().inner().clone());
                 (Some(plan), types, result)
+            }
+            Statement::Show(show) => (None, Vec::new(), Some(show.schema(&self.session))),
+            Statement::Truncate(_) => {
+                let schema = datafusion::arrow::datatypes::Schema::new(vec![datafusion::arrow::datatypes::Field::new(
+                    "truncate_continuous_view",
+                    DataType::Utf8,
+                    true,
+                )]);
+                (None, Vec::new(), Some(Arc::new(schema)))
             }
             _ => (None, Vec::new(), None),
         };
-        Ok(Some(Prepared {
-            statement,
-            plan,
-            param_types,
-            result,
-        }))
+        Ok(Some(Prepared { statement, plan, param_types, result }))
     }
 }
 
@@ -210,12 +195,7 @@ impl EddyQueryParser {
 impl QueryParser for EddyQueryParser {
     type Statement = Prepared;
 
-    async fn parse_sql<C>(
-        &self,
-        _client: &C,
-        sql: &str,
-        _types: &[Option<Type>],
-    ) -> PgWireResult<Option<Prepared>>
+    async fn parse_sql<C>(&self, _client: &C, sql: &str, _types: &[Option<Type>]) -> PgWireResult<Option<Prepared>>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
@@ -226,11 +206,7 @@ impl QueryParser for EddyQueryParser {
         Ok(stmt.param_types.iter().map(pg_type).collect())
     }
 
-    fn get_result_schema(
-        &self,
-        stmt: &Prepared,
-        format: Option<&Format>,
-    ) -> PgWireResult<Vec<FieldInfo>> {
+    fn get_result_schema(&self, stmt: &Prepared, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
         match &stmt.result {
             Some(schema) => encode::pg_fields(schema, format.unwrap_or(&Format::UnifiedText)),
             None => Ok(Vec::new()),
@@ -263,14 +239,7 @@ impl ExtendedQueryHandler for EddyHandler {
             .param_types
             .iter()
             .enumerate()
-            .map(|(i, t)| {
-                target
-                    .parameter_types
-                    .get(i)
-                    .cloned()
-                    .flatten()
-                    .unwrap_or_else(|| pg_type(t))
-            })
+            .map(|(i, t)| target.parameter_types.get(i).cloned().flatten().unwrap_or_else(|| pg_type(t)))
             .collect();
         let fields = self.parser.get_result_schema(stmt, None)?;
         Ok(DescribeStatementResponse::new(types, fields))
@@ -288,18 +257,11 @@ impl ExtendedQueryHandler for EddyHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let stmt = &portal.statement.statement;
-        let fields = self
-            .parser
-            .get_result_schema(stmt, Some(&portal.result_column_format))?;
+        let fields = self.parser.get_result_schema(stmt, Some(&portal.result_column_format))?;
         Ok(DescribePortalResponse::new(fields))
     }
 
-    async fn do_query<C>(
-        &self,
-        client: &mut C,
-        portal: &Portal<Prepared>,
-        _max_rows: usize,
-    ) -> PgWireResult<Response>
+    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Prepared>, _max_rows: usize) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = Prepared>,
@@ -312,22 +274,14 @@ impl ExtendedQueryHandler for EddyHandler {
         }
         let outcome = match &stmt.plan {
             Some(plan) => self.run_planned(stmt, plan.clone(), portal).await,
-            None => {
-                self.execute(stmt.statement.clone(), &portal.result_column_format)
-                    .await
-            }
+            None => self.execute(stmt.statement.clone(), &portal.result_column_format).await,
         };
         outcome.map_err(to_pgwire)
     }
 }
 
 impl EddyHandler {
-    async fn run_planned(
-        &self,
-        stmt: &Prepared,
-        plan: LogicalPlan,
-        portal: &Portal<Prepared>,
-    ) -> Result<Response> {
+    async fn run_planned(&self, stmt: &Prepared, plan: LogicalPlan, portal: &Portal<Prepared>) -> Result<Response> {
         let pg_types: Vec<Type> = (0..stmt.param_types.len())
             .map(|i| {
                 portal
@@ -344,9 +298,7 @@ impl EddyHandler {
         let (schema, batches) = crate::query::run(&self.session, plan, params).await?;
         if matches!(stmt.statement, Statement::Insert(_)) {
             let rows = crate::sql::statement::insert::count_rows(&batches);
-            return Ok(Response::Execution(
-                Tag::new("INSERT").with_oid(0).with_rows(rows as usize),
-            ));
+            return Ok(Response::Execution(Tag::new("INSERT").with_oid(0).with_rows(rows as usize)));
         }
         encode::rows(&schema, batches, &portal.result_column_format).map_err(internal)
     }
@@ -374,9 +326,7 @@ impl CopyHandler for EddyHandler {
     {
         let copy = self.session.copy.lock().take();
         let Some(copy) = copy else {
-            return Err(to_pgwire(EddyError::Protocol(
-                "CopyDone without a COPY in progress".into(),
-            )));
+            return Err(to_pgwire(EddyError::Protocol("CopyDone without a COPY in progress".into())));
         };
         let rows = copy.finish().await.map_err(|e| to_pgwire(e.into()))?;
         let tag = Tag::new("COPY").with_rows(rows as usize);

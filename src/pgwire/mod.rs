@@ -29,10 +29,7 @@ pub struct ConnectionHandlers {
 impl ConnectionHandlers {
     /// Handlers for a new connection's `session`.
     pub fn new(session: Arc<Session>) -> Self {
-        Self {
-            handler: Arc::new(EddyHandler::new(session)),
-            startup: Arc::new(EddyStartup),
-        }
+        Self { handler: Arc::new(EddyHandler::new(session)), startup: Arc::new(EddyStartup) }
     }
 }
 

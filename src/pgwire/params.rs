@@ -21,20 +21,8 @@ use crate::ingest::IngestError;
 /// Orders DataFusion's `{"$1": type, ...}` into a list; untyped
 /// parameters are text.
 pub fn ordered_types(types: &HashMap<String, Option<DataType>>) -> Vec<DataType> {
-    let count = types
-        .keys()
-        .filter_map(|k| k.trim_start_matches('$').parse::<usize>().ok())
-        .max()
-        .unwrap_or(0);
-    (1..=count)
-        .map(|i| {
-            types
-                .get(&format!("${i}"))
-                .cloned()
-                .flatten()
-                .unwrap_or(DataType::Utf8)
-        })
-        .collect()
+    let count = types.keys().filter_map(|k| k.trim_start_matches('$').parse::<usize>().ok()).max().unwrap_or(0);
+    (1..=count).map(|i| types.get(&format!("${i}")).cloned().flatten().unwrap_or(DataType::Utf8)).collect()
 }
 
 /// The PostgreSQL type reported for a parameter of `data_type`.
@@ -43,11 +31,7 @@ pub fn pg_type(data_type: &DataType) -> Type {
 }
 
 /// Decodes the portal's parameters into values of `types`.
-pub fn bind<S: Clone>(
-    portal: &Portal<S>,
-    types: &[DataType],
-    pg_types: &[Type],
-) -> Result<ParamValues> {
+pub fn bind<S: Clone>(portal: &Portal<S>, types: &[DataType], pg_types: &[Type]) -> Result<ParamValues> {
     if portal.parameters.len() != types.len() {
         return Err(EddyError::Protocol(format!(
             "bind message supplies {} parameters, but prepared statement requires {}",
@@ -60,25 +44,19 @@ pub fn bind<S: Clone>(
         let value = match raw {
             None => ScalarValue::try_from(data_type)?,
             Some(bytes) if portal.parameter_format.is_binary(i) => {
-                let pg = pg_types
-                    .get(i)
-                    .cloned()
-                    .unwrap_or_else(|| pg_type(data_type));
+                let pg = pg_types.get(i).cloned().unwrap_or_else(|| pg_type(data_type));
                 binary_value(portal, i, &pg, bytes)?
             }
             Some(bytes) => text_value(bytes, i)?,
         };
         values.push(cast(value, data_type, i)?);
     }
-    Ok(ParamValues::List(
-        values.into_iter().map(Into::into).collect(),
-    ))
+    Ok(ParamValues::List(values.into_iter().map(Into::into).collect()))
 }
 
 fn text_value(bytes: &Bytes, i: usize) -> Result<ScalarValue> {
-    let text = std::str::from_utf8(bytes).map_err(|_| {
-        IngestError::InvalidText(format!("parameter ${} is not valid UTF-8", i + 1))
-    })?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| IngestError::InvalidText(format!("parameter ${} is not valid UTF-8", i + 1)))?;
     Ok(ScalarValue::Utf8(Some(text.to_string())))
 }
 
@@ -88,26 +66,14 @@ fn cast(value: ScalarValue, target: &DataType, i: usize) -> Result<ScalarValue> 
     }
     let text = value.to_string();
     value.cast_to(target).map_err(|_| {
-        IngestError::InvalidText(format!(
-            "invalid input syntax for parameter ${} of type {target}: \"{text}\"",
-            i + 1
-        ))
-        .into()
+        IngestError::InvalidText(format!("invalid input syntax for parameter ${} of type {target}: \"{text}\"", i + 1))
+            .into()
     })
 }
 
-fn binary_value<S: Clone>(
-    portal: &Portal<S>,
-    i: usize,
-    pg: &Type,
-    bytes: &Bytes,
-) -> Result<ScalarValue> {
+fn binary_value<S: Clone>(portal: &Portal<S>, i: usize, pg: &Type, bytes: &Bytes) -> Result<ScalarValue> {
     let bad = |e: pgwire::error::PgWireError| -> EddyError {
-        IngestError::InvalidText(format!(
-            "invalid binary value for parameter ${}: {e}",
-            i + 1
-        ))
-        .into()
+        IngestError::InvalidText(format!("invalid binary value for parameter ${}: {e}", i + 1)).into()
     };
     Ok(match *pg {
         Type::INT2 => ScalarValue::Int16(portal.parameter::<i16>(i, pg).map_err(bad)?),
@@ -125,13 +91,8 @@ fn binary_value<S: Clone>(
             ScalarValue::TimestampMicrosecond(t.map(|t| t.and_utc().timestamp_micros()), None)
         }
         Type::TIMESTAMPTZ => {
-            let t = portal
-                .parameter::<DateTime<FixedOffset>>(i, pg)
-                .map_err(bad)?;
-            ScalarValue::TimestampMicrosecond(
-                t.map(|t| t.timestamp_micros()),
-                Some("+00:00".into()),
-            )
+            let t = portal.parameter::<DateTime<FixedOffset>>(i, pg).map_err(bad)?;
+            ScalarValue::TimestampMicrosecond(t.map(|t| t.timestamp_micros()), Some("+00:00".into()))
         }
         Type::NUMERIC => {
             let d = portal.parameter::<Decimal>(i, pg).map_err(bad)?;

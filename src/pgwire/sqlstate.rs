@@ -77,7 +77,10 @@ fn ingest_state(e: &IngestError) -> &'static str {
         IngestError::BadCopyData(_) => "22P04",
         IngestError::TooLarge(_) => "54000",
         IngestError::CopyAborted(_) => "57014",
-        IngestError::ViewFailed { .. } => "22000",
+        IngestError::ViewFailed { source, .. } => match datafusion_state(source) {
+            INTERNAL => "22000",
+            state => state,
+        },
         IngestError::ViewStopped(_) => "55000",
     }
 }
@@ -118,7 +121,16 @@ fn external_state(inner: &(dyn std::error::Error + Send + Sync + 'static)) -> &'
 
 fn arrow_state(e: &ArrowError) -> &'static str {
     match e {
-        ArrowError::CastError(m) | ArrowError::ParseError(m) if m.contains("overflow") => "22003",
+        ArrowError::CastError(m) | ArrowError::ParseError(m)
+            if m.contains("overflow") || m.contains("Can't cast value") || m.contains("too large") =>
+        {
+            "22003"
+        }
+        ArrowError::CastError(m) | ArrowError::ParseError(m)
+            if ["date", "Date", "timestamp", "Timestamp", "time zone"].iter().any(|w| m.contains(w)) =>
+        {
+            "22007"
+        }
         ArrowError::CastError(_) | ArrowError::ParseError(_) => INVALID_TEXT,
         ArrowError::DivideByZero => "22012",
         ArrowError::ArithmeticOverflow(_) => "22003",
@@ -132,17 +144,11 @@ fn plan_message_state(m: &str) -> &'static str {
     let lower = m.to_lowercase();
     if lower.contains("table") && lower.contains("not found") {
         UNDEFINED_TABLE
-    } else if lower.contains("invalid function")
-        || lower.contains("function") && lower.contains("not found")
-    {
+    } else if lower.contains("invalid function") || lower.contains("function") && lower.contains("not found") {
         "42883"
-    } else if lower.contains("no field named")
-        || lower.contains("column") && lower.contains("not found")
-    {
+    } else if lower.contains("no field named") || lower.contains("column") && lower.contains("not found") {
         UNDEFINED_COLUMN
-    } else if lower.contains("cannot") && lower.contains("cast")
-        || lower.contains("cannot infer common")
-    {
+    } else if lower.contains("cannot") && lower.contains("cast") || lower.contains("cannot infer common") {
         "42804"
     } else if lower.contains("not supported") || lower.contains("unsupported") {
         FEATURE_NOT_SUPPORTED
@@ -209,26 +215,15 @@ mod tests {
     #[test]
     fn maps_each_room() {
         assert_eq!(sqlstate(&SqlError::Syntax("x".into()).into()), SYNTAX_ERROR);
-        assert_eq!(
-            sqlstate(&CatalogError::UndefinedRelation("t".into()).into()),
-            UNDEFINED_TABLE
-        );
-        assert_eq!(
-            sqlstate(&IngestError::InvalidText("x".into()).into()),
-            INVALID_TEXT
-        );
+        assert_eq!(sqlstate(&CatalogError::UndefinedRelation("t".into()).into()), UNDEFINED_TABLE);
+        assert_eq!(sqlstate(&IngestError::InvalidText("x".into()).into()), INVALID_TEXT);
         let external = DataFusionError::External(Box::new(PlanError::StreamRead("s".into())));
         assert_eq!(
-            sqlstate(&EddyError::Query(DataFusionError::Context(
-                "c".into(),
-                Box::new(external)
-            ))),
+            sqlstate(&EddyError::Query(DataFusionError::Context("c".into(), Box::new(external)))),
             FEATURE_NOT_SUPPORTED
         );
-        let cast = DataFusionError::ArrowError(
-            Box::new(ArrowError::CastError("Cannot cast string 'abc'".into())),
-            None,
-        );
+        let cast =
+            DataFusionError::ArrowError(Box::new(ArrowError::CastError("Cannot cast string 'abc'".into())), None);
         assert_eq!(sqlstate(&EddyError::Query(cast)), INVALID_TEXT);
     }
 }

@@ -20,8 +20,7 @@ use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
-    SendableRecordBatchStream,
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, SendableRecordBatchStream,
 };
 use parking_lot::Mutex;
 
@@ -73,11 +72,7 @@ impl TableProvider for StreamSource {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        Ok(Arc::new(BatchSourceExec::try_new(
-            self.schema.clone(),
-            self.slot.clone(),
-            projection.cloned(),
-        )?))
+        Ok(Arc::new(BatchSourceExec::try_new(self.schema.clone(), self.slot.clone(), projection.cloned())?))
     }
 }
 
@@ -90,11 +85,7 @@ pub struct BatchSourceExec {
 }
 
 impl BatchSourceExec {
-    fn try_new(
-        schema: SchemaRef,
-        slot: Arc<BatchSlot>,
-        projection: Option<Vec<usize>>,
-    ) -> Result<Self> {
+    fn try_new(schema: SchemaRef, slot: Arc<BatchSlot>, projection: Option<Vec<usize>>) -> Result<Self> {
         let projected = match &projection {
             Some(p) => Arc::new(schema.project(p)?),
             None => schema,
@@ -105,11 +96,7 @@ impl BatchSourceExec {
             EmissionType::Incremental,
             Boundedness::Bounded,
         ));
-        Ok(Self {
-            slot,
-            projection,
-            properties,
-        })
+        Ok(Self { slot, projection, properties })
     }
 }
 
@@ -139,25 +126,15 @@ impl ExecutionPlan for BatchSourceExec {
         Ok(TreeNodeRecursion::Continue)
     }
 
-    fn with_new_children(
-        self: Arc<Self>,
-        _children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
+    fn with_new_children(self: Arc<Self>, _children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
         Ok(self)
     }
 
-    fn execute(
-        &self,
-        _partition: usize,
-        _context: Arc<TaskContext>,
-    ) -> Result<SendableRecordBatchStream> {
+    fn execute(&self, _partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let batches = self.slot.take();
         let schema = self.properties.eq_properties.schema().clone();
         let batches = match &self.projection {
-            Some(p) => batches
-                .iter()
-                .map(|b| b.project(p))
-                .collect::<std::result::Result<Vec<_>, _>>()?,
+            Some(p) => batches.iter().map(|b| b.project(p)).collect::<std::result::Result<Vec<_>, _>>()?,
             None => batches,
         };
         Ok(Box::pin(MemoryStream::try_new(batches, schema, None)?))

@@ -78,74 +78,72 @@ pub struct IncrementalPlan {
 
 impl std::fmt::Debug for IncrementalPlan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IncrementalPlan")
-            .field("stream", &self.stream)
-            .finish()
+        f.debug_struct("IncrementalPlan").field("stream", &self.stream).finish()
     }
 }
 
 /// Plans `query` as continuous view `name`.
-pub async fn plan_view(
-    catalog: Arc<Catalog>,
-    name: &str,
-    query: &Query,
-) -> Result<IncrementalPlan, PlanError> {
+pub async fn plan_view(catalog: Arc<Catalog>, name: &str, query: &Query) -> Result<IncrementalPlan, PlanError> {
     let schema = Arc::new(ViewPlanningSchema::new(catalog));
     let state = planning_state(schema.clone())?;
     let stmt = DFStatement::Statement(Box::new(SqlStatement::Query(Box::new(query.clone()))));
-    let logical = state
-        .statement_to_plan(stmt)
-        .await
-        .map_err(unwrap_external)?;
+    let logical = state.statement_to_plan(stmt).await.map_err(unwrap_external)?;
+    reject_time_functions(&logical)?;
     let logical = state.optimize(&logical)?;
     let (stream, slot) = schema.single_stream()?;
 
     let aggregate = find_aggregate(&logical)?;
     check_lower(&aggregate.input)?;
-    if aggregate
-        .group_expr
-        .iter()
-        .any(|e| matches!(e, Expr::GroupingSet(_)))
-    {
+    if aggregate.group_expr.iter().any(|e| matches!(e, Expr::GroupingSet(_))) {
         return Err(PlanError::Unsupported(
             "GROUPING SETS, CUBE and ROLLUP are not supported in continuous views; create one view per grouping".into(),
         ));
     }
-    let physical = state
-        .query_planner()
-        .create_physical_plan(&LogicalPlan::Aggregate(aggregate.clone()), &state)
-        .await?;
+    let physical =
+        state.query_planner().create_physical_plan(&LogicalPlan::Aggregate(aggregate.clone()), &state).await?;
     let (final_exec, partial) = split_physical(&physical)?;
     let layout = partial_layout(&partial)?;
-    let key_types: Vec<DataType> = partial
-        .schema()
-        .fields()
-        .iter()
-        .take(layout.group_columns)
-        .map(|f| f.data_type().clone())
-        .collect();
+    let key_types: Vec<DataType> =
+        partial.schema().fields().iter().take(layout.group_columns).map(|f| f.data_type().clone()).collect();
     let aggregates: Arc<[Arc<AggregateFunctionExpr>]> = final_exec.aggr_expr().to_vec().into();
     let grouped = Arc::new(Mutex::new(GroupedState::try_new(&key_types, aggregates)?));
 
     let state_schema: SchemaRef = Arc::clone(aggregate.schema.inner());
-    let table = Arc::new(StateTable::new(
-        state_schema,
-        layout.group_columns,
-        grouped.clone(),
-    ));
+    let table = Arc::new(StateTable::new(state_schema, layout.group_columns, grouped.clone()));
     let upper = replace_aggregate(logical, &aggregate, &format!("__eddy_state_{name}"), table)?;
     let upper = limits_as_nodes(upper)?;
     tracing::debug!(view = name, plan = %upper.display_indent(), "view read plan");
     let partial: Arc<dyn ExecutionPlan> = Arc::new(partial);
-    Ok(IncrementalPlan {
-        stream,
-        slot,
-        partial,
-        layout,
-        state: grouped,
-        upper,
-        task_ctx: state.task_ctx(),
-    })
+    Ok(IncrementalPlan { stream, slot, partial, layout, state: grouped, upper, task_ctx: state.task_ctx() })
+}
+
+/// Functions of the current time: in a continuous view they would be frozen
+/// at creation (DataFusion folds them to constants), which is never what a
+/// user means. Sliding windows will give them their PipelineDB meaning.
+const TIME_FUNCTIONS: &[&str] =
+    &["now", "current_timestamp", "current_date", "current_time", "clock_timestamp", "localtimestamp", "localtime"];
+
+fn reject_time_functions(plan: &LogicalPlan) -> Result<(), PlanError> {
+    let mut found = None;
+    plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|expr| {
+            expr.apply(|e| {
+                if let Expr::ScalarFunction(f) = e
+                    && TIME_FUNCTIONS.contains(&f.name())
+                {
+                    found = Some(f.name().to_string());
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    })?;
+    match found {
+        Some(name) => Err(PlanError::Unsupported(format!(
+            "{name}() is not supported in a continuous view yet: it would be evaluated once, when the view is created; sliding windows over arrival_timestamp are coming"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// DataFusion wraps errors raised by table resolution; ours come back out.
@@ -178,9 +176,7 @@ fn find_aggregate(plan: &LogicalPlan) -> Result<Aggregate, PlanError> {
             | LogicalPlan::Window(_)
             | LogicalPlan::SubqueryAlias(_) => {
                 let inputs = node.inputs();
-                node = inputs
-                    .first()
-                    .ok_or_else(|| PlanError::Unsupported("unexpected plan shape".into()))?;
+                node = inputs.first().ok_or_else(|| PlanError::Unsupported("unexpected plan shape".into()))?;
             }
             LogicalPlan::TableScan(_) => {
                 return Err(PlanError::Unsupported(
@@ -231,13 +227,9 @@ fn describe(plan: &LogicalPlan) -> &'static str {
 }
 
 /// Finds the Final aggregate at the top and the Partial one below it.
-fn split_physical(
-    plan: &Arc<dyn ExecutionPlan>,
-) -> Result<(AggregateExec, AggregateExec), PlanError> {
+fn split_physical(plan: &Arc<dyn ExecutionPlan>) -> Result<(AggregateExec, AggregateExec), PlanError> {
     let internal = |m: &str| PlanError::DataFusion(DataFusionError::Internal(m.to_string()));
-    let top = plan
-        .downcast_ref::<AggregateExec>()
-        .ok_or_else(|| internal("aggregate plan has no final aggregate"))?;
+    let top = plan.downcast_ref::<AggregateExec>().ok_or_else(|| internal("aggregate plan has no final aggregate"))?;
     let mut node = top.input().clone();
     loop {
         if let Some(agg) = node.downcast_ref::<AggregateExec>()
@@ -265,10 +257,7 @@ fn partial_layout(partial: &AggregateExec) -> Result<PartialLayout, PlanError> {
             partial.schema().fields().len()
         ))));
     }
-    Ok(PartialLayout {
-        group_columns,
-        state_columns,
-    })
+    Ok(PartialLayout { group_columns, state_columns })
 }
 
 /// The optimizer folds `LIMIT` into `Sort { fetch }`; DataFusion's SQL
@@ -278,13 +267,8 @@ fn limits_as_nodes(plan: LogicalPlan) -> Result<LogicalPlan, PlanError> {
     let out = plan.transform_up(|node| match node {
         LogicalPlan::Sort(sort) if sort.fetch.is_some() => {
             let fetch = sort.fetch;
-            let unlimited = LogicalPlan::Sort(datafusion::logical_expr::Sort {
-                fetch: None,
-                ..sort
-            });
-            let limited = LogicalPlanBuilder::from(unlimited)
-                .limit(0, fetch)?
-                .build()?;
+            let unlimited = LogicalPlan::Sort(datafusion::logical_expr::Sort { fetch: None, ..sort });
+            let limited = LogicalPlanBuilder::from(unlimited).limit(0, fetch)?.build()?;
             Ok(Transformed::yes(limited))
         }
         other => Ok(Transformed::no(other)),
@@ -305,11 +289,8 @@ fn replace_aggregate(
         .schema
         .iter()
         .map(|(qualifier, field)| {
-            Expr::Column(Column::new(
-                Some(TableReference::bare(table_name)),
-                field.name(),
-            ))
-            .alias_qualified(qualifier.cloned(), field.name())
+            Expr::Column(Column::new(Some(TableReference::bare(table_name)), field.name()))
+                .alias_qualified(qualifier.cloned(), field.name())
         })
         .collect();
     let replacement = scan.project(exprs)?.build()?;
@@ -317,11 +298,7 @@ fn replace_aggregate(
     let out = plan.transform_down(|node| {
         if !replaced && matches!(node, LogicalPlan::Aggregate(_)) {
             replaced = true;
-            return Ok(Transformed::new(
-                replacement.clone(),
-                true,
-                TreeNodeRecursion::Jump,
-            ));
+            return Ok(Transformed::new(replacement.clone(), true, TreeNodeRecursion::Jump));
         }
         Ok(Transformed::no(node))
     })?;

@@ -26,10 +26,7 @@ pub struct ViewPlanningSchema {
 impl ViewPlanningSchema {
     /// A resolver over `catalog`.
     pub fn new(catalog: Arc<Catalog>) -> Self {
-        Self {
-            catalog,
-            bound: Mutex::new(Vec::new()),
-        }
+        Self { catalog, bound: Mutex::new(Vec::new()) }
     }
 
     /// The one stream the view read; no stream, or several, is an error.
@@ -65,11 +62,9 @@ impl SchemaProvider for ViewPlanningSchema {
                 bound.push((name.to_string(), slot, source.clone()));
                 Ok(Some(source))
             }
-            Some(Relation::View(_)) => Err(DataFusionError::External(Box::new(
-                PlanError::Unsupported(format!(
-                    "continuous view reads continuous view \"{name}\": views over views are not supported yet; read the stream instead"
-                )),
-            ))),
+            Some(Relation::View(_)) => Err(DataFusionError::External(Box::new(PlanError::Unsupported(format!(
+                "continuous view reads continuous view \"{name}\": views over views are not supported yet; read the stream instead"
+            ))))),
             None => Ok(None),
         }
     }

@@ -40,22 +40,16 @@ fn finish(builder: SessionStateBuilder, schema: Arc<dyn SchemaProvider>) -> Resu
     let mut state = builder.build();
     let catalog = MemoryCatalogProvider::new();
     catalog.register_schema(SCHEMA, schema)?;
-    state
-        .catalog_list()
-        .register_catalog(DATABASE.to_string(), Arc::new(catalog));
+    catalog.register_schema(crate::pg_catalog::SCHEMA, Arc::new(crate::pg_catalog::PgCatalogSchema))?;
+    state.catalog_list().register_catalog(DATABASE.to_string(), Arc::new(catalog));
     datafusion_functions_json::register_all(&mut state)?;
     functions::register(&mut state)?;
     Ok(state)
 }
 
 /// The session state used for client queries, with `schema` as `public`.
-pub fn read_state(
-    schema: Arc<dyn SchemaProvider>,
-    target_partitions: usize,
-) -> Result<SessionState> {
-    let builder = SessionStateBuilder::new()
-        .with_config(base_config(target_partitions))
-        .with_default_features();
+pub fn read_state(schema: Arc<dyn SchemaProvider>, target_partitions: usize) -> Result<SessionState> {
+    let builder = SessionStateBuilder::new().with_config(base_config(target_partitions)).with_default_features();
     finish(builder, schema)
 }
 
@@ -67,16 +61,8 @@ const COMBINE_AGGREGATES_RULE: &str = "CombinePartialFinalAggregate";
 
 /// The session state used to plan a continuous view's query.
 pub fn planning_state(schema: Arc<dyn SchemaProvider>) -> Result<SessionState> {
-    let rules = Optimizer::new()
-        .rules
-        .into_iter()
-        .filter(|r| r.name() != SINGLE_DISTINCT_RULE)
-        .collect();
-    let physical = PhysicalOptimizer::new()
-        .rules
-        .into_iter()
-        .filter(|r| r.name() != COMBINE_AGGREGATES_RULE)
-        .collect();
+    let rules = Optimizer::new().rules.into_iter().filter(|r| r.name() != SINGLE_DISTINCT_RULE).collect();
+    let physical = PhysicalOptimizer::new().rules.into_iter().filter(|r| r.name() != COMBINE_AGGREGATES_RULE).collect();
     let builder = SessionStateBuilder::new()
         .with_config(base_config(1))
         .with_default_features()

@@ -30,11 +30,7 @@ fn constant_text(name: &str, value: String) -> datafusion::logical_expr::ScalarU
         vec![],
         DataType::Utf8,
         Volatility::Stable,
-        Arc::new(move |_args: &[ColumnarValue]| {
-            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
-                value.clone(),
-            ))))
-        }),
+        Arc::new(move |_args: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(value.clone()))))),
     )
 }
 
@@ -42,23 +38,15 @@ fn constant_text(name: &str, value: String) -> datafusion::logical_expr::ScalarU
 /// `pg_backend_pid()`.
 pub fn register(state: &mut SessionState) -> Result<()> {
     state.register_udf(Arc::new(constant_text("version", version_string())))?;
-    state.register_udf(Arc::new(constant_text(
-        "current_database",
-        DATABASE.to_string(),
-    )))?;
-    state.register_udf(Arc::new(constant_text(
-        "current_schema",
-        SCHEMA.to_string(),
-    )))?;
+    state.register_udf(Arc::new(constant_text("current_database", DATABASE.to_string())))?;
+    state.register_udf(Arc::new(constant_text("current_schema", SCHEMA.to_string())))?;
     let pid = std::process::id() as i32;
     let backend_pid = create_udf(
         "pg_backend_pid",
         vec![],
         DataType::Int32,
         Volatility::Stable,
-        Arc::new(move |_args: &[ColumnarValue]| {
-            Ok(ColumnarValue::Scalar(ScalarValue::Int32(Some(pid))))
-        }),
+        Arc::new(move |_args: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Int32(Some(pid))))),
     );
     state.register_udf(Arc::new(backend_pid))?;
     register_aggregate_aliases(state)

@@ -26,9 +26,7 @@ pub async fn plan(session: &Session, mut stmt: ast::Statement) -> Result<Logical
     }
     crate::sql::statement::insert::with_default_columns(&mut stmt, session);
     let state = session.engine().session_state();
-    let plan = state
-        .statement_to_plan(DFStatement::Statement(Box::new(stmt)))
-        .await?;
+    let plan = state.statement_to_plan(DFStatement::Statement(Box::new(stmt))).await?;
     Ok(plan)
 }
 
@@ -42,7 +40,10 @@ pub async fn run(
         Some(p) => plan.with_param_values(p)?,
         None => plan,
     };
-    let frame = DataFrame::new(session.engine().session_state(), plan);
+    let mut state = session.engine().session_state();
+    // now() and friends read the statement's start time.
+    state.mark_start_execution();
+    let frame = DataFrame::new(state, plan);
     let schema = frame.schema().inner().clone();
     let batches = frame.collect().await?;
     Ok((schema, batches))

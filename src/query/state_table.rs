@@ -22,8 +22,7 @@ use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
-    SendableRecordBatchStream,
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, SendableRecordBatchStream,
 };
 use parking_lot::Mutex;
 
@@ -40,32 +39,18 @@ pub struct StateTable {
 impl StateTable {
     /// A table over `state`, whose first `key_columns` columns are the group key.
     pub fn new(schema: SchemaRef, key_columns: usize, state: Arc<Mutex<GroupedState>>) -> Self {
-        Self {
-            schema,
-            key_columns,
-            state,
-        }
+        Self { schema, key_columns, state }
     }
 
     /// The key column a filter constrains to literal values, if it does.
     fn key_equality(&self, filter: &Expr) -> Option<(usize, Vec<ScalarValue>)> {
         let key_index = |e: &Expr| match e {
-            Expr::Column(c) => self
-                .schema
-                .index_of(&c.name)
-                .ok()
-                .filter(|&i| i < self.key_columns),
+            Expr::Column(c) => self.schema.index_of(&c.name).ok().filter(|&i| i < self.key_columns),
             _ => None,
         };
         match filter {
-            Expr::BinaryExpr(BinaryExpr {
-                left,
-                op: Operator::Eq,
-                right,
-            }) => match (left.as_ref(), right.as_ref()) {
-                (col, Expr::Literal(v, _)) | (Expr::Literal(v, _), col) => {
-                    key_index(col).map(|i| (i, vec![v.clone()]))
-                }
+            Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) => match (left.as_ref(), right.as_ref()) {
+                (col, Expr::Literal(v, _)) | (Expr::Literal(v, _), col) => key_index(col).map(|i| (i, vec![v.clone()])),
                 _ => None,
             },
             Expr::InList(list) if !list.negated => {
@@ -106,8 +91,7 @@ impl StateTable {
             .enumerate()
             .map(|(i, values)| {
                 let target = self.schema.field(i).data_type();
-                let cast: Option<Vec<ScalarValue>> =
-                    values.iter().map(|v| v.cast_to(target).ok()).collect();
+                let cast: Option<Vec<ScalarValue>> = values.iter().map(|v| v.cast_to(target).ok()).collect();
                 ScalarValue::iter_to_array(cast?).ok()
             })
             .collect()
@@ -124,10 +108,7 @@ impl TableProvider for StateTable {
         TableType::Base
     }
 
-    fn supports_filters_pushdown(
-        &self,
-        filters: &[&Expr],
-    ) -> Result<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
         Ok(filters
             .iter()
             .map(|f| match self.key_equality(f) {
@@ -147,12 +128,7 @@ impl TableProvider for StateTable {
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let lookup = self.lookup_keys(filters);
-        Ok(Arc::new(StateScanExec::try_new(
-            self.schema.clone(),
-            self.state.clone(),
-            lookup,
-            projection.cloned(),
-        )?))
+        Ok(Arc::new(StateScanExec::try_new(self.schema.clone(), self.state.clone(), lookup, projection.cloned())?))
     }
 }
 
@@ -183,24 +159,14 @@ impl StateScanExec {
             EmissionType::Final,
             Boundedness::Bounded,
         ));
-        Ok(Self {
-            schema,
-            state,
-            lookup,
-            projection,
-            properties,
-        })
+        Ok(Self { schema, state, lookup, projection, properties })
     }
 }
 
 impl DisplayAs for StateScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         match &self.lookup {
-            Some(keys) => write!(
-                f,
-                "StateScanExec: lookup of {} key(s)",
-                keys.first().map_or(0, |k| k.len())
-            ),
+            Some(keys) => write!(f, "StateScanExec: lookup of {} key(s)", keys.first().map_or(0, |k| k.len())),
             None => write!(f, "StateScanExec: all groups"),
         }
     }
@@ -226,18 +192,11 @@ impl ExecutionPlan for StateScanExec {
         Ok(TreeNodeRecursion::Continue)
     }
 
-    fn with_new_children(
-        self: Arc<Self>,
-        _children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
+    fn with_new_children(self: Arc<Self>, _children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
         Ok(self)
     }
 
-    fn execute(
-        &self,
-        _partition: usize,
-        _context: Arc<TaskContext>,
-    ) -> Result<SendableRecordBatchStream> {
+    fn execute(&self, _partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let batch = {
             let mut state = self.state.lock();
             match &self.lookup {

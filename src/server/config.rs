@@ -35,9 +35,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            listen: DEFAULT_LISTEN
-                .parse()
-                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 5432))),
+            listen: DEFAULT_LISTEN.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 5432))),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_query_bytes: DEFAULT_MAX_QUERY_BYTES,

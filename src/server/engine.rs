@@ -30,23 +30,10 @@ pub struct Engine {
 
 impl Engine {
     /// An engine with an empty catalog.
-    pub fn new(
-        config: Config,
-        tasks: TaskTracker,
-        shutdown: CancellationToken,
-    ) -> Result<Arc<Self>> {
+    pub fn new(config: Config, tasks: TaskTracker, shutdown: CancellationToken) -> Result<Arc<Self>> {
         let catalog = Arc::new(Catalog::new());
-        let read_state = read_state(
-            Arc::new(CatalogSchema::new(catalog.clone())),
-            config.query_partitions,
-        )?;
-        Ok(Arc::new(Self {
-            catalog,
-            config,
-            read_state,
-            tasks,
-            shutdown,
-        }))
+        let read_state = read_state(Arc::new(CatalogSchema::new(catalog.clone())), config.query_partitions)?;
+        Ok(Arc::new(Self { catalog, config, read_state, tasks, shutdown }))
     }
 
     /// A DataFusion session for one client query.

@@ -51,16 +51,9 @@ impl Server {
         let addr = listener.local_addr()?;
         info!(%addr, data_dir = %config.data_dir.display(), "eddy listening");
         let accept = tokio::spawn(
-            accept_loop(listener, engine.clone(), tasks.clone(), shutdown.clone())
-                .instrument(info_span!("accept")),
+            accept_loop(listener, engine.clone(), tasks.clone(), shutdown.clone()).instrument(info_span!("accept")),
         );
-        Ok(Self {
-            addr,
-            shutdown,
-            tasks,
-            accept,
-            engine,
-        })
+        Ok(Self { addr, shutdown, tasks, accept, engine })
     }
 
     /// The address actually bound (useful with port 0).
@@ -78,25 +71,14 @@ impl Server {
         self.shutdown.cancel();
         let _ = self.accept.await;
         self.tasks.close();
-        if tokio::time::timeout(SHUTDOWN_GRACE, self.tasks.wait())
-            .await
-            .is_err()
-        {
-            warn!(
-                remaining = self.tasks.len(),
-                "tasks still running after the shutdown grace period"
-            );
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.tasks.wait()).await.is_err() {
+            warn!(remaining = self.tasks.len(), "tasks still running after the shutdown grace period");
         }
         info!("eddy stopped");
     }
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    engine: Arc<Engine>,
-    tasks: TaskTracker,
-    shutdown: CancellationToken,
-) {
+async fn accept_loop(listener: TcpListener, engine: Arc<Engine>, tasks: TaskTracker, shutdown: CancellationToken) {
     let permits = Arc::new(Semaphore::new(engine.config.max_connections));
     loop {
         let permit = tokio::select! {

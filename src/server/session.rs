@@ -15,11 +15,7 @@ const DEFAULT_SETTINGS: &[(&str, &str, &str)] = &[
     ("application_name", "application_name", ""),
     ("client_encoding", "client_encoding", "UTF8"),
     ("datestyle", "DateStyle", "ISO, MDY"),
-    (
-        "default_transaction_isolation",
-        "default_transaction_isolation",
-        "read committed",
-    ),
+    ("default_transaction_isolation", "default_transaction_isolation", "read committed"),
     ("extra_float_digits", "extra_float_digits", "1"),
     ("integer_datetimes", "integer_datetimes", "on"),
     ("intervalstyle", "IntervalStyle", "postgres"),
@@ -29,19 +25,11 @@ const DEFAULT_SETTINGS: &[(&str, &str, &str)] = &[
     ("server_encoding", "server_encoding", "UTF8"),
     ("server_version", "server_version", SERVER_VERSION),
     ("server_version_num", "server_version_num", "150000"),
-    (
-        "standard_conforming_strings",
-        "standard_conforming_strings",
-        "on",
-    ),
+    ("standard_conforming_strings", "standard_conforming_strings", "on"),
     ("statement_timeout", "statement_timeout", "0"),
     ("synchronous_commit", "synchronous_commit", "on"),
     ("timezone", "TimeZone", "UTC"),
-    (
-        "transaction_isolation",
-        "transaction_isolation",
-        "read committed",
-    ),
+    ("transaction_isolation", "transaction_isolation", "read committed"),
 ];
 
 /// A client's session.
@@ -56,15 +44,8 @@ pub struct Session {
 impl Session {
     /// A new session on `engine`.
     pub fn new(engine: Arc<Engine>) -> Self {
-        let settings = DEFAULT_SETTINGS
-            .iter()
-            .map(|(k, _, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Self {
-            engine,
-            settings: Mutex::new(settings),
-            copy: Mutex::new(None),
-        }
+        let settings = DEFAULT_SETTINGS.iter().map(|(k, _, v)| (k.to_string(), v.to_string())).collect();
+        Self { engine, settings: Mutex::new(settings), copy: Mutex::new(None) }
     }
 
     /// The shared engine.
@@ -76,20 +57,14 @@ impl Session {
     pub fn setting(&self, name: &str) -> Option<(String, String)> {
         let key = name.to_lowercase();
         let value = self.settings.lock().get(&key).cloned()?;
-        let display = DEFAULT_SETTINGS
-            .iter()
-            .find(|(k, _, _)| *k == key)
-            .map_or(key.clone(), |(_, d, _)| d.to_string());
+        let display =
+            DEFAULT_SETTINGS.iter().find(|(k, _, _)| *k == key).map_or(key.clone(), |(_, d, _)| d.to_string());
         Some((display, value))
     }
 
     /// Every setting, in name order.
     pub fn settings(&self) -> Vec<(String, String)> {
-        self.settings
-            .lock()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+        self.settings.lock().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
     /// Sets (or with `None`, resets) a setting. Unknown names are kept, as
@@ -102,10 +77,7 @@ impl Session {
                 settings.insert(key, v);
             }
             None if key == "all" => {
-                *settings = DEFAULT_SETTINGS
-                    .iter()
-                    .map(|(k, _, v)| (k.to_string(), v.to_string()))
-                    .collect();
+                *settings = DEFAULT_SETTINGS.iter().map(|(k, _, v)| (k.to_string(), v.to_string())).collect();
             }
             None => match DEFAULT_SETTINGS.iter().find(|(k, _, _)| *k == key) {
                 Some((_, _, v)) => {

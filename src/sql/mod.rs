@@ -33,27 +33,14 @@ pub enum SqlError {
 
 /// Normalizes an identifier as PostgreSQL does: unquoted names fold to lower case.
 pub fn normalize_ident(ident: &datafusion::sql::sqlparser::ast::Ident) -> String {
-    if ident.quote_style.is_some() {
-        ident.value.clone()
-    } else {
-        ident.value.to_lowercase()
-    }
+    if ident.quote_style.is_some() { ident.value.clone() } else { ident.value.to_lowercase() }
 }
 
 /// Normalizes a possibly schema-qualified name. `public.x` and `x` are the
 /// same relation; other schemas are not supported.
-pub fn normalize_object_name(
-    name: &datafusion::sql::sqlparser::ast::ObjectName,
-) -> Result<String, SqlError> {
-    let parts: Vec<String> = name
-        .0
-        .iter()
-        .map(|p| {
-            p.as_ident()
-                .map(normalize_ident)
-                .unwrap_or_else(|| p.to_string())
-        })
-        .collect();
+pub fn normalize_object_name(name: &datafusion::sql::sqlparser::ast::ObjectName) -> Result<String, SqlError> {
+    let parts: Vec<String> =
+        name.0.iter().map(|p| p.as_ident().map(normalize_ident).unwrap_or_else(|| p.to_string())).collect();
     match parts.as_slice() {
         [n] => Ok(n.clone()),
         [schema, n] if schema == "public" => Ok(n.clone()),

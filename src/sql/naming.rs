@@ -32,10 +32,7 @@ pub fn apply_pg_column_names(query: &mut Query) {
             && !matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
         {
             let alias = Ident::with_quote('"', name);
-            *item = SelectItem::ExprWithAlias {
-                expr: expr.clone(),
-                alias,
-            };
+            *item = SelectItem::ExprWithAlias { expr: expr.clone(), alias };
         }
     }
 }
@@ -43,9 +40,7 @@ pub fn apply_pg_column_names(query: &mut Query) {
 /// The name a select item gets: its alias, or what PostgreSQL would call it.
 fn item_name(item: &SelectItem) -> Option<String> {
     match item {
-        SelectItem::UnnamedExpr(expr) => {
-            Some(figure_name(expr).unwrap_or_else(|| "?column?".into()))
-        }
+        SelectItem::UnnamedExpr(expr) => Some(figure_name(expr).unwrap_or_else(|| "?column?".into())),
         SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
         _ => None,
     }
@@ -56,14 +51,8 @@ fn figure_name(expr: &Expr) -> Option<String> {
     match expr {
         Expr::Identifier(i) => Some(i.value.to_lowercase()),
         Expr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.to_lowercase()),
-        Expr::Function(f) => f
-            .name
-            .0
-            .last()
-            .map(|p| p.to_string().trim_matches('"').to_lowercase()),
-        Expr::Cast {
-            expr, data_type, ..
-        } => figure_name(expr).or_else(|| Some(pg_type_name(&data_type.to_string()))),
+        Expr::Function(f) => f.name.0.last().map(|p| p.to_string().trim_matches('"').to_lowercase()),
+        Expr::Cast { expr, data_type, .. } => figure_name(expr).or_else(|| Some(pg_type_name(&data_type.to_string()))),
         Expr::Nested(inner) => figure_name(inner),
         Expr::Case { .. } => Some("case".into()),
         Expr::Exists { .. } => Some("exists".into()),
@@ -99,16 +88,10 @@ mod tests {
     use datafusion::sql::sqlparser::ast::Statement as Ast;
 
     fn names(sql: &str) -> Vec<String> {
-        let Some(Statement::Query(stmt)) = parse_sql(sql).unwrap().pop() else {
-            panic!("not a query")
-        };
-        let Ast::Query(mut q) = *stmt else {
-            panic!("not a query")
-        };
+        let Some(Statement::Query(stmt)) = parse_sql(sql).unwrap().pop() else { panic!("not a query") };
+        let Ast::Query(mut q) = *stmt else { panic!("not a query") };
         apply_pg_column_names(&mut q);
-        let SetExpr::Select(s) = q.body.as_ref() else {
-            panic!()
-        };
+        let SetExpr::Select(s) = q.body.as_ref() else { panic!() };
         s.projection
             .iter()
             .map(|i| match i {
@@ -121,19 +104,14 @@ mod tests {
     #[test]
     fn names_like_postgres() {
         assert_eq!(
-            names(
-                "SELECT k, count(*), sum(v), (p->>'n')::int, x::text, 1 + 2, CASE WHEN true THEN 1 END FROM s"
-            ),
+            names("SELECT k, count(*), sum(v), (p->>'n')::int, x::text, 1 + 2, CASE WHEN true THEN 1 END FROM s"),
             vec!["k", "count", "sum", "int4", "x", "?column?", "case"]
         );
     }
 
     #[test]
     fn collisions_keep_datafusion_names() {
-        assert_eq!(
-            names("SELECT count(*), count(x) AS c, count(y) FROM s"),
-            vec!["count(*)", "c", "count(y)"]
-        );
+        assert_eq!(names("SELECT count(*), count(x) AS c, count(y) FROM s"), vec!["count(*)", "c", "count(y)"]);
         assert_eq!(names("SELECT 1, 2"), vec!["1", "2"]);
     }
 }

@@ -12,8 +12,8 @@ use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::Token;
 
 use super::statement::{
-    Statement, copy::CopyFrom, create_stream::CreateStream, create_view::CreateView, drop::Drop,
-    drop::DropKind, set::SetVar, show::ShowVar, transaction::Transaction, truncate::TruncateView,
+    Statement, copy::CopyFrom, create_stream::CreateStream, create_view::CreateView, drop::Drop, drop::DropKind,
+    set::SetVar, show::ShowVar, transaction::Transaction, truncate::TruncateView,
 };
 use super::{SqlError, normalize_object_name};
 
@@ -30,9 +30,7 @@ pub fn parse_sql(sql: &str) -> Result<Vec<Statement>, SqlError> {
         out.push(parse_one(&mut parser)?);
         if !parser.consume_token(&Token::SemiColon) && parser.peek_token_ref().token != Token::EOF {
             let found = parser.peek_token();
-            return Err(SqlError::Syntax(format!(
-                "expected end of statement, found: {found}"
-            )));
+            return Err(SqlError::Syntax(format!("expected end of statement, found: {found}")));
         }
     }
     Ok(out)
@@ -58,10 +56,7 @@ fn parse_one(parser: &mut Parser) -> Result<Statement, SqlError> {
         if word_is(parser, 1, "foreign") && word_is(parser, 2, "table") {
             return parse_create_stream(parser, true);
         }
-        if word_is(parser, 1, "continuous")
-            || word_is(parser, 1, "view")
-            || word_is(parser, 1, "materialized")
-        {
+        if word_is(parser, 1, "continuous") || word_is(parser, 1, "view") || word_is(parser, 1, "materialized") {
             return parse_create_view(parser);
         }
     }
@@ -119,18 +114,10 @@ fn parse_create_stream(parser: &mut Parser, foreign: bool) -> Result<Statement, 
     let mut server = None;
     if foreign {
         parser.expect_keyword(Keyword::SERVER).map_err(syntax)?;
-        server = Some(
-            parser
-                .parse_identifier()
-                .map_err(syntax)?
-                .value
-                .to_lowercase(),
-        );
+        server = Some(parser.parse_identifier().map_err(syntax)?.value.to_lowercase());
         if parser.parse_keyword(Keyword::OPTIONS) {
             parser.expect_token(&Token::LParen).map_err(syntax)?;
-            parser
-                .parse_comma_separated(|p| p.parse_sql_option())
-                .map_err(syntax)?;
+            parser.parse_comma_separated(|p| p.parse_sql_option()).map_err(syntax)?;
             parser.expect_token(&Token::RParen).map_err(syntax)?;
         }
     }
@@ -138,10 +125,7 @@ fn parse_create_stream(parser: &mut Parser, foreign: bool) -> Result<Statement, 
     Ok(Statement::CreateStream(CreateStream {
         name: normalize_object_name(&name)?,
         if_not_exists,
-        columns: columns
-            .into_iter()
-            .map(|c| (c.name, c.data_type.to_string()))
-            .collect(),
+        columns: columns.into_iter().map(|c| (c.name, c.data_type.to_string())).collect(),
         server,
         options,
     }))
@@ -159,12 +143,7 @@ fn parse_create_view(parser: &mut Parser) -> Result<Statement, SqlError> {
     let options = parse_with_options(parser)?;
     parser.expect_keyword(Keyword::AS).map_err(syntax)?;
     let query = parser.parse_query().map_err(syntax)?;
-    Ok(Statement::CreateView(CreateView {
-        name: normalize_object_name(&name)?,
-        if_not_exists,
-        options,
-        query,
-    }))
+    Ok(Statement::CreateView(CreateView { name: normalize_object_name(&name)?, if_not_exists, options, query }))
 }
 
 /// `WITH (key = value, ...)`, as lower-case keys and unquoted values.
@@ -173,9 +152,7 @@ fn parse_with_options(parser: &mut Parser) -> Result<Vec<(String, String)>, SqlE
         return Ok(Vec::new());
     }
     parser.expect_token(&Token::LParen).map_err(syntax)?;
-    let options = parser
-        .parse_comma_separated(|p| p.parse_sql_option())
-        .map_err(syntax)?;
+    let options = parser.parse_comma_separated(|p| p.parse_sql_option()).map_err(syntax)?;
     parser.expect_token(&Token::RParen).map_err(syntax)?;
     options
         .into_iter()
@@ -185,9 +162,7 @@ fn parse_with_options(parser: &mut Parser) -> Result<Vec<(String, String)>, SqlE
                 let v = v.trim_matches('\'').to_string();
                 Ok((key.value.to_lowercase(), v))
             }
-            other => Err(SqlError::Syntax(format!(
-                "expected key = value in WITH, found {other}"
-            ))),
+            other => Err(SqlError::Syntax(format!("expected key = value in WITH, found {other}"))),
         })
         .collect()
 }
@@ -201,9 +176,7 @@ fn parse_drop(parser: &mut Parser) -> Result<Statement, SqlError> {
         parser.next_token();
         parser.next_token();
         DropKind::Stream
-    } else if (word_is(parser, 0, "continuous") || word_is(parser, 0, "materialized"))
-        && word_is(parser, 1, "view")
-    {
+    } else if (word_is(parser, 0, "continuous") || word_is(parser, 0, "materialized")) && word_is(parser, 1, "view") {
         parser.next_token();
         parser.next_token();
         DropKind::View
@@ -220,23 +193,13 @@ fn parse_drop(parser: &mut Parser) -> Result<Statement, SqlError> {
         )));
     };
     let if_exists = parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
-    let names = parser
-        .parse_comma_separated(|p| p.parse_object_name(false))
-        .map_err(syntax)?;
+    let names = parser.parse_comma_separated(|p| p.parse_object_name(false)).map_err(syntax)?;
     let cascade = parser.parse_keyword(Keyword::CASCADE);
     if !cascade {
         let _ = parser.parse_keyword(Keyword::RESTRICT);
     }
-    let names = names
-        .iter()
-        .map(normalize_object_name)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Statement::Drop(Drop {
-        kind,
-        if_exists,
-        names,
-        cascade,
-    }))
+    let names = names.iter().map(normalize_object_name).collect::<Result<Vec<_>, _>>()?;
+    Ok(Statement::Drop(Drop { kind, if_exists, names, cascade }))
 }
 
 #[cfg(test)]
@@ -263,28 +226,15 @@ mod tests {
             "CREATE FOREIGN TABLE s (x int) SERVER pipelinedb; CREATE VIEW v WITH (action=materialize) AS SELECT count(*) FROM s",
         )
         .unwrap();
-        let Statement::CreateStream(s) = &stmts[0] else {
-            panic!("not a stream")
-        };
+        let Statement::CreateStream(s) = &stmts[0] else { panic!("not a stream") };
         assert_eq!(s.server.as_deref(), Some("pipelinedb"));
-        let Statement::CreateView(v) = &stmts[1] else {
-            panic!("not a view")
-        };
-        assert_eq!(
-            v.options,
-            vec![("action".to_string(), "materialize".to_string())]
-        );
+        let Statement::CreateView(v) = &stmts[1] else { panic!("not a view") };
+        assert_eq!(v.options, vec![("action".to_string(), "materialize".to_string())]);
     }
 
     #[test]
     fn syntax_errors_are_reported() {
-        assert!(matches!(
-            parse_sql("SELEC 1"),
-            Err(SqlError::Unsupported(_)) | Err(SqlError::Syntax(_))
-        ));
-        assert!(matches!(
-            parse_sql("CREATE STREAM (x int)"),
-            Err(SqlError::Syntax(_))
-        ));
+        assert!(matches!(parse_sql("SELEC 1"), Err(SqlError::Unsupported(_)) | Err(SqlError::Syntax(_))));
+        assert!(matches!(parse_sql("CREATE STREAM (x int)"), Err(SqlError::Syntax(_))));
     }
 }

@@ -44,9 +44,7 @@ pub struct GroupedState {
 
 impl std::fmt::Debug for GroupedState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GroupedState")
-            .field("groups", &self.groups)
-            .finish()
+        f.debug_struct("GroupedState").field("groups", &self.groups).finish()
     }
 }
 
@@ -54,19 +52,11 @@ impl GroupedState {
     /// An empty state for keys of `key_types` and the given aggregates. A
     /// view without GROUP BY starts with its single group, as
     /// `SELECT count(*) FROM s` has one row even over no events.
-    pub fn try_new(
-        key_types: &[DataType],
-        aggregates: Arc<[Arc<AggregateFunctionExpr>]>,
-    ) -> Result<Self> {
+    pub fn try_new(key_types: &[DataType], aggregates: Arc<[Arc<AggregateFunctionExpr>]>) -> Result<Self> {
         let (converter, keys) = if key_types.is_empty() {
             (None, None)
         } else {
-            let converter = RowConverter::new(
-                key_types
-                    .iter()
-                    .map(|t| SortField::new(t.clone()))
-                    .collect(),
-            )?;
+            let converter = RowConverter::new(key_types.iter().map(|t| SortField::new(t.clone())).collect())?;
             let keys = converter.empty_rows(0, 0);
             (Some(converter), Some(keys))
         };
@@ -124,12 +114,7 @@ impl GroupedState {
             let bytes = row.as_ref();
             let hash = self.hasher.hash_one(bytes);
             let keys = self.keys.as_ref().map(|k| k as &Rows);
-            let found = self
-                .index
-                .find(hash, |&g| {
-                    keys.is_some_and(|k| k.row(g as usize).as_ref() == bytes)
-                })
-                .copied();
+            let found = self.index.find(hash, |&g| keys.is_some_and(|k| k.row(g as usize).as_ref() == bytes)).copied();
             let group = match found {
                 Some(g) => g as usize,
                 None => {
@@ -186,10 +171,7 @@ impl GroupedState {
             for row in wanted.iter() {
                 let bytes = row.as_ref();
                 let hash = self.hasher.hash_one(bytes);
-                if let Some(&g) = self
-                    .index
-                    .find(hash, |&g| stored.row(g as usize).as_ref() == bytes)
-                {
+                if let Some(&g) = self.index.find(hash, |&g| stored.row(g as usize).as_ref() == bytes) {
                     groups.push(g as usize);
                 }
             }
@@ -209,30 +191,17 @@ impl GroupedState {
                 values.push(self.accumulators[g * n + a].evaluate()?);
             }
             let field_type = schema.field(columns.len()).data_type();
-            let array = if values.is_empty() {
-                new_empty_array(field_type)
-            } else {
-                ScalarValue::iter_to_array(values)?
-            };
+            let array =
+                if values.is_empty() { new_empty_array(field_type) } else { ScalarValue::iter_to_array(values)? };
             columns.push(array);
         }
         if columns.len() != schema.fields().len() {
-            return internal_err!(
-                "view state has {} columns, schema {}",
-                columns.len(),
-                schema.fields().len()
-            );
+            return internal_err!("view state has {} columns, schema {}", columns.len(), schema.fields().len());
         }
         let columns = columns
             .into_iter()
             .zip(schema.fields())
-            .map(|(c, f)| {
-                if c.data_type() == f.data_type() {
-                    Ok(c)
-                } else {
-                    cast(&c, f.data_type())
-                }
-            })
+            .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c) } else { cast(&c, f.data_type()) })
             .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(RecordBatch::try_new(schema.clone(), columns)?)
     }

@@ -13,7 +13,10 @@ pub mod view;
 
 pub use view::ViewRuntime;
 
+use std::sync::Arc;
+
 use datafusion::arrow::array::RecordBatch;
+use datafusion::error::DataFusionError;
 use tokio::sync::oneshot;
 
 /// What flows to an operator.
@@ -24,7 +27,7 @@ pub enum Message {
         /// The rows, with the stream's full schema.
         batch: RecordBatch,
         /// Receives `Ok` once merged, or the error that stopped the merge.
-        ack: oneshot::Sender<Result<(), String>>,
+        ack: oneshot::Sender<Result<(), Arc<DataFusionError>>>,
     },
 }
 

@@ -45,15 +45,7 @@ impl ViewRuntime {
         let operator = AggregateOperator::new(plan.clone());
         let span = info_span!("view", name = %name);
         tasks.spawn(run_operator(receiver, operator, stop.clone()).instrument(span));
-        Arc::new(Self {
-            name: name.to_string(),
-            definition,
-            plan,
-            table,
-            sender,
-            stop,
-            rows_in: AtomicU64::new(0),
-        })
+        Arc::new(Self { name: name.to_string(), definition, plan, table, sender, stop, rows_in: AtomicU64::new(0) })
     }
 
     /// The view's name.
@@ -91,19 +83,13 @@ impl ViewRuntime {
         let rows = batch.num_rows() as u64;
         let (ack, done) = oneshot::channel();
         let gone = || IngestError::ViewStopped(self.name.clone());
-        self.sender
-            .send(Message::Batch { batch, ack })
-            .await
-            .map_err(|_| gone())?;
+        self.sender.send(Message::Batch { batch, ack }).await.map_err(|_| gone())?;
         match done.await {
             Ok(Ok(())) => {
                 self.rows_in.fetch_add(rows, Ordering::Relaxed);
                 Ok(())
             }
-            Ok(Err(message)) => Err(IngestError::ViewFailed {
-                view: self.name.clone(),
-                message,
-            }),
+            Ok(Err(source)) => Err(IngestError::ViewFailed { view: self.name.clone(), source }),
             Err(_) => Err(gone()),
         }
     }
@@ -119,11 +105,7 @@ impl ViewRuntime {
     }
 }
 
-async fn run_operator(
-    mut receiver: mpsc::Receiver<Message>,
-    operator: AggregateOperator,
-    stop: CancellationToken,
-) {
+async fn run_operator(mut receiver: mpsc::Receiver<Message>, operator: AggregateOperator, stop: CancellationToken) {
     loop {
         let message = tokio::select! {
             _ = stop.cancelled() => break,
@@ -134,7 +116,7 @@ async fn run_operator(
         };
         let outcome = operator.process_batch(batch).await.map_err(|e| {
             warn!(error = %e, "view failed to apply a batch");
-            crate::error::clean_datafusion_message(&e)
+            Arc::new(e)
         });
         let _ = ack.send(outcome);
     }

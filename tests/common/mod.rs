@@ -25,9 +25,7 @@ pub async fn start_server_with(mut config: Config) -> Server {
 pub async fn connect(server: &Server) -> Client {
     let addr = server.local_addr();
     let conn_str = format!("host=127.0.0.1 port={} user=eddy dbname=eddy", addr.port());
-    let (client, connection) = tokio_postgres::connect(&conn_str, NoTls)
-        .await
-        .expect("connects");
+    let (client, connection) = tokio_postgres::connect(&conn_str, NoTls).await.expect("connects");
     tokio::spawn(async move {
         let _ = connection.await;
     });

@@ -56,10 +56,7 @@ impl Raw {
         let tag = self.stream.read_u8().await.expect("message type");
         let len = self.stream.read_i32().await.expect("message length") as usize;
         let mut body = vec![0; len - 4];
-        self.stream
-            .read_exact(&mut body)
-            .await
-            .expect("message body");
+        self.stream.read_exact(&mut body).await.expect("message body");
         (tag, body)
     }
 
@@ -86,10 +83,7 @@ impl Raw {
 pub fn error_code(messages: &[Message]) -> Option<String> {
     let (_, body) = messages.iter().find(|(t, _)| *t == b'E')?;
     let mut fields = body.split(|&b| b == 0);
-    fields.find_map(|f| {
-        f.strip_prefix(b"C")
-            .map(|c| String::from_utf8_lossy(c).to_string())
-    })
+    fields.find_map(|f| f.strip_prefix(b"C").map(|c| String::from_utf8_lossy(c).to_string()))
 }
 
 /// A C string.

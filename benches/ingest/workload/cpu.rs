@@ -31,10 +31,8 @@ pub struct CpuUsed {
 /// Samples the process, and the threads whose name starts with `prefix`.
 /// Outside Linux every figure is zero.
 pub fn sample(prefix: &str) -> CpuSample {
-    let process_ticks = std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| parse_stat(&s))
-        .map_or(0, |(_, ticks)| ticks);
+    let process_ticks =
+        std::fs::read_to_string("/proc/self/stat").ok().and_then(|s| parse_stat(&s)).map_or(0, |(_, ticks)| ticks);
     let mut thread_ticks = HashMap::new();
     if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
         for task in tasks.flatten() {
@@ -51,10 +49,7 @@ pub fn sample(prefix: &str) -> CpuSample {
             }
         }
     }
-    CpuSample {
-        process_ticks,
-        thread_ticks,
-    }
+    CpuSample { process_ticks, thread_ticks }
 }
 
 impl CpuSample {
@@ -103,11 +98,10 @@ pub fn rss_mib() -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
+    // No imports: cargo bench builds this module with cfg(test) but no harness.
     #[test]
     fn parses_a_name_with_spaces_and_parens() {
         let line = "42 (eddy (srv) 1) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0";
-        assert_eq!(parse_stat(line), Some(("eddy (srv) 1".into(), 300)));
+        assert_eq!(super::parse_stat(line), Some(("eddy (srv) 1".into(), 300)));
     }
 }

@@ -86,16 +86,13 @@ pub fn lookup_keys(keys: usize, count: usize, seed: u64) -> Vec<i32> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
+    // No imports: cargo bench builds this module with cfg(test) but no harness.
     #[test]
     fn every_pass_holds_every_key_once() {
-        let payload = &copy_payloads(10, 20, 1, 7)[0];
+        let payload = &super::copy_payloads(10, 20, 1, 7)[0];
         let text = std::str::from_utf8(payload).unwrap_or_default();
-        let mut keys: Vec<i32> = text
-            .lines()
-            .map(|l| l.split('\t').next().unwrap_or("").parse().unwrap_or(-1))
-            .collect();
+        let mut keys: Vec<i32> =
+            text.lines().map(|l| l.split('\t').next().unwrap_or("").parse().unwrap_or(-1)).collect();
         assert_eq!(keys.len(), 20);
         keys[..10].sort_unstable();
         assert_eq!(keys[..10], (0..10).collect::<Vec<_>>()[..]);
@@ -103,7 +100,7 @@ mod tests {
 
     #[test]
     fn insert_statement_has_the_rows() {
-        let sql = &insert_statements(5, 3, 1, 1)[0];
+        let sql = &super::insert_statements(5, 3, 1, 1)[0];
         assert!(sql.starts_with("INSERT INTO s (k, v) VALUES ("), "{sql}");
         assert_eq!(sql.matches('(').count(), 4, "{sql}");
     }

@@ -13,8 +13,7 @@ use super::{BenchResult, Plan, SERVER_THREAD, data};
 /// The stream every case writes.
 pub const CREATE_STREAM: &str = "CREATE STREAM s (k int, v float8)";
 /// The view of the cases "with view".
-pub const CREATE_VIEW: &str =
-    "CREATE VIEW v AS SELECT k, count(*), sum(v), avg(v) FROM s GROUP BY k";
+pub const CREATE_VIEW: &str = "CREATE VIEW v AS SELECT k, count(*), sum(v), avg(v) FROM s GROUP BY k";
 
 /// Bytes per CopyData message (libpq-like: the client streams small pieces).
 const COPY_MESSAGE_BYTES: usize = 64 * 1024;
@@ -82,25 +81,13 @@ impl Data {
     /// Generates the COPY payloads and INSERT statements of `plan` for `keys`.
     pub fn generate(plan: &Plan, keys: usize) -> Self {
         let copies = plan.copy_rows_max.div_ceil(plan.copy_rows_per_command);
-        let statements = plan
-            .insert_rows_max
-            .div_ceil(plan.insert_rows_per_statement);
+        let statements = plan.insert_rows_max.div_ceil(plan.insert_rows_per_statement);
         let seed = keys as u64;
         Self {
             keys,
-            copy: data::copy_payloads(
-                keys,
-                plan.copy_rows_per_command,
-                copies.clamp(1, DISTINCT_PAYLOADS_MAX),
-                seed,
-            ),
+            copy: data::copy_payloads(keys, plan.copy_rows_per_command, copies.clamp(1, DISTINCT_PAYLOADS_MAX), seed),
             copy_rows_per_payload: plan.copy_rows_per_command as u64,
-            inserts: data::insert_statements(
-                keys,
-                plan.insert_rows_per_statement,
-                statements.clamp(1, 100),
-                seed + 1,
-            ),
+            inserts: data::insert_statements(keys, plan.insert_rows_per_statement, statements.clamp(1, 100), seed + 1),
             insert_rows_per_statement: plan.insert_rows_per_statement as u64,
         }
     }
@@ -124,9 +111,7 @@ pub async fn measure(
     let start = Instant::now();
     let rows = match method {
         Method::Copy => copy_rows(client, data, plan.copy_rows_max as u64, start, budget).await?,
-        Method::Insert => {
-            insert_rows(client, data, plan.insert_rows_max as u64, start, budget).await?
-        }
+        Method::Insert => insert_rows(client, data, plan.insert_rows_max as u64, start, budget).await?,
     };
     let wall = start.elapsed();
     let cpu = cpu::sample(SERVER_THREAD).since(&cpu_before);
@@ -134,25 +119,10 @@ pub async fn measure(
         true => Some(count_groups(client).await?),
         false => None,
     };
-    Ok(IngestResult {
-        method,
-        keys: data.keys,
-        with_view,
-        rows,
-        wall,
-        cpu,
-        groups,
-        rss_mib: cpu::rss_mib(),
-    })
+    Ok(IngestResult { method, keys: data.keys, with_view, rows, wall, cpu, groups, rss_mib: cpu::rss_mib() })
 }
 
-async fn copy_rows(
-    client: &Client,
-    data: &Data,
-    rows_max: u64,
-    start: Instant,
-    budget: Duration,
-) -> BenchResult<u64> {
+async fn copy_rows(client: &Client, data: &Data, rows_max: u64, start: Instant, budget: Duration) -> BenchResult<u64> {
     let mut rows = 0;
     for payload in data.copy.iter().cycle() {
         if rows >= rows_max || (rows > 0 && start.elapsed() >= budget) {
@@ -168,11 +138,7 @@ async fn copy_rows(
         }
         let copied = sink.as_mut().finish().await?;
         if copied != data.copy_rows_per_payload {
-            return Err(format!(
-                "COPY reported {copied} rows, sent {}",
-                data.copy_rows_per_payload
-            )
-            .into());
+            return Err(format!("COPY reported {copied} rows, sent {}", data.copy_rows_per_payload).into());
         }
         rows += copied;
     }
@@ -197,11 +163,7 @@ async fn insert_rows(
             _ => None,
         });
         if inserted != Some(data.insert_rows_per_statement) {
-            return Err(format!(
-                "INSERT reported {inserted:?} rows, sent {}",
-                data.insert_rows_per_statement
-            )
-            .into());
+            return Err(format!("INSERT reported {inserted:?} rows, sent {}", data.insert_rows_per_statement).into());
         }
         rows += data.insert_rows_per_statement;
     }

@@ -99,24 +99,15 @@ pub struct Report {
 
 /// Runs `plan`, calling `progress` before each case.
 pub fn run(plan: &Plan, mut progress: impl FnMut(&str)) -> BenchResult<Report> {
-    let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .thread_name(SERVER_THREAD)
-        .enable_all()
-        .build()?;
-    let client_rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let server_rt = tokio::runtime::Builder::new_multi_thread().thread_name(SERVER_THREAD).enable_all().build()?;
+    let client_rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let mut report = Report::default();
     for &keys in &plan.key_counts {
         progress(&format!("generating data for {keys} keys"));
         let data = &ingest::Data::generate(plan, keys);
         for method in [Method::Copy, Method::Insert] {
             for with_view in [false, true] {
-                let what = if with_view {
-                    "view"
-                } else {
-                    "no view (baseline)"
-                };
+                let what = if with_view { "view" } else { "no view (baseline)" };
                 progress(&format!("{method:?}, {keys} keys, {what}"));
                 // Reads run after the COPY into the view, over its groups.
                 let reads = with_view && method == Method::Copy;
@@ -143,10 +134,7 @@ where
     F: FnOnce(Client) -> Fut,
     Fut: Future<Output = BenchResult<T>>,
 {
-    let config = Config {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        ..Config::default()
-    };
+    let config = Config { listen: SocketAddr::from(([127, 0, 0, 1], 0)), ..Config::default() };
     // Entering the server runtime makes the server spawn its tasks there.
     let server = server_rt.block_on(Server::start(config))?;
     let port = server.local_addr().port();

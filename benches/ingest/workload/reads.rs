@@ -32,12 +32,7 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn from_samples(
-        query: &'static str,
-        groups: i64,
-        rows_per_call: usize,
-        mut samples: Vec<Duration>,
-    ) -> Self {
+    fn from_samples(query: &'static str, groups: i64, rows_per_call: usize, mut samples: Vec<Duration>) -> Self {
         samples.sort_unstable();
         Self {
             query,
@@ -62,28 +57,15 @@ fn percentile(sorted: &[Duration], p: usize) -> Duration {
 
 /// Point lookups, then full scans, over a view of `keys` groups fed
 /// `rows_ingested` rows.
-pub async fn measure(
-    client: &Client,
-    plan: &Plan,
-    keys: usize,
-    rows_ingested: u64,
-) -> BenchResult<Vec<Latency>> {
+pub async fn measure(client: &Client, plan: &Plan, keys: usize, rows_ingested: u64) -> BenchResult<Vec<Latency>> {
     let groups = keys as i64;
-    Ok(vec![
-        point_lookups(client, plan, keys, groups).await?,
-        full_scans(client, plan, groups, rows_ingested).await?,
-    ])
+    Ok(vec![point_lookups(client, plan, keys, groups).await?, full_scans(client, plan, groups, rows_ingested).await?])
 }
 
 const POINT_LOOKUP: &str = "SELECT * FROM v WHERE k = $1";
 const FULL_SCAN: &str = "SELECT * FROM v";
 
-async fn point_lookups(
-    client: &Client,
-    plan: &Plan,
-    keys: usize,
-    groups: i64,
-) -> BenchResult<Latency> {
+async fn point_lookups(client: &Client, plan: &Plan, keys: usize, groups: i64) -> BenchResult<Latency> {
     let statement = client.prepare(POINT_LOOKUP).await?;
     let wide = statement.params().first() == Some(&Type::INT8);
     let keys = data::lookup_keys(keys, WARMUP_CALLS + plan.lookups, 42);
@@ -111,12 +93,7 @@ async fn point_lookups(
 
 /// Full scans until `plan.scans_max` or the time budget; the first checks
 /// that the counts add up to the rows ingested.
-async fn full_scans(
-    client: &Client,
-    plan: &Plan,
-    groups: i64,
-    rows_ingested: u64,
-) -> BenchResult<Latency> {
+async fn full_scans(client: &Client, plan: &Plan, groups: i64, rows_ingested: u64) -> BenchResult<Latency> {
     let statement = client.prepare(FULL_SCAN).await?;
     let budget = Duration::from_secs_f64(plan.scan_seconds_max);
     let begun = Instant::now();
@@ -128,10 +105,7 @@ async fn full_scans(
         samples.push(start.elapsed());
         rows_per_call = rows.len();
         if samples.len() == 1 {
-            let counted: i64 = rows
-                .iter()
-                .map(|r| r.try_get::<_, i64>(1).unwrap_or(0))
-                .sum();
+            let counted: i64 = rows.iter().map(|r| r.try_get::<_, i64>(1).unwrap_or(0)).sum();
             if rows.len() as i64 != groups || counted as u64 != rows_ingested {
                 return Err(format!(
                     "full scan: {} groups counting {counted} rows; expected {groups} groups counting {rows_ingested}",
@@ -141,23 +115,18 @@ async fn full_scans(
             }
         }
     }
-    Ok(Latency::from_samples(
-        FULL_SCAN,
-        groups,
-        rows_per_call,
-        samples,
-    ))
+    Ok(Latency::from_samples(FULL_SCAN, groups, rows_per_call, samples))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
+    // No imports: cargo bench builds this module with cfg(test) but no harness.
     #[test]
     fn percentiles_by_rank() {
-        let samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
-        assert_eq!(percentile(&samples, 50), Duration::from_millis(50));
-        assert_eq!(percentile(&samples, 99), Duration::from_millis(99));
-        assert_eq!(percentile(&samples[..1], 99), Duration::from_millis(1));
+        let ms = std::time::Duration::from_millis;
+        let samples: Vec<std::time::Duration> = (1..=100).map(ms).collect();
+        assert_eq!(super::percentile(&samples, 50), ms(50));
+        assert_eq!(super::percentile(&samples, 99), ms(99));
+        assert_eq!(super::percentile(&samples[..1], 99), ms(1));
     }
 }

@@ -33,11 +33,7 @@ fn ingest_table(out: &mut String, results: &[IngestResult]) {
             "| {} | {} | {} | {} | {:.2} | {} | {:.2} | {} | {:.2} | {} | {} | {} |",
             method_name(r.method),
             thousands(r.keys as f64),
-            if r.with_view {
-                "view"
-            } else {
-                "stream only (baseline)"
-            },
+            if r.with_view { "view" } else { "stream only (baseline)" },
             thousands(r.rows as f64),
             r.wall.as_secs_f64(),
             thousands(r.rows_per_second()),
@@ -57,10 +53,7 @@ fn baseline_table(out: &mut String, results: &[IngestResult]) {
     out.push_str("| method | keys | baseline rows/s | view rows/s | view/baseline | baseline server CPU ns/row | view server CPU ns/row | view's own CPU ns/row |\n");
     out.push_str("|---|--:|--:|--:|--:|--:|--:|--:|\n");
     for view in results.iter().filter(|r| r.with_view) {
-        let Some(base) = results
-            .iter()
-            .find(|b| !b.with_view && b.method == view.method && b.keys == view.keys)
-        else {
+        let Some(base) = results.iter().find(|b| !b.with_view && b.method == view.method && b.keys == view.keys) else {
             continue;
         };
         let ns = |r: &IngestResult| r.cpu.server.as_secs_f64() * 1e9 / r.rows.max(1) as f64;
@@ -102,10 +95,7 @@ fn reads_table(out: &mut String, reads: &[Latency]) {
 
 fn targets(out: &mut String, report: &Report) {
     out.push_str("### Targets\n\n");
-    let copy = report
-        .ingest
-        .iter()
-        .find(|r| r.method == Method::Copy && r.with_view && r.keys == COPY_TARGET_KEYS);
+    let copy = report.ingest.iter().find(|r| r.method == Method::Copy && r.with_view && r.keys == COPY_TARGET_KEYS);
     match copy {
         Some(r) => {
             let per_core = r.rows_per_server_cpu_second();
@@ -120,10 +110,7 @@ fn targets(out: &mut String, report: &Report) {
         }
         None => out.push_str("- COPY target: not measured in this plan\n"),
     }
-    let lookup = report
-        .reads
-        .iter()
-        .find(|l| l.rows_per_call == 1 && l.groups == LOOKUP_TARGET_GROUPS);
+    let lookup = report.reads.iter().find(|l| l.rows_per_call == 1 && l.groups == LOOKUP_TARGET_GROUPS);
     match lookup {
         Some(l) => {
             let _ = writeln!(
@@ -132,10 +119,7 @@ fn targets(out: &mut String, report: &Report) {
                 thousands(l.groups as f64),
                 ms(l.p99),
                 ms(LOOKUP_P99_TARGET),
-                verdict(
-                    l.p99 < LOOKUP_P99_TARGET,
-                    l.p99.as_secs_f64() / LOOKUP_P99_TARGET.as_secs_f64()
-                ),
+                verdict(l.p99 < LOOKUP_P99_TARGET, l.p99.as_secs_f64() / LOOKUP_P99_TARGET.as_secs_f64()),
             );
         }
         None => out.push_str("- point-lookup target: not measured in this plan\n"),
@@ -143,11 +127,7 @@ fn targets(out: &mut String, report: &Report) {
 }
 
 fn verdict(met: bool, factor: f64) -> String {
-    if met {
-        "met".into()
-    } else {
-        format!("MISSED by {factor:.1}x")
-    }
+    if met { "met".into() } else { format!("MISSED by {factor:.1}x") }
 }
 
 fn method_name(method: Method) -> &'static str {
@@ -176,12 +156,11 @@ fn thousands(value: f64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
+    // No imports: cargo bench builds this module with cfg(test) but no harness.
     #[test]
     fn thousands_groups_digits() {
-        assert_eq!(thousands(0.0), "0");
-        assert_eq!(thousands(999.0), "999");
-        assert_eq!(thousands(1_234_567.4), "1,234,567");
+        assert_eq!(super::thousands(0.0), "0");
+        assert_eq!(super::thousands(999.0), "999");
+        assert_eq!(super::thousands(1_234_567.4), "1,234,567");
     }
 }

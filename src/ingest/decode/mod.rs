@@ -9,9 +9,7 @@
 mod csv;
 mod text;
 
-use datafusion::arrow::array::{
-    Array, ArrayRef, RecordBatch, StringArray, StringBuilder, new_null_array,
-};
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, StringArray, StringBuilder, new_null_array};
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::util::display::FormatOptions;
@@ -51,14 +49,7 @@ pub struct CopyFormat {
 
 impl Default for CopyFormat {
     fn default() -> Self {
-        Self {
-            kind: FormatKind::Text,
-            delimiter: None,
-            null: None,
-            header: false,
-            quote: b'"',
-            escape: None,
-        }
+        Self { kind: FormatKind::Text, delimiter: None, null: None, header: false, quote: b'"', escape: None }
     }
 }
 
@@ -104,18 +95,10 @@ pub struct RowDecoder {
 
 impl RowDecoder {
     /// A decoder for `columns` (names in `schema`) in `format`.
-    pub fn new(
-        format: CopyFormat,
-        schema: SchemaRef,
-        columns: &[String],
-    ) -> Result<Self, IngestError> {
+    pub fn new(format: CopyFormat, schema: SchemaRef, columns: &[String]) -> Result<Self, IngestError> {
         let positions = columns
             .iter()
-            .map(|c| {
-                schema
-                    .index_of(c)
-                    .map_err(|_| IngestError::BadCopyData(format!("column \"{c}\" does not exist")))
-            })
+            .map(|c| schema.index_of(c).map_err(|_| IngestError::BadCopyData(format!("column \"{c}\" does not exist"))))
             .collect::<Result<Vec<_>, _>>()?;
         let builders = positions.iter().map(|_| StringBuilder::new()).collect();
         let skip_header = format.header;
@@ -165,9 +148,7 @@ impl RowDecoder {
     pub fn finish(&mut self) -> Result<Option<RecordBatch>, IngestError> {
         if !self.finished && !self.pending.is_empty() {
             let line = std::mem::take(&mut self.pending);
-            if self.kind_is_csv()
-                && csv::unterminated_quote(&line, self.format.quote, self.escape())
-            {
+            if self.kind_is_csv() && csv::unterminated_quote(&line, self.format.quote, self.escape()) {
                 return Err(IngestError::BadCopyData(format!(
                     "unterminated CSV quoted field at line {}",
                     self.line + 1
@@ -228,8 +209,7 @@ impl RowDecoder {
                 &mut self.scratch,
             ),
         };
-        let fields =
-            fields.map_err(|m| IngestError::BadCopyData(format!("{m} at line {}", self.line)))?;
+        let fields = fields.map_err(|m| IngestError::BadCopyData(format!("{m} at line {}", self.line)))?;
         if fields != self.builders.len() {
             return Err(self.field_count_error(fields));
         }
@@ -241,10 +221,7 @@ impl RowDecoder {
         let n = self.builders.len();
         if fields < n {
             let missing = self.schema.field(self.positions[fields]).name();
-            IngestError::BadCopyData(format!(
-                "missing data for column \"{missing}\" at line {}",
-                self.line
-            ))
+            IngestError::BadCopyData(format!("missing data for column \"{missing}\" at line {}", self.line))
         } else {
             IngestError::BadCopyData(format!(
                 "extra data after last expected column at line {} (expected {n} columns, found {fields})",
@@ -256,12 +233,8 @@ impl RowDecoder {
     /// Casts the buffered columns to the stream's types.
     fn flush(&mut self) -> Result<RecordBatch, IngestError> {
         let rows = self.rows;
-        let mut columns: Vec<ArrayRef> = self
-            .schema
-            .fields()
-            .iter()
-            .map(|f| new_null_array(f.data_type(), rows))
-            .collect();
+        let mut columns: Vec<ArrayRef> =
+            self.schema.fields().iter().map(|f| new_null_array(f.data_type(), rows)).collect();
         for (i, builder) in self.builders.iter_mut().enumerate() {
             let strings = builder.finish();
             let position = self.positions[i];
@@ -269,8 +242,7 @@ impl RowDecoder {
         }
         self.rows = 0;
         self.first_line = self.line + 1;
-        RecordBatch::try_new(self.schema.clone(), columns)
-            .map_err(|e| IngestError::BadCopyData(e.to_string()))
+        RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| IngestError::BadCopyData(e.to_string()))
     }
 }
 
@@ -284,10 +256,14 @@ pub fn cast_column(
     first_line: u64,
 ) -> Result<ArrayRef, IngestError> {
     let field = schema.field(position);
-    let options = CastOptions {
-        safe: false,
-        format_options: FormatOptions::default(),
+    let normalized: StringArray;
+    let strings = if matches!(field.data_type(), DataType::Interval(_)) {
+        normalized = strings.iter().map(|v| v.map(interval_text)).collect();
+        &normalized
+    } else {
+        strings
     };
+    let options = CastOptions { safe: false, format_options: FormatOptions::default() };
     match cast_with_options(strings, field.data_type(), &options) {
         Ok(array) => Ok(array),
         Err(e) => {
@@ -317,13 +293,9 @@ pub fn interval_text(value: &str) -> String {
     value
         .split_whitespace()
         .map(|token| {
-            let (sign, clock) = token
-                .strip_prefix('-')
-                .map_or(("", token), |rest| ("-", rest));
+            let (sign, clock) = token.strip_prefix('-').map_or(("", token), |rest| ("-", rest));
             let parts: Vec<&str> = clock.split(':').collect();
-            let numeric = parts
-                .iter()
-                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit() || c == '.'));
+            let numeric = parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit() || c == '.'));
             match (parts.as_slice(), numeric) {
                 ([h, m], true) => format!("{sign}{h} hours {sign}{m} minutes"),
                 ([h, m, sec], true) => {
@@ -373,10 +345,7 @@ mod tests {
 
     #[test]
     fn postgres_interval_text() {
-        assert_eq!(
-            interval_text("1 day 02:03:04.5"),
-            "1 day 02 hours 03 minutes 04.5 seconds"
-        );
+        assert_eq!(interval_text("1 day 02:03:04.5"), "1 day 02 hours 03 minutes 04.5 seconds");
         assert_eq!(interval_text("-01:30"), "-01 hours -30 minutes");
         assert_eq!(interval_text("3 mons"), "3 mons");
     }
@@ -386,10 +355,7 @@ mod tests {
         let mut d = RowDecoder::new(CopyFormat::default(), schema(), &cols()).unwrap();
         d.feed(b"1\ta\t2\n").unwrap();
         let err = d.feed(b"5\tb\n").unwrap_err();
-        assert!(
-            err.to_string().contains("missing data for column \"v\""),
-            "{err}"
-        );
+        assert!(err.to_string().contains("missing data for column \"v\""), "{err}");
     }
 
     #[test]
@@ -398,23 +364,14 @@ mod tests {
         d.feed(b"1\ta\t2\nabc\tb\t3\n").unwrap();
         let err = d.finish().unwrap_err();
         assert!(matches!(err, IngestError::InvalidText(_)));
-        assert!(
-            err.to_string().contains("\"abc\"") && err.to_string().contains("line 2"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("\"abc\"") && err.to_string().contains("line 2"), "{err}");
     }
 
     #[test]
     fn csv_quotes_nulls_and_header() {
-        let format = CopyFormat {
-            kind: FormatKind::Csv,
-            header: true,
-            ..CopyFormat::default()
-        };
+        let format = CopyFormat { kind: FormatKind::Csv, header: true, ..CopyFormat::default() };
         let mut d = RowDecoder::new(format, schema(), &cols()).unwrap();
-        let mut batches = d
-            .feed(b"k,s,v\n1,\"a,\"\"b\"\"\nc\",2\n2,,\n3,\"\",1e3\n")
-            .unwrap();
+        let mut batches = d.feed(b"k,s,v\n1,\"a,\"\"b\"\"\nc\",2\n2,,\n3,\"\",1e3\n").unwrap();
         batches.extend(d.finish().unwrap());
         let b = &batches[0];
         assert_eq!(b.num_rows(), 3);

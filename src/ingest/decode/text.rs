@@ -54,8 +54,7 @@ fn append(
     } else {
         raw
     };
-    let text = std::str::from_utf8(bytes)
-        .map_err(|_| "invalid byte sequence for encoding \"UTF8\"".to_string())?;
+    let text = std::str::from_utf8(bytes).map_err(|_| "invalid byte sequence for encoding \"UTF8\"".to_string())?;
     builder.append_value(text);
     Ok(())
 }

@@ -30,18 +30,8 @@ impl CopyFrom {
     /// Parses a COPY statement; the parser is at COPY.
     pub fn parse(parser: &mut Parser) -> Result<Statement, SqlError> {
         parser.next_token(); // COPY
-        let stmt = parser
-            .parse_copy()
-            .map_err(|e| SqlError::Syntax(e.to_string()))?;
-        let Ast::Copy {
-            source,
-            to,
-            target,
-            options,
-            legacy_options,
-            values,
-        } = stmt
-        else {
+        let stmt = parser.parse_copy().map_err(|e| SqlError::Syntax(e.to_string()))?;
+        let Ast::Copy { source, to, target, options, legacy_options, values } = stmt else {
             return Err(SqlError::Syntax("expected COPY".into()));
         };
         if to || !matches!(target, CopyTarget::Stdin) {
@@ -54,14 +44,8 @@ impl CopyFrom {
                 "inline COPY data is not supported; send it with the COPY protocol".into(),
             ));
         }
-        let CopySource::Table {
-            table_name,
-            columns,
-        } = source
-        else {
-            return Err(SqlError::Unsupported(
-                "COPY (query) is not supported".into(),
-            ));
+        let CopySource::Table { table_name, columns } = source else {
+            return Err(SqlError::Unsupported("COPY (query) is not supported".into()));
         };
         let mut format = CopyFormat::default();
         for opt in options {
@@ -82,20 +66,11 @@ impl CopyFrom {
         let stream = session.engine().catalog.stream(&self.stream)?;
         let schema = &stream.def.schema;
         if self.columns.is_empty() {
-            self.columns = schema
-                .fields()
-                .iter()
-                .take(schema.fields().len() - 1)
-                .map(|f| f.name().clone())
-                .collect();
+            self.columns = schema.fields().iter().take(schema.fields().len() - 1).map(|f| f.name().clone()).collect();
         }
         for c in &self.columns {
             if schema.index_of(c).is_err() {
-                return Err(CatalogError::UndefinedColumn {
-                    relation: self.stream.clone(),
-                    column: c.clone(),
-                }
-                .into());
+                return Err(CatalogError::UndefinedColumn { relation: self.stream.clone(), column: c.clone() }.into());
             }
         }
         Ok(Reply::CopyIn(self))
@@ -103,9 +78,10 @@ impl CopyFrom {
 }
 
 fn single_byte(c: char, what: &str) -> Result<u8, SqlError> {
-    u8::try_from(c).ok().filter(u8::is_ascii).ok_or_else(|| {
-        SqlError::InvalidParameter(format!("COPY {what} must be a single one-byte character"))
-    })
+    u8::try_from(c)
+        .ok()
+        .filter(u8::is_ascii)
+        .ok_or_else(|| SqlError::InvalidParameter(format!("COPY {what} must be a single one-byte character")))
 }
 
 fn apply_option(format: &mut CopyFormat, opt: CopyOption) -> Result<(), SqlError> {
@@ -127,12 +103,9 @@ fn apply_option(format: &mut CopyFormat, opt: CopyOption) -> Result<(), SqlError
         CopyOption::Header(h) => format.header = h,
         CopyOption::Quote(c) => format.quote = single_byte(c, "quote")?,
         CopyOption::Escape(c) => format.escape = Some(single_byte(c, "escape")?),
-        CopyOption::Encoding(e)
-            if e.eq_ignore_ascii_case("utf8") || e.eq_ignore_ascii_case("utf-8") => {}
+        CopyOption::Encoding(e) if e.eq_ignore_ascii_case("utf8") || e.eq_ignore_ascii_case("utf-8") => {}
         other => {
-            return Err(SqlError::Unsupported(format!(
-                "COPY option {other} is not supported"
-            )));
+            return Err(SqlError::Unsupported(format!("COPY option {other} is not supported")));
         }
     }
     Ok(())
@@ -149,21 +122,15 @@ fn apply_legacy_option(format: &mut CopyFormat, opt: CopyLegacyOption) -> Result
                 match o {
                     CopyLegacyCsvOption::Header => format.header = true,
                     CopyLegacyCsvOption::Quote(c) => format.quote = single_byte(c, "quote")?,
-                    CopyLegacyCsvOption::Escape(c) => {
-                        format.escape = Some(single_byte(c, "escape")?)
-                    }
+                    CopyLegacyCsvOption::Escape(c) => format.escape = Some(single_byte(c, "escape")?),
                     other => {
-                        return Err(SqlError::Unsupported(format!(
-                            "COPY option {other} is not supported"
-                        )));
+                        return Err(SqlError::Unsupported(format!("COPY option {other} is not supported")));
                     }
                 }
             }
         }
         other => {
-            return Err(SqlError::Unsupported(format!(
-                "COPY option {other} is not supported"
-            )));
+            return Err(SqlError::Unsupported(format!("COPY option {other} is not supported")));
         }
     }
     Ok(())

@@ -53,11 +53,7 @@ impl CreateStream {
 
     /// Adds the stream to the catalog.
     pub async fn execute(self, session: &Session) -> Result<Reply> {
-        let tag = if self.server.is_some() {
-            "CREATE FOREIGN TABLE"
-        } else {
-            "CREATE STREAM"
-        };
+        let tag = if self.server.is_some() { "CREATE FOREIGN TABLE" } else { "CREATE STREAM" };
         if let Some(server) = &self.server
             && server != "pipelinedb"
         {
@@ -67,19 +63,14 @@ impl CreateStream {
             .into());
         }
         if let Some((key, _)) = self.options.first() {
-            return Err(
-                SqlError::Unsupported(format!("stream option \"{key}\" is not supported")).into(),
-            );
+            return Err(SqlError::Unsupported(format!("stream option \"{key}\" is not supported")).into());
         }
         let schema = Arc::new(self.schema()?);
         let catalog = &session.engine().catalog;
         if self.if_not_exists && catalog.relation(&self.name).is_some() {
             return Ok(Reply::Tag(tag.into()));
         }
-        catalog.add_stream(StreamDef {
-            name: self.name,
-            schema,
-        })?;
+        catalog.add_stream(StreamDef { name: self.name, schema })?;
         Ok(Reply::Tag(tag.into()))
     }
 }

@@ -11,11 +11,7 @@ use crate::error::Result;
 use crate::server::Session;
 
 /// Runs the INSERT and replies `INSERT 0 n`.
-pub async fn execute(
-    stmt: ast::Statement,
-    session: &Session,
-    params: Option<ParamValues>,
-) -> Result<Reply> {
+pub async fn execute(stmt: ast::Statement, session: &Session, params: Option<ParamValues>) -> Result<Reply> {
     let plan = crate::query::plan(session, stmt).await?;
     let (_, batches) = crate::query::run(session, plan, params).await?;
     Ok(Reply::Tag(format!("INSERT 0 {}", count_rows(&batches))))
@@ -62,8 +58,7 @@ pub fn with_default_columns(stmt: &mut ast::Statement, session: &Session) {
 /// names do not matter; DataFusion, though, rejects duplicate names
 /// (`SELECT value, value`). Naming each after its target column fixes that.
 fn alias_select_to_columns(insert: &mut ast::Insert) {
-    let Some(ast::SetExpr::Select(select)) = insert.source.as_deref_mut().map(|q| q.body.as_mut())
-    else {
+    let Some(ast::SetExpr::Select(select)) = insert.source.as_deref_mut().map(|q| q.body.as_mut()) else {
         return;
     };
     if select.projection.len() != insert.columns.len() {
@@ -72,15 +67,8 @@ fn alias_select_to_columns(insert: &mut ast::Insert) {
     for (item, column) in select.projection.iter_mut().zip(&insert.columns) {
         let alias = ast::Ident::with_quote('"', column.to_string().trim_matches('"').to_string());
         match item {
-            ast::SelectItem::UnnamedExpr(expr) => {
-                *item = ast::SelectItem::ExprWithAlias {
-                    expr: expr.clone(),
-                    alias,
-                }
-            }
-            ast::SelectItem::ExprWithAlias {
-                alias: existing, ..
-            } => *existing = alias,
+            ast::SelectItem::UnnamedExpr(expr) => *item = ast::SelectItem::ExprWithAlias { expr: expr.clone(), alias },
+            ast::SelectItem::ExprWithAlias { alias: existing, .. } => *existing = alias,
             _ => return,
         }
     }
@@ -90,11 +78,6 @@ fn alias_select_to_columns(insert: &mut ast::Insert) {
 pub fn count_rows(batches: &[RecordBatch]) -> u64 {
     batches
         .iter()
-        .filter_map(|b| {
-            b.column(0)
-                .as_any()
-                .downcast_ref::<UInt64Array>()
-                .map(|c| c.iter().flatten().sum::<u64>())
-        })
+        .filter_map(|b| b.column(0).as_any().downcast_ref::<UInt64Array>().map(|c| c.iter().flatten().sum::<u64>()))
         .sum()
 }

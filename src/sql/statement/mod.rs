@@ -91,10 +91,7 @@ impl Statement {
 
     /// Whether the statement may return rows (for Describe).
     pub fn returns_rows(&self) -> bool {
-        matches!(
-            self,
-            Statement::Query(_) | Statement::Truncate(_) | Statement::Show(_)
-        )
+        matches!(self, Statement::Query(_) | Statement::Truncate(_) | Statement::Show(_))
     }
 }
 

@@ -8,11 +8,7 @@ use crate::error::Result;
 use crate::server::Session;
 
 /// Runs the query and returns its rows.
-pub async fn execute(
-    stmt: ast::Statement,
-    session: &Session,
-    params: Option<ParamValues>,
-) -> Result<Reply> {
+pub async fn execute(stmt: ast::Statement, session: &Session, params: Option<ParamValues>) -> Result<Reply> {
     let plan = crate::query::plan(session, stmt).await?;
     let (schema, batches) = crate::query::run(session, plan, params).await?;
     Ok(Reply::Rows { schema, batches })

@@ -38,48 +38,41 @@ pub(crate) fn rest_of_statement(parser: &mut Parser) -> Vec<String> {
     parts
 }
 
+/// A setting's value as PostgreSQL shows it: list items separated by ", ".
+fn setting_value(parts: &[String]) -> String {
+    parts.iter().map(|p| if p == "," { ", ".to_string() } else { p.clone() }).collect()
+}
+
 impl SetVar {
     /// Parses `SET ...` or `RESET ...`; the parser is at the first keyword.
+    /// Names may be dotted (`SET myapp.tenant = 'x'`), as custom settings are.
     pub fn parse(parser: &mut Parser) -> Result<Self, SqlError> {
         let parts = rest_of_statement(parser);
         let lower: Vec<String> = parts.iter().map(|p| p.to_lowercase()).collect();
         let words: Vec<&str> = lower.iter().map(String::as_str).collect();
         match words.as_slice() {
-            ["reset", "all"] => Ok(Self {
-                name: "all".into(),
-                value: None,
-            }),
-            ["reset", name] => Ok(Self {
-                name: name.to_string(),
-                value: None,
-            }),
+            ["reset", "all"] => Ok(Self { name: "all".into(), value: None }),
+            ["reset", name @ ..] if !name.is_empty() => Ok(Self { name: name.concat(), value: None }),
             ["set", rest @ ..] => {
                 let skip = usize::from(matches!(rest.first(), Some(&"session") | Some(&"local")));
                 let rest = &parts[1 + skip..];
                 let lower_rest = &words[1 + skip..];
                 match lower_rest {
-                    ["time", "zone", ..] => Ok(Self {
-                        name: "timezone".into(),
-                        value: Some(rest[2..].join(" ")),
-                    }),
-                    ["names", ..] => Ok(Self {
-                        name: "client_encoding".into(),
-                        value: Some(rest[1..].join(" ")),
-                    }),
-                    [name, "to" | "=", ..] => Ok(Self {
-                        name: name.to_string(),
-                        value: Some(rest[2..].join("")),
-                    }),
-                    _ => Err(SqlError::Syntax(format!(
-                        "expected SET name TO value, found: {}",
-                        parts.join(" ")
-                    ))),
+                    ["time", "zone", ..] => {
+                        Ok(Self { name: "timezone".into(), value: Some(setting_value(&rest[2..])) })
+                    }
+                    ["names", ..] => {
+                        Ok(Self { name: "client_encoding".into(), value: Some(setting_value(&rest[1..])) })
+                    }
+                    _ => match lower_rest.iter().position(|w| *w == "to" || *w == "=") {
+                        Some(at) if at > 0 => {
+                            Ok(Self { name: lower_rest[..at].concat(), value: Some(setting_value(&rest[at + 1..])) })
+                        }
+                        _ => Err(SqlError::Syntax(format!("expected SET name TO value, found: {}", parts.join(" ")))),
+                    },
                 }
             }
-            _ => Err(SqlError::Syntax(format!(
-                "expected SET or RESET, found: {}",
-                parts.join(" ")
-            ))),
+            _ => Err(SqlError::Syntax(format!("expected SET or RESET, found: {}", parts.join(" ")))),
         }
     }
 

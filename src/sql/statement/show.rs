@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::sql::sqlparser::parser::Parser;
 
 use super::Reply;
@@ -20,24 +20,28 @@ pub struct ShowVar {
 }
 
 impl ShowVar {
+    /// The columns the statement returns, for Describe in the extended protocol.
+    pub fn schema(&self, session: &Session) -> SchemaRef {
+        if self.name == "all" {
+            return Arc::new(Schema::new(vec![
+                Field::new("name", DataType::Utf8, false),
+                Field::new("setting", DataType::Utf8, false),
+            ]));
+        }
+        let display = session.setting(&self.name).map_or(self.name.clone(), |(d, _)| d);
+        Arc::new(Schema::new(vec![Field::new(display, DataType::Utf8, false)]))
+    }
+
     /// Parses `SHOW name`; the parser is at SHOW.
     pub fn parse(parser: &mut Parser) -> Result<Self, SqlError> {
         let parts = rest_of_statement(parser);
         let words: Vec<String> = parts.iter().skip(1).map(|p| p.to_lowercase()).collect();
-        let name = match words
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .as_slice()
-        {
+        let name = match words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
             ["time", "zone"] => "timezone".to_string(),
             ["transaction", "isolation", "level"] => "transaction_isolation".to_string(),
             [name] => name.to_string(),
             _ => {
-                return Err(SqlError::Syntax(format!(
-                    "expected SHOW name, found: {}",
-                    parts.join(" ")
-                )));
+                return Err(SqlError::Syntax(format!("expected SHOW name, found: {}", parts.join(" "))));
             }
         };
         Ok(Self { name })
@@ -56,36 +60,16 @@ impl ShowVar {
             let values: Vec<&str> = settings.iter().map(|(_, v)| v.as_str()).collect();
             let batch = RecordBatch::try_new(
                 schema.clone(),
-                vec![
-                    Arc::new(StringArray::from(names)),
-                    Arc::new(StringArray::from(values)),
-                ],
+                vec![Arc::new(StringArray::from(names)), Arc::new(StringArray::from(values))],
             )
             .map_err(internal)?;
-            return Ok(Reply::Rows {
-                schema,
-                batches: vec![batch],
-            });
+            return Ok(Reply::Rows { schema, batches: vec![batch] });
         }
-        let (display, value) = session.setting(&self.name).ok_or_else(|| {
-            EddyError::from(SqlError::InvalidParameter(format!(
-                "unrecognized configuration parameter \"{}\"",
-                self.name
-            )))
-        })?;
-        let schema = Arc::new(Schema::new(vec![Field::new(
-            display,
-            DataType::Utf8,
-            false,
-        )]));
-        let batch = RecordBatch::try_new(
-            schema.clone(),
-            vec![Arc::new(StringArray::from(vec![value]))],
-        )
-        .map_err(internal)?;
-        Ok(Reply::Rows {
-            schema,
-            batches: vec![batch],
-        })
+        let (display, value) =
+            session.setting(&self.name).ok_or_else(|| EddyError::from(SqlError::UnknownSetting(self.name.clone())))?;
+        let schema = Arc::new(Schema::new(vec![Field::new(display, DataType::Utf8, false)]));
+        let batch =
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(vec![value]))]).map_err(internal)?;
+        Ok(Reply::Rows { schema, batches: vec![batch] })
     }
 }

@@ -39,17 +39,11 @@ impl Transaction {
             _ => return Ok(None),
         };
         let parts = rest_of_statement(parser);
-        if first == "start" && parts.get(1).map(|p| p.to_lowercase()) != Some("transaction".into())
-        {
-            return Err(SqlError::Syntax(format!(
-                "expected START TRANSACTION, found: {}",
-                parts.join(" ")
-            )));
+        if first == "start" && parts.get(1).map(|p| p.to_lowercase()) != Some("transaction".into()) {
+            return Err(SqlError::Syntax(format!("expected START TRANSACTION, found: {}", parts.join(" "))));
         }
         if kind == Transaction::Rollback
-            && parts
-                .iter()
-                .any(|p| p.eq_ignore_ascii_case("savepoint") || p.eq_ignore_ascii_case("to"))
+            && parts.iter().any(|p| p.eq_ignore_ascii_case("savepoint") || p.eq_ignore_ascii_case("to"))
         {
             return Err(SqlError::Unsupported("savepoints are not supported".into()));
         }

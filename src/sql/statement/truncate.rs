@@ -38,22 +38,14 @@ impl TruncateView {
             return Ok(None);
         }
         let FunctionArguments::List(args) = &f.args else {
-            return Err(SqlError::InvalidParameter(
-                "truncate_continuous_view needs a view name".into(),
-            ));
+            return Err(SqlError::InvalidParameter("truncate_continuous_view needs a view name".into()));
         };
         match args.args.as_slice() {
             [FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v)))] => match &v.value {
-                Value::SingleQuotedString(s) => Ok(Some(Self {
-                    view: s.to_lowercase(),
-                })),
-                _ => Err(SqlError::InvalidParameter(
-                    "truncate_continuous_view takes the view name as a string".into(),
-                )),
+                Value::SingleQuotedString(s) => Ok(Some(Self { view: s.to_lowercase() })),
+                _ => Err(SqlError::InvalidParameter("truncate_continuous_view takes the view name as a string".into())),
             },
-            _ => Err(SqlError::InvalidParameter(
-                "truncate_continuous_view takes exactly one view name".into(),
-            )),
+            _ => Err(SqlError::InvalidParameter("truncate_continuous_view takes exactly one view name".into())),
         }
     }
 
@@ -61,17 +53,9 @@ impl TruncateView {
     pub async fn execute(self, session: &Session) -> Result<Reply> {
         let view = session.engine().catalog.view(&self.view)?;
         view.truncate()?;
-        let schema = Arc::new(Schema::new(vec![Field::new(
-            "truncate_continuous_view",
-            DataType::Utf8,
-            true,
-        )]));
-        let batch =
-            RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(vec![""]))])
-                .map_err(|e| crate::error::EddyError::Internal(e.to_string()))?;
-        Ok(Reply::Rows {
-            schema,
-            batches: vec![batch],
-        })
+        let schema = Arc::new(Schema::new(vec![Field::new("truncate_continuous_view", DataType::Utf8, true)]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(vec![""]))])
+            .map_err(|e| crate::error::EddyError::Internal(e.to_string()))?;
+        Ok(Reply::Rows { schema, batches: vec![batch] })
     }
 }

@@ -31,10 +31,7 @@ impl AggregateOperator {
         while let Some(partial) = partials.next().await {
             let partial = partial?;
             // Short, await-free critical section: readers wait at most one merge.
-            self.plan
-                .state
-                .lock()
-                .merge_partial(&partial, &self.plan.layout)?;
+            self.plan.state.lock().merge_partial(&partial, &self.plan.layout)?;
         }
         Ok(())
     }

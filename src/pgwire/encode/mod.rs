@@ -17,6 +17,8 @@ use pgwire::error::{PgWireError, PgWireResult};
 
 use crate::catalog::types::PG_TYPE_KEY;
 
+mod pg_text;
+
 /// Column descriptions for `schema` in `format`.
 pub fn pg_fields(schema: &Schema, format: &Format) -> PgWireResult<Vec<FieldInfo>> {
     let mut fields = arrow_schema_to_pg_fields(schema, format, None)?;
@@ -26,13 +28,7 @@ pub fn pg_fields(schema: &Schema, format: &Format) -> PgWireResult<Vec<FieldInfo
             Some("jsonb") => Type::JSONB,
             _ => continue,
         };
-        fields[i] = FieldInfo::new(
-            field.name().clone(),
-            None,
-            None,
-            pg_type,
-            format.format_for(i),
-        );
+        fields[i] = FieldInfo::new(field.name().clone(), None, None, pg_type, format.format_for(i));
     }
     Ok(fields)
 }
@@ -49,30 +45,29 @@ pub fn rows(schema: &Schema, batches: Vec<RecordBatch>, format: &Format) -> PgWi
     let batches = if binary_jsonb.is_empty() {
         batches
     } else {
+        batches.into_iter().map(|b| jsonb_binary(b, &binary_jsonb)).collect::<PgWireResult<Vec<_>>>()?
+    };
+    let text_columns: Vec<usize> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(i, f)| !format.is_binary(*i) && pg_text::needs_override(f.data_type()))
+        .map(|(i, _)| i)
+        .collect();
+    let batches = if text_columns.is_empty() {
         batches
-            .into_iter()
-            .map(|b| jsonb_binary(b, &binary_jsonb))
-            .collect::<PgWireResult<Vec<_>>>()?
+    } else {
+        batches.into_iter().map(|b| pg_text::override_columns(b, &text_columns)).collect::<PgWireResult<Vec<_>>>()?
     };
     let encoder_fields = fields.clone();
-    let rows = batches
-        .into_iter()
-        .flat_map(move |b| encode_recordbatch(encoder_fields.clone(), b));
-    Ok(Response::Query(QueryResponse::new(
-        fields,
-        stream::iter(rows),
-    )))
+    let rows = batches.into_iter().flat_map(move |b| encode_recordbatch(encoder_fields.clone(), b));
+    Ok(Response::Query(QueryResponse::new(fields, stream::iter(rows))))
 }
 
 /// jsonb's binary form is a version byte (1) and the JSON text; the listed
 /// columns become binary values in that form, which arrow-pg sends as is.
 fn jsonb_binary(batch: RecordBatch, columns: &[usize]) -> PgWireResult<RecordBatch> {
-    let mut fields: Vec<Field> = batch
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
+    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
     let mut arrays = batch.columns().to_vec();
     for &i in columns {
         let Some(text) = arrays[i].as_any().downcast_ref::<StringArray>() else {
@@ -92,8 +87,7 @@ fn jsonb_binary(batch: RecordBatch, columns: &[usize]) -> PgWireResult<RecordBat
         arrays[i] = Arc::new(encoded);
         fields[i] = Field::new(fields[i].name(), DataType::Binary, true);
     }
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
-        .map_err(|e| PgWireError::ApiError(Box::new(e)))
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| PgWireError::ApiError(Box::new(e)))
 }
 
 /// A command tag such as `INSERT 0 3`, `COPY 5` or `CREATE VIEW`.

@@ -1,0 +1,319 @@
+//! Real clients against the real `eddy` binary: psql (from a script, from a
+//! pipe, and on a terminal) and PHP PDO.
+//!
+//! Each test starts `eddy` on a free loopback port with its own data
+//! directory, runs one client, and compares what the client printed with the
+//! expected output kept beside its script in `tests/clients/` (`*.out`, in the
+//! manner of PostgreSQL's regression tests). That output is what PostgreSQL
+//! 15 prints for the same scripts with tables in place of streams, apart from
+//! the command tags of Eddy's own statements and the `LINE 1: ...` caret that
+//! PostgreSQL adds under errors. The clients are not Rust crates:
+//! `bash tests/run.sh` installs them (Debian's postgresql-client, php-cli and
+//! php-pgsql). A missing client fails its test, so CI cannot pass without it.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long the server may take to accept connections.
+const SERVER_READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one client run may take.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `tests/clients/`, where the client scripts and their expected output live.
+fn clients_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
+}
+
+/// A running `eddy` process, killed (and its data directory removed) on drop,
+/// also when the test fails.
+struct EddyProcess {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl EddyProcess {
+    /// Starts `eddy` on a free port. The port is found by binding port 0 and
+    /// letting it go, so another process may take it first: then the server
+    /// exits at once, and we try again with another port.
+    fn start(name: &str) -> EddyProcess {
+        let mut last_log = String::new();
+        for _ in 0..3 {
+            let port = free_port();
+            let dir =
+                Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("clients-{name}-{}-{port}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).expect("create the test directory");
+            let log = File::create(dir.join("eddy.log")).expect("create eddy.log");
+            let child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+                .arg("--listen")
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("--data-dir")
+                .arg(dir.join("data"))
+                .env("RUST_LOG", "info")
+                .env("NO_COLOR", "1")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("clone the log handle"))
+                .stderr(log)
+                .spawn()
+                .expect("spawn the eddy binary");
+            let mut server = EddyProcess { child, port, dir };
+            if server.wait_until_ready() {
+                return server;
+            }
+            last_log = server.log();
+        }
+        panic!("eddy did not start; its last log:\n{last_log}");
+    }
+
+    /// Waits until the port accepts connections; false if the server exited.
+    fn wait_until_ready(&mut self) -> bool {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let deadline = Instant::now() + SERVER_READY_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "eddy did not accept connections on port {} within {SERVER_READY_TIMEOUT:?}; its log:\n{}",
+            self.port,
+            self.log()
+        );
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("eddy.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for EddyProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            eprintln!("--- eddy log ({}) ---\n{}", self.dir.display(), self.log());
+        } else {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind an ephemeral port").port()
+}
+
+/// Fails unless `program` runs; the clients are installed by `tests/run.sh`.
+fn require(program: &str, args: &[&str], package: &str) {
+    let ok = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    assert!(
+        ok,
+        "`{program} {}` failed: install {package} (`bash tests/run.sh` does){}",
+        args.join(" "),
+        if ci { "; CI must have it" } else { "" }
+    );
+}
+
+/// A client's exit status and output.
+struct ClientRun {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `cmd` with `stdin` as its input, killing it after [`CLIENT_TIMEOUT`].
+/// With `merge`, stderr goes into stdout, in the order the client wrote them.
+fn run_client(mut cmd: Command, stdin: &str, merge: bool, out_dir: &Path) -> ClientRun {
+    for var in [
+        "PGHOST",
+        "PGPORT",
+        "PGUSER",
+        "PGDATABASE",
+        "PGPASSWORD",
+        "PGSERVICE",
+        "PGOPTIONS",
+        "PGSSLMODE",
+        "PSQLRC",
+        "PAGER",
+        "PSQL_PAGER",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("LC_ALL", "C.UTF-8").env("PGCONNECT_TIMEOUT", "10");
+    let stdout_path = out_dir.join("client.stdout");
+    let stderr_path = out_dir.join("client.stderr");
+    let stdout = File::create(&stdout_path).expect("create client.stdout");
+    let stderr = if merge {
+        stdout.try_clone().expect("clone client.stdout")
+    } else {
+        File::create(&stderr_path).expect("create client.stderr")
+    };
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    if let Some(mut input) = child.stdin.take() {
+        // A client that stops reading early closes the pipe; that is its business.
+        let _ = input.write_all(stdin.as_bytes());
+    }
+    let status = wait_with_timeout(&mut child, &cmd);
+    ClientRun {
+        status,
+        stdout: fs::read_to_string(&stdout_path).unwrap_or_default(),
+        stderr: fs::read_to_string(&stderr_path).unwrap_or_default(),
+    }
+}
+
+fn wait_with_timeout(child: &mut Child, cmd: &Command) -> ExitStatus {
+    let deadline = Instant::now() + CLIENT_TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait().expect("poll the client") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not finish within {CLIENT_TIMEOUT:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Asserts `actual` equals the expected output file `tests/clients/<name>`;
+/// on a mismatch, shows the first differing line and the whole output.
+fn assert_output(name: &str, actual: &str) {
+    let expected =
+        fs::read_to_string(clients_dir().join(name)).unwrap_or_else(|e| panic!("read tests/clients/{name}: {e}"));
+    if actual == expected {
+        return;
+    }
+    let (exp, act): (Vec<_>, Vec<_>) = (expected.lines().collect(), actual.lines().collect());
+    let line = (0..exp.len().max(act.len())).find(|&i| exp.get(i) != act.get(i)).unwrap_or(exp.len());
+    panic!(
+        "output differs from tests/clients/{name} at line {}:\n  want: {:?}\n  got:  {:?}\n--- whole output ---\n{actual}--- end ---",
+        line + 1,
+        exp.get(line),
+        act.get(line),
+    );
+}
+
+fn psql(server: &EddyProcess) -> Command {
+    let mut cmd = Command::new("psql");
+    cmd.current_dir(clients_dir())
+        .args(["-X", "-h", "127.0.0.1", "-p"])
+        .arg(server.port.to_string())
+        .args(["-U", "eddy", "-d", "eddy"]);
+    cmd
+}
+
+/// psql runs `psql_session.sql`: DDL, INSERT, `\copy` and inline COPY, reads,
+/// and an error it reports before going on.
+#[test]
+fn psql_runs_a_script() {
+    require("psql", &["--version"], "postgresql-client");
+    let server = EddyProcess::start("psql-script");
+    let mut cmd = psql(&server);
+    cmd.args(["-a", "-v", "ON_ERROR_STOP=0", "-f", "psql_session.sql"]);
+    let run = run_client(cmd, "", true, &server.dir);
+    assert!(run.status.success(), "psql failed: {}\n{}", run.status, run.stdout);
+    assert_output("psql_session.out", &run.stdout);
+}
+
+const PIPED_SESSION: &str = "\
+CREATE STREAM s (k int, v float8);
+CREATE CONTINUOUS VIEW v AS SELECT k, count(*) AS n, sum(v) AS total FROM s GROUP BY k;
+INSERT INTO s (k, v) VALUES (1, 0.5), (2, 1.25), (1, 2.25);
+SELECT * FROM v ORDER BY k;
+SELECT * FROM nope;
+SELECT n FROM v WHERE k = 2;
+\\q
+SELECT 'not reached';
+";
+
+/// psql reading its commands from a pipe, as `echo ... | psql` does.
+#[test]
+fn psql_reads_commands_from_a_pipe() {
+    require("psql", &["--version"], "postgresql-client");
+    let server = EddyProcess::start("psql-pipe");
+    let run = run_client(psql(&server), PIPED_SESSION, false, &server.dir);
+    assert!(run.status.success(), "psql failed: {}\n{}{}", run.status, run.stdout, run.stderr);
+    let want_stdout = "\
+CREATE STREAM
+CREATE VIEW
+INSERT 0 3
+ k | n | total 
+---+---+-------
+ 1 | 2 |  2.75
+ 2 | 1 |  1.25
+(2 rows)
+
+ n 
+---
+ 1
+(1 row)
+
+";
+    assert_eq!(run.stdout, want_stdout, "psql's stdout");
+    assert_eq!(run.stderr, "ERROR:  relation \"nope\" does not exist\n", "psql's stderr");
+}
+
+/// psql on a terminal (a pty from `script`): the interactive prompt, a
+/// query, an error, and `\q`.
+#[test]
+fn psql_interactive_on_a_terminal() {
+    require("psql", &["--version"], "postgresql-client");
+    require("script", &["--version"], "bsdutils");
+    let server = EddyProcess::start("psql-tty");
+    let psql = format!("psql -X -P pager=off -h 127.0.0.1 -p {} -U eddy -d eddy", server.port);
+    let mut cmd = Command::new("script");
+    cmd.args(["-q", "-e", "-c", &psql, "/dev/null"]).env("TERM", "dumb");
+    let input = "SELECT 40 + 2 AS answer;\nSELECT * FROM nope;\n\\q\n";
+    let run = run_client(cmd, input, true, &server.dir);
+    let screen = run.stdout.replace("\r\n", "\n");
+    assert!(run.status.success(), "psql on a tty failed: {}\n{screen}", run.status);
+    for want in [
+        "eddy=# SELECT 40 + 2 AS answer;\n answer \n--------\n     42\n(1 row)\n",
+        "eddy=# SELECT * FROM nope;\nERROR:  relation \"nope\" does not exist\n",
+        "eddy=# \\q\n",
+    ] {
+        assert!(screen.contains(want), "the terminal lacks {want:?}:\n{screen}");
+    }
+}
+
+/// PHP PDO (pdo_pgsql), with emulated and server-side prepares: see pdo.php.
+#[test]
+fn php_pdo() {
+    require("php", &["--version"], "php-cli");
+    require("php", &["-r", "exit(extension_loaded('pdo_pgsql') ? 0 : 1);"], "php-pgsql");
+    let server = EddyProcess::start("php-pdo");
+    let mut cmd = Command::new("php");
+    cmd.current_dir(clients_dir()).arg("pdo.php").arg(server.port.to_string());
+    let run = run_client(cmd, "", false, &server.dir);
+    let failed: Vec<&str> = run.stdout.lines().filter(|l| !l.starts_with("ok ")).collect();
+    assert!(
+        run.status.success() && run.stderr.is_empty(),
+        "pdo.php failed ({}):\n{}\n--- stderr ---\n{}",
+        run.status,
+        failed.join("\n"),
+        run.stderr
+    );
+    assert_output("pdo.out", &run.stdout);
+}

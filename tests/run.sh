@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs Eddy's whole test suite on a fresh Debian or Ubuntu machine:
+#
+#     bash tests/run.sh [extra cargo test arguments]
+#
+# It installs the real clients that tests/clients.rs drives when they are
+# missing (psql from postgresql-client, php with pdo_pgsql from php-cli and
+# php-pgsql), then runs `cargo test --all-targets --no-fail-fast`, so that
+# one failing test binary does not hide the results of the others.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Builds go to one shared cache outside the work tree.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/eddy-target}"
+
+missing=()
+command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
+command -v php >/dev/null 2>&1 || missing+=(php-cli)
+if ! php -r 'exit(extension_loaded("pdo_pgsql") ? 0 : 1);' >/dev/null 2>&1; then
+    missing+=(php-pgsql)
+fi
+# `script` gives psql a terminal in the interactive test; bsdutils is
+# essential on Debian, so this is only for trimmed-down images.
+command -v script >/dev/null 2>&1 || missing+=(bsdutils)
+
+if ((${#missing[@]} > 0)); then
+    echo "tests/run.sh: installing ${missing[*]}"
+    sudo=()
+    if [[ $(id -u) -ne 0 ]]; then
+        sudo=(sudo)
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update
+    "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+cargo test --all-targets --no-fail-fast "$@"
