@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::execution::FunctionRegistry;
 use datafusion::execution::context::SessionState;
@@ -34,8 +34,23 @@ fn constant_text(name: &str, value: String) -> datafusion::logical_expr::ScalarU
     )
 }
 
-/// Registers `version()`, `current_database()`, `current_schema()` and
-/// `pg_backend_pid()`.
+/// `clock_timestamp()` and friends: the wall clock, read when evaluated.
+/// (Eddy's statements are their own transactions, so the three agree.)
+fn wall_clock(name: &str) -> datafusion::logical_expr::ScalarUDF {
+    create_udf(
+        name,
+        vec![],
+        DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+        Volatility::Volatile,
+        Arc::new(|_args: &[ColumnarValue]| {
+            let now = chrono::Utc::now().timestamp_micros();
+            Ok(ColumnarValue::Scalar(ScalarValue::TimestampMicrosecond(Some(now), Some("+00:00".into()))))
+        }),
+    )
+}
+
+/// Registers `version()`, `current_database()`, `current_schema()`,
+/// `pg_backend_pid()` and `clock_timestamp()`.
 pub fn register(state: &mut SessionState) -> Result<()> {
     state.register_udf(Arc::new(constant_text("version", version_string())))?;
     state.register_udf(Arc::new(constant_text("current_database", DATABASE.to_string())))?;
@@ -49,6 +64,9 @@ pub fn register(state: &mut SessionState) -> Result<()> {
         Arc::new(move |_args: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Int32(Some(pid))))),
     );
     state.register_udf(Arc::new(backend_pid))?;
+    for name in ["clock_timestamp", "statement_timestamp", "transaction_timestamp"] {
+        state.register_udf(Arc::new(wall_clock(name)))?;
+    }
     register_aggregate_aliases(state)
 }
 

@@ -175,7 +175,7 @@ fn parse_drop(parser: &mut Parser) -> Result<Statement, SqlError> {
     } else if word_is(parser, 0, "foreign") && word_is(parser, 1, "table") {
         parser.next_token();
         parser.next_token();
-        DropKind::Stream
+        DropKind::ForeignTable
     } else if (word_is(parser, 0, "continuous") || word_is(parser, 0, "materialized")) && word_is(parser, 1, "view") {
         parser.next_token();
         parser.next_token();

@@ -56,15 +56,25 @@ impl IngestResult {
         self.rows as f64 / self.wall.as_secs_f64().max(1e-9)
     }
 
-    /// Rows per CPU-second of the server's threads: rows per second per core.
-    pub fn rows_per_server_cpu_second(&self) -> f64 {
-        self.rows as f64 / self.cpu.server.as_secs_f64().max(1e-9)
+    /// Rows per CPU-second of the server's threads: rows per second per
+    /// core. `None` when the run was too short to measure CPU (10 ms ticks).
+    pub fn rows_per_server_cpu_second(&self) -> Option<f64> {
+        per_cpu_second(self.rows, self.cpu.server)
     }
 
     /// Rows per CPU-second of the whole process, client included.
-    pub fn rows_per_process_cpu_second(&self) -> f64 {
-        self.rows as f64 / self.cpu.process.as_secs_f64().max(1e-9)
+    pub fn rows_per_process_cpu_second(&self) -> Option<f64> {
+        per_cpu_second(self.rows, self.cpu.process)
     }
+
+    /// Server CPU nanoseconds per row.
+    pub fn server_ns_per_row(&self) -> Option<f64> {
+        per_cpu_second(self.rows, self.cpu.server).map(|r| 1e9 / r)
+    }
+}
+
+fn per_cpu_second(rows: u64, cpu: Duration) -> Option<f64> {
+    (!cpu.is_zero()).then(|| rows as f64 / cpu.as_secs_f64())
 }
 
 /// The generated rows of one key count.

@@ -12,6 +12,8 @@ const COPY_TARGET: f64 = 1_000_000.0;
 /// Point lookups with this many groups must meet [`LOOKUP_P99_TARGET`].
 const LOOKUP_TARGET_GROUPS: i64 = 1_000_000;
 const LOOKUP_P99_TARGET: Duration = Duration::from_millis(1);
+/// Shown where a figure could not be measured.
+const NA: &str = "n/a";
 
 /// Renders every table and the verdict on each target.
 pub fn render(report: &Report) -> String {
@@ -38,9 +40,9 @@ fn ingest_table(out: &mut String, results: &[IngestResult]) {
             r.wall.as_secs_f64(),
             thousands(r.rows_per_second()),
             r.cpu.server.as_secs_f64(),
-            thousands(r.rows_per_server_cpu_second()),
+            r.rows_per_server_cpu_second().map_or(NA.into(), thousands),
             r.cpu.process.as_secs_f64(),
-            thousands(r.rows_per_process_cpu_second()),
+            r.rows_per_process_cpu_second().map_or(NA.into(), thousands),
             r.groups.map_or("-".into(), |g| thousands(g as f64)),
             r.rss_mib,
         );
@@ -56,18 +58,20 @@ fn baseline_table(out: &mut String, results: &[IngestResult]) {
         let Some(base) = results.iter().find(|b| !b.with_view && b.method == view.method && b.keys == view.keys) else {
             continue;
         };
-        let ns = |r: &IngestResult| r.cpu.server.as_secs_f64() * 1e9 / r.rows.max(1) as f64;
+        let ns = |r: &IngestResult| r.server_ns_per_row();
+        let own = ns(view).zip(ns(base)).map(|(v, b)| v - b);
+        let show = |ns: Option<f64>| ns.map_or(NA.into(), |n| format!("{n:.0}"));
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {:.2} | {:.0} | {:.0} | {:.0} |",
+            "| {} | {} | {} | {} | {:.2} | {} | {} | {} |",
             method_name(view.method),
             thousands(view.keys as f64),
             thousands(base.rows_per_second()),
             thousands(view.rows_per_second()),
             view.rows_per_second() / base.rows_per_second().max(1e-9),
-            ns(base),
-            ns(view),
-            ns(view) - ns(base),
+            show(ns(base)),
+            show(ns(view)),
+            show(own),
         );
     }
     out.push('\n');
@@ -98,7 +102,7 @@ fn targets(out: &mut String, report: &Report) {
     let copy = report.ingest.iter().find(|r| r.method == Method::Copy && r.with_view && r.keys == COPY_TARGET_KEYS);
     match copy {
         Some(r) => {
-            let per_core = r.rows_per_server_cpu_second();
+            let per_core = r.rows_per_server_cpu_second().unwrap_or(0.0);
             let _ = writeln!(
                 out,
                 "- COPY, {} keys: {} rows/s/core against a target of {}: {}",

@@ -9,8 +9,10 @@ use crate::sql::SqlError;
 /// What kind of relation the statement names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DropKind {
-    /// `DROP STREAM` / `DROP FOREIGN TABLE`.
+    /// `DROP STREAM`.
     Stream,
+    /// `DROP FOREIGN TABLE`: the same, in PipelineDB 1.0's words.
+    ForeignTable,
     /// `DROP VIEW` / `DROP CONTINUOUS VIEW`.
     View,
     /// `DROP TABLE`: Eddy has no tables yet.
@@ -35,7 +37,8 @@ impl Drop {
     pub async fn execute(self, session: &Session) -> Result<Reply> {
         let engine = session.engine();
         let tag = match self.kind {
-            DropKind::Stream => "DROP FOREIGN TABLE",
+            DropKind::Stream => "DROP STREAM",
+            DropKind::ForeignTable => "DROP FOREIGN TABLE",
             DropKind::View => "DROP VIEW",
             DropKind::Table => "DROP TABLE",
         };
@@ -62,7 +65,7 @@ impl Drop {
                 (DropKind::Table, None) => {
                     return Err(CatalogError::UndefinedRelation(name.clone()).into());
                 }
-                (DropKind::Stream, _) => {
+                (DropKind::Stream | DropKind::ForeignTable, _) => {
                     let views = engine.catalog.drop_stream(name, self.cascade)?;
                     for v in views {
                         v.stop();

@@ -40,6 +40,10 @@ impl ShowVar {
             ["time", "zone"] => "timezone".to_string(),
             ["transaction", "isolation", "level"] => "transaction_isolation".to_string(),
             [name] => name.to_string(),
+            // A dotted custom setting: `SHOW myapp.tenant`.
+            [first, rest @ ..] if rest.len() % 2 == 0 && rest.iter().step_by(2).all(|p| *p == ".") => {
+                std::iter::once(*first).chain(rest.iter().copied()).collect()
+            }
             _ => {
                 return Err(SqlError::Syntax(format!("expected SHOW name, found: {}", parts.join(" "))));
             }
