@@ -8,22 +8,28 @@
 //! `--quick` (or `EDDY_BENCH_QUICK=1`) runs a tiny plan in seconds. So does
 //! any run without cargo bench's `--bench` flag, which is how
 //! `cargo test --all-targets` runs this binary; `--full` forces the full plan.
+//! To profile one case: `--keys=1000000 --method=copy` (or `insert`), and
+//! `--lookups=N` for more point lookups.
 
 mod workload;
 
 use std::process::ExitCode;
 
-use workload::{Plan, report};
+use workload::{Method, Plan, report};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let has = |flag: &str| args.iter().any(|a| a == flag);
     let quick_env = std::env::var("EDDY_BENCH_QUICK").is_ok_and(|v| v == "1");
     let quick = has("--quick") || quick_env || !(has("--bench") || has("--full"));
-    let (plan, name) = match quick {
+    let (mut plan, name) = match quick {
         true => (Plan::quick(), "quick"),
         false => (Plan::full(), "full"),
     };
+    if let Err(e) = narrow(&mut plan, &args) {
+        eprintln!("{e}");
+        return ExitCode::FAILURE;
+    }
     println!("## Eddy ingest and read benchmark ({name} plan)\n");
     println!("{}\n", machine());
     let started = std::time::Instant::now();
@@ -38,6 +44,27 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Applies `--keys=N[,N...]`, `--method=copy|insert` and `--lookups=N`.
+fn narrow(plan: &mut Plan, args: &[String]) -> Result<(), String> {
+    for arg in args {
+        if let Some(list) = arg.strip_prefix("--keys=") {
+            plan.key_counts = list
+                .split(',')
+                .map(|k| k.parse().map_err(|_| format!("bad --keys value: {k}")))
+                .collect::<Result<_, _>>()?;
+        } else if let Some(n) = arg.strip_prefix("--lookups=") {
+            plan.lookups = n.parse().map_err(|_| format!("bad --lookups value: {n}"))?;
+        } else if let Some(method) = arg.strip_prefix("--method=") {
+            plan.methods = match method {
+                "copy" => vec![Method::Copy],
+                "insert" => vec![Method::Insert],
+                other => return Err(format!("bad --method value: {other} (copy or insert)")),
+            };
+        }
+    }
+    Ok(())
 }
 
 /// Cores, CPU model and build profile, for the record.

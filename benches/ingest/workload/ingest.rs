@@ -17,8 +17,11 @@ pub const CREATE_VIEW: &str = "CREATE VIEW v AS SELECT k, count(*), sum(v), avg(
 
 /// Bytes per CopyData message (libpq-like: the client streams small pieces).
 const COPY_MESSAGE_BYTES: usize = 64 * 1024;
-/// Distinct payloads generated per case; they are sent in turn.
+/// Distinct COPY payloads generated per case; they are sent in turn.
 const DISTINCT_PAYLOADS_MAX: usize = 3;
+/// Distinct INSERT statements generated per case: enough for every key of
+/// the full plan to occur (1,000 statements of 1,000 rows cover 1,000,000).
+const DISTINCT_STATEMENTS_MAX: usize = 1_000;
 
 /// How rows are sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,7 +100,12 @@ impl Data {
             keys,
             copy: data::copy_payloads(keys, plan.copy_rows_per_command, copies.clamp(1, DISTINCT_PAYLOADS_MAX), seed),
             copy_rows_per_payload: plan.copy_rows_per_command as u64,
-            inserts: data::insert_statements(keys, plan.insert_rows_per_statement, statements.clamp(1, 100), seed + 1),
+            inserts: data::insert_statements(
+                keys,
+                plan.insert_rows_per_statement,
+                statements.clamp(1, DISTINCT_STATEMENTS_MAX),
+                seed + 1,
+            ),
             insert_rows_per_statement: plan.insert_rows_per_statement as u64,
         }
     }

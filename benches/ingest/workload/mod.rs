@@ -54,6 +54,8 @@ pub struct Plan {
     pub scans_max: usize,
     /// Wall-clock budget of the full scans of one group count.
     pub scan_seconds_max: f64,
+    /// The ingest methods run (both by default; one, to profile it).
+    pub methods: Vec<Method>,
 }
 
 impl Plan {
@@ -69,6 +71,7 @@ impl Plan {
             lookups: 2_000,
             scans_max: 200,
             scan_seconds_max: 20.0,
+            methods: vec![Method::Copy, Method::Insert],
         }
     }
 
@@ -84,6 +87,7 @@ impl Plan {
             lookups: 50,
             scans_max: 5,
             scan_seconds_max: 5.0,
+            methods: vec![Method::Copy, Method::Insert],
         }
     }
 }
@@ -105,7 +109,7 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(&str)) -> BenchResult<Report> {
     for &keys in &plan.key_counts {
         progress(&format!("generating data for {keys} keys"));
         let data = &ingest::Data::generate(plan, keys);
-        for method in [Method::Copy, Method::Insert] {
+        for &method in &plan.methods {
             for with_view in [false, true] {
                 let what = if with_view { "view" } else { "no view (baseline)" };
                 progress(&format!("{method:?}, {keys} keys, {what}"));
