@@ -9,6 +9,9 @@ use futures::StreamExt;
 
 use crate::planner::IncrementalPlan;
 
+/// Partial rows merged per hold of the state lock.
+const MERGE_CHUNK_ROWS: usize = 4096;
+
 /// Maintains one view's state from the batches of its stream.
 #[derive(Debug, Clone)]
 pub struct AggregateOperator {
@@ -30,8 +33,16 @@ impl AggregateOperator {
         let mut partials = self.plan.partial.execute(0, self.plan.task_ctx.clone())?;
         while let Some(partial) = partials.next().await {
             let partial = partial?;
-            // Short, await-free critical section: readers wait at most one merge.
-            self.plan.state.lock().merge_partial(&partial, &self.plan.layout)?;
+            // Short, await-free critical sections: a reader waits for at most
+            // one chunk, not a whole batch (a batch of 64k new groups takes
+            // tens of milliseconds to merge).
+            let mut offset = 0;
+            while offset < partial.num_rows() {
+                let length = MERGE_CHUNK_ROWS.min(partial.num_rows() - offset);
+                let chunk = partial.slice(offset, length);
+                self.plan.state.lock().merge_partial(&chunk, &self.plan.layout)?;
+                offset += length;
+            }
         }
         Ok(())
     }
