@@ -1,6 +1,6 @@
 //! Getting rows into streams: `INSERT` (through DataFusion's DML planning
 //! into a [`insert::StreamSink`]), `COPY` (decoded by [`decode`]), and later
-//! Kafka. Every path ends in [`write_batch`], which stamps
+//! Kafka. Every path ends in [`write_batches`], which stamps
 //! `arrival_timestamp`, checks json columns, and hands the batch to every
 //! view the stream feeds.
 
@@ -60,13 +60,6 @@ pub async fn write_batches(stream: &StreamEntry, batches: Vec<RecordBatch>) -> R
         apply_batch(stream, batch).await?;
     }
     Ok(rows)
-}
-
-/// Writes one batch (with the stream's full schema) to every view of
-/// `stream`, and returns once all of them have applied it.
-pub async fn write_batch(stream: &StreamEntry, batch: RecordBatch) -> Result<(), IngestError> {
-    check_json(&stream.def.schema, &batch)?;
-    apply_batch(stream, batch).await
 }
 
 /// Stamps a checked batch and hands it to every view of `stream`.

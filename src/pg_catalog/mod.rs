@@ -5,7 +5,7 @@
 //! oid = ...`). The catalog relations `\d` and dashboards need come with the
 //! Postgres-ecosystem work, preferably from datafusion-pg-catalog.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, Int16Array, Int32Array, RecordBatch, StringArray};
@@ -51,8 +51,17 @@ const TYPES: &[(i32, &str, i16, &str, i32, i32)] = &[
     (3802, "jsonb", -1, "U", 0, 3807),
 ];
 
-/// The `pg_type` table.
+/// The `pg_type` table, built once: it never changes.
 pub fn pg_type() -> Result<Arc<dyn TableProvider>> {
+    static TABLE: OnceLock<Arc<dyn TableProvider>> = OnceLock::new();
+    if let Some(table) = TABLE.get() {
+        return Ok(table.clone());
+    }
+    let table = build_pg_type()?;
+    Ok(TABLE.get_or_init(|| table).clone())
+}
+
+fn build_pg_type() -> Result<Arc<dyn TableProvider>> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("oid", DataType::Int32, false),
         Field::new("typname", DataType::Utf8, false),
@@ -80,6 +89,9 @@ pub fn pg_type() -> Result<Arc<dyn TableProvider>> {
     Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
 }
 
+/// The relations `pg_catalog` has.
+const TABLES: &[&str] = &["pg_type"];
+
 /// The relations of `pg_catalog`, by name.
 pub fn table(name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
     match name {
@@ -95,7 +107,7 @@ pub struct PgCatalogSchema;
 #[async_trait]
 impl SchemaProvider for PgCatalogSchema {
     fn table_names(&self) -> Vec<String> {
-        vec!["pg_type".to_string()]
+        TABLES.iter().map(|t| t.to_string()).collect()
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
@@ -103,6 +115,6 @@ impl SchemaProvider for PgCatalogSchema {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        name == "pg_type"
+        TABLES.contains(&name)
     }
 }

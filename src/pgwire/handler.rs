@@ -28,6 +28,7 @@ use crate::ingest::IngestError;
 use crate::ingest::copy::CopyIn;
 use crate::server::Session;
 use crate::sql::statement::transaction::Transaction;
+use crate::sql::statement::truncate::TruncateView;
 use crate::sql::statement::{Reply, Statement};
 use crate::sql::{SqlError, parse_sql};
 
@@ -177,14 +178,7 @@ impl EddyQueryParser {
                 (Some(plan), types, result)
             }
             Statement::Show(show) => (None, Vec::new(), Some(show.schema(&self.session))),
-            Statement::Truncate(_) => {
-                let schema = datafusion::arrow::datatypes::Schema::new(vec![datafusion::arrow::datatypes::Field::new(
-                    "truncate_continuous_view",
-                    DataType::Utf8,
-                    true,
-                )]);
-                (None, Vec::new(), Some(Arc::new(schema)))
-            }
+            Statement::Truncate(_) => (None, Vec::new(), Some(TruncateView::schema())),
             _ => (None, Vec::new(), None),
         };
         Ok(Some(Prepared { statement, plan, param_types, result }))

@@ -25,8 +25,7 @@ pub async fn plan(session: &Session, mut stmt: ast::Statement) -> Result<Logical
         crate::sql::naming::apply_pg_column_names(query);
     }
     crate::sql::statement::insert::with_default_columns(&mut stmt, session);
-    let state = session.engine().session_state();
-    let plan = state.statement_to_plan(DFStatement::Statement(Box::new(stmt))).await?;
+    let plan = session.engine().read_state().statement_to_plan(DFStatement::Statement(Box::new(stmt))).await?;
     Ok(plan)
 }
 

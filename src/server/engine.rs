@@ -36,7 +36,12 @@ impl Engine {
         Ok(Arc::new(Self { catalog, config, read_state, tasks, shutdown }))
     }
 
-    /// A DataFusion session for one client query.
+    /// The DataFusion session client queries are planned in.
+    pub fn read_state(&self) -> &SessionState {
+        &self.read_state
+    }
+
+    /// A DataFusion session of its own for running one client query.
     pub fn session_state(&self) -> SessionState {
         self.read_state.clone()
     }

@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
-use datafusion::arrow::array::{Array, BinaryArray, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::array::{Array, ArrayRef, BinaryArray, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{Field, Schema};
 use futures::stream;
 use pgwire::api::Type;
 use pgwire::api::portal::Format;
@@ -36,58 +36,62 @@ pub fn pg_fields(schema: &Schema, format: &Format) -> PgWireResult<Vec<FieldInfo
 /// Rows as a query response.
 pub fn rows(schema: &Schema, batches: Vec<RecordBatch>, format: &Format) -> PgWireResult<Response> {
     let fields = Arc::new(pg_fields(schema, format)?);
-    let binary_jsonb: Vec<usize> = fields
-        .iter()
-        .enumerate()
-        .filter(|(i, f)| *f.datatype() == Type::JSONB && format.is_binary(*i))
-        .map(|(i, _)| i)
-        .collect();
-    let batches = if binary_jsonb.is_empty() {
-        batches
-    } else {
-        batches.into_iter().map(|b| jsonb_binary(b, &binary_jsonb)).collect::<PgWireResult<Vec<_>>>()?
-    };
-    let text_columns: Vec<usize> = schema
-        .fields()
-        .iter()
-        .enumerate()
-        .filter(|(i, f)| !format.is_binary(*i) && pg_text::needs_override(f.data_type()))
-        .map(|(i, _)| i)
-        .collect();
-    let batches = if text_columns.is_empty() {
-        batches
-    } else {
-        batches.into_iter().map(|b| pg_text::override_columns(b, &text_columns)).collect::<PgWireResult<Vec<_>>>()?
-    };
+    let batches = batches.into_iter().map(|b| wire_batch(b, &fields, format)).collect::<PgWireResult<Vec<_>>>()?;
     let encoder_fields = fields.clone();
     let rows = batches.into_iter().flat_map(move |b| encode_recordbatch(encoder_fields.clone(), b));
     Ok(Response::Query(QueryResponse::new(fields, stream::iter(rows))))
 }
 
-/// jsonb's binary form is a version byte (1) and the JSON text; the listed
-/// columns become binary values in that form, which arrow-pg sends as is.
-fn jsonb_binary(batch: RecordBatch, columns: &[usize]) -> PgWireResult<RecordBatch> {
-    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-    let mut arrays = batch.columns().to_vec();
-    for &i in columns {
-        let Some(text) = arrays[i].as_any().downcast_ref::<StringArray>() else {
-            continue;
+/// Rewrites the columns whose wire form arrow-pg does not give as
+/// PostgreSQL does: binary jsonb, and the text of floats and timestamps. The
+/// type each column is described with (`fields`) stays.
+fn wire_batch(batch: RecordBatch, fields: &[FieldInfo], format: &Format) -> PgWireResult<RecordBatch> {
+    let mut columns = batch.columns().to_vec();
+    let mut changed = false;
+    for (i, field) in fields.iter().enumerate() {
+        let replaced = if !format.is_binary(i) {
+            pg_text::text(&columns[i])
+        } else if *field.datatype() == Type::JSONB {
+            jsonb_binary(&columns[i])
+        } else {
+            None
         };
-        let encoded: BinaryArray = text
-            .iter()
-            .map(|v| {
-                v.map(|s| {
-                    let mut bytes = Vec::with_capacity(s.len() + 1);
-                    bytes.push(1u8);
-                    bytes.extend_from_slice(s.as_bytes());
-                    bytes
-                })
-            })
-            .collect();
-        arrays[i] = Arc::new(encoded);
-        fields[i] = Field::new(fields[i].name(), DataType::Binary, true);
+        if let Some(array) = replaced {
+            columns[i] = array;
+            changed = true;
+        }
     }
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| PgWireError::ApiError(Box::new(e)))
+    if !changed {
+        return Ok(batch);
+    }
+    let schema = Schema::new(
+        batch
+            .schema()
+            .fields()
+            .iter()
+            .zip(&columns)
+            .map(|(f, c)| Field::new(f.name(), c.data_type().clone(), true))
+            .collect::<Vec<_>>(),
+    );
+    RecordBatch::try_new(Arc::new(schema), columns).map_err(|e| PgWireError::ApiError(Box::new(e)))
+}
+
+/// jsonb's binary form is a version byte (1) and the JSON text, which
+/// arrow-pg sends as is from a binary column.
+fn jsonb_binary(column: &ArrayRef) -> Option<ArrayRef> {
+    let text = column.as_any().downcast_ref::<StringArray>()?;
+    let encoded: BinaryArray = text
+        .iter()
+        .map(|v| {
+            v.map(|s| {
+                let mut bytes = Vec::with_capacity(s.len() + 1);
+                bytes.push(1u8);
+                bytes.extend_from_slice(s.as_bytes());
+                bytes
+            })
+        })
+        .collect();
+    Some(Arc::new(encoded))
 }
 
 /// A command tag such as `INSERT 0 3`, `COPY 5` or `CREATE VIEW`.

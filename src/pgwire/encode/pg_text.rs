@@ -4,37 +4,24 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, Float32Type, Float64Type, Int64Type, Schema, TimeUnit};
-use pgwire::error::{PgWireError, PgWireResult};
+use datafusion::arrow::datatypes::{DataType, Float32Type, Float64Type, Int64Type, TimeUnit};
 
-/// Whether a column of this type is formatted here in text mode.
-pub fn needs_override(data_type: &DataType) -> bool {
-    matches!(data_type, DataType::Float32 | DataType::Float64 | DataType::Timestamp(_, _))
-}
-
-/// Replaces the listed columns with their PostgreSQL text forms.
-pub fn override_columns(batch: RecordBatch, columns: &[usize]) -> PgWireResult<RecordBatch> {
-    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-    let mut arrays = batch.columns().to_vec();
-    for &i in columns {
-        let text: Option<StringArray> = match arrays[i].data_type() {
-            DataType::Float64 => {
-                arrays[i].as_primitive_opt::<Float64Type>().map(|a| a.iter().map(|v| v.map(|v| float(v, 15))).collect())
-            }
-            DataType::Float32 => arrays[i]
-                .as_primitive_opt::<Float32Type>()
-                .map(|a| a.iter().map(|v| v.map(|v| float(f64::from(v), 6))).collect()),
-            DataType::Timestamp(unit, tz) => timestamps(&arrays[i], unit, tz.is_some()),
-            _ => None,
-        };
-        if let Some(text) = text {
-            arrays[i] = Arc::new(text) as ArrayRef;
-            fields[i] = Field::new(fields[i].name(), DataType::Utf8, true);
+/// The PostgreSQL text of a float or timestamp column; `None` for columns
+/// arrow-pg already writes as PostgreSQL does.
+pub fn text(column: &ArrayRef) -> Option<ArrayRef> {
+    let text: StringArray = match column.data_type() {
+        DataType::Float64 => {
+            column.as_primitive_opt::<Float64Type>()?.iter().map(|v| v.map(|v| float(v, 15))).collect()
         }
-    }
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| PgWireError::ApiError(Box::new(e)))
+        DataType::Float32 => {
+            column.as_primitive_opt::<Float32Type>()?.iter().map(|v| v.map(|v| float(f64::from(v), 6))).collect()
+        }
+        DataType::Timestamp(unit, tz) => timestamps(column, unit, tz.is_some())?,
+        _ => return None,
+    };
+    Some(Arc::new(text))
 }
 
 /// float8out: the shortest text that reads back the same value, in

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::sql::sqlparser::ast::{
     Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Query, SelectItem, SetExpr, Value,
 };
@@ -49,11 +49,16 @@ impl TruncateView {
         }
     }
 
+    /// The one column the statement returns, as PostgreSQL's function call would.
+    pub fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![Field::new("truncate_continuous_view", DataType::Utf8, true)]))
+    }
+
     /// Clears the view's state; later events start it afresh.
     pub async fn execute(self, session: &Session) -> Result<Reply> {
         let view = session.engine().catalog.view(&self.view)?;
         view.truncate()?;
-        let schema = Arc::new(Schema::new(vec![Field::new("truncate_continuous_view", DataType::Utf8, true)]));
+        let schema = Self::schema();
         let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(vec![""]))])
             .map_err(|e| crate::error::EddyError::Internal(e.to_string()))?;
         Ok(Reply::Rows { schema, batches: vec![batch] })
