@@ -8,6 +8,7 @@ use datafusion::error::DataFusionError;
 
 use crate::catalog::CatalogError;
 use crate::ingest::IngestError;
+use crate::ingest::kafka::KafkaError;
 use crate::planner::PlanError;
 use crate::sql::SqlError;
 
@@ -26,6 +27,9 @@ pub enum EddyError {
     /// Rows could not be written to a stream.
     #[error(transparent)]
     Ingest(#[from] IngestError),
+    /// A Kafka function or binding failed.
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
     /// DataFusion failed to plan or run a query.
     #[error("{}", clean_datafusion_message(.0))]
     Query(#[from] DataFusionError),

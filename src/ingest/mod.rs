@@ -1,12 +1,13 @@
 //! Getting rows into streams: `INSERT` (through DataFusion's DML planning
-//! into a [`insert::StreamSink`]), `COPY` (decoded by [`decode`]), and later
-//! Kafka. Every path ends in [`write_batches`], which stamps
+//! into a [`insert::StreamSink`]), `COPY` (decoded by [`decode`]), and
+//! Kafka topics ([`kafka`]). Every path ends in [`write_batches`], which stamps
 //! `arrival_timestamp`, checks json columns, and hands the batch to every
 //! view the stream feeds.
 
 pub mod copy;
 pub mod decode;
 pub mod insert;
+pub mod kafka;
 
 use std::sync::Arc;
 
@@ -63,7 +64,7 @@ pub async fn write_batches(stream: &StreamEntry, batches: Vec<RecordBatch>) -> R
 }
 
 /// Stamps a checked batch and hands it to every view of `stream`.
-async fn apply_batch(stream: &StreamEntry, batch: RecordBatch) -> Result<(), IngestError> {
+pub(crate) async fn apply_batch(stream: &StreamEntry, batch: RecordBatch) -> Result<(), IngestError> {
     if batch.num_rows() == 0 {
         return Ok(());
     }

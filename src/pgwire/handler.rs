@@ -129,7 +129,9 @@ impl SimpleQueryHandler for EddyHandler {
             }
             let failed_commit = status == TransactionStatus::Error && matches!(statement, Statement::Transaction(_));
             let is_copy = matches!(statement, Statement::Copy(_));
-            match self.execute(statement, &Format::UnifiedText).await {
+            let outcome = self.execute(statement, &Format::UnifiedText).await;
+            self.send_notices(client).await?;
+            match outcome {
                 Ok(Response::TransactionEnd(_)) if failed_commit => {
                     responses.push(Response::TransactionEnd(Tag::new("ROLLBACK")));
                     status = TransactionStatus::Idle;
@@ -179,6 +181,7 @@ impl EddyQueryParser {
             }
             Statement::Show(show) => (None, Vec::new(), Some(show.schema(&self.session))),
             Statement::Truncate(_) => (None, Vec::new(), Some(TruncateView::schema())),
+            Statement::Kafka(call) => (None, Vec::new(), Some(call.schema())),
             _ => (None, Vec::new(), None),
         };
         Ok(Some(Prepared { statement, plan, param_types, result }))
@@ -270,11 +273,26 @@ impl ExtendedQueryHandler for EddyHandler {
             Some(plan) => self.run_planned(stmt, plan.clone(), portal).await,
             None => self.execute(stmt.statement.clone(), &portal.result_column_format).await,
         };
+        self.send_notices(client).await?;
         outcome.map_err(to_pgwire)
     }
 }
 
 impl EddyHandler {
+    /// Sends the warnings the statement queued, as NoticeResponses.
+    async fn send_notices<C>(&self, client: &mut C) -> PgWireResult<()>
+    where
+        C: Sink<PgWireBackendMessage> + Unpin + Send,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        for message in self.session.take_notices() {
+            let info = pgwire::error::ErrorInfo::new("WARNING".into(), "01000".into(), message);
+            let notice = pgwire::messages::response::NoticeResponse::from(info);
+            futures::SinkExt::send(client, PgWireBackendMessage::NoticeResponse(notice)).await?;
+        }
+        Ok(())
+    }
+
     async fn run_planned(&self, stmt: &Prepared, plan: LogicalPlan, portal: &Portal<Prepared>) -> Result<Response> {
         let pg_types: Vec<Type> = (0..stmt.param_types.len())
             .map(|i| {

@@ -12,6 +12,7 @@ use pgwire::error::{ErrorInfo, PgWireError};
 use crate::catalog::CatalogError;
 use crate::error::{EddyError, root_datafusion_error};
 use crate::ingest::IngestError;
+use crate::ingest::kafka::KafkaError;
 use crate::planner::PlanError;
 use crate::sql::SqlError;
 
@@ -44,6 +45,7 @@ pub fn sqlstate(err: &EddyError) -> &'static str {
         EddyError::Catalog(e) => catalog_state(e),
         EddyError::Plan(e) => plan_state(e),
         EddyError::Ingest(e) => ingest_state(e),
+        EddyError::Kafka(e) => kafka_state(e),
         EddyError::Query(e) => datafusion_state(e),
         EddyError::Protocol(_) => PROTOCOL_VIOLATION,
         EddyError::LimitExceeded(_) => "54000",
@@ -82,6 +84,16 @@ fn ingest_state(e: &IngestError) -> &'static str {
             state => state,
         },
         IngestError::ViewStopped(_) => "55000",
+    }
+}
+
+fn kafka_state(e: &KafkaError) -> &'static str {
+    match e {
+        KafkaError::NoBrokers => "55000",
+        KafkaError::UnknownBroker(_) | KafkaError::UnknownTopic(_) | KafkaError::UnknownConsumer { .. } => "42704",
+        KafkaError::AlreadyConsuming { .. } => "42710",
+        KafkaError::InvalidOption(_) => "22023",
+        KafkaError::Client(_) => "58000",
     }
 }
 

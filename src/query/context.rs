@@ -36,10 +36,16 @@ fn base_config(target_partitions: usize) -> SessionConfig {
     config
 }
 
-fn finish(builder: SessionStateBuilder, schema: Arc<dyn SchemaProvider>) -> Result<SessionState> {
+/// Extra schemas beside `public` and `pg_catalog`, by name.
+pub type ExtraSchemas<'a> = Vec<(&'a str, Arc<dyn SchemaProvider>)>;
+
+fn finish(builder: SessionStateBuilder, schema: Arc<dyn SchemaProvider>, extra: ExtraSchemas) -> Result<SessionState> {
     let mut state = builder.build();
     let catalog = MemoryCatalogProvider::new();
     catalog.register_schema(SCHEMA, schema)?;
+    for (name, provider) in extra {
+        catalog.register_schema(name, provider)?;
+    }
     catalog.register_schema(crate::pg_catalog::SCHEMA, Arc::new(crate::pg_catalog::PgCatalogSchema))?;
     state.catalog_list().register_catalog(DATABASE.to_string(), Arc::new(catalog));
     datafusion_functions_json::register_all(&mut state)?;
@@ -47,10 +53,15 @@ fn finish(builder: SessionStateBuilder, schema: Arc<dyn SchemaProvider>) -> Resu
     Ok(state)
 }
 
-/// The session state used for client queries, with `schema` as `public`.
-pub fn read_state(schema: Arc<dyn SchemaProvider>, target_partitions: usize) -> Result<SessionState> {
+/// The session state used for client queries, with `schema` as `public`
+/// and `extra` schemas beside it.
+pub fn read_state(
+    schema: Arc<dyn SchemaProvider>,
+    extra: ExtraSchemas,
+    target_partitions: usize,
+) -> Result<SessionState> {
     let builder = SessionStateBuilder::new().with_config(base_config(target_partitions)).with_default_features();
-    finish(builder, schema)
+    finish(builder, schema, extra)
 }
 
 /// The optimizer rule that would rewrite `count(DISTINCT x)` into a nested
@@ -68,5 +79,5 @@ pub fn planning_state(schema: Arc<dyn SchemaProvider>) -> Result<SessionState> {
         .with_default_features()
         .with_optimizer_rules(rules)
         .with_physical_optimizer_rules(physical);
-    finish(builder, schema)
+    finish(builder, schema, Vec::new())
 }

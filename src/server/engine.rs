@@ -12,8 +12,10 @@ use super::config::Config;
 use crate::catalog::Catalog;
 use crate::catalog::schema_provider::CatalogSchema;
 use crate::error::{EddyError, Result};
+use crate::ingest::kafka::Kafka;
+use crate::ingest::kafka::relations::{self, KafkaSchema};
 use crate::planner::plan_view;
-use crate::query::context::read_state;
+use crate::query::context::{ExtraSchemas, read_state};
 use crate::stream::ViewRuntime;
 
 /// Shared server state.
@@ -21,6 +23,8 @@ use crate::stream::ViewRuntime;
 pub struct Engine {
     /// Names of streams and views.
     pub catalog: Arc<Catalog>,
+    /// Kafka brokers and consumers.
+    pub kafka: Arc<Kafka>,
     /// The configuration the server started with.
     pub config: Config,
     read_state: SessionState,
@@ -32,8 +36,10 @@ impl Engine {
     /// An engine with an empty catalog.
     pub fn new(config: Config, tasks: TaskTracker, shutdown: CancellationToken) -> Result<Arc<Self>> {
         let catalog = Arc::new(Catalog::new());
-        let read_state = read_state(Arc::new(CatalogSchema::new(catalog.clone())), config.query_partitions)?;
-        Ok(Arc::new(Self { catalog, config, read_state, tasks, shutdown }))
+        let kafka = Arc::new(Kafka::new(tasks.clone(), shutdown.clone()));
+        let extra: ExtraSchemas = vec![(relations::SCHEMA, Arc::new(KafkaSchema::new(kafka.clone())))];
+        let read_state = read_state(Arc::new(CatalogSchema::new(catalog.clone())), extra, config.query_partitions)?;
+        Ok(Arc::new(Self { catalog, kafka, config, read_state, tasks, shutdown }))
     }
 
     /// The DataFusion session client queries are planned in.

@@ -39,18 +39,30 @@ pub struct Session {
     settings: Mutex<BTreeMap<String, String>>,
     /// The COPY FROM STDIN being received, if any.
     pub copy: Mutex<Option<CopyIn>>,
+    /// Warnings for the client, sent before the statement's result.
+    notices: Mutex<Vec<String>>,
 }
 
 impl Session {
     /// A new session on `engine`.
     pub fn new(engine: Arc<Engine>) -> Self {
         let settings = DEFAULT_SETTINGS.iter().map(|(k, _, v)| (k.to_string(), v.to_string())).collect();
-        Self { engine, settings: Mutex::new(settings), copy: Mutex::new(None) }
+        Self { engine, settings: Mutex::new(settings), copy: Mutex::new(None), notices: Mutex::new(Vec::new()) }
     }
 
     /// The shared engine.
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
+    }
+
+    /// Queues a warning for the client.
+    pub fn warn(&self, message: String) {
+        self.notices.lock().push(message);
+    }
+
+    /// The warnings queued since the last call.
+    pub fn take_notices(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notices.lock())
     }
 
     /// A setting's display name and value.

@@ -9,10 +9,11 @@ use datafusion::sql::sqlparser::ast::{self, SqlOption};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
-use datafusion::sql::sqlparser::tokenizer::Token;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
 use super::statement::{
     Statement, copy::CopyFrom, create_stream::CreateStream, create_view::CreateView, drop::Drop, drop::DropKind,
+    kafka::KafkaCall,
     set::SetVar, show::ShowVar, transaction::Transaction, truncate::TruncateView,
 };
 use super::{SqlError, normalize_object_name};
@@ -20,7 +21,14 @@ use super::{SqlError, normalize_object_name};
 /// Parses every statement in `sql`. An empty string gives no statements.
 pub fn parse_sql(sql: &str) -> Result<Vec<Statement>, SqlError> {
     let dialect = PostgreSqlDialect {};
-    let mut parser = Parser::new(&dialect).try_with_sql(sql).map_err(syntax)?;
+    let mut tokens = Tokenizer::new(&dialect, sql).tokenize_with_location().map_err(|e| SqlError::Syntax(e.to_string()))?;
+    for t in &mut tokens {
+        // PostgreSQL's `name := value` function arguments; sqlparser reads only `name => value` here.
+        if t.token == Token::Assignment {
+            t.token = Token::RArrow;
+        }
+    }
+    let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
     let mut out = Vec::new();
     loop {
         while parser.consume_token(&Token::SemiColon) {}
@@ -85,6 +93,9 @@ fn classify(stmt: ast::Statement) -> Result<Statement, SqlError> {
         ast::Statement::Query(ref q) => {
             if let Some(t) = TruncateView::from_query(q)? {
                 return Ok(Statement::Truncate(t));
+            }
+            if let Some(k) = KafkaCall::from_query(q)? {
+                return Ok(Statement::Kafka(k));
             }
             Ok(Statement::Query(Box::new(stmt)))
         }

@@ -7,11 +7,12 @@
 //! the line, the column and the value.
 
 mod csv;
+pub mod json;
 mod text;
 
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, StringArray, StringBuilder, new_null_array};
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
 use datafusion::arrow::util::display::FormatOptions;
 
 use super::IngestError;
@@ -285,6 +286,46 @@ pub fn cast_column(
             Err(IngestError::InvalidText(e.to_string()))
         }
     }
+}
+
+/// Casts a column of text to `field`'s type, turning values that do not
+/// parse into NULLs; returns the cast column and the rows that failed.
+pub fn cast_lenient(strings: &StringArray, field: &Field) -> (ArrayRef, Vec<usize>) {
+    let normalized: StringArray;
+    let strings = if matches!(field.data_type(), DataType::Interval(_)) {
+        normalized = strings.iter().map(|v| v.map(interval_text)).collect();
+        &normalized
+    } else {
+        strings
+    };
+    if is_json_field(field) {
+        let bad = (0..strings.len())
+            .filter(|&r| {
+                strings.is_valid(r) && serde_json::from_str::<serde::de::IgnoredAny>(strings.value(r)).is_err()
+            })
+            .collect();
+        return (std::sync::Arc::new(strings.clone()), bad);
+    }
+    let options = CastOptions { safe: true, format_options: FormatOptions::default() };
+    match cast_with_options(strings, field.data_type(), &options) {
+        Ok(array) => {
+            let bad = if array.null_count() == strings.null_count() {
+                Vec::new()
+            } else {
+                (0..strings.len()).filter(|&r| strings.is_valid(r) && array.is_null(r)).collect()
+            };
+            (array, bad)
+        }
+        Err(_) => {
+            let bad = (0..strings.len()).filter(|&r| strings.is_valid(r)).collect();
+            (new_null_array(field.data_type(), strings.len()), bad)
+        }
+    }
+}
+
+/// Whether a stream column is `json` or `jsonb`.
+pub fn is_json_field(field: &Field) -> bool {
+    field.metadata().contains_key(crate::catalog::types::PG_TYPE_KEY)
 }
 
 /// PostgreSQL writes intervals as `1 day 02:03:04.5`; Arrow parses units

@@ -70,6 +70,7 @@ impl Drop {
                     for v in views {
                         v.stop();
                     }
+                    engine.kafka.stream_dropped(name).await;
                 }
                 (DropKind::View, _) => engine.catalog.drop_view(name)?.stop(),
             }

@@ -6,6 +6,7 @@ pub mod create_stream;
 pub mod create_view;
 pub mod drop;
 pub mod insert;
+pub mod kafka;
 pub mod query;
 pub mod set;
 pub mod show;
@@ -31,6 +32,8 @@ pub enum Statement {
     Drop(drop::Drop),
     /// `SELECT pipelinedb.truncate_continuous_view('v')`.
     Truncate(truncate::TruncateView),
+    /// `SELECT pipeline_kafka.f(...)`.
+    Kafka(kafka::KafkaCall),
     /// `INSERT INTO stream ...`.
     Insert(Box<ast::Statement>),
     /// `COPY stream FROM STDIN`.
@@ -78,6 +81,7 @@ impl Statement {
             Statement::CreateView(v) => v.execute(session).await,
             Statement::Drop(d) => d.execute(session).await,
             Statement::Truncate(t) => t.execute(session).await,
+            Statement::Kafka(k) => k.execute(session).await,
             Statement::Insert(i) => insert::execute(*i, session, params).await,
             Statement::Copy(c) => c.execute(session).await,
             Statement::Query(q) => query::execute(*q, session, params).await,
@@ -91,7 +95,7 @@ impl Statement {
 
     /// Whether the statement may return rows (for Describe).
     pub fn returns_rows(&self) -> bool {
-        matches!(self, Statement::Query(_) | Statement::Truncate(_) | Statement::Show(_))
+        matches!(self, Statement::Query(_) | Statement::Truncate(_) | Statement::Kafka(_) | Statement::Show(_))
     }
 }
 

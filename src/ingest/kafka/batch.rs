@@ -1,0 +1,252 @@
+//! A micro-batch of Kafka messages, and its decoding into one Arrow batch of
+//! the stream's rows plus an error for each message that did not decode.
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::SchemaRef;
+
+use super::options::MessageFormat;
+use crate::ingest::IngestError;
+use crate::ingest::decode::json::JsonDecoder;
+use crate::ingest::decode::{CopyFormat, RowDecoder};
+
+/// Where one message sits in its partition and in the batch's buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageRef {
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    start: usize,
+    end: usize,
+}
+
+/// Messages copied out of the consumer, back to back in one buffer.
+#[derive(Debug, Default)]
+pub struct MessageBatch {
+    data: Vec<u8>,
+    messages: Vec<MessageRef>,
+}
+
+impl MessageBatch {
+    /// Appends one message's payload (an absent payload is empty).
+    pub fn push(&mut self, partition: i32, offset: i64, payload: &[u8]) {
+        let start = self.data.len();
+        self.data.extend_from_slice(payload);
+        self.messages.push(MessageRef { partition, offset, start, end: self.data.len() });
+    }
+
+    /// Messages held.
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    /// Whether no message is held.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+
+    /// Payload bytes held.
+    pub fn bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    /// The payload of message `i`.
+    pub fn payload(&self, i: usize) -> &[u8] {
+        let m = &self.messages[i];
+        &self.data[m.start..m.end]
+    }
+
+    /// The messages, in arrival order.
+    pub fn messages(&self) -> &[MessageRef] {
+        &self.messages
+    }
+
+    /// For each partition in the batch, the offset after its last message.
+    pub fn next_offsets(&self) -> Vec<(i32, i64)> {
+        let mut next: Vec<(i32, i64)> = Vec::new();
+        for m in &self.messages {
+            match next.iter_mut().find(|(p, _)| *p == m.partition) {
+                Some((_, o)) => *o = (*o).max(m.offset + 1),
+                None => next.push((m.partition, m.offset + 1)),
+            }
+        }
+        next
+    }
+}
+
+/// A message that did not decode.
+#[derive(Debug, Clone)]
+pub struct BadMessage {
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// Why.
+    pub error: String,
+    /// Its first bytes, as text.
+    pub prefix: String,
+}
+
+/// How many payload bytes an error keeps.
+const PREFIX_BYTES: usize = 200;
+
+/// A decoded micro-batch.
+#[derive(Debug)]
+pub struct Decoded {
+    /// The rows of every message that decoded, with the stream's schema.
+    pub rows: Option<RecordBatch>,
+    /// The messages that did not.
+    pub bad: Vec<BadMessage>,
+    /// Per partition, the offset after the batch.
+    pub next_offsets: Vec<(i32, i64)>,
+    /// Messages in the batch, good and bad.
+    pub messages: u64,
+    /// Payload bytes in the batch.
+    pub bytes: u64,
+}
+
+/// Decodes messages into rows of one stream.
+#[derive(Debug)]
+pub enum MessageDecoder {
+    /// text or csv: each message holds COPY rows.
+    Copy(CopyFormat, SchemaRef),
+    /// json: one row per message.
+    Json(JsonDecoder),
+}
+
+impl MessageDecoder {
+    /// A decoder for `format` into a stream with `schema`.
+    pub fn new(format: &MessageFormat, schema: SchemaRef) -> Self {
+        match format {
+            MessageFormat::Copy(f) => MessageDecoder::Copy(f.clone(), schema),
+            MessageFormat::Json => MessageDecoder::Json(JsonDecoder::new(schema)),
+        }
+    }
+
+    /// Decodes a whole micro-batch.
+    pub fn decode(&self, batch: &MessageBatch) -> Result<Decoded, IngestError> {
+        let (rows, errors) = match self {
+            MessageDecoder::Json(d) => {
+                let (rows, errors) = d.decode((0..batch.len()).map(|i| batch.payload(i)))?;
+                (Some(rows), errors.into_iter().map(|e| (e.index, e.error)).collect())
+            }
+            MessageDecoder::Copy(format, schema) => decode_copy(format, schema, batch)?,
+        };
+        let bad = errors
+            .into_iter()
+            .map(|(i, error): (usize, String)| {
+                let m = batch.messages()[i];
+                let payload = batch.payload(i);
+                let prefix = String::from_utf8_lossy(&payload[..payload.len().min(PREFIX_BYTES)]).into_owned();
+                BadMessage { partition: m.partition, offset: m.offset, error, prefix }
+            })
+            .collect();
+        let rows = rows.filter(|r| r.num_rows() > 0);
+        Ok(Decoded {
+            rows,
+            bad,
+            next_offsets: batch.next_offsets(),
+            messages: batch.len() as u64,
+            bytes: batch.bytes() as u64,
+        })
+    }
+}
+
+type CopyResult = (Option<RecordBatch>, Vec<(usize, String)>);
+
+/// Decodes the batch as one COPY; if any message is bad, decodes each
+/// message on its own to find the bad ones and keep the rest.
+fn decode_copy(format: &CopyFormat, schema: &SchemaRef, batch: &MessageBatch) -> Result<CopyResult, IngestError> {
+    let all = (0..batch.len()).map(|i| batch.payload(i));
+    if let Ok(rows) = decode_rows(format, schema, all) {
+        return Ok((rows, Vec::new()));
+    }
+    let mut good = Vec::new();
+    let mut errors = Vec::new();
+    for i in 0..batch.len() {
+        match decode_rows(format, schema, std::iter::once(batch.payload(i))) {
+            Ok(Some(rows)) => good.push(rows),
+            Ok(None) => {}
+            Err(e) => errors.push((i, e.to_string())),
+        }
+    }
+    let rows = if good.is_empty() {
+        None
+    } else {
+        Some(concat_batches(schema, &good).map_err(|e| IngestError::InvalidText(e.to_string()))?)
+    };
+    Ok((rows, errors))
+}
+
+/// Decodes messages as consecutive COPY data; a message without a final
+/// newline ends its last row anyway.
+fn decode_rows<'a>(
+    format: &CopyFormat,
+    schema: &SchemaRef,
+    payloads: impl Iterator<Item = &'a [u8]>,
+) -> Result<Option<RecordBatch>, IngestError> {
+    let user_columns: Vec<String> =
+        schema.fields().iter().take(schema.fields().len().saturating_sub(1)).map(|f| f.name().clone()).collect();
+    let mut decoder = RowDecoder::new(format.clone(), schema.clone(), &user_columns)?;
+    let mut out = Vec::new();
+    for payload in payloads {
+        if payload.is_empty() {
+            continue;
+        }
+        out.extend(decoder.feed(payload)?);
+        if payload.last() != Some(&b'\n') {
+            out.extend(decoder.feed(b"\n")?);
+        }
+    }
+    out.extend(decoder.finish()?);
+    match out.len() {
+        0 => Ok(None),
+        1 => Ok(out.pop()),
+        _ => concat_batches(schema, &out).map(Some).map_err(|e| IngestError::InvalidText(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::types::timestamptz;
+    use crate::ingest::decode::FormatKind;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int32, true),
+            Field::new("s", DataType::Utf8, true),
+            Field::new("arrival_timestamp", timestamptz(), true),
+        ]))
+    }
+
+    #[test]
+    fn copy_messages_keep_good_rows_around_bad_ones() {
+        let mut batch = MessageBatch::default();
+        batch.push(0, 10, b"1,a");
+        batch.push(1, 3, b"x,b\n");
+        batch.push(0, 11, b"2,c\n3,d\n");
+        batch.push(1, 4, b"4");
+        let format = CopyFormat { kind: FormatKind::Csv, ..CopyFormat::default() };
+        let decoded = MessageDecoder::new(&MessageFormat::Copy(format), schema()).decode(&batch).unwrap();
+        assert_eq!(decoded.rows.as_ref().unwrap().num_rows(), 3);
+        assert_eq!(decoded.bad.len(), 2);
+        assert_eq!((decoded.bad[0].partition, decoded.bad[0].offset), (1, 3));
+        assert_eq!(decoded.bad[0].prefix, "x,b\n");
+        assert_eq!(decoded.next_offsets, vec![(0, 12), (1, 5)]);
+    }
+
+    #[test]
+    fn text_messages_all_good() {
+        let mut batch = MessageBatch::default();
+        batch.push(0, 0, b"1\ta\n");
+        batch.push(0, 1, b"2\t\\N");
+        let format = MessageFormat::Copy(CopyFormat::default());
+        let decoded = MessageDecoder::new(&format, schema()).decode(&batch).unwrap();
+        assert_eq!(decoded.rows.unwrap().num_rows(), 2);
+        assert!(decoded.bad.is_empty());
+    }
+}

@@ -1,0 +1,383 @@
+//! How one consumer runs.
+//!
+//! A supervisor task finds the topic's partitions (retrying with backoff
+//! while the broker is unreachable or the topic is missing), then splits
+//! them among `parallelism` readers. Each reader is a blocking thread with
+//! its own librdkafka client, assigned its partitions at the start offsets
+//! (no consumer-group rebalancing: Eddy owns the offsets). A reader fills a
+//! micro-batch until `batchsize` messages, `maxbytes` bytes or `timeout`,
+//! decodes it to Arrow, and sends it over a bounded channel to the writer.
+//! The writer applies each batch to the stream's views, as `INSERT` does,
+//! and only then advances the consumer's offsets. While views are slow the
+//! channel is full, readers wait, and librdkafka stops fetching once its
+//! bounded prefetch queue is full: memory stays bounded.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use rdkafka::ClientConfig;
+use rdkafka::Offset;
+use rdkafka::TopicPartitionList;
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext};
+use rdkafka::error::KafkaError as RdKafkaError;
+use rdkafka::message::Message;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use super::batch::{Decoded, MessageBatch, MessageDecoder};
+use super::options::{ConsumerOptions, StartOffset};
+use super::{Consumer, ErrorSink};
+use crate::catalog::StreamEntry;
+use crate::ingest::apply_batch;
+
+/// How long a reader waits for a message when its batch is empty.
+const IDLE_POLL: Duration = Duration::from_millis(100);
+/// First and longest wait between attempts to reach the broker.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// How long a lag query waits for a watermark.
+const WATERMARK_TIMEOUT: Duration = Duration::from_secs(1);
+/// librdkafka's prefetch queue per partition, in KiB.
+const PREFETCH_KIB: &str = "8192";
+
+/// A consumer's state and last problem, shared with its librdkafka clients.
+#[derive(Debug, Default)]
+pub struct StatusCell(Mutex<(String, Option<String>)>);
+
+impl StatusCell {
+    /// Sets the state and the detail.
+    pub fn set(&self, state: &str, detail: Option<String>) {
+        let mut s = self.0.lock();
+        if s.0 != state || s.1 != detail {
+            *s = (state.to_string(), detail);
+        }
+    }
+
+    /// The state and the detail.
+    pub fn get(&self) -> (String, Option<String>) {
+        let s = self.0.lock();
+        (if s.0.is_empty() { "starting".to_string() } else { s.0.clone() }, s.1.clone())
+    }
+
+    fn running(&self) {
+        let mut s = self.0.lock();
+        if s.0 != "running" {
+            *s = ("running".to_string(), None);
+        }
+    }
+}
+
+/// The librdkafka client context: client-level errors (an unreachable
+/// broker, say) become the consumer's status.
+#[derive(Debug, Clone)]
+pub struct Reporting(Arc<StatusCell>);
+
+impl ClientContext for Reporting {
+    fn error(&self, error: RdKafkaError, reason: &str) {
+        tracing::debug!("kafka client error: {error}: {reason}");
+        self.0.set("retrying", Some(format!("{error}: {reason}")));
+    }
+}
+
+impl ConsumerContext for Reporting {}
+
+type Client = BaseConsumer<Reporting>;
+
+/// A connected client kept for lag queries and offset commits.
+pub type Probe = Arc<Client>;
+
+fn client_config(brokers: &str, group_id: Option<&str>) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group_id.unwrap_or("eddy"))
+        .set("client.id", "eddy")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("queued.max.messages.kbytes", PREFETCH_KIB)
+        .set("fetch.wait.max.ms", "100")
+        .set("reconnect.backoff.ms", "100")
+        .set("reconnect.backoff.max.ms", "5000")
+        .set("log_level", "3");
+    config
+}
+
+fn new_client(brokers: &str, group_id: Option<&str>, status: Arc<StatusCell>) -> Result<Client, String> {
+    client_config(brokers, group_id).create_with_context(Reporting(status)).map_err(|e| e.to_string())
+}
+
+/// Asks the broker for the topic's partitions: `Ok(None)` if the topic does
+/// not exist, `Err` if the broker could not be reached.
+pub async fn probe_topic(brokers: &str, topic: &str, timeout: Duration) -> Result<Option<Vec<i32>>, String> {
+    let status = Arc::new(StatusCell::default());
+    let client = new_client(brokers, None, status)?;
+    let client = Arc::new(client);
+    partitions(client, topic.to_string(), timeout).await
+}
+
+async fn partitions(client: Arc<Client>, topic: String, timeout: Duration) -> Result<Option<Vec<i32>>, String> {
+    let lookup = tokio::task::spawn_blocking(move || {
+        let metadata = client.fetch_metadata(Some(&topic), timeout).map_err(|e| e.to_string())?;
+        let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
+            return Ok(None);
+        };
+        if t.error().is_some() || t.partitions().is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(t.partitions().iter().map(|p| p.id()).collect()))
+    });
+    lookup.await.map_err(|e| format!("metadata lookup failed: {e}"))?
+}
+
+/// The high watermark of each of `partitions`, where the broker answers.
+pub fn high_watermarks(probe: &Mutex<Option<Probe>>, topic: &str, partitions: &[i32]) -> BTreeMap<i32, i64> {
+    let Some(client) = probe.lock().clone() else {
+        return BTreeMap::new();
+    };
+    partitions
+        .iter()
+        .filter_map(|&p| client.fetch_watermarks(topic, p, WATERMARK_TIMEOUT).ok().map(|(_, high)| (p, high)))
+        .collect()
+}
+
+/// Everything one run of a consumer needs.
+pub struct Runner {
+    /// The consumer.
+    pub consumer: Arc<Consumer>,
+    /// The stream it feeds.
+    pub stream: Arc<StreamEntry>,
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// Cancelled by `consume_end`, `DROP STREAM` and shutdown.
+    pub stop: CancellationToken,
+    /// Filled with a client once connected.
+    pub probe: Arc<Mutex<Option<Probe>>>,
+    /// Where reader threads are tracked.
+    pub tasks: TaskTracker,
+    /// Where bad messages go.
+    pub errors: ErrorSink,
+}
+
+impl Runner {
+    /// Runs until stopped.
+    pub async fn run(self) {
+        let span = tracing::info_span!("kafka consumer", topic = %self.consumer.topic, stream = %self.consumer.stream);
+        async move {
+            let options = self.consumer.options();
+            let status = self.consumer.status.clone();
+            let Some(partitions) = self.find_partitions(&options).await else {
+                return;
+            };
+            let starts = self.start_offsets(&partitions, options.start_offset);
+            let parallelism = options.parallelism.clamp(1, partitions.len().max(1));
+            let (tx, rx) = mpsc::channel::<Decoded>(2 * parallelism);
+            let mut readers = Vec::new();
+            for group in 0..parallelism {
+                let mine: Vec<(i32, Offset)> =
+                    starts.iter().enumerate().filter(|(i, _)| i % parallelism == group).map(|(_, s)| *s).collect();
+                match self.reader(&options, &mine, tx.clone(), status.clone()) {
+                    Ok(handle) => readers.push(handle),
+                    Err(e) => {
+                        status.set("failed", Some(e));
+                        self.stop.cancel();
+                    }
+                }
+            }
+            drop(tx);
+            if status.get().0 == "starting" {
+                status.set("running", None);
+            }
+            self.write(rx, &options).await;
+            self.stop.cancel();
+            for r in readers {
+                let _ = r.await;
+            }
+            self.probe.lock().take();
+            tracing::info!("consumer stopped");
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The topic's partitions, retrying with backoff until the broker
+    /// answers and has the topic; `None` if stopped first.
+    async fn find_partitions(&self, options: &ConsumerOptions) -> Option<Vec<i32>> {
+        let status = self.consumer.status.clone();
+        let mut backoff = BACKOFF_MIN;
+        loop {
+            let client = match new_client(&self.brokers, options.group_id.as_deref(), status.clone()) {
+                Ok(c) => Arc::new(c),
+                Err(e) => {
+                    status.set("failed", Some(e));
+                    return None;
+                }
+            };
+            match partitions(client.clone(), self.consumer.topic.clone(), super::METADATA_TIMEOUT).await {
+                Ok(Some(p)) => {
+                    *self.probe.lock() = Some(client);
+                    return Some(p);
+                }
+                Ok(None) => status.set(
+                    "waiting",
+                    Some(format!("topic \"{}\" does not exist on the broker", self.consumer.topic)),
+                ),
+                Err(e) => status.set("retrying", Some(e)),
+            }
+            tokio::select! {
+                _ = self.stop.cancelled() => return None,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    /// Where each partition starts.
+    fn start_offsets(&self, partitions: &[i32], start: StartOffset) -> Vec<(i32, Offset)> {
+        let stored = self.consumer.offsets();
+        partitions
+            .iter()
+            .map(|&p| {
+                let offset = match start {
+                    StartOffset::Stored => stored.get(&p).map_or(Offset::Beginning, |&o| Offset::Offset(o)),
+                    StartOffset::Latest => Offset::End,
+                    StartOffset::Earliest => Offset::Beginning,
+                    StartOffset::Exact(n) => Offset::Offset(n),
+                };
+                (p, offset)
+            })
+            .collect()
+    }
+
+    /// Starts a reader thread for `partitions`.
+    fn reader(
+        &self,
+        options: &ConsumerOptions,
+        partitions: &[(i32, Offset)],
+        tx: mpsc::Sender<Decoded>,
+        status: Arc<StatusCell>,
+    ) -> Result<tokio::task::JoinHandle<()>, String> {
+        let client = new_client(&self.brokers, options.group_id.as_deref(), status.clone())?;
+        let mut assignment = TopicPartitionList::new();
+        for (p, offset) in partitions {
+            assignment.add_partition_offset(&self.consumer.topic, *p, *offset).map_err(|e| e.to_string())?;
+        }
+        client.assign(&assignment).map_err(|e| e.to_string())?;
+        let reader = Reader {
+            client,
+            decoder: MessageDecoder::new(&options.format, self.stream.def.schema.clone()),
+            tx,
+            stop: self.stop.clone(),
+            status,
+            batch_size: options.batch_size,
+            max_bytes: options.max_bytes,
+            linger: Duration::from_millis(options.timeout_ms),
+        };
+        let span = tracing::Span::current();
+        Ok(self.tasks.spawn_blocking(move || span.in_scope(|| reader.run())))
+    }
+
+    /// Applies decoded batches in order, then advances the offsets.
+    async fn write(&self, mut rx: mpsc::Receiver<Decoded>, options: &ConsumerOptions) {
+        let consumer = &self.consumer;
+        loop {
+            let decoded = tokio::select! {
+                _ = self.stop.cancelled() => break,
+                d = rx.recv() => match d {
+                    Some(d) => d,
+                    None => break,
+                },
+            };
+            if !decoded.bad.is_empty() {
+                self.errors.bad_messages(consumer, decoded.bad);
+            }
+            if let Some(rows) = decoded.rows {
+                let n = rows.num_rows() as u64;
+                match apply_batch(&self.stream, rows).await {
+                    Ok(()) => {
+                        consumer.stats.rows.fetch_add(n, Ordering::Relaxed);
+                    }
+                    Err(e) => self.errors.failed_batch(consumer, &decoded.next_offsets, e.to_string()),
+                }
+            }
+            consumer.advance(&decoded.next_offsets);
+            consumer.stats.messages.fetch_add(decoded.messages, Ordering::Relaxed);
+            consumer.stats.bytes.fetch_add(decoded.bytes, Ordering::Relaxed);
+            consumer.stats.batches.fetch_add(1, Ordering::Relaxed);
+            if options.group_id.is_some() {
+                self.commit(&decoded.next_offsets);
+            }
+        }
+    }
+
+    /// Commits offsets to Kafka for monitoring tools; Eddy never reads them back.
+    fn commit(&self, next: &[(i32, i64)]) {
+        let Some(client) = self.probe.lock().clone() else {
+            return;
+        };
+        let mut list = TopicPartitionList::new();
+        for (p, o) in next {
+            if list.add_partition_offset(&self.consumer.topic, *p, Offset::Offset(*o)).is_err() {
+                return;
+            }
+        }
+        if let Err(e) = client.commit(&list, CommitMode::Async) {
+            tracing::debug!("offset commit for monitoring failed: {e}");
+        }
+    }
+}
+
+/// One reader thread: polls, batches, decodes, sends.
+struct Reader {
+    client: Client,
+    decoder: MessageDecoder,
+    tx: mpsc::Sender<Decoded>,
+    stop: CancellationToken,
+    status: Arc<StatusCell>,
+    batch_size: usize,
+    max_bytes: usize,
+    linger: Duration,
+}
+
+impl Reader {
+    fn run(self) {
+        let mut batch = MessageBatch::default();
+        let mut first_at: Option<Instant> = None;
+        while !self.stop.is_cancelled() {
+            let wait = first_at.map_or(IDLE_POLL, |t| self.linger.saturating_sub(t.elapsed()));
+            match self.client.poll(wait) {
+                Some(Ok(m)) => {
+                    batch.push(m.partition(), m.offset(), m.payload().unwrap_or_default());
+                    first_at.get_or_insert_with(Instant::now);
+                }
+                Some(Err(e)) => self.status.set("retrying", Some(e.to_string())),
+                None => {}
+            }
+            let full = batch.len() >= self.batch_size || batch.bytes() >= self.max_bytes;
+            let due = first_at.is_some_and(|t| t.elapsed() >= self.linger);
+            if batch.is_empty() || !(full || due) {
+                continue;
+            }
+            self.status.running();
+            let decoded = match self.decoder.decode(&batch) {
+                Ok(d) => d,
+                Err(e) => {
+                    self.status.set("failed", Some(format!("could not decode a batch: {e}")));
+                    return;
+                }
+            };
+            batch = MessageBatch::default();
+            first_at = None;
+            if self.tx.blocking_send(decoded).is_err() {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,435 @@
+//! Kafka topics as streams, as PipelineDB's pipeline_kafka extension and
+//! ksqlDB's `CREATE STREAM ... WITH (kafka_topic = ...)` bind them.
+//!
+//! [`Kafka`] owns the brokers added with `add_broker`, every consumer (one
+//! per topic and stream, running or stopped), the offsets each consumer has
+//! applied, and a bounded log of messages that did not decode. The offsets
+//! here, not Kafka's committed offsets, say where a consumer resumes.
+//!
+//! How one consumer runs is in [`consumer`]; micro-batches and their
+//! decoding in [`batch`]; options in [`options`]; the `pipeline_kafka.*`
+//! relations in [`relations`].
+
+pub mod batch;
+mod consumer;
+pub mod options;
+pub mod relations;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use self::batch::BadMessage;
+use self::consumer::{Probe, StatusCell};
+use self::options::ConsumerOptions;
+use crate::catalog::Catalog;
+use crate::error::Result;
+
+/// How long `consume_begin` waits for the broker before it lets the consumer
+/// keep trying in the background.
+pub const METADATA_TIMEOUT: Duration = Duration::from_secs(3);
+/// Bad messages remembered in `pipeline_kafka.errors` (the oldest go first).
+pub const MAX_ERRORS_KEPT: usize = 10_000;
+
+/// Errors of the Kafka functions.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    /// No broker was added, and the stream names none.
+    #[error("no Kafka broker is configured; call pipeline_kafka.add_broker('host:port') first")]
+    NoBrokers,
+    /// `remove_broker` of a broker that was never added.
+    #[error("Kafka broker \"{0}\" was not added; see SELECT * FROM pipeline_kafka.brokers")]
+    UnknownBroker(String),
+    /// The broker answered, and has no such topic.
+    #[error("Kafka topic \"{0}\" does not exist; create it on the broker first")]
+    UnknownTopic(String),
+    /// `consume_end` of a topic and stream nobody consumes.
+    #[error("there is no consumer of topic \"{topic}\" into stream \"{stream}\"; see SELECT * FROM pipeline_kafka.consumers")]
+    UnknownConsumer {
+        /// The topic.
+        topic: String,
+        /// The stream.
+        stream: String,
+    },
+    /// `consume_begin` of a topic and stream already being consumed.
+    #[error("topic \"{topic}\" is already being consumed into stream \"{stream}\"; call pipeline_kafka.consume_end first")]
+    AlreadyConsuming {
+        /// The topic.
+        topic: String,
+        /// The stream.
+        stream: String,
+    },
+    /// A bad argument or option.
+    #[error("{0}")]
+    InvalidOption(String),
+    /// librdkafka refused the configuration.
+    #[error("could not create a Kafka client: {0}")]
+    Client(String),
+}
+
+/// A bad message, as `pipeline_kafka.errors` shows it.
+#[derive(Debug, Clone)]
+pub struct ErrorRecord {
+    /// The consumer that read it.
+    pub consumer_id: u64,
+    /// Its topic.
+    pub topic: String,
+    /// The stream it was for.
+    pub stream: String,
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset; NULL when a whole batch failed in a view.
+    pub offset: Option<i64>,
+    /// Why it was left out.
+    pub error: String,
+    /// Its first bytes.
+    pub prefix: String,
+    /// When, in microseconds since the epoch.
+    pub at_micros: i64,
+}
+
+/// Counters of one consumer.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Messages read, good and bad.
+    pub messages: AtomicU64,
+    /// Payload bytes read.
+    pub bytes: AtomicU64,
+    /// Rows applied to the stream.
+    pub rows: AtomicU64,
+    /// Messages that did not decode.
+    pub errors: AtomicU64,
+    /// Micro-batches applied.
+    pub batches: AtomicU64,
+}
+
+/// One topic consumed into one stream.
+#[derive(Debug)]
+pub struct Consumer {
+    /// Its number, as `pipeline_kafka.consumers.id`.
+    pub id: u64,
+    /// The topic.
+    pub topic: String,
+    /// The stream.
+    pub stream: String,
+    options: Mutex<ConsumerOptions>,
+    status: Arc<StatusCell>,
+    /// Per partition, the offset of the next message to apply.
+    offsets: Mutex<BTreeMap<i32, i64>>,
+    /// Counters.
+    pub stats: Stats,
+    run: Mutex<Option<Run>>,
+}
+
+/// A running consumer's handles.
+struct Run {
+    stop: CancellationToken,
+    done: JoinHandle<()>,
+    probe: Arc<Mutex<Option<Probe>>>,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run").field("stopped", &self.stop.is_cancelled()).finish_non_exhaustive()
+    }
+}
+
+impl Consumer {
+    /// Its current options.
+    pub fn options(&self) -> ConsumerOptions {
+        self.options.lock().clone()
+    }
+
+    /// Its state (`starting`, `running`, `retrying`, `waiting`, `stopped`)
+    /// and the last problem, if any.
+    pub fn status(&self) -> (String, Option<String>) {
+        self.status.get()
+    }
+
+    /// The applied offsets, by partition.
+    pub fn offsets(&self) -> BTreeMap<i32, i64> {
+        self.offsets.lock().clone()
+    }
+
+    /// The high watermark of each partition, if a client is connected.
+    pub fn high_watermarks(&self) -> BTreeMap<i32, i64> {
+        let probe = self.run.lock().as_ref().map(|r| r.probe.clone());
+        let partitions: Vec<i32> = self.offsets.lock().keys().copied().collect();
+        match probe {
+            Some(probe) => consumer::high_watermarks(&probe, &self.topic, &partitions),
+            None => BTreeMap::new(),
+        }
+    }
+
+    fn advance(&self, next: &[(i32, i64)]) {
+        let mut offsets = self.offsets.lock();
+        for (p, o) in next {
+            offsets.insert(*p, *o);
+        }
+    }
+
+    fn is_running(&self) -> bool {
+        self.run.lock().as_ref().is_some_and(|r| !r.done.is_finished())
+    }
+}
+
+/// What `consume_begin` found when it asked the broker.
+#[derive(Debug)]
+pub enum Begun {
+    /// Consuming.
+    Started,
+    /// The broker did not answer; the consumer keeps trying, and this says why.
+    Retrying(String),
+}
+
+/// Brokers, consumers and bad messages.
+#[derive(Debug)]
+pub struct Kafka {
+    brokers: Mutex<Vec<String>>,
+    consumers: Mutex<BTreeMap<(String, String), Arc<Consumer>>>,
+    errors: Arc<Mutex<VecDeque<ErrorRecord>>>,
+    next_id: AtomicU64,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl Kafka {
+    /// No brokers and no consumers; consumer tasks go to `tasks` and stop on `shutdown`.
+    pub fn new(tasks: TaskTracker, shutdown: CancellationToken) -> Self {
+        Self {
+            brokers: Mutex::new(Vec::new()),
+            consumers: Mutex::new(BTreeMap::new()),
+            errors: Arc::new(Mutex::new(VecDeque::new())),
+            next_id: AtomicU64::new(1),
+            tasks,
+            shutdown,
+        }
+    }
+
+    /// `add_broker`: idempotent.
+    pub fn add_broker(&self, broker: &str) -> Result<(), KafkaError> {
+        let broker = broker.trim();
+        if broker.is_empty() || broker.contains(char::is_whitespace) {
+            return Err(KafkaError::InvalidOption(format!("\"{broker}\" is not a broker address; use 'host:port'")));
+        }
+        let mut brokers = self.brokers.lock();
+        if !brokers.iter().any(|b| b == broker) {
+            brokers.push(broker.to_string());
+        }
+        Ok(())
+    }
+
+    /// `remove_broker`.
+    pub fn remove_broker(&self, broker: &str) -> Result<(), KafkaError> {
+        let mut brokers = self.brokers.lock();
+        let before = brokers.len();
+        brokers.retain(|b| b != broker.trim());
+        if brokers.len() == before {
+            return Err(KafkaError::UnknownBroker(broker.to_string()));
+        }
+        Ok(())
+    }
+
+    /// The brokers added, in order.
+    pub fn brokers(&self) -> Vec<String> {
+        self.brokers.lock().clone()
+    }
+
+    /// Every consumer, running or stopped, by topic and stream.
+    pub fn consumers(&self) -> Vec<Arc<Consumer>> {
+        self.consumers.lock().values().cloned().collect()
+    }
+
+    /// The bad messages remembered, oldest first.
+    pub fn errors(&self) -> Vec<ErrorRecord> {
+        self.errors.lock().iter().cloned().collect()
+    }
+
+    /// `consume_begin(topic, stream, ...)`: starts consuming, or restarts a
+    /// stopped consumer with new options (keeping its offsets).
+    pub async fn consume_begin(
+        &self,
+        catalog: &Catalog,
+        topic: &str,
+        stream: &str,
+        options: ConsumerOptions,
+    ) -> Result<Begun> {
+        let entry = catalog.stream(stream)?;
+        let key = (topic.to_string(), stream.to_string());
+        if self.consumers.lock().get(&key).is_some_and(|c| c.is_running()) {
+            return Err(KafkaError::AlreadyConsuming { topic: key.0, stream: key.1 }.into());
+        }
+        let brokers = self.brokers_for(&options)?;
+        let begun = match consumer::probe_topic(&brokers, topic, METADATA_TIMEOUT).await {
+            Ok(Some(_)) => Begun::Started,
+            Ok(None) => return Err(KafkaError::UnknownTopic(topic.to_string()).into()),
+            Err(e) => Begun::Retrying(e),
+        };
+        let consumer = {
+            let mut consumers = self.consumers.lock();
+            let consumer = consumers.entry(key.clone()).or_insert_with(|| {
+                Arc::new(Consumer {
+                    id: self.next_id.fetch_add(1, Ordering::Relaxed),
+                    topic: key.0.clone(),
+                    stream: key.1.clone(),
+                    options: Mutex::new(options.clone()),
+                    status: Arc::new(StatusCell::default()),
+                    offsets: Mutex::new(BTreeMap::new()),
+                    stats: Stats::default(),
+                    run: Mutex::new(None),
+                })
+            });
+            *consumer.options.lock() = options;
+            consumer.clone()
+        };
+        self.start(consumer, entry, brokers);
+        Ok(begun)
+    }
+
+    /// `consume_begin()`: restarts every stopped consumer with its options.
+    pub fn consume_begin_all(&self, catalog: &Catalog) -> Result<usize> {
+        let mut started = 0;
+        for consumer in self.consumers() {
+            if consumer.is_running() {
+                continue;
+            }
+            let entry = catalog.stream(&consumer.stream)?;
+            let brokers = self.brokers_for(&consumer.options())?;
+            self.start(consumer, entry, brokers);
+            started += 1;
+        }
+        Ok(started)
+    }
+
+    /// `consume_end(topic, stream)`: stops the consumer once its current
+    /// micro-batch is applied. Its offsets are kept for a later `consume_begin`.
+    pub async fn consume_end(&self, topic: &str, stream: &str) -> Result<(), KafkaError> {
+        let consumer = self.consumers.lock().get(&(topic.to_string(), stream.to_string())).cloned();
+        match consumer {
+            Some(c) if c.is_running() => {
+                stop(&c).await;
+                Ok(())
+            }
+            _ => Err(KafkaError::UnknownConsumer { topic: topic.to_string(), stream: stream.to_string() }),
+        }
+    }
+
+    /// `consume_end()`: stops every consumer.
+    pub async fn consume_end_all(&self) -> usize {
+        let running: Vec<_> = self.consumers().into_iter().filter(|c| c.is_running()).collect();
+        for c in &running {
+            stop(c).await;
+        }
+        running.len()
+    }
+
+    /// A stream was dropped: its consumers stop and are forgotten.
+    pub async fn stream_dropped(&self, stream: &str) {
+        let gone: Vec<Arc<Consumer>> = {
+            let mut consumers = self.consumers.lock();
+            let keys: Vec<_> = consumers.keys().filter(|(_, s)| s == stream).cloned().collect();
+            keys.iter().filter_map(|k| consumers.remove(k)).collect()
+        };
+        for c in &gone {
+            stop(c).await;
+        }
+    }
+
+    fn brokers_for(&self, options: &ConsumerOptions) -> Result<String, KafkaError> {
+        if let Some(b) = &options.brokers {
+            return Ok(b.clone());
+        }
+        let brokers = self.brokers.lock();
+        if brokers.is_empty() {
+            return Err(KafkaError::NoBrokers);
+        }
+        Ok(brokers.join(","))
+    }
+
+    fn start(&self, consumer: Arc<Consumer>, stream: Arc<crate::catalog::StreamEntry>, brokers: String) {
+        let stop = self.shutdown.child_token();
+        let probe = Arc::new(Mutex::new(None));
+        consumer.status.set("starting", None);
+        let run = consumer::Runner {
+            consumer: consumer.clone(),
+            stream,
+            brokers,
+            stop: stop.clone(),
+            probe: probe.clone(),
+            tasks: self.tasks.clone(),
+            errors: ErrorSink { log: self.errors.clone() },
+        };
+        let done = self.tasks.spawn(run.run());
+        *consumer.run.lock() = Some(Run { stop, done, probe });
+    }
+}
+
+/// Stops a consumer and waits until its current micro-batch is applied.
+async fn stop(consumer: &Consumer) {
+    let run = consumer.run.lock().take();
+    if let Some(run) = run {
+        run.stop.cancel();
+        if let Err(e) = run.done.await {
+            tracing::warn!(topic = %consumer.topic, stream = %consumer.stream, "consumer task ended badly: {e}");
+        }
+    }
+    consumer.status.set("stopped", None);
+}
+
+/// Where consumers record the messages they leave out.
+#[derive(Debug, Clone)]
+pub(crate) struct ErrorSink {
+    log: Arc<Mutex<VecDeque<ErrorRecord>>>,
+}
+
+impl ErrorSink {
+    fn push(&self, record: ErrorRecord) {
+        tracing::warn!(topic = %record.topic, partition = record.partition, offset = ?record.offset, "message left out: {}", record.error);
+        let mut log = self.log.lock();
+        if log.len() >= MAX_ERRORS_KEPT {
+            log.pop_front();
+        }
+        log.push_back(record);
+    }
+
+    /// Messages that did not decode.
+    fn bad_messages(&self, consumer: &Consumer, bad: Vec<BadMessage>) {
+        let at_micros = chrono::Utc::now().timestamp_micros();
+        consumer.stats.errors.fetch_add(bad.len() as u64, Ordering::Relaxed);
+        for b in bad {
+            self.push(ErrorRecord {
+                consumer_id: consumer.id,
+                topic: consumer.topic.clone(),
+                stream: consumer.stream.clone(),
+                partition: b.partition,
+                offset: Some(b.offset),
+                error: b.error,
+                prefix: b.prefix,
+                at_micros,
+            });
+        }
+    }
+
+    /// A decoded batch that a view could not apply.
+    fn failed_batch(&self, consumer: &Consumer, next_offsets: &[(i32, i64)], error: String) {
+        let at_micros = chrono::Utc::now().timestamp_micros();
+        for (partition, next) in next_offsets {
+            self.push(ErrorRecord {
+                consumer_id: consumer.id,
+                topic: consumer.topic.clone(),
+                stream: consumer.stream.clone(),
+                partition: *partition,
+                offset: None,
+                error: format!("the batch ending before offset {next} was not applied: {error}"),
+                prefix: String::new(),
+                at_micros,
+            });
+        }
+    }
+}
