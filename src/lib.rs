@@ -17,6 +17,7 @@
 //! - [`state`]: per-group partial-aggregate state.
 //! - [`ingest`]: INSERT, COPY and their decoders.
 //! - [`query`]: the read path, DataFusion over the views' state.
+//! - [`generate`]: `eddy generate`, a load generator for Kafka topics.
 //!
 //! ## Data flow
 //!
@@ -32,6 +33,7 @@
 
 pub mod catalog;
 pub mod error;
+pub mod generate;
 pub mod ingest;
 pub mod pg_catalog;
 pub mod pgwire;

@@ -1,4 +1,5 @@
-//! The `eddy` command: `eddy` or `eddy serve` runs the server.
+//! The `eddy` command: `eddy` or `eddy serve` runs the server;
+//! `eddy generate` produces events to a Kafka topic.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,6 +23,66 @@ struct Cli {
 enum Command {
     /// Run the server (the default).
     Serve(ServeArgs),
+    /// Produce generated events to a Kafka topic.
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct GenerateArgs {
+    /// Kafka bootstrap servers, comma separated.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    brokers: String,
+    /// Topic to produce to (created if missing).
+    #[arg(long)]
+    topic: String,
+    /// Messages to produce.
+    #[arg(long, default_value_t = 100_000)]
+    count: u64,
+    /// Messages per second (0: as fast as possible).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Partitions, if the topic is created.
+    #[arg(long, default_value_t = 4)]
+    partitions: i32,
+    /// Distinct user_id values.
+    #[arg(long, default_value_t = 10_000)]
+    keys: u64,
+    /// Sequence number of the first message (to continue an earlier run).
+    #[arg(long, default_value_t = 0)]
+    start: u64,
+    /// Message format: json, csv or text.
+    #[arg(long, default_value = "json")]
+    format: String,
+    /// Event schema; only `logs` so far.
+    #[arg(long, default_value = "logs")]
+    schema: String,
+}
+
+async fn generate(args: GenerateArgs) -> std::process::ExitCode {
+    if args.schema != "logs" {
+        eprintln!("eddy generate: schema {} is not available; use --schema logs", args.schema);
+        return std::process::ExitCode::FAILURE;
+    }
+    let job = eddy::generate::Generate {
+        brokers: args.brokers,
+        topic: args.topic,
+        partitions: args.partitions,
+        count: args.count,
+        rate: (args.rate > 0).then_some(args.rate),
+        keys: args.keys,
+        start: args.start,
+        format: args.format,
+    };
+    match eddy::generate::run(job).await {
+        Ok(n) => {
+            println!("produced {n} messages");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("eddy generate: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -64,6 +125,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
+        Some(Command::Generate(args)) => return generate(args).await,
         None => cli.serve,
     };
     let server = match Server::start(args.config()).await {

@@ -42,6 +42,14 @@ pub enum IngestError {
         /// Why; its SQLSTATE is the error's.
         source: std::sync::Arc<datafusion::error::DataFusionError>,
     },
+    /// A NULL in a `NOT NULL` column.
+    #[error("null value in column \"{column}\" of stream \"{stream}\" violates not-null constraint")]
+    NotNull {
+        /// The column.
+        column: String,
+        /// The stream.
+        stream: String,
+    },
     /// The view was dropped or the server is shutting down.
     #[error("continuous view \"{0}\" stopped before applying the rows")]
     ViewStopped(String),
@@ -54,6 +62,7 @@ pub enum IngestError {
 pub async fn write_batches(stream: &StreamEntry, batches: Vec<RecordBatch>) -> Result<u64, IngestError> {
     for batch in &batches {
         check_json(&stream.def.schema, batch)?;
+        check_not_null(stream, batch)?;
     }
     let mut rows = 0u64;
     for batch in batches {
@@ -97,6 +106,16 @@ fn check_json(declared: &Schema, batch: &RecordBatch) -> Result<(), IngestError>
                     field.name()
                 )));
             }
+        }
+    }
+    Ok(())
+}
+
+/// `NOT NULL` columns must have a value in every row.
+fn check_not_null(stream: &StreamEntry, batch: &RecordBatch) -> Result<(), IngestError> {
+    for (field, column) in stream.def.schema.fields().iter().zip(batch.columns()) {
+        if !field.is_nullable() && column.null_count() > 0 {
+            return Err(IngestError::NotNull { column: field.name().clone(), stream: stream.def.name.clone() });
         }
     }
     Ok(())

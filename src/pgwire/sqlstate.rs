@@ -84,6 +84,7 @@ fn ingest_state(e: &IngestError) -> &'static str {
             state => state,
         },
         IngestError::ViewStopped(_) => "55000",
+        IngestError::NotNull { .. } => "23502",
     }
 }
 

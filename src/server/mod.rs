@@ -67,9 +67,9 @@ impl Server {
     }
 
     /// Stops accepting, closes connections, stops views, and waits for tasks.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         self.shutdown.cancel();
-        let _ = self.accept.await;
+        let _ = (&mut self.accept).await;
         self.tasks.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, self.tasks.wait()).await.is_err() {
             warn!(remaining = self.tasks.len(), "tasks still running after the shutdown grace period");
@@ -111,5 +111,14 @@ async fn accept_loop(listener: TcpListener, engine: Arc<Engine>, tasks: TaskTrac
             }
             .instrument(info_span!("connection", %peer)),
         );
+    }
+}
+
+/// A server dropped without [`Server::shutdown`] (a test that failed, say)
+/// still tells its tasks and Kafka reader threads to stop, so that the
+/// runtime holding them can end.
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
     }
 }

@@ -13,15 +13,15 @@ use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
 use super::statement::{
     Statement, copy::CopyFrom, create_stream::CreateStream, create_view::CreateView, drop::Drop, drop::DropKind,
-    kafka::KafkaCall,
-    set::SetVar, show::ShowVar, transaction::Transaction, truncate::TruncateView,
+    kafka::KafkaCall, set::SetVar, show::ShowVar, transaction::Transaction, truncate::TruncateView,
 };
 use super::{SqlError, normalize_object_name};
 
 /// Parses every statement in `sql`. An empty string gives no statements.
 pub fn parse_sql(sql: &str) -> Result<Vec<Statement>, SqlError> {
     let dialect = PostgreSqlDialect {};
-    let mut tokens = Tokenizer::new(&dialect, sql).tokenize_with_location().map_err(|e| SqlError::Syntax(e.to_string()))?;
+    let mut tokens =
+        Tokenizer::new(&dialect, sql).tokenize_with_location().map_err(|e| SqlError::Syntax(e.to_string()))?;
     for t in &mut tokens {
         // PostgreSQL's `name := value` function arguments; sqlparser reads only `name => value` here.
         if t.token == Token::Assignment {
@@ -136,7 +136,13 @@ fn parse_create_stream(parser: &mut Parser, foreign: bool) -> Result<Statement, 
     Ok(Statement::CreateStream(CreateStream {
         name: normalize_object_name(&name)?,
         if_not_exists,
-        columns: columns.into_iter().map(|c| (c.name, c.data_type.to_string())).collect(),
+        columns: columns
+            .into_iter()
+            .map(|c| {
+                let not_null = c.options.iter().any(|o| matches!(o.option, ast::ColumnOption::NotNull));
+                (c.name, c.data_type.to_string(), not_null)
+            })
+            .collect(),
         server,
         options,
     }))

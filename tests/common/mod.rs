@@ -31,3 +31,21 @@ pub async fn connect(server: &Server) -> Client {
     });
     client
 }
+
+/// Connects, and collects the server's notices (warnings) as they arrive.
+pub async fn connect_with_notices(server: &Server) -> (Client, std::sync::Arc<parking_lot::Mutex<Vec<String>>>) {
+    let addr = server.local_addr();
+    let conn_str = format!("host=127.0.0.1 port={} user=eddy dbname=eddy", addr.port());
+    let (client, mut connection) = tokio_postgres::connect(&conn_str, NoTls).await.expect("connects");
+    let notices = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let sink = notices.clone();
+    tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(Ok(message)) = futures::StreamExt::next(&mut messages).await {
+            if let tokio_postgres::AsyncMessage::Notice(n) = message {
+                sink.lock().push(n.message().to_string());
+            }
+        }
+    });
+    (client, notices)
+}

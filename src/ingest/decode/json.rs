@@ -12,13 +12,13 @@
 //! value does not fit its column, becomes a [`RowError`] and is left out;
 //! every other message of the batch is kept.
 
-use std::borrow::Cow;
-use std::fmt;
 use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray, StringBuilder};
 use datafusion::arrow::compute::filter;
 use datafusion::arrow::datatypes::SchemaRef;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::fmt;
 
 use super::{cast_lenient, is_json_field};
 use crate::ingest::IngestError;
@@ -68,8 +68,7 @@ impl JsonDecoder {
         let mut keep = Vec::with_capacity(n);
         let mut slots: Vec<Option<Cow<'a, str>>> = vec![None; self.columns.len()];
         for (index, message) in messages.enumerate() {
-            let parsed =
-                if self.whole_message { whole_message(message) } else { self.fields(message, &mut slots) };
+            let parsed = if self.whole_message { whole_message(message) } else { self.fields(message, &mut slots) };
             match parsed {
                 Ok(()) if self.whole_message => {
                     builders[0].append_value(String::from_utf8_lossy(message));
@@ -96,7 +95,8 @@ impl JsonDecoder {
 
     /// Parses one object's fields into `slots`, by column.
     fn fields<'a>(&self, message: &'a [u8], slots: &mut [Option<Cow<'a, str>>]) -> Result<(), String> {
-        let text = std::str::from_utf8(message).map_err(|_| "invalid byte sequence for encoding \"UTF8\"".to_string())?;
+        let text =
+            std::str::from_utf8(message).map_err(|_| "invalid byte sequence for encoding \"UTF8\"".to_string())?;
         let mut de = serde_json::Deserializer::from_str(text);
         let seed = ObjectSeed { columns: &self.columns, json: &self.json, slots };
         de.deserialize_map(seed).map_err(|e| format!("invalid input syntax for type json: {e}"))?;
@@ -162,7 +162,9 @@ fn bad_value(field: &datafusion::arrow::datatypes::Field, value: &str) -> String
 }
 
 fn whole_message(message: &[u8]) -> Result<(), String> {
-    serde_json::from_slice::<IgnoredAny>(message).map(|_| ()).map_err(|e| format!("invalid input syntax for type json: {e}"))
+    serde_json::from_slice::<IgnoredAny>(message)
+        .map(|_| ())
+        .map_err(|e| format!("invalid input syntax for type json: {e}"))
 }
 
 /// Walks the top-level object, keeping the raw text of the fields that are columns.
@@ -250,11 +252,11 @@ pub fn is_whole_message(schema: &SchemaRef) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
-    use datafusion::arrow::datatypes::DataType;
     use crate::catalog::types::{field_for_sql_type, timestamptz};
     use datafusion::arrow::array::{Array, Int64Array, StringArray};
+    use datafusion::arrow::datatypes::DataType;
     use datafusion::arrow::datatypes::{Field, Schema};
+    use std::sync::Arc;
 
     fn typed() -> SchemaRef {
         Arc::new(Schema::new(vec![

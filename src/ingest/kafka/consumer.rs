@@ -176,7 +176,7 @@ impl Runner {
             let Some(partitions) = self.find_partitions(&options).await else {
                 return;
             };
-            let starts = self.start_offsets(&partitions, options.start_offset);
+            let starts = self.start_offsets(&partitions, options.start_offset).await;
             let parallelism = options.parallelism.clamp(1, partitions.len().max(1));
             let (tx, rx) = mpsc::channel::<Decoded>(2 * parallelism);
             let mut readers = Vec::new();
@@ -225,10 +225,8 @@ impl Runner {
                     *self.probe.lock() = Some(client);
                     return Some(p);
                 }
-                Ok(None) => status.set(
-                    "waiting",
-                    Some(format!("topic \"{}\" does not exist on the broker", self.consumer.topic)),
-                ),
+                Ok(None) => status
+                    .set("waiting", Some(format!("topic \"{}\" does not exist on the broker", self.consumer.topic))),
                 Err(e) => status.set("retrying", Some(e)),
             }
             tokio::select! {
@@ -239,10 +237,12 @@ impl Runner {
         }
     }
 
-    /// Where each partition starts.
-    fn start_offsets(&self, partitions: &[i32], start: StartOffset) -> Vec<(i32, Offset)> {
+    /// Where each partition starts. The beginning and the end are resolved
+    /// to numbers where the broker answers, so that `pipeline_kafka.offsets`
+    /// and `lag` show every partition from the start.
+    async fn start_offsets(&self, partitions: &[i32], start: StartOffset) -> Vec<(i32, Offset)> {
         let stored = self.consumer.offsets();
-        partitions
+        let logical: Vec<(i32, Offset)> = partitions
             .iter()
             .map(|&p| {
                 let offset = match start {
@@ -253,7 +253,31 @@ impl Runner {
                 };
                 (p, offset)
             })
-            .collect()
+            .collect();
+        let Some(client) = self.probe.lock().clone() else {
+            return logical;
+        };
+        let topic = self.consumer.topic.clone();
+        let fallback = logical.clone();
+        let resolve = move || {
+            logical
+                .into_iter()
+                .map(|(p, offset)| {
+                    let marks = || client.fetch_watermarks(&topic, p, WATERMARK_TIMEOUT).ok();
+                    let resolved = match offset {
+                        Offset::Beginning => marks().map(|(low, _)| Offset::Offset(low)),
+                        Offset::End => marks().map(|(_, high)| Offset::Offset(high)),
+                        other => Some(other),
+                    };
+                    (p, resolved.unwrap_or(offset))
+                })
+                .collect::<Vec<_>>()
+        };
+        let starts = tokio::task::spawn_blocking(resolve).await.unwrap_or(fallback);
+        let known: Vec<(i32, i64)> =
+            starts.iter().filter_map(|(p, o)| if let Offset::Offset(n) = o { Some((*p, *n)) } else { None }).collect();
+        self.consumer.advance(&known);
+        starts
     }
 
     /// Starts a reader thread for `partitions`.

@@ -50,7 +50,9 @@ pub enum KafkaError {
     #[error("Kafka topic \"{0}\" does not exist; create it on the broker first")]
     UnknownTopic(String),
     /// `consume_end` of a topic and stream nobody consumes.
-    #[error("there is no consumer of topic \"{topic}\" into stream \"{stream}\"; see SELECT * FROM pipeline_kafka.consumers")]
+    #[error(
+        "there is no consumer of topic \"{topic}\" into stream \"{stream}\"; see SELECT * FROM pipeline_kafka.consumers"
+    )]
     UnknownConsumer {
         /// The topic.
         topic: String,
@@ -58,7 +60,9 @@ pub enum KafkaError {
         stream: String,
     },
     /// `consume_begin` of a topic and stream already being consumed.
-    #[error("topic \"{topic}\" is already being consumed into stream \"{stream}\"; call pipeline_kafka.consume_end first")]
+    #[error(
+        "topic \"{topic}\" is already being consumed into stream \"{stream}\"; call pipeline_kafka.consume_end first"
+    )]
     AlreadyConsuming {
         /// The topic.
         topic: String,
@@ -288,11 +292,15 @@ impl Kafka {
             *consumer.options.lock() = options;
             consumer.clone()
         };
-        self.start(consumer, entry, brokers);
+        self.start(consumer.clone(), entry, brokers);
+        if let Begun::Retrying(why) = &begun {
+            consumer.status.set("retrying", Some(why.clone()));
+        }
         Ok(begun)
     }
 
-    /// `consume_begin()`: restarts every stopped consumer with its options.
+    /// `consume_begin()`: restarts every stopped consumer with its options,
+    /// from the offsets it had applied.
     pub fn consume_begin_all(&self, catalog: &Catalog) -> Result<usize> {
         let mut started = 0;
         for consumer in self.consumers() {
@@ -301,6 +309,7 @@ impl Kafka {
             }
             let entry = catalog.stream(&consumer.stream)?;
             let brokers = self.brokers_for(&consumer.options())?;
+            consumer.options.lock().start_offset = options::StartOffset::Stored;
             self.start(consumer, entry, brokers);
             started += 1;
         }

@@ -66,12 +66,14 @@ impl StartOffset {
             "earliest" | "beginning" => Ok(StartOffset::Earliest),
             "latest" | "end" => Ok(StartOffset::Latest),
             "" | "null" | "stored" => Ok(StartOffset::Stored),
-            other => other.parse::<i64>().map_err(|_| {
-                KafkaError::InvalidOption(format!(
-                    "start_offset '{text}' is not valid; use earliest, latest or an offset"
-                ))
-            })
-            .and_then(|n| Self::from_number(Some(n))),
+            other => other
+                .parse::<i64>()
+                .map_err(|_| {
+                    KafkaError::InvalidOption(format!(
+                        "start_offset '{text}' is not valid; use earliest, latest or an offset"
+                    ))
+                })
+                .and_then(|n| Self::from_number(Some(n))),
         }
     }
 
@@ -144,7 +146,10 @@ impl ConsumerOptions {
                 "timeout" => options.timeout_ms = positive(name, text, DEFAULT_TIMEOUT_MS as usize)? as u64,
                 "start_offset" => {
                     let n = text.map(|t| t.parse::<i64>()).transpose().map_err(|_| {
-                        KafkaError::InvalidOption(format!("start_offset must be an integer, not '{}'", text.unwrap_or("")))
+                        KafkaError::InvalidOption(format!(
+                            "start_offset must be an integer, not '{}'",
+                            text.unwrap_or("")
+                        ))
                     })?;
                     options.start_offset = StartOffset::from_number(n)?;
                 }
@@ -213,7 +218,10 @@ mod tests {
         assert_eq!(o.format.name(), "csv");
         assert!(matches!(&o.format, MessageFormat::Copy(f) if f.delimiter == Some(b'|')));
         assert_eq!((o.batch_size, o.parallelism, o.start_offset), (500, 4, StartOffset::Earliest));
-        assert_eq!(ConsumerOptions::from_args(&args(&[("start_offset", None)])).unwrap().start_offset, StartOffset::Stored);
+        assert_eq!(
+            ConsumerOptions::from_args(&args(&[("start_offset", None)])).unwrap().start_offset,
+            StartOffset::Stored
+        );
     }
 
     #[test]

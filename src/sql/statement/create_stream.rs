@@ -11,6 +11,9 @@ use super::Reply;
 use crate::catalog::types::{field_for_sql_type, timestamptz};
 use crate::catalog::{CatalogError, StreamDef};
 use crate::error::Result;
+use crate::ingest::decode::{CopyFormat, FormatKind};
+use crate::ingest::kafka::Begun;
+use crate::ingest::kafka::options::{ConsumerOptions, MessageFormat, StartOffset};
 use crate::server::Session;
 use crate::sql::{SqlError, normalize_ident};
 
@@ -24,8 +27,8 @@ pub struct CreateStream {
     pub name: String,
     /// `IF NOT EXISTS` was given.
     pub if_not_exists: bool,
-    /// Column names and their SQL types, as written.
-    pub columns: Vec<(Ident, String)>,
+    /// Column names, their SQL types as written, and whether they are `NOT NULL`.
+    pub columns: Vec<(Ident, String, bool)>,
     /// `SERVER x` of the foreign-table form.
     pub server: Option<String>,
     /// `WITH (...)` options.
@@ -37,7 +40,7 @@ impl CreateStream {
     pub fn schema(&self) -> Result<Schema> {
         let mut seen = HashSet::new();
         let mut fields: Vec<Field> = Vec::with_capacity(self.columns.len() + 1);
-        for (ident, sql_type) in &self.columns {
+        for (ident, sql_type, not_null) in &self.columns {
             let name = normalize_ident(ident);
             if name == ARRIVAL_TIMESTAMP {
                 continue; // declared explicitly, as PipelineDB allowed: it is implicit anyway
@@ -45,7 +48,7 @@ impl CreateStream {
             if !seen.insert(name.clone()) {
                 return Err(CatalogError::DuplicateColumn(name).into());
             }
-            fields.push(field_for_sql_type(&name, sql_type)?);
+            fields.push(field_for_sql_type(&name, sql_type)?.with_nullable(!not_null));
         }
         fields.push(Field::new(ARRIVAL_TIMESTAMP, timestamptz(), true));
         Ok(Schema::new(fields))
@@ -62,15 +65,94 @@ impl CreateStream {
             ))
             .into());
         }
-        if let Some((key, _)) = self.options.first() {
-            return Err(SqlError::Unsupported(format!("stream option \"{key}\" is not supported")).into());
-        }
+        let binding = kafka_binding(&self.options)?;
         let schema = Arc::new(self.schema()?);
-        let catalog = &session.engine().catalog;
-        if self.if_not_exists && catalog.relation(&self.name).is_some() {
+        let engine = session.engine();
+        if self.if_not_exists && engine.catalog.relation(&self.name).is_some() {
             return Ok(Reply::Tag(tag.into()));
         }
-        catalog.add_stream(StreamDef { name: self.name, schema })?;
+        engine.catalog.add_stream(StreamDef { name: self.name.clone(), schema })?;
+        if let Some((topic, options)) = binding {
+            match engine.kafka.consume_begin(&engine.catalog, &topic, &self.name, options).await {
+                Ok(Begun::Started) => {}
+                Ok(Begun::Retrying(why)) => session.warn(format!(
+                    "Kafka broker not reachable ({why}); the stream's consumer keeps retrying in the background, see pipeline_kafka.consumers"
+                )),
+                Err(e) => {
+                    engine.catalog.drop_stream(&self.name, true)?;
+                    return Err(e);
+                }
+            }
+        }
         Ok(Reply::Tag(tag.into()))
     }
+}
+
+/// ksqlDB's binding of a stream to a topic:
+/// `WITH (kafka_topic = 't', value_format = 'json', kafka_brokers = 'host:port',
+/// start_offset = 'earliest' | 'latest' | N, value_delimiter = ',')`.
+/// Returns the topic and how to consume it, or `None` without `kafka_topic`.
+fn kafka_binding(options: &[(String, String)]) -> Result<Option<(String, ConsumerOptions)>> {
+    let mut topic = None;
+    let mut tuning = Vec::new();
+    let mut brokers = None;
+    let mut start_offset = StartOffset::Latest;
+    let mut format = "json".to_string();
+    let mut delimiter = None;
+    for (key, value) in options {
+        match key.as_str() {
+            "kafka_topic" => topic = Some(value.clone()),
+            "value_format" | "format" => format = value.to_ascii_lowercase(),
+            "kafka_brokers" => brokers = Some(value.clone()),
+            "start_offset" | "auto.offset.reset" => start_offset = StartOffset::from_text(value)?,
+            "value_delimiter" => delimiter = Some(value.clone()),
+            "batchsize" | "parallelism" | "group_id" | "maxbytes" | "timeout" => {
+                tuning.push((key.clone(), Some(value.clone())));
+            }
+            other => {
+                return Err(SqlError::Unsupported(format!(
+                    "stream option \"{other}\" is not supported; a stream takes kafka_topic, value_format, kafka_brokers, start_offset, value_delimiter, batchsize, parallelism, maxbytes, timeout and group_id"
+                ))
+                .into());
+            }
+        }
+    }
+    let Some(topic) = topic else {
+        if let Some((key, _)) = options.first() {
+            return Err(SqlError::Unsupported(format!(
+                "stream option \"{key}\" needs kafka_topic to bind the stream to a topic"
+            ))
+            .into());
+        }
+        return Ok(None);
+    };
+    let delimiter = match delimiter.as_deref().map(|d| d.to_ascii_lowercase()) {
+        None => None,
+        Some(d) if d == "tab" => Some(b'\t'),
+        Some(d) if d == "space" => Some(b' '),
+        Some(d) if d.len() == 1 => Some(d.as_bytes()[0]),
+        Some(d) => {
+            return Err(SqlError::InvalidParameter(format!(
+                "value_delimiter '{d}' must be one character, TAB or SPACE"
+            ))
+            .into());
+        }
+    };
+    let mut consumer = ConsumerOptions::from_args(&tuning)?;
+    consumer.brokers = brokers;
+    consumer.start_offset = start_offset;
+    consumer.format = match format.as_str() {
+        "json" => MessageFormat::Json,
+        "delimited" | "csv" => {
+            MessageFormat::Copy(CopyFormat { kind: FormatKind::Csv, delimiter, ..CopyFormat::default() })
+        }
+        "text" => MessageFormat::Copy(CopyFormat { kind: FormatKind::Text, delimiter, ..CopyFormat::default() }),
+        other => {
+            return Err(SqlError::Unsupported(format!(
+                "value_format '{other}' is not supported; use 'json', 'delimited' (csv) or 'text'"
+            ))
+            .into());
+        }
+    };
+    Ok(Some((topic, consumer)))
 }

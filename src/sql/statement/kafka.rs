@@ -180,7 +180,8 @@ fn arguments(function: &str, params: &[&str], args: &[FunctionArg]) -> Result<Ra
 fn literal(function: &str, expr: &Expr) -> Result<Option<String>, SqlError> {
     match expr {
         Expr::Value(v) => match &v.value {
-            Value::SingleQuotedString(s) | Value::DollarQuotedString(datafusion::sql::sqlparser::ast::DollarQuotedString { value: s, .. }) => {
+            Value::SingleQuotedString(s)
+            | Value::DollarQuotedString(datafusion::sql::sqlparser::ast::DollarQuotedString { value: s, .. }) => {
                 Ok(Some(s.clone()))
             }
             Value::Number(n, _) => Ok(Some(n.clone())),
@@ -188,13 +189,11 @@ fn literal(function: &str, expr: &Expr) -> Result<Option<String>, SqlError> {
             Value::Null => Ok(None),
             other => Err(SqlError::InvalidParameter(format!("{SCHEMA}.{function}: unexpected value {other}"))),
         },
-        Expr::UnaryOp { op: UnaryOperator::Minus, expr } => {
-            Ok(literal(function, expr)?.map(|v| format!("-{v}")))
-        }
+        Expr::UnaryOp { op: UnaryOperator::Minus, expr } => Ok(literal(function, expr)?.map(|v| format!("-{v}"))),
         Expr::Cast { expr, .. } | Expr::Nested(expr) => literal(function, expr),
-        other => Err(SqlError::InvalidParameter(format!(
-            "{SCHEMA}.{function} takes literal values; \"{other}\" is not one"
-        ))),
+        other => {
+            Err(SqlError::InvalidParameter(format!("{SCHEMA}.{function} takes literal values; \"{other}\" is not one")))
+        }
     }
 }
 
@@ -212,7 +211,8 @@ mod tests {
 
     #[test]
     fn named_arguments_in_both_spellings() {
-        let c = call("SELECT pipeline_kafka.consume_begin('logs', 'logs_stream', format := 'json', start_offset => -2)");
+        let c =
+            call("SELECT pipeline_kafka.consume_begin('logs', 'logs_stream', format := 'json', start_offset => -2)");
         assert_eq!(c.function, "consume_begin");
         let args: Vec<(&str, Option<&str>)> = c.args.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect();
         assert_eq!(
