@@ -16,7 +16,8 @@ pub struct EddyProcess {
     child: Child,
     /// The port it listens on.
     pub port: u16,
-    dir: PathBuf,
+    /// Its own directory (log, data, client output).
+    pub dir: PathBuf,
 }
 
 impl EddyProcess {
