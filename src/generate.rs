@@ -72,6 +72,9 @@ pub fn logs_message(seq: u64, keys: u64, format: &str, ts_micros: i64) -> String
 
 /// Creates the topic unless it exists; returns its partition count.
 pub async fn ensure_topic(brokers: &str, topic: &str, partitions: i32) -> Result<i32, GenerateError> {
+    if let Some(n) = partition_count(brokers, topic, Duration::ZERO).await? {
+        return Ok(n);
+    }
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
     let results = admin.create_topics([&new], &AdminOptions::new().operation_timeout(Some(TIMEOUT))).await?;
@@ -81,20 +84,28 @@ pub async fn ensure_topic(brokers: &str, topic: &str, partitions: i32) -> Result
             Err((t, code)) => return Err(GenerateError::Invalid(format!("could not create topic {t}: {code}"))),
         }
     }
+    partition_count(brokers, topic, TIMEOUT)
+        .await?
+        .ok_or_else(|| GenerateError::Invalid(format!("topic {topic} has no partitions after it was created")))
+}
+
+/// The topic's partition count, waiting up to `wait` for it to appear;
+/// `None` if it has none.
+async fn partition_count(brokers: &str, topic: &str, wait: Duration) -> Result<Option<i32>, GenerateError> {
     let brokers = brokers.to_string();
     let topic = topic.to_string();
-    let deadline = Instant::now() + TIMEOUT;
+    let deadline = Instant::now() + wait;
     tokio::task::spawn_blocking(move || {
         let client: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &brokers).create()?;
         loop {
             let metadata = client.fetch_metadata(Some(&topic), TIMEOUT)?;
-            let n = metadata.topics().first().map_or(0, |t| t.partitions().len() as i32);
-            if n > 0 || Instant::now() > deadline {
-                return if n > 0 {
-                    Ok(n)
-                } else {
-                    Err(GenerateError::Invalid(format!("topic {topic} has no partitions")))
-                };
+            let n =
+                metadata.topics().first().filter(|t| t.error().is_none()).map_or(0, |t| t.partitions().len() as i32);
+            if n > 0 {
+                return Ok(Some(n));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
             }
             std::thread::sleep(Duration::from_millis(50));
         }

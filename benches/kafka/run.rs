@@ -76,7 +76,11 @@ impl Broker {
             }
             return Ok(Broker::Tansu(child, format!("127.0.0.1:{port}")));
         }
-        Ok(Broker::Mock(MockCluster::new(1)?))
+        let mock = MockCluster::new(1)?;
+        for topic in [TOPIC, FRESH_TOPIC] {
+            mock.create_topic(topic, plan.partitions, 1)?;
+        }
+        Ok(Broker::Mock(mock))
     }
 
     fn brokers(&self) -> String {

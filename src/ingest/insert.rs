@@ -65,7 +65,11 @@ impl TableProvider for StreamTable {
         input: Arc<dyn ExecutionPlan>,
         _insert_op: InsertOp,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let sink = Arc::new(StreamSink { stream: self.stream.clone() });
+        // NOT NULL is checked by `write_batches`, with PostgreSQL's error;
+        // the sink's schema lets NULLs through so DataFusion does not check first.
+        let fields = self.stream.def.schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true));
+        let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(fields.collect::<Vec<_>>()));
+        let sink = Arc::new(StreamSink { stream: self.stream.clone(), schema });
         Ok(Arc::new(DataSinkExec::new(input, sink, None)))
     }
 }
@@ -74,6 +78,8 @@ impl TableProvider for StreamTable {
 #[derive(Debug)]
 pub struct StreamSink {
     stream: Arc<StreamEntry>,
+    /// The stream's schema with every column nullable.
+    schema: SchemaRef,
 }
 
 impl DisplayAs for StreamSink {
@@ -85,7 +91,7 @@ impl DisplayAs for StreamSink {
 #[async_trait]
 impl DataSink for StreamSink {
     fn schema(&self) -> &SchemaRef {
-        &self.stream.def.schema
+        &self.schema
     }
 
     async fn write_all(&self, mut data: SendableRecordBatchStream, _context: &Arc<TaskContext>) -> Result<u64> {
