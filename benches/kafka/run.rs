@@ -33,18 +33,34 @@ pub struct Plan {
     keys: u64,
     partitions: i32,
     freshness: Duration,
+    /// Fixed rates whose freshness is measured, besides half the measured maximum.
+    fresh_rates: Vec<u64>,
     tansu: bool,
 }
 
 impl Plan {
     /// The figures in docs/benchmarks.md.
     pub fn full() -> Self {
-        Self { messages: 1_000_000, keys: 10_000, partitions: 4, freshness: Duration::from_secs(10), tansu: true }
+        Self {
+            messages: 1_000_000,
+            keys: 10_000,
+            partitions: 4,
+            freshness: Duration::from_secs(10),
+            fresh_rates: vec![10_000, 100_000],
+            tansu: true,
+        }
     }
 
     /// Seconds, for the smoke test.
     pub fn quick() -> Self {
-        Self { messages: 20_000, keys: 1_000, partitions: 4, freshness: Duration::from_secs(1), tansu: false }
+        Self {
+            messages: 20_000,
+            keys: 1_000,
+            partitions: 4,
+            freshness: Duration::from_secs(1),
+            fresh_rates: Vec::new(),
+            tansu: false,
+        }
     }
 }
 
@@ -77,8 +93,9 @@ impl Broker {
             return Ok(Broker::Tansu(child, format!("127.0.0.1:{port}")));
         }
         let mock = MockCluster::new(1)?;
-        for topic in [TOPIC, FRESH_TOPIC] {
-            mock.create_topic(topic, plan.partitions, 1)?;
+        mock.create_topic(TOPIC, plan.partitions, 1)?;
+        for i in 0..=plan.fresh_rates.len() {
+            mock.create_topic(&format!("{FRESH_TOPIC}_{i}"), plan.partitions, 1)?;
         }
         Ok(Broker::Mock(mock))
     }
@@ -151,10 +168,14 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(&str)) -> BenchResult<String> {
         cases.push(eddy_consume(&server_rt, &client_rt, &brokers, plan, view, parallelism)?);
     }
     let view_rate = cases[2].rate(plan.messages);
-    let rate = (view_rate / 2.0).max(1_000.0) as u64;
-    progress(&format!("freshness at {rate} messages/s"));
-    let samples = freshness(&server_rt, &client_rt, &brokers, plan, rate)?;
-    Ok(render(plan, broker.name(), produce_time, &cases, rate, &samples))
+    let half = (view_rate / 2.0).max(1_000.0) as u64;
+    let mut fresh = Vec::new();
+    for (i, rate) in plan.fresh_rates.iter().copied().chain([half]).enumerate() {
+        progress(&format!("freshness at {rate} messages/s"));
+        let topic = format!("{FRESH_TOPIC}_{i}");
+        fresh.push((rate, freshness(&server_rt, &client_rt, &brokers, plan, &topic, rate)?));
+    }
+    Ok(render(plan, broker.name(), produce_time, &cases, &fresh))
 }
 
 fn generate(plan: &Plan, brokers: &str, topic: &str, count: u64, rate: Option<u64>) -> Generate {
@@ -286,13 +307,14 @@ fn freshness(
     client_rt: &Runtime,
     brokers: &str,
     plan: &Plan,
+    topic: &str,
     rate: u64,
 ) -> BenchResult<Vec<Duration>> {
     let server = start_server(server_rt)?;
     let count = (rate as f64 * plan.freshness.as_secs_f64()) as u64;
-    let job = generate(plan, brokers, FRESH_TOPIC, count, Some(rate));
+    let job = generate(plan, brokers, topic, count, Some(rate));
     let outcome = client_rt.block_on(async {
-        eddy::generate::ensure_topic(brokers, FRESH_TOPIC, plan.partitions).await?;
+        eddy::generate::ensure_topic(brokers, topic, plan.partitions).await?;
         let client = connect(&server).await?;
         client.batch_execute(STREAM).await?;
         client.batch_execute(VIEW).await?;
@@ -300,7 +322,7 @@ fn freshness(
         client
             .batch_execute(&format!(
                 "SELECT pipeline_kafka.add_broker('{brokers}');
-                 SELECT pipeline_kafka.consume_begin('{FRESH_TOPIC}', 'logs', format := 'json', start_offset := -1);"
+                 SELECT pipeline_kafka.consume_begin('{topic}', 'logs', format := 'json', start_offset := -1);"
             ))
             .await?;
         tokio::time::sleep(Duration::from_millis(500)).await; // the consumer is assigned
@@ -333,14 +355,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-fn render(
-    plan: &Plan,
-    broker: &str,
-    produce_time: Duration,
-    cases: &[Case],
-    rate: u64,
-    samples: &[Duration],
-) -> String {
+fn render(plan: &Plan, broker: &str, produce_time: Duration, cases: &[Case], fresh: &[(u64, Vec<Duration>)]) -> String {
     let mut out = String::new();
     let n = plan.messages;
     let _ = writeln!(out, "## Eddy Kafka benchmark\n");
@@ -365,13 +380,17 @@ fn render(
         );
     }
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let _ = writeln!(
-        out,
-        "\nFreshness at {rate} messages/s ({} polls): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        samples.len(),
-        ms(percentile(samples, 0.5)),
-        ms(percentile(samples, 0.99)),
-        ms(samples.last().copied().unwrap_or_default())
-    );
+    let _ = writeln!(out, "\n| freshness: produce rate (messages/s) | polls | p50 ms | p99 ms | max ms |");
+    let _ = writeln!(out, "|---:|---:|---:|---:|---:|");
+    for (rate, samples) in fresh {
+        let _ = writeln!(
+            out,
+            "| {rate} | {} | {:.1} | {:.1} | {:.1} |",
+            samples.len(),
+            ms(percentile(samples, 0.5)),
+            ms(percentile(samples, 0.99)),
+            ms(samples.last().copied().unwrap_or_default())
+        );
+    }
     out
 }

@@ -103,7 +103,8 @@ fn client_config(brokers: &str, group_id: Option<&str>) -> ClientConfig {
         .set("enable.partition.eof", "false")
         .set("auto.offset.reset", "earliest")
         .set("queued.max.messages.kbytes", PREFETCH_KIB)
-        .set("fetch.wait.max.ms", "100")
+        .set("fetch.wait.max.ms", "10")
+        .set("fetch.queue.backoff.ms", "5")
         .set("reconnect.backoff.ms", "100")
         .set("reconnect.backoff.max.ms", "5000")
         .set("log_level", "3");
