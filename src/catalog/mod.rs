@@ -6,6 +6,7 @@
 //! (or cascade) when views depend on it. Persistence comes with the
 //! durability work; until then the catalog lives in memory.
 
+pub mod relations;
 pub mod schema_provider;
 pub mod types;
 
@@ -80,12 +81,24 @@ pub struct StreamEntry {
     pub def: StreamDef,
     /// Continuous views reading this stream, in creation order.
     views: RwLock<Vec<Arc<ViewRuntime>>>,
+    /// Rows written to the stream so far, from every source.
+    rows_in: std::sync::atomic::AtomicU64,
 }
 
 impl StreamEntry {
     /// The views a write to this stream must reach, as a snapshot.
     pub fn views(&self) -> Vec<Arc<ViewRuntime>> {
         self.views.read().clone()
+    }
+
+    /// Counts rows written.
+    pub fn count_rows(&self, n: u64) {
+        self.rows_in.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Rows written so far.
+    pub fn rows_in(&self) -> u64 {
+        self.rows_in.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -157,6 +170,11 @@ impl Catalog {
         inner.streams.keys().chain(inner.views.keys()).cloned().collect()
     }
 
+    /// All streams, in name order.
+    pub fn streams(&self) -> Vec<Arc<StreamEntry>> {
+        self.inner.read().streams.values().cloned().collect()
+    }
+
     /// All views, in name order.
     pub fn views(&self) -> Vec<Arc<ViewRuntime>> {
         self.inner.read().views.values().cloned().collect()
@@ -168,7 +186,7 @@ impl Catalog {
         if inner.streams.contains_key(&def.name) || inner.views.contains_key(&def.name) {
             return Err(CatalogError::DuplicateRelation(def.name));
         }
-        let entry = Arc::new(StreamEntry { def, views: RwLock::new(Vec::new()) });
+        let entry = Arc::new(StreamEntry { def, views: RwLock::new(Vec::new()), rows_in: Default::default() });
         inner.streams.insert(entry.def.name.clone(), entry.clone());
         Ok(entry)
     }

@@ -78,6 +78,7 @@ pub(crate) async fn apply_batch(stream: &StreamEntry, batch: RecordBatch) -> Res
         return Ok(());
     }
     let batch = stamp_arrival(batch)?;
+    stream.count_rows(batch.num_rows() as u64);
     let views = stream.views();
     let results = join_all(views.iter().map(|v| v.apply(batch.clone()))).await;
     results.into_iter().collect::<Result<Vec<()>, _>>()?;

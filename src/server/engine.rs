@@ -10,6 +10,7 @@ use tokio_util::task::TaskTracker;
 
 use super::config::Config;
 use crate::catalog::Catalog;
+use crate::catalog::relations::{PipelineDbSchema, SCHEMA as PIPELINEDB_SCHEMA};
 use crate::catalog::schema_provider::CatalogSchema;
 use crate::error::{EddyError, Result};
 use crate::ingest::kafka::Kafka;
@@ -37,7 +38,10 @@ impl Engine {
     pub fn new(config: Config, tasks: TaskTracker, shutdown: CancellationToken) -> Result<Arc<Self>> {
         let catalog = Arc::new(Catalog::new());
         let kafka = Arc::new(Kafka::new(tasks.clone(), shutdown.clone()));
-        let extra: ExtraSchemas = vec![(relations::SCHEMA, Arc::new(KafkaSchema::new(kafka.clone())))];
+        let extra: ExtraSchemas = vec![
+            (relations::SCHEMA, Arc::new(KafkaSchema::new(kafka.clone()))),
+            (PIPELINEDB_SCHEMA, Arc::new(PipelineDbSchema::new(catalog.clone()))),
+        ];
         let read_state = read_state(Arc::new(CatalogSchema::new(catalog.clone())), extra, config.query_partitions)?;
         Ok(Arc::new(Self { catalog, kafka, config, read_state, tasks, shutdown }))
     }

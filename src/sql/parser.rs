@@ -77,6 +77,9 @@ fn parse_one(parser: &mut Parser) -> Result<Statement, SqlError> {
     if word_is(parser, 0, "set") || word_is(parser, 0, "reset") {
         return Ok(Statement::Set(SetVar::parse(parser)?));
     }
+    if word_is(parser, 0, "show") && (word_is(parser, 1, "streams") || word_is(parser, 1, "views")) {
+        return parse_show_relations(parser);
+    }
     if word_is(parser, 0, "show") {
         return Ok(Statement::Show(ShowVar::parse(parser)?));
     }
@@ -182,6 +185,18 @@ fn parse_with_options(parser: &mut Parser) -> Result<Vec<(String, String)>, SqlE
             other => Err(SqlError::Syntax(format!("expected key = value in WITH, found {other}"))),
         })
         .collect()
+}
+
+/// ksqlDB's `SHOW STREAMS` and `SHOW VIEWS`: queries of the `pipelinedb` relations.
+fn parse_show_relations(parser: &mut Parser) -> Result<Statement, SqlError> {
+    parser.next_token(); // SHOW
+    let what = parser.next_token().to_string().to_lowercase();
+    let sql = match what.as_str() {
+        "streams" => "SELECT name, columns, views, rows_in FROM pipelinedb.streams ORDER BY name",
+        _ => "SELECT name, stream, rows_in, groups, bytes, query FROM pipelinedb.views ORDER BY name",
+    };
+    let stmt = Parser::new(&PostgreSqlDialect {}).try_with_sql(sql).and_then(|mut p| p.parse_statement());
+    Ok(Statement::Query(Box::new(stmt.map_err(syntax)?)))
 }
 
 fn parse_drop(parser: &mut Parser) -> Result<Statement, SqlError> {

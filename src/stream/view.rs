@@ -78,6 +78,11 @@ impl ViewRuntime {
         self.plan.state.lock().groups()
     }
 
+    /// Bytes of state held, as the accumulators estimate them.
+    pub fn state_bytes(&self) -> usize {
+        self.plan.state.lock().size_bytes()
+    }
+
     /// Merges `batch` and returns once readers can see it.
     pub async fn apply(&self, batch: RecordBatch) -> Result<(), IngestError> {
         let rows = batch.num_rows() as u64;
