@@ -6,6 +6,7 @@
 
 pub mod context;
 pub mod functions;
+pub mod pg_functions;
 pub mod state_table;
 
 use datafusion::arrow::array::RecordBatch;
@@ -25,6 +26,7 @@ pub async fn plan(session: &Session, mut stmt: ast::Statement) -> Result<Logical
         crate::sql::naming::apply_pg_column_names(query);
     }
     crate::sql::statement::insert::with_default_columns(&mut stmt, session);
+    pg_functions::inline_current_setting(&mut stmt, session)?;
     let plan = session.engine().read_state().statement_to_plan(DFStatement::Statement(Box::new(stmt))).await?;
     Ok(plan)
 }

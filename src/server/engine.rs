@@ -42,7 +42,8 @@ impl Engine {
             (relations::SCHEMA, Arc::new(KafkaSchema::new(kafka.clone()))),
             (PIPELINEDB_SCHEMA, Arc::new(PipelineDbSchema::new(catalog.clone()))),
         ];
-        let read_state = read_state(Arc::new(CatalogSchema::new(catalog.clone())), extra, config.query_partitions)?;
+        let mut read_state = read_state(Arc::new(CatalogSchema::new(catalog.clone())), extra, config.query_partitions)?;
+        crate::query::pg_functions::register(&mut read_state, catalog.clone())?;
         Ok(Arc::new(Self { catalog, kafka, config, read_state, tasks, shutdown }))
     }
 

@@ -1,0 +1,223 @@
+//! The catalog functions drivers and dashboards call on connect:
+//! `has_table_privilege`, `has_schema_privilege`, `has_database_privilege`
+//! and `pg_table_is_visible` (always true: there are no privileges yet),
+//! `obj_description`, `col_description` and `shobj_description` (NULL: no
+//! comments), `pg_get_userbyid` (`eddy`), `format_type(oid, typmod)`, and
+//! `pg_get_viewdef(name)`, which gives a continuous view's query.
+//!
+//! `current_setting(name)` depends on the session, so it is not a function
+//! here: [`inline_current_setting`] replaces each call with the session's
+//! value before the statement is planned.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, StringArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{Result, ScalarValue, exec_err};
+use datafusion::execution::FunctionRegistry;
+use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
+};
+use datafusion::sql::sqlparser::ast::{self, Expr, FunctionArg, FunctionArgExpr, FunctionArguments};
+
+use crate::catalog::Catalog;
+use crate::server::Session;
+use crate::sql::SqlError;
+
+/// How a function computes its value from its arguments.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Body {
+    /// The same value for every row.
+    Constant(ScalarValue),
+    /// The type name of an OID (`format_type`).
+    FormatType,
+    /// A view's query by name (`pg_get_viewdef`).
+    ViewDef,
+}
+
+/// One catalog function.
+#[derive(Debug)]
+struct PgFunction {
+    name: &'static str,
+    signature: Signature,
+    returns: DataType,
+    body: Body,
+    catalog: Option<Arc<Catalog>>,
+}
+
+impl PartialEq for PgFunction {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for PgFunction {}
+
+impl std::hash::Hash for PgFunction {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for PgFunction {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(self.returns.clone())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        match &self.body {
+            Body::Constant(v) => Ok(ColumnarValue::Scalar(v.clone())),
+            Body::FormatType => map_text(&args, 0, &DataType::Int64, |oid| oid.parse().ok().map(type_name)),
+            Body::ViewDef => {
+                let catalog = self.catalog.clone();
+                map_text(&args, 0, &DataType::Utf8, move |name| {
+                    let name = name.trim_matches('"').to_lowercase();
+                    catalog.as_ref().and_then(|c| c.view(&name).ok()).map(|v| format!(" {};", v.definition()))
+                })
+            }
+        }
+    }
+}
+
+/// Applies `f` to argument `index` (cast to `as_type`, then to text) row by row.
+fn map_text(
+    args: &ScalarFunctionArgs,
+    index: usize,
+    as_type: &DataType,
+    f: impl Fn(&str) -> Option<String>,
+) -> Result<ColumnarValue> {
+    let Some(arg) = args.args.get(index) else {
+        return exec_err!("missing argument");
+    };
+    let array = arg.to_array(args.number_rows)?;
+    let typed = cast(&cast(&array, as_type)?, &DataType::Utf8)?;
+    let Some(text) = typed.as_any().downcast_ref::<StringArray>() else {
+        return exec_err!("argument is not text");
+    };
+    let out: StringArray = text.iter().map(|v| v.and_then(&f)).collect();
+    let out: ArrayRef = Arc::new(out);
+    Ok(match arg {
+        ColumnarValue::Scalar(_) => ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?),
+        ColumnarValue::Array(_) => ColumnarValue::Array(out),
+    })
+}
+
+/// PostgreSQL's name for a type OID, as `format_type` gives it.
+fn type_name(oid: i64) -> String {
+    match oid {
+        16 => "boolean",
+        17 => "bytea",
+        18 => "\"char\"",
+        19 => "name",
+        20 => "bigint",
+        21 => "smallint",
+        23 => "integer",
+        25 => "text",
+        26 => "oid",
+        114 => "json",
+        700 => "real",
+        701 => "double precision",
+        1042 => "character",
+        1043 => "character varying",
+        1082 => "date",
+        1083 => "time without time zone",
+        1114 => "timestamp without time zone",
+        1184 => "timestamp with time zone",
+        1186 => "interval",
+        1700 => "numeric",
+        2950 => "uuid",
+        3802 => "jsonb",
+        _ => "???",
+    }
+    .to_string()
+}
+
+fn arities(counts: &[usize]) -> Signature {
+    let variants =
+        counts.iter().map(|&n| if n == 0 { TypeSignature::Nullary } else { TypeSignature::Any(n) }).collect();
+    Signature::one_of(variants, Volatility::Stable)
+}
+
+fn function(name: &'static str, counts: &[usize], returns: DataType, body: Body) -> PgFunction {
+    PgFunction { name, signature: arities(counts), returns, body, catalog: None }
+}
+
+/// Registers the catalog functions; `pg_get_viewdef` reads `catalog`.
+pub fn register(state: &mut SessionState, catalog: Arc<Catalog>) -> Result<()> {
+    let yes = || Body::Constant(ScalarValue::Boolean(Some(true)));
+    let none = || Body::Constant(ScalarValue::Utf8(None));
+    let mut functions = vec![
+        function("has_table_privilege", &[2, 3], DataType::Boolean, yes()),
+        function("has_schema_privilege", &[2, 3], DataType::Boolean, yes()),
+        function("has_database_privilege", &[2, 3], DataType::Boolean, yes()),
+        function("pg_table_is_visible", &[1], DataType::Boolean, yes()),
+        function("obj_description", &[1, 2], DataType::Utf8, none()),
+        function("col_description", &[2], DataType::Utf8, none()),
+        function("shobj_description", &[2], DataType::Utf8, none()),
+        function("pg_get_userbyid", &[1], DataType::Utf8, Body::Constant(ScalarValue::Utf8(Some("eddy".into())))),
+        function("format_type", &[2], DataType::Utf8, Body::FormatType),
+    ];
+    let mut viewdef = function("pg_get_viewdef", &[1, 2], DataType::Utf8, Body::ViewDef);
+    viewdef.catalog = Some(catalog);
+    functions.push(viewdef);
+    for f in functions {
+        state.register_udf(Arc::new(ScalarUDF::new_from_impl(f)))?;
+    }
+    Ok(())
+}
+
+/// Replaces `current_setting('name' [, missing_ok])` with the session's
+/// value, as a text literal (NULL for an unknown name with `missing_ok`).
+pub fn inline_current_setting(stmt: &mut ast::Statement, session: &Session) -> Result<(), SqlError> {
+    let mut error = None;
+    let _ = ast::visit_expressions_mut(stmt, |expr| {
+        let Expr::Function(f) = expr else {
+            return ControlFlow::<()>::Continue(());
+        };
+        if !f.name.to_string().eq_ignore_ascii_case("current_setting")
+            && !f.name.to_string().eq_ignore_ascii_case("pg_catalog.current_setting")
+        {
+            return ControlFlow::Continue(());
+        }
+        match setting_value(&f.args, session) {
+            Ok(value) => *expr = Expr::value(value.map_or(ast::Value::Null, ast::Value::SingleQuotedString)),
+            Err(e) => error = Some(e),
+        }
+        ControlFlow::Continue(())
+    });
+    error.map_or(Ok(()), Err)
+}
+
+fn setting_value(args: &FunctionArguments, session: &Session) -> Result<Option<String>, SqlError> {
+    let FunctionArguments::List(list) = args else {
+        return Err(SqlError::InvalidParameter("current_setting takes a setting name".into()));
+    };
+    let literal = |arg: &FunctionArg| match arg {
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v))) => match &v.value {
+            ast::Value::SingleQuotedString(s) => Some(s.clone()),
+            ast::Value::Boolean(b) => Some(b.to_string()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let Some(name) = list.args.first().and_then(literal) else {
+        return Err(SqlError::InvalidParameter("current_setting takes the setting name as a string literal".into()));
+    };
+    let missing_ok = list.args.get(1).and_then(literal).is_some_and(|v| v == "true");
+    match session.setting(&name) {
+        Some((_, value)) => Ok(Some(value)),
+        None if missing_ok => Ok(None),
+        None => Err(SqlError::UnknownSetting(name)),
+    }
+}
