@@ -74,6 +74,12 @@ pub struct StreamDef {
     pub schema: SchemaRef,
 }
 
+/// A stream schema's user columns: all but the trailing `arrival_timestamp`.
+pub fn user_fields(schema: &datafusion::arrow::datatypes::Schema) -> &[datafusion::arrow::datatypes::FieldRef] {
+    let fields = schema.fields();
+    &fields[..fields.len().saturating_sub(1)]
+}
+
 /// The catalog's entry for a stream: its definition and the views it feeds.
 #[derive(Debug)]
 pub struct StreamEntry {

@@ -7,6 +7,7 @@
 pub mod context;
 pub mod functions;
 pub mod pg_functions;
+pub mod snapshot;
 pub mod state_table;
 
 use datafusion::arrow::array::RecordBatch;

@@ -10,11 +10,11 @@ use tokio_util::task::TaskTracker;
 
 use super::config::Config;
 use crate::catalog::Catalog;
-use crate::catalog::relations::{PipelineDbSchema, SCHEMA as PIPELINEDB_SCHEMA};
+use crate::catalog::relations as pipelinedb;
 use crate::catalog::schema_provider::CatalogSchema;
 use crate::error::{EddyError, Result};
 use crate::ingest::kafka::Kafka;
-use crate::ingest::kafka::relations::{self, KafkaSchema};
+use crate::ingest::kafka::relations as kafka_relations;
 use crate::planner::plan_view;
 use crate::query::context::{ExtraSchemas, read_state};
 use crate::stream::ViewRuntime;
@@ -39,8 +39,8 @@ impl Engine {
         let catalog = Arc::new(Catalog::new());
         let kafka = Arc::new(Kafka::new(tasks.clone(), shutdown.clone()));
         let extra: ExtraSchemas = vec![
-            (relations::SCHEMA, Arc::new(KafkaSchema::new(kafka.clone()))),
-            (PIPELINEDB_SCHEMA, Arc::new(PipelineDbSchema::new(catalog.clone()))),
+            (kafka_relations::SCHEMA, Arc::new(kafka_relations::schema(kafka.clone()))),
+            (pipelinedb::SCHEMA, Arc::new(pipelinedb::schema(catalog.clone()))),
         ];
         let mut read_state = read_state(Arc::new(CatalogSchema::new(catalog.clone())), extra, config.query_partitions)?;
         crate::query::pg_functions::register(&mut read_state, catalog.clone())?;

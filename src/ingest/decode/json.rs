@@ -48,7 +48,7 @@ impl JsonDecoder {
     /// A decoder for a stream whose full schema (ending in
     /// `arrival_timestamp`) is `schema`.
     pub fn new(schema: SchemaRef) -> Self {
-        let user = &schema.fields()[..schema.fields().len().saturating_sub(1)];
+        let user = crate::catalog::user_fields(&schema);
         let whole_message = user.len() == 1 && is_json_field(&user[0]);
         let columns = user.iter().map(|f| f.name().clone()).collect();
         let json = user.iter().map(|f| is_json_field(f)).collect();
@@ -244,11 +244,6 @@ impl<'de> serde::Deserialize<'de> for Key<'de> {
     }
 }
 
-/// Whether a stream's schema is a single json column (plus `arrival_timestamp`).
-pub fn is_whole_message(schema: &SchemaRef) -> bool {
-    JsonDecoder::new(schema.clone()).whole_message
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,7 +299,7 @@ mod tests {
             field_for_sql_type("payload", "json").unwrap(),
             Field::new("arrival_timestamp", timestamptz(), true),
         ]));
-        assert!(is_whole_message(&schema));
+        assert!(JsonDecoder::new(schema.clone()).whole_message);
         let (batch, errors) = decode(schema, &[r#"{"a": 1}"#, "not json", "[1,2]"]);
         assert_eq!(batch.num_rows(), 2);
         assert_eq!(errors.len(), 1);

@@ -10,6 +10,8 @@ mod csv;
 pub mod json;
 mod text;
 
+use std::borrow::Cow;
+
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, StringArray, StringBuilder, new_null_array};
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
 use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
@@ -257,13 +259,7 @@ pub fn cast_column(
     first_line: u64,
 ) -> Result<ArrayRef, IngestError> {
     let field = schema.field(position);
-    let normalized: StringArray;
-    let strings = if matches!(field.data_type(), DataType::Interval(_)) {
-        normalized = strings.iter().map(|v| v.map(interval_text)).collect();
-        &normalized
-    } else {
-        strings
-    };
+    let strings = &*postgres_intervals(strings, field);
     let options = CastOptions { safe: false, format_options: FormatOptions::default() };
     match cast_with_options(strings, field.data_type(), &options) {
         Ok(array) => Ok(array),
@@ -291,13 +287,7 @@ pub fn cast_column(
 /// Casts a column of text to `field`'s type, turning values that do not
 /// parse into NULLs; returns the cast column and the rows that failed.
 pub fn cast_lenient(strings: &StringArray, field: &Field) -> (ArrayRef, Vec<usize>) {
-    let normalized: StringArray;
-    let strings = if matches!(field.data_type(), DataType::Interval(_)) {
-        normalized = strings.iter().map(|v| v.map(interval_text)).collect();
-        &normalized
-    } else {
-        strings
-    };
+    let strings = &*postgres_intervals(strings, field);
     if is_json_field(field) {
         let bad = (0..strings.len())
             .filter(|&r| {
@@ -320,6 +310,15 @@ pub fn cast_lenient(strings: &StringArray, field: &Field) -> (ArrayRef, Vec<usiz
             let bad = (0..strings.len()).filter(|&r| strings.is_valid(r)).collect();
             (new_null_array(field.data_type(), strings.len()), bad)
         }
+    }
+}
+
+/// For an interval column, the values in the unit form Arrow parses
+/// ([`interval_text`]); any other column as it is.
+fn postgres_intervals<'a>(strings: &'a StringArray, field: &Field) -> Cow<'a, StringArray> {
+    match field.data_type() {
+        DataType::Interval(_) => Cow::Owned(strings.iter().map(|v| v.map(interval_text)).collect()),
+        _ => Cow::Borrowed(strings),
     }
 }
 

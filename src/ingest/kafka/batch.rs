@@ -109,8 +109,8 @@ pub struct Decoded {
 /// Decodes messages into rows of one stream.
 #[derive(Debug)]
 pub enum MessageDecoder {
-    /// text or csv: each message holds COPY rows.
-    Copy(CopyFormat, SchemaRef),
+    /// text or csv: each message holds COPY rows of the stream's user columns.
+    Copy(CopyFormat, SchemaRef, Vec<String>),
     /// json: one row per message.
     Json(JsonDecoder),
 }
@@ -119,7 +119,10 @@ impl MessageDecoder {
     /// A decoder for `format` into a stream with `schema`.
     pub fn new(format: &MessageFormat, schema: SchemaRef) -> Self {
         match format {
-            MessageFormat::Copy(f) => MessageDecoder::Copy(f.clone(), schema),
+            MessageFormat::Copy(f) => {
+                let user = crate::catalog::user_fields(&schema).iter().map(|f| f.name().clone()).collect();
+                MessageDecoder::Copy(f.clone(), schema, user)
+            }
             MessageFormat::Json => MessageDecoder::Json(JsonDecoder::new(schema)),
         }
     }
@@ -131,7 +134,7 @@ impl MessageDecoder {
                 let (rows, errors) = d.decode((0..batch.len()).map(|i| batch.payload(i)))?;
                 (Some(rows), errors.into_iter().map(|e| (e.index, e.error)).collect())
             }
-            MessageDecoder::Copy(format, schema) => decode_copy(format, schema, batch)?,
+            MessageDecoder::Copy(format, schema, columns) => decode_copy(format, schema, columns, batch)?,
         };
         let bad = errors
             .into_iter()
@@ -157,15 +160,20 @@ type CopyResult = (Option<RecordBatch>, Vec<(usize, String)>);
 
 /// Decodes the batch as one COPY; if any message is bad, decodes each
 /// message on its own to find the bad ones and keep the rest.
-fn decode_copy(format: &CopyFormat, schema: &SchemaRef, batch: &MessageBatch) -> Result<CopyResult, IngestError> {
+fn decode_copy(
+    format: &CopyFormat,
+    schema: &SchemaRef,
+    columns: &[String],
+    batch: &MessageBatch,
+) -> Result<CopyResult, IngestError> {
     let all = (0..batch.len()).map(|i| batch.payload(i));
-    if let Ok(rows) = decode_rows(format, schema, all) {
+    if let Ok(rows) = decode_rows(format, schema, columns, all) {
         return Ok((rows, Vec::new()));
     }
     let mut good = Vec::new();
     let mut errors = Vec::new();
     for i in 0..batch.len() {
-        match decode_rows(format, schema, std::iter::once(batch.payload(i))) {
+        match decode_rows(format, schema, columns, std::iter::once(batch.payload(i))) {
             Ok(Some(rows)) => good.push(rows),
             Ok(None) => {}
             Err(e) => errors.push((i, e.to_string())),
@@ -184,11 +192,10 @@ fn decode_copy(format: &CopyFormat, schema: &SchemaRef, batch: &MessageBatch) ->
 fn decode_rows<'a>(
     format: &CopyFormat,
     schema: &SchemaRef,
+    columns: &[String],
     payloads: impl Iterator<Item = &'a [u8]>,
 ) -> Result<Option<RecordBatch>, IngestError> {
-    let user_columns: Vec<String> =
-        schema.fields().iter().take(schema.fields().len().saturating_sub(1)).map(|f| f.name().clone()).collect();
-    let mut decoder = RowDecoder::new(format.clone(), schema.clone(), &user_columns)?;
+    let mut decoder = RowDecoder::new(format.clone(), schema.clone(), columns)?;
     let mut out = Vec::new();
     for payload in payloads {
         if payload.is_empty() {

@@ -115,13 +115,19 @@ fn new_client(brokers: &str, group_id: Option<&str>, status: Arc<StatusCell>) ->
     client_config(brokers, group_id).create_with_context(Reporting(status)).map_err(|e| e.to_string())
 }
 
-/// Asks the broker for the topic's partitions: `Ok(None)` if the topic does
-/// not exist, `Err` if the broker could not be reached.
-pub async fn probe_topic(brokers: &str, topic: &str, timeout: Duration) -> Result<Option<Vec<i32>>, String> {
-    let status = Arc::new(StatusCell::default());
-    let client = new_client(brokers, None, status)?;
-    let client = Arc::new(client);
-    partitions(client, topic.to_string(), timeout).await
+/// Connects a client for `status` and asks the broker for the topic's
+/// partitions: `None` if the topic does not exist, `Err` if the broker could
+/// not be reached. The client can then serve the consumer as its [`Probe`].
+pub async fn probe_topic(
+    brokers: &str,
+    topic: &str,
+    group_id: Option<&str>,
+    status: Arc<StatusCell>,
+    timeout: Duration,
+) -> Result<(Probe, Option<Vec<i32>>), String> {
+    let client = Arc::new(new_client(brokers, group_id, status)?);
+    let found = partitions(client.clone(), topic.to_string(), timeout).await?;
+    Ok((client, found))
 }
 
 async fn partitions(client: Arc<Client>, topic: String, timeout: Duration) -> Result<Option<Vec<i32>>, String> {
@@ -161,6 +167,8 @@ pub struct Runner {
     pub stop: CancellationToken,
     /// Filled with a client once connected.
     pub probe: Arc<Mutex<Option<Probe>>>,
+    /// The partitions, if `consume_begin` already found them (with the probe).
+    pub partitions: Option<Vec<i32>>,
     /// Where reader threads are tracked.
     pub tasks: TaskTracker,
     /// Where bad messages go.
@@ -169,7 +177,7 @@ pub struct Runner {
 
 impl Runner {
     /// Runs until stopped.
-    pub async fn run(self) {
+    pub async fn run(mut self) {
         let span = tracing::info_span!("kafka consumer", topic = %self.consumer.topic, stream = %self.consumer.stream);
         async move {
             let options = self.consumer.options();
@@ -210,7 +218,10 @@ impl Runner {
 
     /// The topic's partitions, retrying with backoff until the broker
     /// answers and has the topic; `None` if stopped first.
-    async fn find_partitions(&self, options: &ConsumerOptions) -> Option<Vec<i32>> {
+    async fn find_partitions(&mut self, options: &ConsumerOptions) -> Option<Vec<i32>> {
+        if let Some(known) = self.partitions.take() {
+            return Some(known);
+        }
         let status = self.consumer.status.clone();
         let mut backoff = BACKOFF_MIN;
         loop {

@@ -266,15 +266,19 @@ impl Kafka {
     ) -> Result<Begun> {
         let entry = catalog.stream(stream)?;
         let key = (topic.to_string(), stream.to_string());
-        if self.consumers.lock().get(&key).is_some_and(|c| c.is_running()) {
+        let existing = self.consumers.lock().get(&key).cloned();
+        if existing.as_ref().is_some_and(|c| c.is_running()) {
             return Err(KafkaError::AlreadyConsuming { topic: key.0, stream: key.1 }.into());
         }
+        let status = existing.map_or_else(|| Arc::new(StatusCell::default()), |c| c.status.clone());
         let brokers = self.brokers_for(&options)?;
-        let begun = match consumer::probe_topic(&brokers, topic, METADATA_TIMEOUT).await {
-            Ok(Some(_)) => Begun::Started,
-            Ok(None) => return Err(KafkaError::UnknownTopic(topic.to_string()).into()),
-            Err(e) => Begun::Retrying(e),
-        };
+        let group_id = options.group_id.as_deref();
+        let (begun, known) =
+            match consumer::probe_topic(&brokers, topic, group_id, status.clone(), METADATA_TIMEOUT).await {
+                Ok((client, Some(partitions))) => (Begun::Started, Some((client, partitions))),
+                Ok((_, None)) => return Err(KafkaError::UnknownTopic(topic.to_string()).into()),
+                Err(e) => (Begun::Retrying(e), None),
+            };
         let consumer = {
             let mut consumers = self.consumers.lock();
             let consumer = consumers.entry(key.clone()).or_insert_with(|| {
@@ -283,7 +287,7 @@ impl Kafka {
                     topic: key.0.clone(),
                     stream: key.1.clone(),
                     options: Mutex::new(options.clone()),
-                    status: Arc::new(StatusCell::default()),
+                    status: status.clone(),
                     offsets: Mutex::new(BTreeMap::new()),
                     stats: Stats::default(),
                     run: Mutex::new(None),
@@ -292,7 +296,7 @@ impl Kafka {
             *consumer.options.lock() = options;
             consumer.clone()
         };
-        self.start(consumer.clone(), entry, brokers);
+        self.start(consumer.clone(), entry, brokers, known);
         if let Begun::Retrying(why) = &begun {
             consumer.status.set("retrying", Some(why.clone()));
         }
@@ -310,7 +314,7 @@ impl Kafka {
             let entry = catalog.stream(&consumer.stream)?;
             let brokers = self.brokers_for(&consumer.options())?;
             consumer.options.lock().start_offset = options::StartOffset::Stored;
-            self.start(consumer, entry, brokers);
+            self.start(consumer, entry, brokers, None);
             started += 1;
         }
         Ok(started)
@@ -361,9 +365,18 @@ impl Kafka {
         Ok(brokers.join(","))
     }
 
-    fn start(&self, consumer: Arc<Consumer>, stream: Arc<crate::catalog::StreamEntry>, brokers: String) {
+    /// Starts `consumer`'s run; `known` is a connected client and the
+    /// partitions it found, if `consume_begin` asked the broker already.
+    fn start(
+        &self,
+        consumer: Arc<Consumer>,
+        stream: Arc<crate::catalog::StreamEntry>,
+        brokers: String,
+        known: Option<(Probe, Vec<i32>)>,
+    ) {
         let stop = self.shutdown.child_token();
-        let probe = Arc::new(Mutex::new(None));
+        let (client, partitions) = known.unzip();
+        let probe = Arc::new(Mutex::new(client));
         consumer.status.set("starting", None);
         let run = consumer::Runner {
             consumer: consumer.clone(),
@@ -371,6 +384,7 @@ impl Kafka {
             brokers,
             stop: stop.clone(),
             probe: probe.clone(),
+            partitions,
             tasks: self.tasks.clone(),
             errors: ErrorSink { log: self.errors.clone() },
         };

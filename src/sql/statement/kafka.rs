@@ -15,7 +15,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::sql::sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Query, SelectItem, SetExpr, UnaryOperator, Value,
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Query, UnaryOperator, Value,
 };
 
 use super::Reply;
@@ -56,15 +56,7 @@ pub struct KafkaCall {
 impl KafkaCall {
     /// Recognizes `SELECT pipeline_kafka.f(...)`; any other query gives `None`.
     pub fn from_query(query: &Query) -> Result<Option<Self>, SqlError> {
-        let SetExpr::Select(select) = query.body.as_ref() else {
-            return Ok(None);
-        };
-        if !select.from.is_empty() || select.projection.len() != 1 {
-            return Ok(None);
-        }
-        let (SelectItem::UnnamedExpr(Expr::Function(f)) | SelectItem::ExprWithAlias { expr: Expr::Function(f), .. }) =
-            &select.projection[0]
-        else {
+        let Some(f) = super::lone_function_call(query) else {
             return Ok(None);
         };
         let name = f.name.to_string().to_lowercase();

@@ -21,6 +21,22 @@ use datafusion::sql::sqlparser::ast;
 use crate::error::Result;
 use crate::server::Session;
 
+/// The function of `SELECT schema.f(...)` with no FROM and nothing else
+/// selected: how PipelineDB's management functions are called.
+pub fn lone_function_call(query: &ast::Query) -> Option<&ast::Function> {
+    let ast::SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    if !select.from.is_empty() || select.projection.len() != 1 {
+        return None;
+    }
+    match &select.projection[0] {
+        ast::SelectItem::UnnamedExpr(ast::Expr::Function(f))
+        | ast::SelectItem::ExprWithAlias { expr: ast::Expr::Function(f), .. } => Some(f),
+        _ => None,
+    }
+}
+
 /// A parsed statement.
 #[derive(Debug, Clone)]
 pub enum Statement {

@@ -4,9 +4,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::sql::sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Query, SelectItem, SetExpr, Value,
-};
+use datafusion::sql::sqlparser::ast::{Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Query, Value};
 
 use super::Reply;
 use crate::error::Result;
@@ -24,13 +22,7 @@ impl TruncateView {
     /// Recognizes `SELECT pipelinedb.truncate_continuous_view('v')` (also
     /// without the schema); any other query gives `None`.
     pub fn from_query(query: &Query) -> Result<Option<Self>, SqlError> {
-        let SetExpr::Select(select) = query.body.as_ref() else {
-            return Ok(None);
-        };
-        if !select.from.is_empty() || select.projection.len() != 1 {
-            return Ok(None);
-        }
-        let SelectItem::UnnamedExpr(Expr::Function(f)) = &select.projection[0] else {
+        let Some(f) = super::lone_function_call(query) else {
             return Ok(None);
         };
         let name = f.name.to_string().to_lowercase();
