@@ -7,6 +7,7 @@
 use datafusion::error::DataFusionError;
 
 use crate::catalog::CatalogError;
+use crate::checkpoint::CheckpointError;
 use crate::ingest::IngestError;
 use crate::ingest::kafka::KafkaError;
 use crate::planner::PlanError;
@@ -27,6 +28,9 @@ pub enum EddyError {
     /// Rows could not be written to a stream.
     #[error(transparent)]
     Ingest(#[from] IngestError),
+    /// The data directory could not be read or written.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
     /// A Kafka function or binding failed.
     #[error(transparent)]
     Kafka(#[from] KafkaError),

@@ -17,6 +17,7 @@
 //! - [`state`]: per-group partial-aggregate state.
 //! - [`ingest`]: INSERT, COPY and their decoders.
 //! - [`query`]: the read path, DataFusion over the views' state.
+//! - [`checkpoint`]: the data directory: insert log, checkpoints, recovery.
 //! - [`generate`]: `eddy generate`, a load generator for Kafka topics.
 //!
 //! ## Data flow
@@ -32,6 +33,7 @@
 //! See `docs/architecture.md` for the longer story.
 
 pub mod catalog;
+pub mod checkpoint;
 pub mod error;
 pub mod generate;
 pub mod ingest;

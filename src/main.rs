@@ -90,9 +90,15 @@ struct ServeArgs {
     /// Address to accept PostgreSQL connections on.
     #[arg(long, default_value = config::DEFAULT_LISTEN)]
     listen: SocketAddr,
-    /// Directory for state.
+    /// Directory for state: the catalog, the views' checkpoints and the insert log.
     #[arg(long, default_value = config::DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
+    /// Keep everything in memory: nothing survives a restart.
+    #[arg(long, conflicts_with = "data_dir")]
+    ephemeral: bool,
+    /// Milliseconds between checkpoints.
+    #[arg(long, default_value_t = config::DEFAULT_CHECKPOINT_INTERVAL.as_millis() as u64)]
+    checkpoint_interval_ms: u64,
     /// Connections served at once.
     #[arg(long, default_value_t = config::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
@@ -108,7 +114,8 @@ impl ServeArgs {
     fn config(self) -> Config {
         Config {
             listen: self.listen,
-            data_dir: self.data_dir,
+            data_dir: (!self.ephemeral).then_some(self.data_dir),
+            checkpoint_interval: std::time::Duration::from_millis(self.checkpoint_interval_ms),
             max_connections: self.max_connections,
             max_query_bytes: self.max_query_bytes,
             copy_max_bytes: self.copy_max_bytes,

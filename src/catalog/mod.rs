@@ -3,8 +3,8 @@
 //! Every statement that creates, finds or drops a relation goes through the
 //! [`Catalog`]. It also records which views read which stream, so that a
 //! write to a stream can find the views it feeds, and `DROP STREAM` can refuse
-//! (or cascade) when views depend on it. Persistence comes with the
-//! durability work; until then the catalog lives in memory.
+//! (or cascade) when views depend on it. The catalog is saved with every
+//! checkpoint (`crate::checkpoint`), and every DDL statement takes one.
 
 pub mod relations;
 pub mod schema_provider;
@@ -16,6 +16,8 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::SchemaRef;
 use parking_lot::RwLock;
 
+use crate::checkpoint::Durability;
+use crate::checkpoint::manifest::{ColumnRecord, StreamRecord};
 use crate::stream::ViewRuntime;
 
 /// Errors about names.
@@ -72,6 +74,15 @@ pub struct StreamDef {
     pub name: String,
     /// The user's columns followed by `arrival_timestamp`.
     pub schema: SchemaRef,
+    /// The user's columns as declared (what a checkpoint saves).
+    pub columns: Vec<ColumnRecord>,
+}
+
+impl StreamDef {
+    /// The stream as a checkpoint records it.
+    pub fn record(&self) -> StreamRecord {
+        StreamRecord { name: self.name.clone(), columns: self.columns.clone() }
+    }
 }
 
 /// A stream schema's user columns: all but the trailing `arrival_timestamp`.
@@ -89,6 +100,8 @@ pub struct StreamEntry {
     views: RwLock<Vec<Arc<ViewRuntime>>>,
     /// Rows written to the stream so far, from every source.
     rows_in: std::sync::atomic::AtomicU64,
+    /// The insert log and the checkpoint barrier writes go through.
+    durability: Arc<Durability>,
 }
 
 impl StreamEntry {
@@ -100,6 +113,11 @@ impl StreamEntry {
     /// Counts rows written.
     pub fn count_rows(&self, n: u64) {
         self.rows_in.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The insert log and the checkpoint barrier.
+    pub fn durability(&self) -> &Arc<Durability> {
+        &self.durability
     }
 
     /// Rows written so far.
@@ -124,15 +142,27 @@ struct Inner {
 }
 
 /// Names of streams and views, and who depends on whom.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Catalog {
     inner: RwLock<Inner>,
+    durability: Arc<Durability>,
+}
+
+impl Default for Catalog {
+    fn default() -> Self {
+        Self::new(Durability::ephemeral())
+    }
 }
 
 impl Catalog {
-    /// An empty catalog.
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty catalog whose streams write through `durability`.
+    pub fn new(durability: Arc<Durability>) -> Self {
+        Self { inner: RwLock::new(Inner::default()), durability }
+    }
+
+    /// The data directory's insert log and checkpoints.
+    pub fn durability(&self) -> &Arc<Durability> {
+        &self.durability
     }
 
     /// Looks a relation up by its normalized name.
@@ -192,7 +222,12 @@ impl Catalog {
         if inner.streams.contains_key(&def.name) || inner.views.contains_key(&def.name) {
             return Err(CatalogError::DuplicateRelation(def.name));
         }
-        let entry = Arc::new(StreamEntry { def, views: RwLock::new(Vec::new()), rows_in: Default::default() });
+        let entry = Arc::new(StreamEntry {
+            def,
+            views: RwLock::new(Vec::new()),
+            rows_in: Default::default(),
+            durability: self.durability.clone(),
+        });
         inner.streams.insert(entry.def.name.clone(), entry.clone());
         Ok(entry)
     }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::RecordBatch;
 
 use super::decode::RowDecoder;
-use super::{IngestError, write_batches};
+use super::{Commit, IngestError, write_batches};
 use crate::catalog::StreamEntry;
 use crate::sql::statement::copy::CopyFrom;
 
@@ -60,7 +60,7 @@ impl CopyIn {
     }
 
     /// Ends the COPY: applies every row, or reports the first error.
-    pub async fn finish(mut self) -> Result<u64, IngestError> {
+    pub async fn finish(mut self, commit: Commit) -> Result<u64, IngestError> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
@@ -71,6 +71,6 @@ impl CopyIn {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
-        write_batches(&self.stream, self.batches).await
+        write_batches(&self.stream, self.batches, commit).await
     }
 }

@@ -18,7 +18,8 @@ use datafusion::logical_expr::dml::InsertOp;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, SendableRecordBatchStream};
 use futures::StreamExt;
 
-use super::{IngestError, write_batches};
+use super::{Commit, IngestError, write_batches};
+use crate::checkpoint::SessionCommit;
 
 /// Most rows, in bytes of Arrow memory, one INSERT may hold before it is
 /// applied: the same bound a COPY has by default.
@@ -94,7 +95,8 @@ impl DataSink for StreamSink {
         &self.schema
     }
 
-    async fn write_all(&self, mut data: SendableRecordBatchStream, _context: &Arc<TaskContext>) -> Result<u64> {
+    async fn write_all(&self, mut data: SendableRecordBatchStream, context: &Arc<TaskContext>) -> Result<u64> {
+        let commit = context.session_config().get_extension::<SessionCommit>().map_or(Commit::Sync, |c| c.0);
         // The whole statement is held before any of it is applied, so an
         // error in a later batch (a bad cast, invalid JSON) leaves the views
         // untouched, as COPY does.
@@ -111,6 +113,6 @@ impl DataSink for StreamSink {
             }
             held.push(batch);
         }
-        write_batches(&self.stream, held).await.map_err(|e| DataFusionError::External(Box::new(e)))
+        write_batches(&self.stream, held, commit).await.map_err(|e| DataFusionError::External(Box::new(e)))
     }
 }

@@ -17,6 +17,7 @@ use datafusion::arrow::datatypes::{DataType, Schema};
 use futures::future::join_all;
 
 use crate::catalog::StreamEntry;
+pub use crate::checkpoint::log::Commit;
 use crate::catalog::types::{PG_TYPE_KEY, UTC};
 
 /// Errors writing rows.
@@ -50,6 +51,9 @@ pub enum IngestError {
         /// The stream.
         stream: String,
     },
+    /// The rows could not be logged durably, so they were not applied.
+    #[error(transparent)]
+    Durability(#[from] crate::checkpoint::CheckpointError),
     /// The view was dropped or the server is shutting down.
     #[error("continuous view \"{0}\" stopped before applying the rows")]
     ViewStopped(String),
@@ -58,14 +62,25 @@ pub enum IngestError {
 /// Writes the batches of one statement (each with the stream's full schema)
 /// to every view of `stream`, and returns the rows written once all views
 /// have applied them. Every batch is checked before the first is applied, so
-/// bad input rejects the whole statement, as in PostgreSQL.
-pub async fn write_batches(stream: &StreamEntry, batches: Vec<RecordBatch>) -> Result<u64, IngestError> {
+/// bad input rejects the whole statement, as in PostgreSQL. The statement is
+/// logged, durably unless `commit` is [`Commit::Async`], before any view
+/// sees it; the log record carries `arrival_timestamp`, so a replay after a
+/// crash gives the views exactly the same rows.
+pub async fn write_batches(stream: &StreamEntry, batches: Vec<RecordBatch>, commit: Commit) -> Result<u64, IngestError> {
     for batch in &batches {
         check_json(&stream.def.schema, batch)?;
         check_not_null(stream, batch)?;
     }
+    let stamped =
+        batches.into_iter().filter(|b| b.num_rows() > 0).map(stamp_arrival).collect::<Result<Vec<_>, _>>()?;
+    if stamped.is_empty() {
+        return Ok(0);
+    }
+    let durability = stream.durability();
+    let _admitted = durability.admit().await;
+    durability.log_rows(&stream.def.name, &stamped, commit).await?;
     let mut rows = 0u64;
-    for batch in batches {
+    for batch in stamped {
         rows += batch.num_rows() as u64;
         apply_batch(stream, batch).await?;
     }

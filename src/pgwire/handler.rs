@@ -340,7 +340,7 @@ impl CopyHandler for EddyHandler {
         let Some(copy) = copy else {
             return Err(to_pgwire(EddyError::Protocol("CopyDone without a COPY in progress".into())));
         };
-        let rows = copy.finish().await.map_err(|e| to_pgwire(e.into()))?;
+        let rows = copy.finish(self.session.commit_mode()).await.map_err(|e| to_pgwire(e.into()))?;
         let tag = Tag::new("COPY").with_rows(rows as usize);
         futures::SinkExt::send(client, PgWireBackendMessage::CommandComplete(tag.into())).await?;
         Ok(())

@@ -10,6 +10,7 @@ use datafusion::common::{DataFusionError, SchemaError};
 use pgwire::error::{ErrorInfo, PgWireError};
 
 use crate::catalog::CatalogError;
+use crate::checkpoint::CheckpointError;
 use crate::error::{EddyError, root_datafusion_error};
 use crate::ingest::IngestError;
 use crate::ingest::kafka::KafkaError;
@@ -46,10 +47,22 @@ pub fn sqlstate(err: &EddyError) -> &'static str {
         EddyError::Plan(e) => plan_state(e),
         EddyError::Ingest(e) => ingest_state(e),
         EddyError::Kafka(e) => kafka_state(e),
+        EddyError::Checkpoint(e) => checkpoint_state(e),
         EddyError::Query(e) => datafusion_state(e),
         EddyError::Protocol(_) => PROTOCOL_VIOLATION,
         EddyError::LimitExceeded(_) => "54000",
         EddyError::Internal(_) => INTERNAL,
+    }
+}
+
+fn checkpoint_state(e: &CheckpointError) -> &'static str {
+    match e {
+        _ if e.is_disk_full() => "53100",
+        CheckpointError::Io { .. } | CheckpointError::LogBroken(_) => "58030",
+        CheckpointError::Corrupt { .. } | CheckpointError::Unrecoverable { .. } => "XX001",
+        CheckpointError::LogClosed => "57P01",
+        CheckpointError::Locked(_) => "55006",
+        CheckpointError::Encode(_) | CheckpointError::Restore(_) => INTERNAL,
     }
 }
 
@@ -85,6 +98,7 @@ fn ingest_state(e: &IngestError) -> &'static str {
         },
         IngestError::ViewStopped(_) => "55000",
         IngestError::NotNull { .. } => "23502",
+        IngestError::Durability(e) => checkpoint_state(e),
     }
 }
 

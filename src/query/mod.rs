@@ -18,6 +18,9 @@ use datafusion::prelude::DataFrame;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast;
 
+use std::sync::Arc;
+
+use crate::checkpoint::SessionCommit;
 use crate::error::Result;
 use crate::server::Session;
 
@@ -43,6 +46,7 @@ pub async fn run(
         None => plan,
     };
     let mut state = session.engine().session_state();
+    state.config_mut().set_extension(Arc::new(SessionCommit(session.commit_mode())));
     // now() and friends read the statement's start time.
     state.mark_start_execution();
     let frame = DataFrame::new(state, plan);

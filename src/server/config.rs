@@ -2,12 +2,15 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// The address `eddy` listens on when `--listen` is not given: PostgreSQL's
 /// port on loopback, so `psql -h 127.0.0.1` finds it.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5432";
-/// The data directory when `--data-dir` is not given.
+/// The data directory when `eddy` is run without `--data-dir`.
 pub const DEFAULT_DATA_DIR: &str = "eddy-data";
+/// How often a checkpoint is taken unless `--checkpoint-interval-ms` says otherwise.
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 /// Connections served at once; more wait to be accepted.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 /// Longest query string accepted.
@@ -20,8 +23,10 @@ pub const DEFAULT_COPY_MAX_BYTES: usize = 1024 * 1024 * 1024;
 pub struct Config {
     /// Where to accept PostgreSQL connections.
     pub listen: SocketAddr,
-    /// Where state lives (used once persistence lands).
-    pub data_dir: PathBuf,
+    /// Where state lives; `None` keeps everything in memory (tests, benchmarks).
+    pub data_dir: Option<PathBuf>,
+    /// How often a checkpoint is taken.
+    pub checkpoint_interval: Duration,
     /// Connections served at once.
     pub max_connections: usize,
     /// Longest query string accepted, in bytes.
@@ -36,7 +41,8 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: DEFAULT_LISTEN.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 5432))),
-            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            data_dir: None,
+            checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_query_bytes: DEFAULT_MAX_QUERY_BYTES,
             copy_max_bytes: DEFAULT_COPY_MAX_BYTES,
@@ -53,6 +59,9 @@ impl Config {
         }
         if self.max_query_bytes < 1024 {
             return Err("--max-query-bytes must be at least 1024".into());
+        }
+        if self.checkpoint_interval < Duration::from_millis(10) {
+            return Err("--checkpoint-interval-ms must be at least 10".into());
         }
         if self.query_partitions == 0 {
             return Err("query partitions must be at least 1".into());

@@ -1,5 +1,8 @@
 //! The engine: what every connection shares. The catalog, the DataFusion
-//! session for reads, and the tracked tasks of the running views.
+//! session for reads, the data directory, and the tracked tasks of the
+//! running views. Starting an engine on a data directory recovers it: the
+//! newest good checkpoint is loaded, the insert log after it replayed, and
+//! Kafka consumers resume from the checkpoint's offsets.
 
 use std::sync::Arc;
 
@@ -10,6 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use super::config::Config;
 use crate::catalog::Catalog;
+use crate::checkpoint::{CheckpointError, CheckpointStats, Durability, image};
 use crate::catalog::relations as pipelinedb;
 use crate::catalog::schema_provider::CatalogSchema;
 use crate::error::{EddyError, Result};
@@ -34,9 +38,39 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// An engine with an empty catalog.
-    pub fn new(config: Config, tasks: TaskTracker, shutdown: CancellationToken) -> Result<Arc<Self>> {
-        let catalog = Arc::new(Catalog::new());
+    /// An engine on `config.data_dir`, recovered from it if it holds a
+    /// checkpoint; with no data directory, an empty engine in memory.
+    pub async fn new(config: Config, tasks: TaskTracker, shutdown: CancellationToken) -> Result<Arc<Self>> {
+        let (durability, loaded) = match &config.data_dir {
+            Some(dir) => Durability::open(dir)?,
+            None => (Durability::ephemeral(), None),
+        };
+        let engine = Self::empty(config, durability.clone(), tasks, shutdown)?;
+        let log_lsn = loaded.as_ref().map_or(0, |l| l.manifest.log_lsn);
+        let checkpoint = loaded.as_ref().map(|l| l.manifest.seq);
+        if let Some(loaded) = loaded {
+            image::restore(&engine, loaded).await?;
+        }
+        let (records, last_lsn) = durability.replay_log(log_lsn)?;
+        let replayed = records.len();
+        let rows = image::replay(&engine, records).await?;
+        durability.start_log(last_lsn + 1)?;
+        if durability.is_persistent() {
+            engine.checkpoint().await?;
+            tracing::info!(?checkpoint, replayed, rows, "recovered the data directory");
+        }
+        engine.kafka.start_restored(&engine.catalog);
+        engine.spawn_checkpointer();
+        Ok(engine)
+    }
+
+    fn empty(
+        config: Config,
+        durability: Arc<Durability>,
+        tasks: TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Self>> {
+        let catalog = Arc::new(Catalog::new(durability));
         let kafka = Arc::new(Kafka::new(tasks.clone(), shutdown.clone()));
         let extra: ExtraSchemas = vec![
             (kafka_relations::SCHEMA, Arc::new(kafka_relations::schema(kafka.clone()))),
@@ -57,15 +91,64 @@ impl Engine {
         self.read_state.clone()
     }
 
-    /// Plans `query` as view `name`, starts its operator and publishes it.
+    /// Plans `query` as view `name`, starts its operator, publishes it, and
+    /// checkpoints so that the view survives a restart.
     pub async fn create_view(&self, name: &str, query: &Query) -> Result<()> {
         self.catalog.check_free(name)?;
+        let id = self.catalog.durability().next_view_id();
+        self.start_view(id, name, query).await?;
+        self.ddl_done().await
+    }
+
+    /// Plans and starts view `name` (number `id`) and adds it to the catalog.
+    pub async fn start_view(&self, id: u64, name: &str, query: &Query) -> Result<Arc<ViewRuntime>> {
         let plan = plan_view(self.catalog.clone(), name, query).await?;
-        let view = ViewRuntime::start(name, query.to_string(), plan, &self.tasks, &self.shutdown);
+        let view = ViewRuntime::start(id, name, query.to_string(), plan, &self.tasks, &self.shutdown);
         if let Err(e) = self.catalog.add_view(view.clone()) {
             view.stop();
             return Err(EddyError::from(e));
         }
+        Ok(view)
+    }
+
+    /// Takes a checkpoint now (nothing happens without a data directory).
+    pub async fn checkpoint(&self) -> Result<CheckpointStats, CheckpointError> {
+        self.catalog.durability().checkpoint(|files, force_full| image::capture(self, files, force_full)).await
+    }
+
+    /// Makes a catalog change durable before it is acknowledged.
+    pub async fn ddl_done(&self) -> Result<()> {
+        self.checkpoint().await.map_err(|e| {
+            tracing::error!("checkpoint after a catalog change failed: {e}");
+            EddyError::from(e)
+        })?;
         Ok(())
+    }
+
+    fn spawn_checkpointer(self: &Arc<Self>) {
+        if !self.catalog.durability().is_persistent() {
+            return;
+        }
+        let engine = self.clone();
+        let stop = self.shutdown.clone();
+        let span = tracing::info_span!("checkpointer");
+        self.tasks.spawn(tracing::Instrument::instrument(
+            async move {
+                let mut tick = tokio::time::interval(engine.config.checkpoint_interval);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tick.tick().await;
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tick.tick() => {}
+                    }
+                    match engine.checkpoint().await {
+                        Ok(stats) => tracing::debug!(seq = stats.seq, paused = ?stats.paused, total = ?stats.total, groups = stats.groups_written, "checkpoint"),
+                        Err(e) => tracing::warn!("checkpoint failed (the previous one still stands): {e}"),
+                    }
+                }
+            },
+            span,
+        ));
     }
 }

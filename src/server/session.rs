@@ -7,6 +7,7 @@ use parking_lot::Mutex;
 
 use super::engine::Engine;
 use crate::error::Result;
+use crate::ingest::Commit;
 use crate::ingest::copy::CopyIn;
 use crate::query::functions::SERVER_VERSION;
 
@@ -74,6 +75,15 @@ impl Session {
         Some((display, value))
     }
 
+    /// How this session's inserts wait for the disk (`synchronous_commit`).
+    pub fn commit_mode(&self) -> Commit {
+        let value = self.settings.lock().get("synchronous_commit").map(|v| v.to_lowercase());
+        match value.as_deref() {
+            Some("off" | "false" | "no" | "0") => Commit::Async,
+            _ => Commit::Sync,
+        }
+    }
+
     /// Every setting, in name order.
     pub fn settings(&self) -> Vec<(String, String)> {
         self.settings.lock().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
@@ -83,6 +93,19 @@ impl Session {
     /// PostgreSQL keeps custom `a.b` settings: clients set many on connect.
     pub fn set_setting(&self, name: &str, value: Option<String>) -> Result<()> {
         let key = name.to_lowercase();
+        if key == "synchronous_commit"
+            && let Some(v) = &value
+        {
+            let v = v.to_lowercase();
+            if !["on", "off", "local", "remote_write", "remote_apply", "true", "false", "yes", "no", "1", "0"]
+                .contains(&v.as_str())
+            {
+                return Err(crate::sql::SqlError::InvalidParameter(format!(
+                    "invalid value for parameter \"synchronous_commit\": \"{v}\"; use on or off"
+                ))
+                .into());
+            }
+        }
         let mut settings = self.settings.lock();
         match value {
             Some(v) => {

@@ -17,6 +17,12 @@ use super::statement::{
 };
 use super::{SqlError, normalize_object_name};
 
+/// Parses one query (a view's definition, as a checkpoint saved it).
+pub fn parse_query(sql: &str) -> Result<Box<ast::Query>, SqlError> {
+    let mut parser = Parser::new(&PostgreSqlDialect {}).try_with_sql(sql).map_err(|e| SqlError::Syntax(e.to_string()))?;
+    parser.parse_query().map_err(|e| SqlError::Syntax(e.to_string()))
+}
+
 /// Parses every statement in `sql`. An empty string gives no statements.
 pub fn parse_sql(sql: &str) -> Result<Vec<Statement>, SqlError> {
     let dialect = PostgreSqlDialect {};

@@ -18,6 +18,10 @@ use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use hashbrown::HashTable;
 
+mod snapshot;
+
+pub use snapshot::StateSnapshot;
+
 /// How a partial-aggregate batch is laid out: the group columns first, then
 /// each aggregate's state columns.
 #[derive(Debug, Clone)]
@@ -40,6 +44,14 @@ pub struct GroupedState {
     /// Accumulator of group `g`, aggregate `a` is at `g * aggregates.len() + a`.
     accumulators: Vec<Box<dyn Accumulator>>,
     groups: usize,
+    /// State columns of each aggregate (what `Accumulator::state` returns).
+    state_widths: Vec<usize>,
+    /// Groups changed since the last snapshot, each once.
+    dirty: Vec<u32>,
+    /// Whether group `g` is in `dirty`.
+    is_dirty: Vec<bool>,
+    /// The next snapshot must hold every group (a new or truncated view).
+    full_pending: bool,
 }
 
 impl std::fmt::Debug for GroupedState {
@@ -60,6 +72,8 @@ impl GroupedState {
             let keys = converter.empty_rows(0, 0);
             (Some(converter), Some(keys))
         };
+        let state_widths =
+            aggregates.iter().map(|a| a.state_fields().map(|f| f.len())).collect::<Result<Vec<_>>>()?;
         let mut state = Self {
             aggregates,
             key_types: key_types.to_vec(),
@@ -69,6 +83,10 @@ impl GroupedState {
             hasher: ahash::RandomState::new(),
             accumulators: Vec::new(),
             groups: 0,
+            state_widths,
+            dirty: Vec::new(),
+            is_dirty: Vec::new(),
+            full_pending: true,
         };
         if state.converter.is_none() {
             state.push_accumulators()?;
@@ -100,6 +118,7 @@ impl GroupedState {
             self.accumulators.push(agg.create_accumulator()?);
         }
         self.groups += 1;
+        self.is_dirty.push(false);
         Ok(())
     }
 
@@ -142,6 +161,9 @@ impl GroupedState {
             return Ok(());
         }
         let groups = self.intern(&batch.columns()[..layout.group_columns], rows)?;
+        for &g in &groups {
+            self.mark_dirty(g);
+        }
         let n = self.aggregates.len();
         for (a, range) in layout.state_columns.iter().enumerate() {
             let columns = &batch.columns()[range.clone()];
@@ -151,6 +173,13 @@ impl GroupedState {
             }
         }
         Ok(())
+    }
+
+    fn mark_dirty(&mut self, g: usize) {
+        if !self.is_dirty[g] {
+            self.is_dirty[g] = true;
+            self.dirty.push(g as u32);
+        }
     }
 
     /// Evaluates every group into one batch with the view's aggregate schema.

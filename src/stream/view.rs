@@ -19,6 +19,7 @@ use crate::planner::IncrementalPlan;
 /// One continuous view, running.
 #[derive(Debug)]
 pub struct ViewRuntime {
+    id: u64,
     name: String,
     definition: String,
     plan: Arc<IncrementalPlan>,
@@ -32,6 +33,7 @@ impl ViewRuntime {
     /// Starts the view's operator task on `tasks`; it ends when the view is
     /// dropped or `shutdown` fires.
     pub fn start(
+        id: u64,
         name: &str,
         definition: String,
         plan: IncrementalPlan,
@@ -45,7 +47,17 @@ impl ViewRuntime {
         let operator = AggregateOperator::new(plan.clone());
         let span = info_span!("view", name = %name);
         tasks.spawn(run_operator(receiver, operator, stop.clone()).instrument(span));
-        Arc::new(Self { name: name.to_string(), definition, plan, table, sender, stop, rows_in: AtomicU64::new(0) })
+        Arc::new(Self { id, name: name.to_string(), definition, plan, table, sender, stop, rows_in: AtomicU64::new(0) })
+    }
+
+    /// The view's number, which names its state on disk.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The view's groups.
+    pub fn state(&self) -> &Arc<parking_lot::Mutex<crate::state::GroupedState>> {
+        &self.plan.state
     }
 
     /// The view's name.

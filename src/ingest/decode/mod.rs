@@ -24,7 +24,7 @@ use crate::catalog::types::pg_type_name;
 pub const BATCH_ROWS: usize = 65_536;
 
 /// Which COPY format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum FormatKind {
     /// PostgreSQL's text format: tab-separated, `\N` for NULL, backslash escapes.
     #[default]
@@ -34,7 +34,7 @@ pub enum FormatKind {
 }
 
 /// A COPY format with its options.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CopyFormat {
     /// text or csv.
     pub kind: FormatKind,

@@ -331,6 +331,9 @@ impl Runner {
                     None => break,
                 },
             };
+            // The batch and its offsets move together past a checkpoint's barrier.
+            let durability = self.stream.durability().clone();
+            let _admitted = durability.admit().await;
             if !decoded.bad.is_empty() {
                 self.errors.bad_messages(consumer, decoded.bad);
             }

@@ -29,6 +29,7 @@ use self::batch::BadMessage;
 use self::consumer::{Probe, StatusCell};
 use self::options::ConsumerOptions;
 use crate::catalog::Catalog;
+use crate::checkpoint::manifest::ConsumerRecord;
 use crate::error::Result;
 
 /// How long `consume_begin` waits for the broker before it lets the consumer
@@ -129,6 +130,9 @@ pub struct Consumer {
     /// Counters.
     pub stats: Stats,
     run: Mutex<Option<Run>>,
+    /// Consuming was asked for (by `consume_begin`), and not ended since:
+    /// what a checkpoint records, so a restart resumes it.
+    active: std::sync::atomic::AtomicBool,
 }
 
 /// A running consumer's handles.
@@ -245,6 +249,63 @@ impl Kafka {
         self.brokers.lock().clone()
     }
 
+    /// The brokers and consumers as a checkpoint records them. Called at the
+    /// checkpoint barrier, so the offsets match the views' state.
+    pub fn records(&self) -> (Vec<String>, Vec<ConsumerRecord>) {
+        let consumers = self
+            .consumers()
+            .iter()
+            .map(|c| ConsumerRecord {
+                topic: c.topic.clone(),
+                stream: c.stream.clone(),
+                options: c.options(),
+                offsets: c.offsets(),
+                running: c.active.load(Ordering::Relaxed),
+            })
+            .collect();
+        (self.brokers(), consumers)
+    }
+
+    /// Puts back a consumer from a checkpoint, stopped, at its offsets.
+    pub fn restore(&self, record: ConsumerRecord) {
+        let mut options = record.options;
+        if !record.offsets.is_empty() {
+            options.start_offset = options::StartOffset::Stored;
+        }
+        let consumer = Arc::new(Consumer {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            topic: record.topic.clone(),
+            stream: record.stream.clone(),
+            options: Mutex::new(options),
+            status: Arc::new(StatusCell::default()),
+            offsets: Mutex::new(record.offsets),
+            stats: Stats::default(),
+            run: Mutex::new(None),
+            active: std::sync::atomic::AtomicBool::new(record.running),
+        });
+        consumer.status.set("stopped", None);
+        self.consumers.lock().insert((record.topic, record.stream), consumer);
+    }
+
+    /// Starts the restored consumers that were consuming when the checkpoint
+    /// was taken, from its offsets. One that cannot start says why in
+    /// `pipeline_kafka.consumers`.
+    pub fn start_restored(&self, catalog: &Catalog) {
+        for consumer in self.consumers() {
+            if !consumer.active.load(Ordering::Relaxed) || consumer.is_running() {
+                continue;
+            }
+            let started = catalog
+                .stream(&consumer.stream)
+                .map_err(crate::error::EddyError::from)
+                .and_then(|entry| Ok((entry, self.brokers_for(&consumer.options())?)));
+            match started {
+                Ok((entry, brokers)) => self.start(consumer, entry, brokers, None),
+                Err(e) => consumer.status.set("failed", Some(e.to_string())),
+            }
+        }
+    }
+
     /// Every consumer, running or stopped, by topic and stream.
     pub fn consumers(&self) -> Vec<Arc<Consumer>> {
         self.consumers.lock().values().cloned().collect()
@@ -291,6 +352,7 @@ impl Kafka {
                     offsets: Mutex::new(BTreeMap::new()),
                     stats: Stats::default(),
                     run: Mutex::new(None),
+                    active: Default::default(),
                 })
             });
             *consumer.options.lock() = options;
@@ -326,6 +388,7 @@ impl Kafka {
         let consumer = self.consumers.lock().get(&(topic.to_string(), stream.to_string())).cloned();
         match consumer {
             Some(c) if c.is_running() => {
+                c.active.store(false, Ordering::Relaxed);
                 stop(&c).await;
                 Ok(())
             }
@@ -337,6 +400,7 @@ impl Kafka {
     pub async fn consume_end_all(&self) -> usize {
         let running: Vec<_> = self.consumers().into_iter().filter(|c| c.is_running()).collect();
         for c in &running {
+            c.active.store(false, Ordering::Relaxed);
             stop(c).await;
         }
         running.len()
@@ -378,6 +442,7 @@ impl Kafka {
         let (client, partitions) = known.unzip();
         let probe = Arc::new(Mutex::new(client));
         consumer.status.set("starting", None);
+        consumer.active.store(true, Ordering::Relaxed);
         let run = consumer::Runner {
             consumer: consumer.clone(),
             stream,

@@ -14,7 +14,7 @@ pub const DEFAULT_TIMEOUT_MS: u64 = 10;
 pub const MAX_PARALLELISM: usize = 64;
 
 /// How messages are decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum MessageFormat {
     /// Each message holds COPY rows, in text or csv form.
     Copy(CopyFormat),
@@ -34,7 +34,7 @@ impl MessageFormat {
 }
 
 /// Where a consumer starts in each partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum StartOffset {
     /// `NULL`: where this topic and stream left off; the beginning if never read.
     Stored,
@@ -89,7 +89,7 @@ impl StartOffset {
 }
 
 /// Everything that says how one topic is consumed into one stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConsumerOptions {
     /// How each message is decoded.
     pub format: MessageFormat,

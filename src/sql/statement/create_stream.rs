@@ -10,6 +10,7 @@ use datafusion::sql::sqlparser::ast::Ident;
 use super::Reply;
 use crate::catalog::types::{field_for_sql_type, timestamptz};
 use crate::catalog::{CatalogError, StreamDef};
+use crate::checkpoint::manifest::ColumnRecord;
 use crate::error::Result;
 use crate::ingest::decode::{CopyFormat, FormatKind};
 use crate::ingest::kafka::Begun;
@@ -54,6 +55,19 @@ impl CreateStream {
         Ok(Schema::new(fields))
     }
 
+    /// The user's columns as a checkpoint records them.
+    pub fn column_records(&self) -> Vec<ColumnRecord> {
+        self.columns
+            .iter()
+            .map(|(ident, sql_type, not_null)| ColumnRecord {
+                name: normalize_ident(ident),
+                sql_type: sql_type.clone(),
+                not_null: *not_null,
+            })
+            .filter(|c| c.name != ARRIVAL_TIMESTAMP)
+            .collect()
+    }
+
     /// Adds the stream to the catalog.
     pub async fn execute(self, session: &Session) -> Result<Reply> {
         let tag = if self.server.is_some() { "CREATE FOREIGN TABLE" } else { "CREATE STREAM" };
@@ -71,7 +85,8 @@ impl CreateStream {
         if self.if_not_exists && engine.catalog.relation(&self.name).is_some() {
             return Ok(Reply::Tag(tag.into()));
         }
-        engine.catalog.add_stream(StreamDef { name: self.name.clone(), schema })?;
+        let columns = self.column_records();
+        engine.catalog.add_stream(StreamDef { name: self.name.clone(), schema, columns })?;
         if let Some((topic, options)) = binding {
             match engine.kafka.consume_begin(&engine.catalog, &topic, &self.name, options).await {
                 Ok(Begun::Started) => {}
@@ -84,6 +99,7 @@ impl CreateStream {
                 }
             }
         }
+        engine.ddl_done().await?;
         Ok(Reply::Tag(tag.into()))
     }
 }

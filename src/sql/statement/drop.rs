@@ -78,6 +78,7 @@ impl Drop {
         if self.names.is_empty() {
             return Err(SqlError::Syntax("DROP needs a name".into()).into());
         }
+        engine.ddl_done().await?;
         Ok(Reply::Tag(tag.into()))
     }
 }

@@ -119,6 +119,7 @@ impl KafkaCall {
                 kafka.consume_end(&topic, &stream).await?;
             }
         }
+        engine.ddl_done().await?;
         let schema = self.schema();
         let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(vec!["success"]))])
             .map_err(|e| EddyError::Internal(e.to_string()))?;

@@ -48,8 +48,13 @@ impl TruncateView {
 
     /// Clears the view's state; later events start it afresh.
     pub async fn execute(self, session: &Session) -> Result<Reply> {
-        let view = session.engine().catalog.view(&self.view)?;
-        view.truncate()?;
+        let engine = session.engine();
+        let view = engine.catalog.view(&self.view)?;
+        {
+            let _admitted = engine.catalog.durability().admit().await;
+            view.truncate()?;
+        }
+        engine.ddl_done().await?;
         let schema = Self::schema();
         let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(vec![""]))])
             .map_err(|e| crate::error::EddyError::Internal(e.to_string()))?;

@@ -1,0 +1,111 @@
+//! The engine as a checkpoint sees it: [`capture`] takes the catalog, the
+//! Kafka positions and the views' changed state at the barrier; [`restore`]
+//! rebuilds them at startup; [`replay`] applies the insert log after the
+//! checkpoint's LSN.
+
+use std::sync::Arc;
+
+use datafusion::sql::sqlparser::ast::Ident;
+
+use super::log::Record;
+use super::manifest::{StateFile, ViewRecord};
+use super::{Capture, CheckpointError, Loaded};
+use crate::catalog::StreamDef;
+use crate::server::Engine;
+use crate::sql::statement::create_stream::CreateStream;
+
+/// Takes what a checkpoint saves. Runs at the barrier: no write is in
+/// flight, so the state, the log position and the offsets agree.
+/// `files(id)` is a view's current state files, if it has any on disk.
+pub fn capture(
+    engine: &Engine,
+    files: &dyn Fn(u64) -> Option<Vec<StateFile>>,
+    force_full: bool,
+) -> Result<Capture, CheckpointError> {
+    let streams = engine.catalog.streams().iter().map(|s| s.def.record()).collect();
+    let mut views = Vec::new();
+    for view in engine.catalog.views() {
+        let on_disk = files(view.id());
+        let mut state = view.state().lock();
+        let delta_rows: u64 = on_disk.iter().flatten().filter(|f| !f.full).map(|f| f.rows).sum();
+        let compact = delta_rows + state.dirty_groups() as u64 > (state.groups() as u64).max(1024);
+        let full = force_full || on_disk.is_none() || compact;
+        let snapshot = if full || state.dirty_groups() > 0 {
+            Some(state.take_snapshot(full).map_err(|e| CheckpointError::Encode(e.to_string()))?)
+        } else {
+            None
+        };
+        drop(state);
+        let record = ViewRecord {
+            id: view.id(),
+            name: view.name().to_string(),
+            query: view.definition().to_string(),
+            files: Vec::new(),
+        };
+        views.push((record, snapshot));
+    }
+    let (brokers, consumers) = engine.kafka.records();
+    Ok(Capture { streams, views, brokers, consumers })
+}
+
+/// Rebuilds streams, views (with their state) and Kafka consumers (stopped)
+/// from a checkpoint.
+pub async fn restore(engine: &Engine, loaded: Loaded) -> Result<(), CheckpointError> {
+    let Loaded { manifest, mut states } = loaded;
+    for stream in &manifest.streams {
+        let declaration = CreateStream {
+            name: stream.name.clone(),
+            if_not_exists: false,
+            columns: stream
+                .columns
+                .iter()
+                .map(|c| (Ident::with_quote('"', c.name.clone()), c.sql_type.clone(), c.not_null))
+                .collect(),
+            server: None,
+            options: Vec::new(),
+        };
+        let schema = declaration.schema().map_err(|e| restore_error("stream", &stream.name, e))?;
+        let def = StreamDef { name: stream.name.clone(), schema: Arc::new(schema), columns: stream.columns.clone() };
+        engine.catalog.add_stream(def).map_err(|e| restore_error("stream", &stream.name, e))?;
+    }
+    for view in &manifest.views {
+        let query = crate::sql::parser::parse_query(&view.query).map_err(|e| restore_error("view", &view.name, e))?;
+        let runtime = engine
+            .start_view(view.id, &view.name, &query)
+            .await
+            .map_err(|e| restore_error("view", &view.name, e))?;
+        let mut state = runtime.state().lock();
+        for snapshot in states.remove(&view.id).unwrap_or_default() {
+            state.restore(&snapshot).map_err(|e| restore_error("view", &view.name, e))?;
+        }
+    }
+    for broker in &manifest.brokers {
+        engine.kafka.add_broker(broker).map_err(|e| restore_error("Kafka broker", broker, e))?;
+    }
+    for consumer in &manifest.consumers {
+        engine.kafka.restore(consumer.clone());
+    }
+    Ok(())
+}
+
+/// Applies the insert log's records, in order, to the restored views.
+pub async fn replay(engine: &Engine, records: Vec<Record>) -> Result<u64, CheckpointError> {
+    let mut rows = 0;
+    for record in records {
+        let stream = engine
+            .catalog
+            .stream(&record.stream)
+            .map_err(|e| restore_error("insert log record for stream", &record.stream, e))?;
+        for batch in record.batches {
+            rows += batch.num_rows() as u64;
+            crate::ingest::apply_batch(&stream, batch)
+                .await
+                .map_err(|e| restore_error("insert log record for stream", &record.stream, e))?;
+        }
+    }
+    Ok(rows)
+}
+
+fn restore_error(kind: &str, name: &str, e: impl std::fmt::Display) -> CheckpointError {
+    CheckpointError::Restore(format!("{kind} \"{name}\" from the checkpoint: {e}"))
+}

@@ -1,0 +1,387 @@
+//! The insert log: every `INSERT` and `COPY` is appended here, and fsynced,
+//! before it is applied and acknowledged.
+//!
+//! One writer thread owns the files. Appends reach it over a bounded
+//! channel; it takes every append waiting, writes them with one write and
+//! makes them durable with one `fdatasync` (group commit), so concurrent
+//! clients share the cost. An append with `synchronous_commit = off` is
+//! acknowledged once written, and synced within [`IDLE_SYNC`].
+//!
+//! Each record is one statement's rows, numbered by a log sequence number
+//! (LSN): `[u32 length][u32 crc32][u64 lsn][u16 stream name length][name]
+//! [Arrow IPC stream]`, the checksum covering everything after it. The log
+//! is split into segments named by their first LSN; each checkpoint starts a
+//! new one, and segments older than the checkpoints kept are deleted.
+//!
+//! A failed write or sync (a full disk) cuts the segment back to where the
+//! group began, so no record the client was told failed is ever replayed.
+
+use std::fs::{File, OpenOptions};
+use std::io::Cursor;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::ipc::reader::StreamReader;
+use datafusion::arrow::ipc::writer::StreamWriter;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{CheckpointError, fsync_dir, io_error};
+
+/// Appends waiting for the writer before senders wait.
+const QUEUE: usize = 1024;
+/// Most appends written and synced together.
+const MAX_GROUP: usize = 1024;
+/// How soon an unsynced (`synchronous_commit = off`) append is synced.
+pub const IDLE_SYNC: Duration = Duration::from_millis(200);
+/// Record header: length, checksum, LSN.
+const HEADER: usize = 16;
+
+/// An append's wish: wait for the disk, or only for the write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// Acknowledged once fsynced (`synchronous_commit = on`, the default).
+    Sync,
+    /// Acknowledged once written; synced within [`IDLE_SYNC`].
+    Async,
+}
+
+enum Command {
+    Append { payload: Vec<u8>, commit: Commit, reply: oneshot::Sender<Result<u64, CheckpointError>> },
+    Rotate { reply: oneshot::Sender<Result<u64, CheckpointError>> },
+}
+
+/// The handle appends go through.
+#[derive(Debug)]
+pub struct InsertLog {
+    tx: mpsc::Sender<Command>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Command::Append { .. } => "Append",
+            Command::Rotate { .. } => "Rotate",
+        })
+    }
+}
+
+/// The file name of the segment whose first record is `lsn`.
+pub fn segment_name(lsn: u64) -> String {
+    format!("{lsn:020}.log")
+}
+
+/// Encodes one statement's rows as a record payload.
+pub fn encode_payload(stream: &str, batches: &[RecordBatch]) -> Result<Vec<u8>, CheckpointError> {
+    let mut out = Vec::with_capacity(64 + batches.iter().map(|b| b.get_array_memory_size()).sum::<usize>());
+    out.extend_from_slice(&(stream.len() as u16).to_le_bytes());
+    out.extend_from_slice(stream.as_bytes());
+    let Some(first) = batches.first() else {
+        return Ok(out);
+    };
+    let mut writer = StreamWriter::try_new(&mut out, &first.schema()).map_err(CheckpointError::encode)?;
+    for b in batches {
+        writer.write(b).map_err(CheckpointError::encode)?;
+    }
+    writer.finish().map_err(CheckpointError::encode)?;
+    drop(writer);
+    Ok(out)
+}
+
+/// One replayed record.
+#[derive(Debug)]
+pub struct Record {
+    /// Its LSN.
+    pub lsn: u64,
+    /// The stream it was written to.
+    pub stream: String,
+    /// Its rows.
+    pub batches: Vec<RecordBatch>,
+}
+
+fn decode_payload(lsn: u64, payload: &[u8], path: &Path) -> Result<Record, CheckpointError> {
+    let corrupt = |what: String| CheckpointError::Corrupt { path: path.to_path_buf(), what };
+    if payload.len() < 2 {
+        return Err(corrupt(format!("record {lsn} is too short")));
+    }
+    let name_len = u16::from_le_bytes([payload[0], payload[1]]) as usize;
+    let name = payload.get(2..2 + name_len).ok_or_else(|| corrupt(format!("record {lsn} is too short")))?;
+    let stream = String::from_utf8(name.to_vec()).map_err(|_| corrupt(format!("record {lsn} names no stream")))?;
+    let rest = &payload[2 + name_len..];
+    let mut batches = Vec::new();
+    if !rest.is_empty() {
+        let reader = StreamReader::try_new(Cursor::new(rest), None).map_err(|e| corrupt(e.to_string()))?;
+        for b in reader {
+            batches.push(b.map_err(|e| corrupt(e.to_string()))?);
+        }
+    }
+    Ok(Record { lsn, stream, batches })
+}
+
+/// The segments in `dir`, by first LSN.
+pub fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, CheckpointError> {
+    let mut out = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| io_error(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error(dir, e))?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        if let Some(lsn) = name.strip_suffix(".log").and_then(|n| n.parse::<u64>().ok()) {
+            out.push((lsn, entry.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Reads every record after `after` from the segments in `dir`, in order.
+/// A torn record at the very end of the last segment (a crash mid-write,
+/// never acknowledged) is cut off; damage anywhere else is an error.
+pub fn replay(dir: &Path, after: u64) -> Result<(Vec<Record>, u64), CheckpointError> {
+    let segments = segments(dir)?;
+    let mut records = Vec::new();
+    let mut last = after;
+    for (i, (first, path)) in segments.iter().enumerate() {
+        let is_last = i + 1 == segments.len();
+        let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
+        let (valid_len, lsns) = scan(&bytes, path, is_last)?;
+        if valid_len < bytes.len() {
+            tracing::warn!(path = %path.display(), cut = bytes.len() - valid_len, "cutting a torn record off the end of the insert log");
+            let file = OpenOptions::new().write(true).open(path).map_err(|e| io_error(path, e))?;
+            file.set_len(valid_len as u64).map_err(|e| io_error(path, e))?;
+            file.sync_all().map_err(|e| io_error(path, e))?;
+        }
+        for (lsn, range) in lsns {
+            if lsn < *first {
+                return Err(CheckpointError::Corrupt {
+                    path: path.clone(),
+                    what: format!("record {lsn} is in a segment starting at {first}"),
+                });
+            }
+            if lsn <= after {
+                continue;
+            }
+            if lsn != last + 1 {
+                return Err(CheckpointError::Corrupt {
+                    path: path.clone(),
+                    what: format!("record {} is missing (found {lsn} next)", last + 1),
+                });
+            }
+            records.push(decode_payload(lsn, &bytes[range], path)?);
+            last = lsn;
+        }
+    }
+    Ok((records, last))
+}
+
+/// Checks the records of one segment; returns how many bytes are valid and
+/// each record's LSN and payload range.
+type Scanned = (usize, Vec<(u64, std::ops::Range<usize>)>);
+
+fn scan(bytes: &[u8], path: &Path, is_last: bool) -> Result<Scanned, CheckpointError> {
+    let mut at = 0;
+    let mut out = Vec::new();
+    while at < bytes.len() {
+        let torn = |what: &str| -> Result<Scanned, CheckpointError> {
+            if is_last {
+                Ok((at, Vec::new()))
+            } else {
+                Err(CheckpointError::Corrupt { path: path.to_path_buf(), what: format!("{what} at byte {at}") })
+            }
+        };
+        if bytes.len() - at < HEADER {
+            return torn("a truncated record header").map(|(v, _)| (v, out));
+        }
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap_or_default()) as usize;
+        let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap_or_default());
+        let end = at + HEADER + len;
+        if end > bytes.len() {
+            return torn("a truncated record").map(|(v, _)| (v, out));
+        }
+        if crc32fast::hash(&bytes[at + 8..end]) != crc {
+            if end == bytes.len() {
+                return torn("a record with a bad checksum").map(|(v, _)| (v, out));
+            }
+            return Err(CheckpointError::Corrupt {
+                path: path.to_path_buf(),
+                what: format!("the record at byte {at} fails its checksum"),
+            });
+        }
+        let lsn = u64::from_le_bytes(bytes[at + 8..at + 16].try_into().unwrap_or_default());
+        out.push((lsn, at + HEADER..end));
+        at = end;
+    }
+    Ok((at, out))
+}
+
+impl InsertLog {
+    /// Starts the writer thread with a new segment whose first record will
+    /// be `next_lsn`.
+    pub fn start(dir: PathBuf, next_lsn: u64) -> Result<Self, CheckpointError> {
+        let writer = Writer::open(dir, next_lsn)?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let handle = tokio::runtime::Handle::current();
+        std::thread::Builder::new()
+            .name("eddy-insert-log".into())
+            .spawn(move || writer.run(rx, handle))
+            .map_err(|e| CheckpointError::Io { path: PathBuf::from("insert log thread"), source: e })?;
+        Ok(Self { tx })
+    }
+
+    /// Appends one statement's record; returns its LSN once `commit` is met.
+    pub async fn append(&self, payload: Vec<u8>, commit: Commit) -> Result<u64, CheckpointError> {
+        let (reply, done) = oneshot::channel();
+        self.tx.send(Command::Append { payload, commit, reply }).await.map_err(|_| CheckpointError::LogClosed)?;
+        done.await.map_err(|_| CheckpointError::LogClosed)?
+    }
+
+    /// Syncs and starts a new segment; returns the last LSN written before it.
+    pub async fn rotate(&self) -> Result<u64, CheckpointError> {
+        let (reply, done) = oneshot::channel();
+        self.tx.send(Command::Rotate { reply }).await.map_err(|_| CheckpointError::LogClosed)?;
+        done.await.map_err(|_| CheckpointError::LogClosed)?
+    }
+}
+
+struct Writer {
+    dir: PathBuf,
+    file: File,
+    path: PathBuf,
+    len: u64,
+    next_lsn: u64,
+    unsynced: bool,
+    /// Set when a failed write could not be cut back: nothing more is accepted.
+    broken: Option<String>,
+}
+
+impl Writer {
+    fn open(dir: PathBuf, next_lsn: u64) -> Result<Self, CheckpointError> {
+        let path = dir.join(segment_name(next_lsn));
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(|e| io_error(&path, e))?;
+        fsync_dir(&dir)?;
+        Ok(Self { dir, file, path, len: 0, next_lsn, unsynced: false, broken: None })
+    }
+
+    fn run(mut self, mut rx: mpsc::Receiver<Command>, handle: tokio::runtime::Handle) {
+        loop {
+            let first = match handle.block_on(async { tokio::time::timeout(IDLE_SYNC, rx.recv()).await }) {
+                Ok(Some(c)) => c,
+                Ok(None) => break,
+                Err(_) => {
+                    self.sync_idle();
+                    continue;
+                }
+            };
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(c) => group.push(c),
+                    Err(_) => break,
+                }
+            }
+            self.process(group);
+        }
+        self.sync_idle();
+    }
+
+    fn sync_idle(&mut self) {
+        if self.unsynced {
+            match self.file.sync_data() {
+                Ok(()) => self.unsynced = false,
+                Err(e) => tracing::error!(path = %self.path.display(), "could not sync the insert log: {e}"),
+            }
+        }
+    }
+
+    fn process(&mut self, group: Vec<Command>) {
+        let mut appends = Vec::new();
+        for command in group {
+            match command {
+                Command::Append { payload, commit, reply } => appends.push((payload, commit, reply)),
+                Command::Rotate { reply } => {
+                    self.write_group(std::mem::take(&mut appends));
+                    let _ = reply.send(self.rotate());
+                }
+            }
+        }
+        self.write_group(appends);
+    }
+
+    fn write_group(&mut self, appends: Vec<(Vec<u8>, Commit, oneshot::Sender<Result<u64, CheckpointError>>)>) {
+        if appends.is_empty() {
+            return;
+        }
+        if let Some(why) = &self.broken {
+            for (_, _, reply) in appends {
+                let _ = reply.send(Err(CheckpointError::LogBroken(why.clone())));
+            }
+            return;
+        }
+        let (start_len, start_lsn) = (self.len, self.next_lsn);
+        let mut buffer = Vec::with_capacity(appends.iter().map(|(p, _, _)| p.len() + HEADER).sum());
+        let mut lsns = Vec::with_capacity(appends.len());
+        for (payload, _, _) in &appends {
+            let lsn = self.next_lsn;
+            self.next_lsn += 1;
+            let mut hasher = crc32fast::Hasher::new();
+            hasher.update(&lsn.to_le_bytes());
+            hasher.update(payload);
+            buffer.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            buffer.extend_from_slice(&hasher.finalize().to_le_bytes());
+            buffer.extend_from_slice(&lsn.to_le_bytes());
+            buffer.extend_from_slice(payload);
+            lsns.push(lsn);
+        }
+        let sync = appends.iter().any(|(_, c, _)| *c == Commit::Sync);
+        let outcome = self
+            .file
+            .write_all_at(&buffer, start_len)
+            .and_then(|()| if sync { self.file.sync_data() } else { Ok(()) });
+        match outcome {
+            Ok(()) => {
+                self.len += buffer.len() as u64;
+                self.unsynced = !sync;
+                for ((_, _, reply), lsn) in appends.into_iter().zip(lsns) {
+                    let _ = reply.send(Ok(lsn));
+                }
+            }
+            Err(e) => {
+                self.cut_back(start_len, start_lsn);
+                let error = io_error(&self.path, e);
+                for (_, _, reply) in appends {
+                    let _ = reply.send(Err(error.duplicate()));
+                }
+            }
+        }
+    }
+
+    /// Undoes a failed group so that none of it is ever replayed.
+    fn cut_back(&mut self, len: u64, lsn: u64) {
+        self.next_lsn = lsn;
+        if let Err(e) = self.file.set_len(len).and_then(|()| self.file.sync_data()) {
+            let why = format!("a failed write to {} could not be undone ({e})", self.path.display());
+            tracing::error!("{why}; inserts are refused until the server restarts");
+            self.broken = Some(why);
+        }
+    }
+
+    fn rotate(&mut self) -> Result<u64, CheckpointError> {
+        let cut = self.next_lsn - 1;
+        if let Some(why) = &self.broken {
+            return Err(CheckpointError::LogBroken(why.clone()));
+        }
+        if self.len == 0 {
+            return Ok(cut);
+        }
+        self.file.sync_data().map_err(|e| io_error(&self.path, e))?;
+        self.unsynced = false;
+        let next = Writer::open(self.dir.clone(), self.next_lsn)?;
+        *self = next;
+        Ok(cut)
+    }
+}

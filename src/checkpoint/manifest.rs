@@ -1,0 +1,163 @@
+//! The manifest: one file per checkpoint that says what the checkpoint is.
+//!
+//! It holds the catalog (streams, views, Kafka brokers and consumers with
+//! their options), the source positions (the insert log's last LSN and each
+//! consumer's Kafka offsets), and, for each view, the state files to load in
+//! order (a full snapshot, then deltas) with their sizes and checksums. It
+//! is written last, to a temporary name, fsynced and renamed, so a
+//! checkpoint exists on disk only once all of it does. Its last line is a
+//! CRC-32 of the rest.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{CheckpointError, fsync_dir, io_error};
+use crate::ingest::kafka::options::ConsumerOptions;
+
+/// The manifest format this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A declared stream column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnRecord {
+    /// The column's name, normalized.
+    pub name: String,
+    /// Its SQL type, as declared.
+    pub sql_type: String,
+    /// Declared `NOT NULL`.
+    pub not_null: bool,
+}
+
+/// A stream, as declared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamRecord {
+    /// Its name.
+    pub name: String,
+    /// Its user columns (not `arrival_timestamp`).
+    pub columns: Vec<ColumnRecord>,
+}
+
+/// One state file of a view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateFile {
+    /// Its name inside the view's directory.
+    pub name: String,
+    /// Its size.
+    pub bytes: u64,
+    /// CRC-32 of its contents.
+    pub crc32: u32,
+    /// Groups it holds.
+    pub rows: u64,
+    /// A full snapshot (else a delta over the files before it).
+    pub full: bool,
+}
+
+/// A continuous view and where its state is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ViewRecord {
+    /// Its number: names its state directory.
+    pub id: u64,
+    /// Its name.
+    pub name: String,
+    /// Its query, as SQL.
+    pub query: String,
+    /// State files, loaded in order: the first is full.
+    pub files: Vec<StateFile>,
+}
+
+/// A Kafka consumer with its options and position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerRecord {
+    /// The topic.
+    pub topic: String,
+    /// The stream.
+    pub stream: String,
+    /// How it consumes.
+    pub options: ConsumerOptions,
+    /// The next offset to apply, by partition: the position the views' state corresponds to.
+    pub offsets: BTreeMap<i32, i64>,
+    /// Whether it was consuming (else stopped by `consume_end`).
+    pub running: bool,
+}
+
+/// One checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    /// [`FORMAT_VERSION`] when written.
+    pub version: u32,
+    /// Its number; later checkpoints have larger ones.
+    pub seq: u64,
+    /// When it was taken, in microseconds since the epoch.
+    pub taken_micros: i64,
+    /// The last insert-log record whose rows the state holds.
+    pub log_lsn: u64,
+    /// The next view number to give out.
+    pub next_view_id: u64,
+    /// Streams.
+    pub streams: Vec<StreamRecord>,
+    /// Views.
+    pub views: Vec<ViewRecord>,
+    /// Brokers added with `add_broker`.
+    pub brokers: Vec<String>,
+    /// Kafka consumers.
+    pub consumers: Vec<ConsumerRecord>,
+}
+
+/// The file name of checkpoint `seq`'s manifest.
+pub fn manifest_name(seq: u64) -> String {
+    format!("checkpoint-{seq:012}.json")
+}
+
+/// The manifests in `dir`, newest first.
+pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, CheckpointError> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| io_error(dir, e))? {
+        let entry = entry.map_err(|e| io_error(dir, e))?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        let seq = name.strip_prefix("checkpoint-").and_then(|n| n.strip_suffix(".json")).and_then(|n| n.parse::<u64>().ok());
+        if let Some(seq) = seq {
+            out.push((seq, entry.path()));
+        }
+    }
+    out.sort_by(|a, b| b.0.cmp(&a.0));
+    Ok(out)
+}
+
+impl Manifest {
+    /// Writes the manifest durably into `dir`: temporary file, fsync, rename, directory fsync.
+    pub fn write(&self, dir: &Path) -> Result<PathBuf, CheckpointError> {
+        let body = serde_json::to_string_pretty(self).map_err(|e| CheckpointError::Encode(e.to_string()))?;
+        let text = format!("{body}\ncrc32 {:08x}\n", crc32fast::hash(body.as_bytes()));
+        let path = dir.join(manifest_name(self.seq));
+        let tmp = dir.join(format!("{}.tmp", manifest_name(self.seq)));
+        super::write_durably(&tmp, text.as_bytes())?;
+        std::fs::rename(&tmp, &path).map_err(|e| io_error(&path, e))?;
+        fsync_dir(dir)?;
+        Ok(path)
+    }
+
+    /// Reads and checks a manifest.
+    pub fn read(path: &Path) -> Result<Self, CheckpointError> {
+        let corrupt = |what: &str| CheckpointError::Corrupt { path: path.to_path_buf(), what: what.to_string() };
+        let text = std::fs::read_to_string(path).map_err(|e| io_error(path, e))?;
+        let trimmed = text.strip_suffix('\n').ok_or_else(|| corrupt("it is truncated"))?;
+        let (body, last) = trimmed.rsplit_once('\n').ok_or_else(|| corrupt("it is truncated"))?;
+        let crc = last
+            .strip_prefix("crc32 ")
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .ok_or_else(|| corrupt("it is truncated (no checksum line)"))?;
+        if crc32fast::hash(body.as_bytes()) != crc {
+            return Err(corrupt("its checksum does not match"));
+        }
+        let manifest: Manifest = serde_json::from_str(body).map_err(|e| corrupt(&e.to_string()))?;
+        if manifest.version != FORMAT_VERSION {
+            return Err(corrupt(&format!(
+                "it has format version {}, this build reads {FORMAT_VERSION}",
+                manifest.version
+            )));
+        }
+        Ok(manifest)
+    }
+}
