@@ -5,6 +5,7 @@
 
 pub mod process;
 pub mod raw;
+pub mod tansu;
 
 use std::net::SocketAddr;
 

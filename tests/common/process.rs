@@ -18,39 +18,86 @@ pub struct EddyProcess {
     pub port: u16,
     /// Its own directory (log, data, client output).
     pub dir: PathBuf,
+    /// Extra arguments it was started with.
+    args: Vec<String>,
 }
 
 impl EddyProcess {
-    /// Starts `eddy` on a free port. The port is found by binding port 0 and
-    /// letting it go, so another process may take it first: then the server
-    /// exits at once, and we try again with another port.
-    pub fn start(name: &str) -> EddyProcess {
+    /// Starts `eddy` with extra arguments (for example a checkpoint interval).
+    pub fn start_with(name: &str, args: &[&str]) -> EddyProcess {
         let mut last_log = String::new();
         for _ in 0..3 {
             let port = free_port();
             let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("eddy-{name}-{}-{port}", std::process::id()));
             let _ = fs::remove_dir_all(&dir);
             fs::create_dir_all(&dir).expect("create the test directory");
-            let log = File::create(dir.join("eddy.log")).expect("create eddy.log");
-            let child = Command::new(env!("CARGO_BIN_EXE_eddy"))
-                .arg("--listen")
-                .arg(format!("127.0.0.1:{port}"))
-                .arg("--data-dir")
-                .arg(dir.join("data"))
-                .env("RUST_LOG", "info")
-                .env("NO_COLOR", "1")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("clone the log handle"))
-                .stderr(log)
-                .spawn()
-                .expect("spawn the eddy binary");
-            let mut server = EddyProcess { child, port, dir };
+            File::create(dir.join("eddy.log")).expect("create eddy.log");
+            let placeholder = Command::new("true").spawn().expect("spawn true");
+            let args = args.iter().map(|a| a.to_string()).collect();
+            let mut server = EddyProcess { child: placeholder, port, dir, args };
+            server.child = server.spawn(&port.to_string());
             if server.wait_until_ready() {
                 return server;
             }
             last_log = server.log();
         }
         panic!("eddy did not start; its last log:\n{last_log}");
+    }
+
+    /// Its data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// `kill -9`: no shutdown, no last checkpoint.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port and data directory, after a
+    /// `kill9` (or a crash); panics if it does not come up.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = self.spawn(&self.port.to_string());
+        if !self.wait_until_ready() {
+            panic!("eddy did not restart; its log:\n{}", self.log());
+        }
+    }
+
+    /// Starts the server again and expects it to refuse: returns its log.
+    pub fn restart_expecting_failure(&mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = self.spawn(&self.port.to_string());
+        let status = self.child.wait().expect("wait for eddy");
+        assert!(!status.success(), "eddy started on a data directory it should refuse");
+        self.log()
+    }
+
+    fn spawn(&self, port: &str) -> Child {
+        let log = fs::OpenOptions::new().create(true).append(true).open(self.dir.join("eddy.log")).expect("open eddy.log");
+        Command::new(env!("CARGO_BIN_EXE_eddy"))
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(self.dir.join("data"))
+            .args(&self.args)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone the log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn the eddy binary")
+    }
+
+    /// Starts `eddy` on a free port. The port is found by binding port 0 and
+    /// letting it go, so another process may take it first: then the server
+    /// exits at once, and we try again with another port.
+    pub fn start(name: &str) -> EddyProcess {
+        Self::start_with(name, &[])
     }
 
     /// Waits until the port accepts connections; false if the server exited.

@@ -1,0 +1,282 @@
+//! Exactly once under `kill -9`: the real `eddy` binary, a real Kafka broker
+//! (tansu), and four clients inserting, while the server is killed at random
+//! moments and restarted, over and over.
+//!
+//! - `eddy generate` produces 200,000 JSON events over 4 partitions at a
+//!   steady rate, into a topic the stream `events` consumes.
+//! - Four client connections insert into the same stream, one statement at
+//!   a time. A statement the server acknowledged must count; one whose
+//!   answer was lost in a crash is *in doubt*, and the client resolves it
+//!   after reconnecting by reading its own progress (the `max(latency_ms)`
+//!   of its service), as an idempotent client would.
+//! - Checkpoints are taken every 100 ms, so kills land during checkpoints too.
+//! - At the end, every view must equal a batch recompute over every message
+//!   in the topic (read back from the broker) plus every insert that landed.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::process::{EddyProcess, free_port};
+use common::tansu::{generate, generate_command, start_tansu};
+use rand::Rng;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use tokio_postgres::NoTls;
+
+const TOPIC: &str = "crash";
+const MESSAGES: u64 = 200_000;
+const CRASHES: usize = 24;
+const CLIENTS: usize = 4;
+const ROWS_PER_INSERT: i64 = 3;
+
+/// What the views must hold, per key.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Agg {
+    count: i64,
+    /// Sum of the summed column (`user_id` per service, `ts` per user).
+    sum: i64,
+    max_seq: Option<i64>,
+    distinct: BTreeSet<i64>,
+}
+
+impl Agg {
+    fn add(&mut self, user: i64, summed: i64, seq: Option<i64>) {
+        self.count += 1;
+        self.sum += summed;
+        self.max_seq = self.max_seq.max(seq);
+        self.distinct.insert(user);
+    }
+}
+
+/// An event: service, user_id, ts, and the client's statement number.
+type Row = (String, i64, i64, Option<i64>);
+
+/// The rows client `c`'s statement `seq` inserts.
+fn insert_rows(c: usize, seq: i64) -> Vec<Row> {
+    (0..ROWS_PER_INSERT)
+        .map(|r| (format!("client-{c}"), (seq * 7 + r * 13 + c as i64) % 1000, seq * 1000 + r, Some(seq)))
+        .collect()
+}
+
+fn insert_sql(c: usize, seq: i64) -> String {
+    let values: Vec<String> = insert_rows(c, seq)
+        .iter()
+        .map(|(s, u, ts, q)| format!("('{s}', {u}, {ts}, {})", q.unwrap_or_default()))
+        .collect();
+    format!("INSERT INTO events (service, user_id, ts, seq) VALUES {}", values.join(", "))
+}
+
+async fn connect(port: u16) -> Option<tokio_postgres::Client> {
+    let conn = format!("host=127.0.0.1 port={port} user=eddy dbname=eddy connect_timeout=2");
+    let (client, connection) = tokio_postgres::connect(&conn, NoTls).await.ok()?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Some(client)
+}
+
+/// Is this error the server going away (expected here), or a real failure?
+fn is_disconnect(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().is_none()
+}
+
+/// One client: inserts until told to stop; returns the statements that landed.
+async fn client(c: usize, port: u16, stop: Arc<AtomicBool>, acked: Arc<AtomicU64>) -> Vec<i64> {
+    let mut landed = Vec::new();
+    let mut in_doubt: Option<i64> = None;
+    let mut seq = 0i64;
+    loop {
+        let Some(db) = connect(port).await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        if let Some(s) = in_doubt {
+            let q = format!("SELECT max_seq FROM per_service WHERE service = 'client-{c}'");
+            match db.query_opt(q.as_str(), &[]).await {
+                Ok(row) => {
+                    let max: Option<i64> = row.and_then(|r| r.get::<_, Option<i64>>(0));
+                    if max.is_some_and(|m| m >= s) {
+                        landed.push(s);
+                    }
+                }
+                Err(e) if is_disconnect(&e) => continue,
+                Err(e) => panic!("client {c}: resolving statement {s} failed: {e:?}"),
+            }
+        }
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return landed;
+            }
+            seq += 1;
+            in_doubt = Some(seq);
+            match db.execute(insert_sql(c, seq).as_str(), &[]).await {
+                Ok(_) => {
+                    // Resolved: the next statement replaces `in_doubt`.
+                    landed.push(seq);
+                    acked.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) if is_disconnect(&e) => break,
+                Err(e) => panic!("client {c}: statement {seq} failed: {e:?}"),
+            }
+        }
+    }
+}
+
+/// Reads every message of the topic back from the broker.
+fn topic_messages(brokers: &str) -> Vec<serde_json::Value> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "crash-test-recompute")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..4 {
+        assignment.add_partition_offset(TOPIC, p, Offset::Beginning).expect("assign");
+    }
+    consumer.assign(&assignment).expect("assign");
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while (out.len() as u64) < MESSAGES {
+        assert!(Instant::now() < deadline, "read back only {} of {MESSAGES} messages", out.len());
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let payload = m.payload().expect("payload");
+            out.push(serde_json::from_slice(payload).expect("json"));
+        }
+    }
+    out
+}
+
+type Expected = (BTreeMap<String, Agg>, BTreeMap<i64, Agg>);
+
+fn expected(messages: &[serde_json::Value], landed: &[Vec<i64>]) -> Expected {
+    let (mut by_service, mut by_user) = (BTreeMap::<String, Agg>::new(), BTreeMap::<i64, Agg>::new());
+    let mut add = |(service, user, ts, seq): Row| {
+        by_service.entry(service).or_default().add(user, user, seq);
+        by_user.entry(user).or_default().add(user, ts, seq);
+    };
+    for m in messages {
+        let service = m["service"].as_str().expect("service").to_string();
+        add((service, m["user_id"].as_i64().expect("user_id"), m["ts"].as_i64().expect("ts"), None));
+    }
+    for (c, seqs) in landed.iter().enumerate() {
+        for &s in seqs {
+            insert_rows(c, s).into_iter().for_each(&mut add);
+        }
+    }
+    (by_service, by_user)
+}
+
+async fn check_views(port: u16, (by_service, by_user): &Expected) {
+    let db = connect(port).await.expect("connect for the final check");
+    let rows = db
+        .query("SELECT service, n, total, average, max_seq FROM per_service ORDER BY service", &[])
+        .await
+        .expect("per_service");
+    let got: Vec<String> = rows.iter().map(|r| r.get::<_, String>(0)).collect();
+    assert_eq!(got, by_service.keys().cloned().collect::<Vec<_>>(), "per_service keys");
+    for r in &rows {
+        let e = &by_service[&r.get::<_, String>(0)];
+        let key = r.get::<_, String>(0);
+        assert_eq!(r.get::<_, i64>(1), e.count, "count(*) of service {key}");
+        assert_eq!(r.get::<_, i64>(2), e.sum, "sum of service {key}");
+        let avg = e.sum as f64 / e.count as f64;
+        assert!((r.get::<_, f64>(3) - avg).abs() < 1e-9 * avg.abs().max(1.0), "avg of service {key}");
+        assert_eq!(r.get::<_, Option<i64>>(4), e.max_seq, "max(seq) of service {key}");
+    }
+    let rows = db.query("SELECT user_id, n, total, average FROM per_user ORDER BY user_id", &[]).await.expect("per_user");
+    assert_eq!(rows.len(), by_user.len(), "per_user groups");
+    for r in &rows {
+        let user = r.get::<_, i32>(0) as i64;
+        let e = &by_user[&user];
+        assert_eq!((r.get::<_, i64>(1), r.get::<_, i64>(2)), (e.count, e.sum), "count and sum of user {user}");
+        let avg = e.sum as f64 / e.count as f64;
+        assert!((r.get::<_, f64>(3) - avg).abs() < 1e-9 * avg.abs().max(1.0), "avg of user {user}");
+    }
+    let rows = db.query("SELECT service, users FROM distinct_users ORDER BY service", &[]).await.expect("distinct");
+    assert_eq!(rows.len(), by_service.len(), "distinct_users groups");
+    for r in &rows {
+        let key = r.get::<_, String>(0);
+        assert_eq!(r.get::<_, i64>(1), by_service[&key].distinct.len() as i64, "count(DISTINCT user_id) of {key}");
+    }
+}
+
+async fn kafka_rows(port: u16) -> Option<i64> {
+    let db = connect(port).await?;
+    let row = db.query_one("SELECT sum(n) FROM per_service WHERE service NOT LIKE 'client-%'", &[]).await.ok()?;
+    row.get::<_, Option<i64>>(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn views_are_exact_after_repeated_kill_9() {
+    let broker_port = free_port();
+    let _tansu = start_tansu("127.0.0.1", broker_port);
+    let brokers = format!("127.0.0.1:{broker_port}");
+    generate(&brokers, TOPIC, 0, 0); // creates the topic
+    let mut server = EddyProcess::start_with("crash", &["--checkpoint-interval-ms", "100"]);
+    let port = server.port;
+    let setup = [
+        format!(
+            "CREATE STREAM events (ts bigint, service text, user_id int, seq bigint) WITH (kafka_topic = '{TOPIC}', value_format = 'json', kafka_brokers = '{brokers}', start_offset = 'earliest', batchsize = 2000)"
+        ),
+        "CREATE VIEW per_service AS SELECT service, count(*) AS n, sum(user_id) AS total, avg(user_id) AS average, max(seq) AS max_seq FROM events GROUP BY service".into(),
+        "CREATE VIEW per_user AS SELECT user_id, count(*) AS n, sum(ts) AS total, avg(ts) AS average FROM events GROUP BY user_id".into(),
+        "CREATE VIEW distinct_users AS SELECT service, count(DISTINCT user_id) AS users FROM events GROUP BY service".into(),
+    ];
+    let db = connect(port).await.expect("connect");
+    for sql in &setup {
+        db.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    }
+    drop(db);
+
+    let mut producer = generate_command(&brokers, TOPIC, MESSAGES, 0).args(["--rate", "8000"]).spawn().expect("generate");
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicU64::new(0));
+    let clients: Vec<_> =
+        (0..CLIENTS).map(|c| tokio::spawn(client(c, port, stop.clone(), acked.clone()))).collect();
+
+    let mut crashes = 0;
+    for _ in 0..CRASHES {
+        let pause = rand::rng().random_range(200..900);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        server.kill9();
+        crashes += 1;
+        tokio::task::block_in_place(|| server.restart());
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut landed = Vec::new();
+    for c in clients {
+        landed.push(c.await.expect("client task"));
+    }
+    let status = tokio::task::block_in_place(|| producer.wait()).expect("generate ends");
+    assert!(status.success(), "eddy generate failed");
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let n = kafka_rows(port).await;
+        if n == Some(MESSAGES as i64) {
+            break;
+        }
+        assert!(n.unwrap_or(0) <= MESSAGES as i64, "Kafka rows counted twice: {n:?} > {MESSAGES}");
+        assert!(Instant::now() < deadline, "Kafka rows stuck at {n:?} of {MESSAGES}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let messages = tokio::task::block_in_place(|| topic_messages(&brokers));
+    let expected = expected(&messages, &landed);
+    check_views(port, &expected).await;
+    // And once more after a last crash, with nothing in flight.
+    server.kill9();
+    tokio::task::block_in_place(|| server.restart());
+    check_views(port, &expected).await;
+    let statements: usize = landed.iter().map(Vec::len).sum();
+    println!(
+        "survived {crashes} kill -9s: {MESSAGES} Kafka messages and {statements} INSERT statements ({} acknowledged before a crash) counted exactly once",
+        acked.load(Ordering::Relaxed)
+    );
+    assert!(crashes >= 20);
+}
