@@ -89,6 +89,10 @@ fn parse_one(parser: &mut Parser) -> Result<Statement, SqlError> {
     if word_is(parser, 0, "show") {
         return Ok(Statement::Show(ShowVar::parse(parser)?));
     }
+    if word_is(parser, 0, "checkpoint") && matches!(parser.peek_nth_token_ref(1).token, Token::EOF | Token::SemiColon) {
+        parser.next_token();
+        return Ok(Statement::Checkpoint);
+    }
     if let Some(tx) = Transaction::parse(parser)? {
         return Ok(Statement::Transaction(tx));
     }

@@ -1,6 +1,7 @@
 //! One file per statement kind. Each has the same shape: a struct the parser
 //! fills in, and an `execute` that applies it and says what to reply.
 
+pub mod checkpoint;
 pub mod copy;
 pub mod create_stream;
 pub mod create_view;
@@ -66,6 +67,8 @@ pub enum Statement {
     CreateExtension(String),
     /// A statement accepted for compatibility that has nothing to do.
     Noop(&'static str),
+    /// `CHECKPOINT`.
+    Checkpoint,
 }
 
 /// What a statement asks the wire layer to send back.
@@ -106,6 +109,7 @@ impl Statement {
             Statement::Transaction(t) => Ok(t.execute()),
             Statement::CreateExtension(name) => create_extension(&name),
             Statement::Noop(tag) => Ok(Reply::Tag(tag.to_string())),
+            Statement::Checkpoint => checkpoint::execute(session).await,
         }
     }
 
