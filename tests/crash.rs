@@ -189,7 +189,8 @@ async fn check_views(port: u16, (by_service, by_user): &Expected) {
         assert!((r.get::<_, f64>(3) - avg).abs() < 1e-9 * avg.abs().max(1.0), "avg of service {key}");
         assert_eq!(r.get::<_, Option<i64>>(4), e.max_seq, "max(seq) of service {key}");
     }
-    let rows = db.query("SELECT user_id, n, total, average FROM per_user ORDER BY user_id", &[]).await.expect("per_user");
+    let rows =
+        db.query("SELECT user_id, n, total, average FROM per_user ORDER BY user_id", &[]).await.expect("per_user");
     assert_eq!(rows.len(), by_user.len(), "per_user groups");
     for r in &rows {
         let user = r.get::<_, i32>(0) as i64;
@@ -234,11 +235,11 @@ async fn views_are_exact_after_repeated_kill_9() {
     }
     drop(db);
 
-    let mut producer = generate_command(&brokers, TOPIC, MESSAGES, 0).args(["--rate", "8000"]).spawn().expect("generate");
+    let mut producer =
+        generate_command(&brokers, TOPIC, MESSAGES, 0).args(["--rate", "8000"]).spawn().expect("generate");
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(AtomicU64::new(0));
-    let clients: Vec<_> =
-        (0..CLIENTS).map(|c| tokio::spawn(client(c, port, stop.clone(), acked.clone()))).collect();
+    let clients: Vec<_> = (0..CLIENTS).map(|c| tokio::spawn(client(c, port, stop.clone(), acked.clone()))).collect();
 
     let mut crashes = 0;
     for _ in 0..CRASHES {

@@ -73,7 +73,8 @@ async fn populate(server: &Server) -> Vec<String> {
 }
 
 fn newest(dir: &Path, sub: &str, suffix: &str) -> PathBuf {
-    let mut files: Vec<PathBuf> = walk(&dir.join(sub)).into_iter().filter(|p| p.to_string_lossy().ends_with(suffix)).collect();
+    let mut files: Vec<PathBuf> =
+        walk(&dir.join(sub)).into_iter().filter(|p| p.to_string_lossy().ends_with(suffix)).collect();
     files.sort();
     files.pop().unwrap_or_else(|| panic!("no {suffix} file under {}", dir.join(sub).display()))
 }
@@ -283,9 +284,11 @@ async fn a_full_disk_refuses_inserts_and_recovers_when_space_returns() {
     let _unmount = Unmount(dir.clone());
     let server = start(&dir).await;
     let db = common::connect(&server).await;
-    db.batch_execute("CREATE STREAM s (k text, v bigint); CREATE VIEW c AS SELECT count(*) AS n, sum(v) AS total FROM s")
-        .await
-        .expect("setup");
+    db.batch_execute(
+        "CREATE STREAM s (k text, v bigint); CREATE VIEW c AS SELECT count(*) AS n, sum(v) AS total FROM s",
+    )
+    .await
+    .expect("setup");
     let big = "x".repeat(100_000);
     let mut acknowledged = 0i64;
     let mut full = None;

@@ -70,10 +70,8 @@ pub async fn restore(engine: &Engine, loaded: Loaded) -> Result<(), CheckpointEr
     }
     for view in &manifest.views {
         let query = crate::sql::parser::parse_query(&view.query).map_err(|e| restore_error("view", &view.name, e))?;
-        let runtime = engine
-            .start_view(view.id, &view.name, &query)
-            .await
-            .map_err(|e| restore_error("view", &view.name, e))?;
+        let runtime =
+            engine.start_view(view.id, &view.name, &query).await.map_err(|e| restore_error("view", &view.name, e))?;
         let mut state = runtime.state().lock();
         for snapshot in states.remove(&view.id).unwrap_or_default() {
             state.restore(&snapshot).map_err(|e| restore_error("view", &view.name, e))?;

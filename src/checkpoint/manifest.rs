@@ -116,12 +116,13 @@ pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, CheckpointError> {
     for entry in std::fs::read_dir(dir).map_err(|e| io_error(dir, e))? {
         let entry = entry.map_err(|e| io_error(dir, e))?;
         let name = entry.file_name().to_string_lossy().to_string();
-        let seq = name.strip_prefix("checkpoint-").and_then(|n| n.strip_suffix(".json")).and_then(|n| n.parse::<u64>().ok());
+        let seq =
+            name.strip_prefix("checkpoint-").and_then(|n| n.strip_suffix(".json")).and_then(|n| n.parse::<u64>().ok());
         if let Some(seq) = seq {
             out.push((seq, entry.path()));
         }
     }
-    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out.sort_by_key(|m| std::cmp::Reverse(m.0));
     Ok(out)
 }
 

@@ -28,9 +28,9 @@
 //! are kept: if the newest is damaged, recovery falls back to the older and
 //! replays more of the log.
 
+pub mod image;
 pub mod log;
 pub mod manifest;
-pub mod image;
 pub mod state_file;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -121,9 +121,10 @@ impl CheckpointError {
         match self {
             CheckpointError::Io { path, source } => CheckpointError::Io {
                 path: path.clone(),
-                source: source
-                    .raw_os_error()
-                    .map_or_else(|| std::io::Error::new(source.kind(), source.to_string()), std::io::Error::from_raw_os_error),
+                source: source.raw_os_error().map_or_else(
+                    || std::io::Error::new(source.kind(), source.to_string()),
+                    std::io::Error::from_raw_os_error,
+                ),
             },
             other => CheckpointError::LogBroken(other.to_string()),
         }
@@ -253,13 +254,19 @@ impl Durability {
             std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
         }
         let lock_path = root.join("LOCK");
-        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(|e| io_error(&lock_path, e))?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| io_error(&lock_path, e))?;
         if lock.try_lock().is_err() {
             return Err(CheckpointError::Locked(root.to_path_buf()));
         }
         let (loaded, chain) = find_checkpoint(root)?;
         let next_view_id = loaded.as_ref().map_or(1, |l| l.manifest.next_view_id);
-        let store = Store { root: root.to_path_buf(), log: OnceLock::new(), chain: AsyncMutex::new(chain), _lock: lock };
+        let store =
+            Store { root: root.to_path_buf(), log: OnceLock::new(), chain: AsyncMutex::new(chain), _lock: lock };
         let durability =
             Arc::new(Self { gate: RwLock::new(()), store: Some(store), next_view_id: AtomicU64::new(next_view_id) });
         Ok((durability, loaded))
@@ -474,7 +481,8 @@ fn find_checkpoint(root: &Path) -> Result<(Option<Loaded>, Chain), CheckpointErr
                         errors.join("; ")
                     );
                 }
-                let chain = Chain { seq: newest_seq, kept: vec![loaded.manifest.clone()], force_full: !errors.is_empty() };
+                let chain =
+                    Chain { seq: newest_seq, kept: vec![loaded.manifest.clone()], force_full: !errors.is_empty() };
                 return Ok((Some(loaded), chain));
             }
             Err(e) => errors.push(e.to_string()),
@@ -483,7 +491,8 @@ fn find_checkpoint(root: &Path) -> Result<(Option<Loaded>, Chain), CheckpointErr
     if !errors.is_empty() {
         return Err(CheckpointError::Unrecoverable { dir: root.to_path_buf(), errors: errors.join("; ") });
     }
-    let has_log = log::segments(&root.join("wal"))?.iter().any(|(_, p)| std::fs::metadata(p).is_ok_and(|m| m.len() > 0));
+    let has_log =
+        log::segments(&root.join("wal"))?.iter().any(|(_, p)| std::fs::metadata(p).is_ok_and(|m| m.len() > 0));
     if has_log {
         return Err(CheckpointError::Unrecoverable {
             dir: root.to_path_buf(),
@@ -497,8 +506,7 @@ fn load(root: &Path, path: &Path) -> Result<Loaded, CheckpointError> {
     let manifest = Manifest::read(path)?;
     let mut states = BTreeMap::new();
     for view in &manifest.views {
-        let snapshots =
-            view.files.iter().map(|f| state_file::read(root, view.id, f)).collect::<Result<Vec<_>, _>>()?;
+        let snapshots = view.files.iter().map(|f| state_file::read(root, view.id, f)).collect::<Result<Vec<_>, _>>()?;
         states.insert(view.id, snapshots);
     }
     Ok(Loaded { manifest, states })

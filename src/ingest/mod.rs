@@ -17,8 +17,8 @@ use datafusion::arrow::datatypes::{DataType, Schema};
 use futures::future::join_all;
 
 use crate::catalog::StreamEntry;
-pub use crate::checkpoint::log::Commit;
 use crate::catalog::types::{PG_TYPE_KEY, UTC};
+pub use crate::checkpoint::log::Commit;
 
 /// Errors writing rows.
 #[derive(Debug, thiserror::Error)]
@@ -66,13 +66,16 @@ pub enum IngestError {
 /// logged, durably unless `commit` is [`Commit::Async`], before any view
 /// sees it; the log record carries `arrival_timestamp`, so a replay after a
 /// crash gives the views exactly the same rows.
-pub async fn write_batches(stream: &StreamEntry, batches: Vec<RecordBatch>, commit: Commit) -> Result<u64, IngestError> {
+pub async fn write_batches(
+    stream: &StreamEntry,
+    batches: Vec<RecordBatch>,
+    commit: Commit,
+) -> Result<u64, IngestError> {
     for batch in &batches {
         check_json(&stream.def.schema, batch)?;
         check_not_null(stream, batch)?;
     }
-    let stamped =
-        batches.into_iter().filter(|b| b.num_rows() > 0).map(stamp_arrival).collect::<Result<Vec<_>, _>>()?;
+    let stamped = batches.into_iter().filter(|b| b.num_rows() > 0).map(stamp_arrival).collect::<Result<Vec<_>, _>>()?;
     if stamped.is_empty() {
         return Ok(0);
     }

@@ -69,6 +69,8 @@ pub struct IncrementalPlan {
     pub layout: PartialLayout,
     /// The view's groups.
     pub state: Arc<Mutex<GroupedState>>,
+    /// What evaluating the groups gives: keys, then finished aggregates.
+    pub state_schema: SchemaRef,
     /// The read side: the view's query with its aggregate replaced by a scan
     /// of the state.
     pub upper: LogicalPlan,
@@ -109,12 +111,21 @@ pub async fn plan_view(catalog: Arc<Catalog>, name: &str, query: &Query) -> Resu
     let grouped = Arc::new(Mutex::new(GroupedState::try_new(&key_types, aggregates)?));
 
     let state_schema: SchemaRef = Arc::clone(aggregate.schema.inner());
-    let table = Arc::new(StateTable::new(state_schema, layout.group_columns, grouped.clone()));
+    let table = Arc::new(StateTable::new(state_schema.clone(), layout.group_columns, grouped.clone()));
     let upper = replace_aggregate(logical, &aggregate, &format!("__eddy_state_{name}"), table)?;
     let upper = limits_as_nodes(upper)?;
     tracing::debug!(view = name, plan = %upper.display_indent(), "view read plan");
     let partial: Arc<dyn ExecutionPlan> = Arc::new(partial);
-    Ok(IncrementalPlan { stream, slot, partial, layout, state: grouped, upper, task_ctx: state.task_ctx() })
+    Ok(IncrementalPlan {
+        stream,
+        slot,
+        partial,
+        layout,
+        state: grouped,
+        state_schema,
+        upper,
+        task_ctx: state.task_ctx(),
+    })
 }
 
 /// Functions of the current time: in a continuous view they would be frozen

@@ -13,9 +13,9 @@ use tokio_util::task::TaskTracker;
 
 use super::config::Config;
 use crate::catalog::Catalog;
-use crate::checkpoint::{CheckpointError, CheckpointStats, Durability, image};
 use crate::catalog::relations as pipelinedb;
 use crate::catalog::schema_provider::CatalogSchema;
+use crate::checkpoint::{CheckpointError, CheckpointStats, Durability, image};
 use crate::error::{EddyError, Result};
 use crate::ingest::kafka::Kafka;
 use crate::ingest::kafka::relations as kafka_relations;

@@ -50,7 +50,8 @@ impl Server {
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
-        let data_dir = config.data_dir.as_ref().map_or_else(|| "(none: in memory)".to_string(), |d| d.display().to_string());
+        let data_dir =
+            config.data_dir.as_ref().map_or_else(|| "(none: in memory)".to_string(), |d| d.display().to_string());
         info!(%addr, %data_dir, "eddy listening");
         let accept = tokio::spawn(
             accept_loop(listener, engine.clone(), tasks.clone(), shutdown.clone()).instrument(info_span!("accept")),

@@ -19,7 +19,8 @@ use super::{SqlError, normalize_object_name};
 
 /// Parses one query (a view's definition, as a checkpoint saved it).
 pub fn parse_query(sql: &str) -> Result<Box<ast::Query>, SqlError> {
-    let mut parser = Parser::new(&PostgreSqlDialect {}).try_with_sql(sql).map_err(|e| SqlError::Syntax(e.to_string()))?;
+    let mut parser =
+        Parser::new(&PostgreSqlDialect {}).try_with_sql(sql).map_err(|e| SqlError::Syntax(e.to_string()))?;
     parser.parse_query().map_err(|e| SqlError::Syntax(e.to_string()))
 }
 

@@ -72,8 +72,7 @@ impl GroupedState {
             let keys = converter.empty_rows(0, 0);
             (Some(converter), Some(keys))
         };
-        let state_widths =
-            aggregates.iter().map(|a| a.state_fields().map(|f| f.len())).collect::<Result<Vec<_>>>()?;
+        let state_widths = aggregates.iter().map(|a| a.state_fields().map(|f| f.len())).collect::<Result<Vec<_>>>()?;
         let mut state = Self {
             aggregates,
             key_types: key_types.to_vec(),

@@ -77,7 +77,8 @@ impl EddyProcess {
     }
 
     fn spawn(&self, port: &str) -> Child {
-        let log = fs::OpenOptions::new().create(true).append(true).open(self.dir.join("eddy.log")).expect("open eddy.log");
+        let log =
+            fs::OpenOptions::new().create(true).append(true).open(self.dir.join("eddy.log")).expect("open eddy.log");
         Command::new(env!("CARGO_BIN_EXE_eddy"))
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))

@@ -33,7 +33,8 @@ fn tansu_binary() -> PathBuf {
 
 /// Starts tansu on `port` (advertised as `host`), in memory.
 pub fn start_tansu(host: &str, port: u16) -> Tansu {
-    let log = File::create(Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("tansu-{port}.log"))).expect("tansu log");
+    let log =
+        File::create(Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("tansu-{port}.log"))).expect("tansu log");
     let child = Command::new(tansu_binary())
         .args(["broker", "--listener-url", &format!("tcp://127.0.0.1:{port}")])
         .args(["--advertised-listener-url", &format!("tcp://{host}:{port}")])
@@ -55,9 +56,12 @@ pub fn start_tansu(host: &str, port: u16) -> Tansu {
 /// `eddy generate` for `topic` over 4 partitions, with extra arguments.
 pub fn generate_command(brokers: &str, topic: &str, count: u64, start: u64) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_eddy"));
-    command
-        .args(["generate", "--brokers", brokers, "--topic", topic, "--partitions", "4"])
-        .args(["--count", &count.to_string(), "--start", &start.to_string()]);
+    command.args(["generate", "--brokers", brokers, "--topic", topic, "--partitions", "4"]).args([
+        "--count",
+        &count.to_string(),
+        "--start",
+        &start.to_string(),
+    ]);
     command
 }
 
