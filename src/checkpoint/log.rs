@@ -443,14 +443,14 @@ mod tests {
         let good = std::fs::read(&path).unwrap();
         // A crash in the middle of the last record.
         std::fs::write(&path, &good[..good.len() - 5]).unwrap();
-        let (records, last) = replay(&d, 0).unwrap();
+        let (records, last) = replay(&d, 6).unwrap();
         assert_eq!((records.len(), last), (2, 8));
         assert!(std::fs::metadata(&path).unwrap().len() < good.len() as u64 - 5, "the torn record was cut off");
         // A flipped byte in the first record, with a record after it.
         let mut damaged = good.clone();
         damaged[HEADER + 3] ^= 1;
         std::fs::write(&path, &damaged).unwrap();
-        let err = replay(&d, 0).unwrap_err();
+        let err = replay(&d, 6).unwrap_err();
         assert!(matches!(err, CheckpointError::Corrupt { .. }), "{err}");
     }
 }
