@@ -28,8 +28,11 @@ pub fn capture(
         let on_disk = files(view.id());
         let mut state = view.state().lock();
         let delta_rows: u64 = on_disk.iter().flatten().filter(|f| !f.full).map(|f| f.rows).sum();
-        let compact = delta_rows + state.dirty_groups() as u64 > (state.groups() as u64).max(1024);
-        let full = force_full || on_disk.is_none() || compact;
+        // Deltas that add up to the whole state are compacted into a full
+        // snapshot; so is a delta that would hold most groups anyway.
+        let (dirty, groups) = (state.dirty_groups() as u64, state.groups() as u64);
+        let compact = delta_rows + dirty > groups.max(1024) || dirty * 2 >= groups.max(1);
+        let full = force_full || on_disk.is_none() || (dirty > 0 && compact);
         let snapshot = if full || state.dirty_groups() > 0 {
             Some(state.take_snapshot(full).map_err(|e| CheckpointError::Encode(e.to_string()))?)
         } else {
