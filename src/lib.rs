@@ -1,10 +1,11 @@
 //! # Eddy: a streaming SQL database
 //!
-//! Streams are declared in SQL and fed by `INSERT` and `COPY` (Kafka comes
-//! next). Continuous views are SQL queries over streams, kept up to date
+//! Streams are declared in SQL and fed by Kafka topics, `INSERT` and `COPY`.
+//! Continuous views are SQL queries over streams, kept up to date
 //! incrementally: raw events are never stored, only each view's mergeable
-//! partial-aggregate state. Everything is served over the PostgreSQL wire
-//! protocol.
+//! partial-aggregate state, checkpointed to a data directory with an insert
+//! log so that it survives a crash. Everything is served over the PostgreSQL
+//! wire protocol.
 //!
 //! ## Rooms
 //!

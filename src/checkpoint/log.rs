@@ -185,25 +185,26 @@ fn scan(bytes: &[u8], path: &Path, is_last: bool) -> Result<Scanned, CheckpointE
     let mut at = 0;
     let mut out = Vec::new();
     while at < bytes.len() {
-        let torn = |what: &str| -> Result<Scanned, CheckpointError> {
+        // The valid records so far, if the rest may be a torn tail.
+        let torn = |what: &str, out: Vec<_>| -> Result<Scanned, CheckpointError> {
             if is_last {
-                Ok((at, Vec::new()))
+                Ok((at, out))
             } else {
                 Err(CheckpointError::Corrupt { path: path.to_path_buf(), what: format!("{what} at byte {at}") })
             }
         };
         if bytes.len() - at < HEADER {
-            return torn("a truncated record header").map(|(v, _)| (v, out));
+            return torn("a truncated record header", out);
         }
         let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap_or_default()) as usize;
         let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap_or_default());
         let end = at + HEADER + len;
         if end > bytes.len() {
-            return torn("a truncated record").map(|(v, _)| (v, out));
+            return torn("a truncated record", out);
         }
         if crc32fast::hash(&bytes[at + 8..end]) != crc {
             if end == bytes.len() {
-                return torn("a record with a bad checksum").map(|(v, _)| (v, out));
+                return torn("a record with a bad checksum", out);
             }
             return Err(CheckpointError::Corrupt {
                 path: path.to_path_buf(),

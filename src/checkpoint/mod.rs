@@ -512,8 +512,6 @@ fn load(root: &Path, path: &Path) -> Result<Loaded, CheckpointError> {
     Ok(Loaded { manifest, states })
 }
 
-pub use log::Commit as CommitMode;
-
 /// The session's `synchronous_commit`, carried to the INSERT sink in the
 /// DataFusion session config.
 #[derive(Debug, Clone, Copy)]

@@ -156,14 +156,17 @@ mod tests {
     const QUERY: &str = "SELECT k, count(*), sum(v), avg(v), min(v), count(DISTINCT v), string_agg(CAST(v AS text), ',') \
                          FROM s GROUP BY k";
 
-    async fn plan() -> IncrementalPlan {
-        let catalog = Arc::new(Catalog::default());
-        let fields = vec![
+    fn stream_schema() -> Arc<datafusion::arrow::datatypes::Schema> {
+        Arc::new(datafusion::arrow::datatypes::Schema::new(vec![
             field_for_sql_type("k", "text").unwrap(),
             field_for_sql_type("v", "bigint").unwrap(),
             datafusion::arrow::datatypes::Field::new("arrival_timestamp", timestamptz(), true),
-        ];
-        let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
+        ]))
+    }
+
+    async fn plan() -> IncrementalPlan {
+        let catalog = Arc::new(Catalog::default());
+        let schema = stream_schema();
         catalog.add_stream(StreamDef { name: "s".into(), schema, columns: Vec::new() }).unwrap();
         let query = crate::sql::parser::parse_query(QUERY).unwrap();
         plan_view(catalog, "v", &query).await.unwrap()
@@ -172,13 +175,8 @@ mod tests {
     fn batch(rows: &[(&str, i64)]) -> RecordBatch {
         let (keys, values): (Vec<&str>, Vec<i64>) = rows.iter().copied().unzip();
         let times = TimestampMicrosecondArray::from(vec![0; rows.len()]).with_timezone(UTC);
-        let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(vec![
-            field_for_sql_type("k", "text").unwrap(),
-            field_for_sql_type("v", "bigint").unwrap(),
-            datafusion::arrow::datatypes::Field::new("arrival_timestamp", timestamptz(), true),
-        ]));
         RecordBatch::try_new(
-            schema,
+            stream_schema(),
             vec![Arc::new(StringArray::from(keys)), Arc::new(Int64Array::from(values)), Arc::new(times)],
         )
         .unwrap()

@@ -272,19 +272,33 @@ impl Kafka {
         if !record.offsets.is_empty() {
             options.start_offset = options::StartOffset::Stored;
         }
-        let consumer = Arc::new(Consumer {
+        let key = (record.topic, record.stream);
+        let status = Arc::new(StatusCell::default());
+        let consumer = self.new_consumer(&key, options, status, record.offsets, record.running);
+        consumer.status.set("stopped", None);
+        self.consumers.lock().insert(key, Arc::new(consumer));
+    }
+
+    /// A consumer record, not yet running.
+    fn new_consumer(
+        &self,
+        (topic, stream): &(String, String),
+        options: ConsumerOptions,
+        status: Arc<StatusCell>,
+        offsets: BTreeMap<i32, i64>,
+        active: bool,
+    ) -> Consumer {
+        Consumer {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
-            topic: record.topic.clone(),
-            stream: record.stream.clone(),
+            topic: topic.clone(),
+            stream: stream.clone(),
             options: Mutex::new(options),
-            status: Arc::new(StatusCell::default()),
-            offsets: Mutex::new(record.offsets),
+            status,
+            offsets: Mutex::new(offsets),
             stats: Stats::default(),
             run: Mutex::new(None),
-            active: std::sync::atomic::AtomicBool::new(record.running),
-        });
-        consumer.status.set("stopped", None);
-        self.consumers.lock().insert((record.topic, record.stream), consumer);
+            active: std::sync::atomic::AtomicBool::new(active),
+        }
     }
 
     /// Starts the restored consumers that were consuming when the checkpoint
@@ -343,17 +357,7 @@ impl Kafka {
         let consumer = {
             let mut consumers = self.consumers.lock();
             let consumer = consumers.entry(key.clone()).or_insert_with(|| {
-                Arc::new(Consumer {
-                    id: self.next_id.fetch_add(1, Ordering::Relaxed),
-                    topic: key.0.clone(),
-                    stream: key.1.clone(),
-                    options: Mutex::new(options.clone()),
-                    status: status.clone(),
-                    offsets: Mutex::new(BTreeMap::new()),
-                    stats: Stats::default(),
-                    run: Mutex::new(None),
-                    active: Default::default(),
-                })
+                Arc::new(self.new_consumer(&key, options.clone(), status.clone(), BTreeMap::new(), false))
             });
             *consumer.options.lock() = options;
             consumer.clone()
