@@ -20,6 +20,8 @@
 //! - [`query`]: the read path, DataFusion over the views' state.
 //! - [`checkpoint`]: the data directory: insert log, checkpoints, recovery.
 //! - [`generate`]: `eddy generate`, a load generator for Kafka topics.
+//! - [`window`]: sliding, tumbling and hopping windows, watermarks and TTL.
+//! - [`clock`]: the server's clock, manual in tests.
 //!
 //! ## Data flow
 //!
@@ -35,6 +37,7 @@
 
 pub mod catalog;
 pub mod checkpoint;
+pub mod clock;
 pub mod error;
 pub mod generate;
 pub mod ingest;
@@ -46,6 +49,7 @@ pub mod server;
 pub mod sql;
 pub mod state;
 pub mod stream;
+pub mod window;
 
 pub use error::{EddyError, Result};
 pub use server::{Config, Server};

@@ -108,6 +108,10 @@ struct ServeArgs {
     /// Most decoded rows a single COPY may hold before it is applied, in bytes.
     #[arg(long, default_value_t = config::DEFAULT_COPY_MAX_BYTES)]
     copy_max_bytes: usize,
+    /// Run on a manual clock that stands still until `eddy_set_clock` or
+    /// `eddy_advance_clock` moves it (for tests of windows).
+    #[arg(long)]
+    manual_clock: bool,
 }
 
 impl ServeArgs {
@@ -119,6 +123,7 @@ impl ServeArgs {
             max_connections: self.max_connections,
             max_query_bytes: self.max_query_bytes,
             copy_max_bytes: self.copy_max_bytes,
+            manual_clock: self.manual_clock.then(|| chrono::Utc::now().timestamp_micros()),
             ..Config::default()
         }
     }

@@ -18,7 +18,9 @@ use parking_lot::RwLock;
 
 use crate::checkpoint::Durability;
 use crate::checkpoint::manifest::{ColumnRecord, StreamRecord};
+use crate::clock::Clock;
 use crate::stream::ViewRuntime;
+use crate::window::watermark::{EventTime, Watermark};
 
 /// Errors about names.
 #[derive(Debug, thiserror::Error)]
@@ -76,13 +78,8 @@ pub struct StreamDef {
     pub schema: SchemaRef,
     /// The user's columns as declared (what a checkpoint saves).
     pub columns: Vec<ColumnRecord>,
-}
-
-impl StreamDef {
-    /// The stream as a checkpoint records it.
-    pub fn record(&self) -> StreamRecord {
-        StreamRecord { name: self.name.clone(), columns: self.columns.clone() }
-    }
+    /// The event-time column and its lateness, if declared.
+    pub event_time: Option<EventTime>,
 }
 
 /// A stream schema's user columns: all but the trailing `arrival_timestamp`.
@@ -102,9 +99,40 @@ pub struct StreamEntry {
     rows_in: std::sync::atomic::AtomicU64,
     /// The insert log and the checkpoint barrier writes go through.
     durability: Arc<Durability>,
+    /// The server's clock.
+    clock: Arc<Clock>,
+    /// The event-time watermark (unused without event time).
+    watermark: Watermark,
 }
 
 impl StreamEntry {
+    /// The stream as a checkpoint records it, with its watermark.
+    pub fn record(&self) -> StreamRecord {
+        let def = &self.def;
+        StreamRecord {
+            name: def.name.clone(),
+            columns: def.columns.clone(),
+            event_time: def.event_time.clone(),
+            watermark: def.event_time.as_ref().map(|_| self.watermark.snapshot()),
+        }
+    }
+
+    /// The server's clock, which stamps `arrival_timestamp`.
+    pub fn clock(&self) -> &Arc<Clock> {
+        &self.clock
+    }
+
+    /// The event-time watermark.
+    pub fn watermark(&self) -> &Watermark {
+        &self.watermark
+    }
+
+    /// The watermark now, for a stream with event time.
+    pub fn watermark_now(&self) -> Option<i64> {
+        let def = self.def.event_time.as_ref()?;
+        self.watermark.at(def, self.clock.now_micros())
+    }
+
     /// The views a write to this stream must reach, as a snapshot.
     pub fn views(&self) -> Vec<Arc<ViewRuntime>> {
         self.views.read().clone()
@@ -146,18 +174,25 @@ struct Inner {
 pub struct Catalog {
     inner: RwLock<Inner>,
     durability: Arc<Durability>,
+    clock: Arc<Clock>,
 }
 
 impl Default for Catalog {
     fn default() -> Self {
-        Self::new(Durability::ephemeral())
+        Self::new(Durability::ephemeral(), Clock::system())
     }
 }
 
 impl Catalog {
-    /// An empty catalog whose streams write through `durability`.
-    pub fn new(durability: Arc<Durability>) -> Self {
-        Self { inner: RwLock::new(Inner::default()), durability }
+    /// An empty catalog whose streams write through `durability` and tell
+    /// time by `clock`.
+    pub fn new(durability: Arc<Durability>, clock: Arc<Clock>) -> Self {
+        Self { inner: RwLock::new(Inner::default()), durability, clock }
+    }
+
+    /// The server's clock.
+    pub fn clock(&self) -> &Arc<Clock> {
+        &self.clock
     }
 
     /// The data directory's insert log and checkpoints.
@@ -227,6 +262,8 @@ impl Catalog {
             views: RwLock::new(Vec::new()),
             rows_in: Default::default(),
             durability: self.durability.clone(),
+            clock: self.clock.clone(),
+            watermark: Watermark::default(),
         });
         inner.streams.insert(entry.def.name.clone(), entry.clone());
         Ok(entry)

@@ -3,10 +3,14 @@
 //! `pipelinedb.views` listed them. `SHOW STREAMS` and `SHOW VIEWS` read them.
 //!
 //! - `streams`: name, columns (as `name type, ...`), views (how many read it),
-//!   rows_in (rows written since the server started).
+//!   rows_in (rows written since the server started), and for streams with
+//!   event time: event_time (the column and lateness), watermark (now) and
+//!   late_rows (dropped from windowed views).
 //! - `views`: name, stream, query (the view's definition), rows_in (rows
 //!   merged), groups (held now), bytes (of state, as the accumulators
-//!   estimate them).
+//!   estimate them), window (a sliding window and its step), ttl, and
+//!   watermark for views windowed on event time: a window ending at or
+//!   before it is final.
 
 use std::sync::Arc;
 
@@ -15,7 +19,8 @@ use datafusion::common::Result;
 
 use super::Catalog;
 use super::types::pg_type_name;
-use crate::query::snapshot::{SnapshotSchema, batch, int64, text};
+use crate::query::snapshot::{SnapshotSchema, batch, int64, text, timestamptz};
+use crate::window::format_duration;
 
 /// The schema's name.
 pub const SCHEMA: &str = "pipelinedb";
@@ -45,6 +50,14 @@ fn streams(catalog: &Catalog) -> Result<RecordBatch> {
         ("columns", text(columns)),
         ("views", int64(all.iter().map(|s| Some(s.views().len() as i64)))),
         ("rows_in", int64(all.iter().map(|s| Some(s.rows_in() as i64)))),
+        (
+            "event_time",
+            text(all.iter().map(|s| {
+                s.def.event_time.as_ref().map(|e| format!("{} - {}", e.column, format_duration(e.lateness)))
+            })),
+        ),
+        ("watermark", timestamptz(all.iter().map(|s| s.watermark_now()))),
+        ("late_rows", int64(all.iter().map(|s| s.def.event_time.as_ref().map(|_| s.watermark().late_rows() as i64)))),
     ])
 }
 
@@ -57,5 +70,21 @@ fn views(catalog: &Catalog) -> Result<RecordBatch> {
         ("rows_in", int64(all.iter().map(|v| Some(v.rows_in() as i64)))),
         ("groups", int64(all.iter().map(|v| Some(v.groups() as i64)))),
         ("bytes", int64(all.iter().map(|v| Some(v.state_bytes() as i64)))),
+        (
+            "window",
+            text(all.iter().map(|v| {
+                v.sliding().map(|s| {
+                    format!("sliding {} on {}, step {}", format_duration(s.width), s.column, format_duration(s.step))
+                })
+            })),
+        ),
+        ("ttl", text(all.iter().map(|v| v.ttl().map(|t| format!("{} on {}", format_duration(t.ttl), t.column))))),
+        (
+            "watermark",
+            timestamptz(all.iter().map(|v| {
+                let stream = catalog.stream(v.stream_name()).ok()?;
+                v.event_windowed().then(|| stream.watermark_now()).flatten()
+            })),
+        ),
     ])
 }

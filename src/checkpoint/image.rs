@@ -22,7 +22,7 @@ pub fn capture(
     files: &dyn Fn(u64) -> Option<Vec<StateFile>>,
     force_full: bool,
 ) -> Result<Capture, CheckpointError> {
-    let streams = engine.catalog.streams().iter().map(|s| s.def.record()).collect();
+    let streams = engine.catalog.streams().iter().map(|s| s.record()).collect();
     let mut views = Vec::new();
     for view in engine.catalog.views() {
         let on_disk = files(view.id());
@@ -43,6 +43,7 @@ pub fn capture(
             id: view.id(),
             name: view.name().to_string(),
             query: view.definition().to_string(),
+            options: view.options(),
             files: Vec::new(),
         };
         views.push((record, snapshot));
@@ -68,13 +69,23 @@ pub async fn restore(engine: &Engine, loaded: Loaded) -> Result<(), CheckpointEr
             options: Vec::new(),
         };
         let schema = declaration.schema().map_err(|e| restore_error("stream", &stream.name, e))?;
-        let def = StreamDef { name: stream.name.clone(), schema: Arc::new(schema), columns: stream.columns.clone() };
-        engine.catalog.add_stream(def).map_err(|e| restore_error("stream", &stream.name, e))?;
+        let def = StreamDef {
+            name: stream.name.clone(),
+            schema: Arc::new(schema),
+            columns: stream.columns.clone(),
+            event_time: stream.event_time.clone(),
+        };
+        let entry = engine.catalog.add_stream(def).map_err(|e| restore_error("stream", &stream.name, e))?;
+        if let Some(watermark) = stream.watermark {
+            entry.watermark().restore(watermark);
+        }
     }
     for view in &manifest.views {
         let query = crate::sql::parser::parse_query(&view.query).map_err(|e| restore_error("view", &view.name, e))?;
-        let runtime =
-            engine.start_view(view.id, &view.name, &query).await.map_err(|e| restore_error("view", &view.name, e))?;
+        let runtime = engine
+            .start_view(view.id, &view.name, &query, view.options.clone())
+            .await
+            .map_err(|e| restore_error("view", &view.name, e))?;
         let mut state = runtime.state().lock();
         for snapshot in states.remove(&view.id).unwrap_or_default() {
             state.restore(&snapshot).map_err(|e| restore_error("view", &view.name, e))?;

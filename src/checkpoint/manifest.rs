@@ -37,6 +37,12 @@ pub struct StreamRecord {
     pub name: String,
     /// Its user columns (not `arrival_timestamp`).
     pub columns: Vec<ColumnRecord>,
+    /// Its event-time column and lateness, if declared.
+    #[serde(default)]
+    pub event_time: Option<crate::window::watermark::EventTime>,
+    /// Its watermark when the checkpoint was taken.
+    #[serde(default)]
+    pub watermark: Option<crate::window::watermark::WatermarkState>,
 }
 
 /// One state file of a view.
@@ -63,6 +69,9 @@ pub struct ViewRecord {
     pub name: String,
     /// Its query, as SQL.
     pub query: String,
+    /// Its `WITH (...)` options (windows, TTL).
+    #[serde(default)]
+    pub options: Vec<(String, String)>,
     /// State files, loaded in order: the first is full.
     pub files: Vec<StateFile>,
 }

@@ -75,7 +75,9 @@ pub async fn write_batches(
         check_json(&stream.def.schema, batch)?;
         check_not_null(stream, batch)?;
     }
-    let stamped = batches.into_iter().filter(|b| b.num_rows() > 0).map(stamp_arrival).collect::<Result<Vec<_>, _>>()?;
+    let now = stream.clock().now_micros();
+    let stamped =
+        batches.into_iter().filter(|b| b.num_rows() > 0).map(|b| stamp_arrival(b, now)).collect::<Result<Vec<_>, _>>()?;
     if stamped.is_empty() {
         return Ok(0);
     }
@@ -95,12 +97,50 @@ pub(crate) async fn apply_batch(stream: &StreamEntry, batch: RecordBatch) -> Res
     if batch.num_rows() == 0 {
         return Ok(());
     }
-    let batch = stamp_arrival(batch)?;
+    let batch = stamp_arrival(batch, stream.clock().now_micros())?;
     stream.count_rows(batch.num_rows() as u64);
     let views = stream.views();
-    let results = join_all(views.iter().map(|v| v.apply(batch.clone()))).await;
+    let on_time = on_time_rows(stream, &batch, &views)?;
+    let results = join_all(views.iter().map(|v| {
+        let rows = match &on_time {
+            Some(on_time) if v.event_windowed() => on_time.clone(),
+            _ => batch.clone(),
+        };
+        v.apply(rows)
+    }))
+    .await;
     results.into_iter().collect::<Result<Vec<()>, _>>()?;
     Ok(())
+}
+
+/// For a stream with event time, the rows that are not late (what windowed
+/// views see); the watermark advances. Decided at the rows' arrival time.
+fn on_time_rows(
+    stream: &StreamEntry,
+    batch: &RecordBatch,
+    views: &[Arc<crate::stream::ViewRuntime>],
+) -> Result<Option<RecordBatch>, IngestError> {
+    let Some(def) = &stream.def.event_time else {
+        return Ok(None);
+    };
+    let schema = &stream.def.schema;
+    let (Ok(column), Some(arrival)) = (schema.index_of(&def.column), arrival_of(batch)) else {
+        return Ok(None);
+    };
+    let (on_time, late) = stream
+        .watermark()
+        .admit(def, batch, column, arrival)
+        .map_err(|e| IngestError::InvalidText(format!("event time: {e}")))?;
+    if late > 0 && views.iter().any(|v| v.event_windowed()) {
+        tracing::debug!(stream = %stream.def.name, late, "late rows kept from windowed views");
+    }
+    Ok(Some(on_time))
+}
+
+/// When a stamped batch arrived: its newest `arrival_timestamp`.
+fn arrival_of(batch: &RecordBatch) -> Option<i64> {
+    let column = batch.column(batch.num_columns().checked_sub(1)?);
+    datafusion::arrow::compute::max(column.as_any().downcast_ref::<TimestampMicrosecondArray>()?)
 }
 
 /// json and jsonb columns must hold valid JSON, as in PostgreSQL. The
@@ -140,14 +180,13 @@ fn check_not_null(stream: &StreamEntry, batch: &RecordBatch) -> Result<(), Inges
     Ok(())
 }
 
-/// Sets `arrival_timestamp` (the last column) to now where it is NULL.
-fn stamp_arrival(batch: RecordBatch) -> Result<RecordBatch, IngestError> {
+/// Sets `arrival_timestamp` (the last column) to `now` where it is NULL.
+fn stamp_arrival(batch: RecordBatch, now: i64) -> Result<RecordBatch, IngestError> {
     let last = batch.num_columns().saturating_sub(1);
     let column = batch.column(last);
     if column.null_count() == 0 || !matches!(column.data_type(), DataType::Timestamp(_, _)) {
         return Ok(batch);
     }
-    let now = chrono::Utc::now().timestamp_micros();
     let stamped: TimestampMicrosecondArray = match column.as_any().downcast_ref::<TimestampMicrosecondArray>() {
         Some(ts) => ts.iter().map(|v| Some(v.unwrap_or(now))).collect(),
         None => (0..batch.num_rows()).map(|_| Some(now)).collect(),

@@ -181,6 +181,7 @@ impl EddyQueryParser {
             }
             Statement::Show(show) => (None, Vec::new(), Some(show.schema(&self.session))),
             Statement::Truncate(_) => (None, Vec::new(), Some(TruncateView::schema())),
+            Statement::SetTtl(_) => (None, Vec::new(), Some(crate::sql::statement::set_ttl::SetTtl::schema())),
             Statement::Kafka(call) => (None, Vec::new(), Some(call.schema())),
             _ => (None, Vec::new(), None),
         };

@@ -16,6 +16,8 @@ use crate::ingest::IngestError;
 use crate::ingest::kafka::KafkaError;
 use crate::planner::PlanError;
 use crate::sql::SqlError;
+use crate::window::WindowError;
+use crate::clock::ClockError;
 
 /// Syntax error.
 pub const SYNTAX_ERROR: &str = "42601";
@@ -83,6 +85,16 @@ fn plan_state(e: &PlanError) -> &'static str {
         PlanError::InvalidView(_) => "42P17",
         PlanError::Unsupported(_) | PlanError::StreamRead(_) => FEATURE_NOT_SUPPORTED,
         PlanError::DataFusion(e) => datafusion_state(e),
+        PlanError::Window(e) => window_state(e),
+    }
+}
+
+fn window_state(e: &WindowError) -> &'static str {
+    match e {
+        WindowError::InvalidOption(_) => "22023",
+        WindowError::Unsupported(_) => FEATURE_NOT_SUPPORTED,
+        WindowError::Clock(ClockError::NotManual) => "55000",
+        WindowError::Clock(ClockError::Backwards { .. }) => "22008",
     }
 }
 
@@ -136,6 +148,9 @@ fn external_state(inner: &(dyn std::error::Error + Send + Sync + 'static)) -> &'
     }
     if let Some(e) = inner.downcast_ref::<IngestError>() {
         return ingest_state(e);
+    }
+    if let Some(e) = inner.downcast_ref::<WindowError>() {
+        return window_state(e);
     }
     if let Some(e) = inner.downcast_ref::<ArrowError>() {
         return arrow_state(e);

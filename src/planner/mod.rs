@@ -35,6 +35,8 @@ use crate::catalog::Catalog;
 use crate::query::context::planning_state;
 use crate::query::state_table::StateTable;
 use crate::state::{GroupedState, PartialLayout};
+use crate::window::rewrite::{Windowing, rewrite_view};
+use crate::window::{ViewOptions, WindowError};
 use batch_source::BatchSlot;
 use resolve::ViewPlanningSchema;
 
@@ -55,6 +57,9 @@ pub enum PlanError {
     /// DataFusion could not plan the query.
     #[error("{}", crate::error::clean_datafusion_message(.0))]
     DataFusion(#[from] DataFusionError),
+    /// The view's window is not valid.
+    #[error(transparent)]
+    Window(#[from] WindowError),
 }
 
 /// Everything needed to maintain and read one view.
@@ -76,6 +81,16 @@ pub struct IncrementalPlan {
     pub upper: LogicalPlan,
     /// The context `partial` runs in.
     pub task_ctx: Arc<TaskContext>,
+    /// The view's windows, as the rewrite found them.
+    pub windowing: Windowing,
+    /// With a sliding window, the key column holding the step (the last).
+    pub step_key: Option<usize>,
+    /// Output columns that are group keys, by name, with their key index
+    /// (what `ttl_column` may name).
+    pub key_outputs: Vec<(String, usize)>,
+    /// Whether the view windows on its stream's event time, so that late
+    /// events are kept from it.
+    pub event_windowed: bool,
 }
 
 impl std::fmt::Debug for IncrementalPlan {
@@ -84,11 +99,19 @@ impl std::fmt::Debug for IncrementalPlan {
     }
 }
 
-/// Plans `query` as continuous view `name`.
-pub async fn plan_view(catalog: Arc<Catalog>, name: &str, query: &Query) -> Result<IncrementalPlan, PlanError> {
-    let schema = Arc::new(ViewPlanningSchema::new(catalog));
+/// Plans `query` as continuous view `name`, with its window `options`.
+pub async fn plan_view(
+    catalog: Arc<Catalog>,
+    name: &str,
+    query: &Query,
+    options: &ViewOptions,
+) -> Result<IncrementalPlan, PlanError> {
+    let event_time = |stream: &str| catalog.stream(stream).ok().and_then(|s| s.def.event_time.clone()).map(|e| e.column);
+    let (query, windowing) = rewrite_view(query, options, &event_time)?;
+    let clock = catalog.clock().clone();
+    let schema = Arc::new(ViewPlanningSchema::new(catalog.clone()));
     let state = planning_state(schema.clone())?;
-    let stmt = DFStatement::Statement(Box::new(SqlStatement::Query(Box::new(query.clone()))));
+    let stmt = DFStatement::Statement(Box::new(SqlStatement::Query(Box::new(query))));
     let logical = state.statement_to_plan(stmt).await.map_err(unwrap_external)?;
     reject_time_functions(&logical)?;
     let logical = state.optimize(&logical)?;
@@ -111,7 +134,15 @@ pub async fn plan_view(catalog: Arc<Catalog>, name: &str, query: &Query) -> Resu
     let grouped = Arc::new(Mutex::new(GroupedState::try_new(&key_types, aggregates)?));
 
     let state_schema: SchemaRef = Arc::clone(aggregate.schema.inner());
-    let table = Arc::new(StateTable::new(state_schema.clone(), layout.group_columns, grouped.clone()));
+    let step_key = step_key(&aggregate, &windowing)?;
+    let key_outputs = key_outputs(&logical, &aggregate);
+    let stream_time = catalog.stream(&stream).ok().and_then(|s| s.def.event_time.clone()).map(|e| e.column);
+    let event_windowed = stream_time.is_some_and(|column| {
+        windowing.time_column.as_deref() == Some(column.as_str())
+            || aggregate.group_expr.iter().any(|e| e.column_refs().iter().any(|c| c.name == column))
+    });
+    let sliding = windowing.sliding.clone().map(|s| (s, clock));
+    let table = Arc::new(StateTable::new(state_schema.clone(), layout.group_columns, grouped.clone(), sliding));
     let upper = replace_aggregate(logical, &aggregate, &format!("__eddy_state_{name}"), table)?;
     let upper = limits_as_nodes(upper)?;
     tracing::debug!(view = name, plan = %upper.display_indent(), "view read plan");
@@ -125,7 +156,53 @@ pub async fn plan_view(catalog: Arc<Catalog>, name: &str, query: &Query) -> Resu
         state_schema,
         upper,
         task_ctx: state.task_ctx(),
+        windowing,
+        step_key,
+        key_outputs,
+        event_windowed,
     })
+}
+
+/// A sliding window's step is the last group key the rewrite added.
+fn step_key(aggregate: &Aggregate, windowing: &Windowing) -> Result<Option<usize>, PlanError> {
+    if windowing.sliding.is_none() {
+        return Ok(None);
+    }
+    match aggregate.group_expr.last() {
+        Some(Expr::ScalarFunction(f)) if f.name() == "date_bin" => Ok(Some(aggregate.group_expr.len() - 1)),
+        _ => Err(PlanError::Unsupported(
+            "this sliding window's grouping could not be planned; group by plain columns or expressions".into(),
+        )),
+    }
+}
+
+/// The view's output columns that are group keys: name and key index.
+fn key_outputs(plan: &LogicalPlan, aggregate: &Aggregate) -> Vec<(String, usize)> {
+    let groups = aggregate.group_expr.len();
+    let key_index = |name: &str| (0..groups).find(|&i| aggregate.schema.field(i).name() == name);
+    let mut node = plan;
+    loop {
+        match node {
+            LogicalPlan::Projection(p) => {
+                return p
+                    .expr
+                    .iter()
+                    .zip(p.schema.fields())
+                    .filter_map(|(e, f)| match e.clone().unalias() {
+                        Expr::Column(c) => key_index(&c.name).map(|i| (f.name().clone(), i)),
+                        _ => None,
+                    })
+                    .collect();
+            }
+            LogicalPlan::Aggregate(a) => {
+                return (0..groups).map(|i| (a.schema.field(i).name().clone(), i)).collect();
+            }
+            other => match other.inputs().first() {
+                Some(input) => node = input,
+                None => return Vec::new(),
+            },
+        }
+    }
 }
 
 /// Functions of the current time: in a continuous view they would be frozen
@@ -167,7 +244,7 @@ fn unwrap_external(e: DataFusionError) -> PlanError {
             PlanError::InvalidView(m) => PlanError::InvalidView(m.clone()),
             PlanError::Unsupported(m) => PlanError::Unsupported(m.clone()),
             PlanError::StreamRead(m) => PlanError::StreamRead(m.clone()),
-            PlanError::DataFusion(_) => PlanError::DataFusion(e),
+            PlanError::DataFusion(_) | PlanError::Window(_) => PlanError::DataFusion(e),
         };
     }
     PlanError::DataFusion(e)

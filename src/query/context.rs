@@ -50,6 +50,7 @@ fn finish(builder: SessionStateBuilder, schema: Arc<dyn SchemaProvider>, extra: 
     state.catalog_list().register_catalog(DATABASE.to_string(), Arc::new(catalog));
     datafusion_functions_json::register_all(&mut state)?;
     functions::register(&mut state)?;
+    crate::window::functions::register_time_helpers(&mut state)?;
     Ok(state)
 }
 

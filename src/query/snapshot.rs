@@ -81,6 +81,12 @@ pub fn int64<I: IntoIterator<Item = Option<i64>>>(values: I) -> ArrayRef {
     Arc::new(values.into_iter().collect::<Int64Array>())
 }
 
+/// A timestamptz column, from microseconds since the epoch.
+pub fn timestamptz<I: IntoIterator<Item = Option<i64>>>(values: I) -> ArrayRef {
+    let array: datafusion::arrow::array::TimestampMicrosecondArray = values.into_iter().collect();
+    Arc::new(array.with_timezone(crate::catalog::types::UTC))
+}
+
 /// An integer column.
 pub fn int32<I: IntoIterator<Item = Option<i32>>>(values: I) -> ArrayRef {
     Arc::new(values.into_iter().collect::<Int32Array>())

@@ -26,7 +26,12 @@ use datafusion::physical_plan::{
 };
 use parking_lot::Mutex;
 
+use crate::clock::Clock;
 use crate::state::GroupedState;
+use crate::window::Sliding;
+
+/// A sliding window's steps and the clock that says which are live.
+type SlidingRead = Option<(Sliding, Arc<Clock>)>;
 
 /// The groups of one view, readable as a table.
 #[derive(Debug)]
@@ -34,12 +39,15 @@ pub struct StateTable {
     schema: SchemaRef,
     key_columns: usize,
     state: Arc<Mutex<GroupedState>>,
+    sliding: SlidingRead,
 }
 
 impl StateTable {
-    /// A table over `state`, whose first `key_columns` columns are the group key.
-    pub fn new(schema: SchemaRef, key_columns: usize, state: Arc<Mutex<GroupedState>>) -> Self {
-        Self { schema, key_columns, state }
+    /// A table over `state`, whose first `key_columns` columns are the group
+    /// key; with `sliding`, the last key is a sliding window's step, and a
+    /// scan merges the live steps of each key.
+    pub fn new(schema: SchemaRef, key_columns: usize, state: Arc<Mutex<GroupedState>>, sliding: SlidingRead) -> Self {
+        Self { schema, key_columns, state, sliding }
     }
 
     /// The key column a filter constrains to literal values, if it does.
@@ -127,8 +135,9 @@ impl TableProvider for StateTable {
         filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let lookup = self.lookup_keys(filters);
-        Ok(Arc::new(StateScanExec::try_new(self.schema.clone(), self.state.clone(), lookup, projection.cloned())?))
+        let lookup = if self.sliding.is_some() { None } else { self.lookup_keys(filters) };
+        let exec = StateScanExec::try_new(self.schema.clone(), self.state.clone(), lookup, projection.cloned())?;
+        Ok(Arc::new(StateScanExec { sliding: self.sliding.clone(), ..exec }))
     }
 }
 
@@ -140,6 +149,7 @@ pub struct StateScanExec {
     lookup: Option<Vec<ArrayRef>>,
     projection: Option<Vec<usize>>,
     properties: Arc<PlanProperties>,
+    sliding: SlidingRead,
 }
 
 impl StateScanExec {
@@ -159,7 +169,7 @@ impl StateScanExec {
             EmissionType::Final,
             Boundedness::Bounded,
         ));
-        Ok(Self { schema, state, lookup, projection, properties })
+        Ok(Self { schema, state, lookup, projection, properties, sliding: None })
     }
 }
 
@@ -198,10 +208,12 @@ impl ExecutionPlan for StateScanExec {
 
     fn execute(&self, _partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let batch = {
+            let oldest_step = self.sliding.as_ref().map(|(window, clock)| window.oldest_live_step(clock.now_micros()));
             let mut state = self.state.lock();
-            match &self.lookup {
-                Some(keys) => state.evaluate_keys(keys, &self.schema)?,
-                None => state.evaluate_all(&self.schema)?,
+            match (&self.lookup, oldest_step) {
+                (_, Some(oldest)) => state.evaluate_sliding(&self.schema, oldest)?,
+                (Some(keys), None) => state.evaluate_keys(keys, &self.schema)?,
+                (None, None) => state.evaluate_all(&self.schema)?,
             }
         };
         let batch = match &self.projection {

@@ -11,6 +11,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:5432";
 pub const DEFAULT_DATA_DIR: &str = "eddy-data";
 /// How often a checkpoint is taken unless `--checkpoint-interval-ms` says otherwise.
 pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+/// How often expired window steps and groups past a TTL are removed.
+pub const DEFAULT_EXPIRY_INTERVAL: Duration = Duration::from_secs(1);
 /// Connections served at once; more wait to be accepted.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 /// Longest query string accepted.
@@ -35,6 +37,11 @@ pub struct Config {
     pub copy_max_bytes: usize,
     /// DataFusion partitions for client queries.
     pub query_partitions: usize,
+    /// Start a manual clock at this time (microseconds since the epoch)
+    /// instead of using the system clock; tests move it with SQL.
+    pub manual_clock: Option<i64>,
+    /// How often expired window steps and groups past a TTL are removed.
+    pub expiry_interval: Duration,
 }
 
 impl Default for Config {
@@ -47,6 +54,8 @@ impl Default for Config {
             max_query_bytes: DEFAULT_MAX_QUERY_BYTES,
             copy_max_bytes: DEFAULT_COPY_MAX_BYTES,
             query_partitions: 1,
+            manual_clock: None,
+            expiry_interval: DEFAULT_EXPIRY_INTERVAL,
         }
     }
 }

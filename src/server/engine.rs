@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use super::config::Config;
 use crate::catalog::Catalog;
+use crate::clock::Clock;
 use crate::catalog::relations as pipelinedb;
 use crate::catalog::schema_provider::CatalogSchema;
 use crate::checkpoint::{CheckpointError, CheckpointStats, Durability, image};
@@ -21,7 +22,8 @@ use crate::ingest::kafka::Kafka;
 use crate::ingest::kafka::relations as kafka_relations;
 use crate::planner::plan_view;
 use crate::query::context::{ExtraSchemas, read_state};
-use crate::stream::ViewRuntime;
+use crate::stream::{ViewDefinition, ViewRuntime};
+use crate::window::ViewOptions;
 
 /// Shared server state.
 #[derive(Debug)]
@@ -59,8 +61,10 @@ impl Engine {
             engine.checkpoint().await?;
             tracing::info!(?checkpoint, replayed, rows, "recovered the data directory");
         }
+        engine.expire_windows();
         engine.kafka.start_restored(&engine.catalog);
         engine.spawn_checkpointer();
+        engine.spawn_expiry();
         Ok(engine)
     }
 
@@ -70,7 +74,11 @@ impl Engine {
         tasks: TaskTracker,
         shutdown: CancellationToken,
     ) -> Result<Arc<Self>> {
-        let catalog = Arc::new(Catalog::new(durability));
+        let clock = match config.manual_clock {
+            Some(start) => Clock::manual(start),
+            None => Clock::system(),
+        };
+        let catalog = Arc::new(Catalog::new(durability, clock.clone()));
         let kafka = Arc::new(Kafka::new(tasks.clone(), shutdown.clone()));
         let extra: ExtraSchemas = vec![
             (kafka_relations::SCHEMA, Arc::new(kafka_relations::schema(kafka.clone()))),
@@ -78,6 +86,7 @@ impl Engine {
         ];
         let mut read_state = read_state(Arc::new(CatalogSchema::new(catalog.clone())), extra, config.query_partitions)?;
         crate::query::pg_functions::register(&mut read_state, catalog.clone())?;
+        crate::window::functions::register_clock(&mut read_state, clock, catalog.clone())?;
         Ok(Arc::new(Self { catalog, kafka, config, read_state, tasks, shutdown }))
     }
 
@@ -91,19 +100,29 @@ impl Engine {
         self.read_state.clone()
     }
 
-    /// Plans `query` as view `name`, starts its operator, publishes it, and
-    /// checkpoints so that the view survives a restart.
-    pub async fn create_view(&self, name: &str, query: &Query) -> Result<()> {
+    /// Plans `query` as view `name` with its `WITH (...)` options, starts
+    /// its operator, publishes it, and checkpoints so that the view survives
+    /// a restart.
+    pub async fn create_view(&self, name: &str, query: &Query, options: Vec<(String, String)>) -> Result<()> {
         self.catalog.check_free(name)?;
         let id = self.catalog.durability().next_view_id();
-        self.start_view(id, name, query).await?;
+        self.start_view(id, name, query, options).await?;
         self.ddl_done().await
     }
 
     /// Plans and starts view `name` (number `id`) and adds it to the catalog.
-    pub async fn start_view(&self, id: u64, name: &str, query: &Query) -> Result<Arc<ViewRuntime>> {
-        let plan = plan_view(self.catalog.clone(), name, query).await?;
-        let view = ViewRuntime::start(id, name, query.to_string(), plan, &self.tasks, &self.shutdown);
+    pub async fn start_view(
+        &self,
+        id: u64,
+        name: &str,
+        query: &Query,
+        options: Vec<(String, String)>,
+    ) -> Result<Arc<ViewRuntime>> {
+        let parsed = ViewOptions::parse(&options).map_err(crate::planner::PlanError::from)?;
+        let plan = plan_view(self.catalog.clone(), name, query, &parsed).await?;
+        let definition = ViewDefinition { query: query.to_string(), options, ttl: parsed.ttl };
+        let view = ViewRuntime::start(id, name, definition, plan, &self.tasks, &self.shutdown)
+            .map_err(crate::planner::PlanError::from)?;
         if let Err(e) = self.catalog.add_view(view.clone()) {
             view.stop();
             return Err(EddyError::from(e));
@@ -123,6 +142,35 @@ impl Engine {
             EddyError::from(e)
         })?;
         Ok(())
+    }
+
+    /// Removes expired sliding-window steps and groups past their TTL.
+    pub fn expire_windows(&self) -> usize {
+        let now = self.catalog.clock().now_micros();
+        self.catalog.views().iter().map(|v| v.expire(now)).sum()
+    }
+
+    fn spawn_expiry(self: &Arc<Self>) {
+        let engine = self.clone();
+        let stop = self.shutdown.clone();
+        let span = tracing::info_span!("window-expiry");
+        self.tasks.spawn(tracing::Instrument::instrument(
+            async move {
+                let mut tick = tokio::time::interval(engine.config.expiry_interval);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tick.tick() => {}
+                    }
+                    let removed = engine.expire_windows();
+                    if removed > 0 {
+                        tracing::debug!(removed, "expired window groups");
+                    }
+                }
+            },
+            span,
+        ));
     }
 
     fn spawn_checkpointer(self: &Arc<Self>) {

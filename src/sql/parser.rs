@@ -13,7 +13,7 @@ use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
 use super::statement::{
     Statement, copy::CopyFrom, create_stream::CreateStream, create_view::CreateView, drop::Drop, drop::DropKind,
-    kafka::KafkaCall, set::SetVar, show::ShowVar, transaction::Transaction, truncate::TruncateView,
+    kafka::KafkaCall, set::SetVar, set_ttl::SetTtl, show::ShowVar, transaction::Transaction, truncate::TruncateView,
 };
 use super::{SqlError, normalize_object_name};
 
@@ -35,6 +35,7 @@ pub fn parse_sql(sql: &str) -> Result<Vec<Statement>, SqlError> {
             t.token = Token::RArrow;
         }
     }
+    let tokens = crate::window::rewrite::ksql_window_tokens(tokens).map_err(|e| SqlError::Syntax(e.to_string()))?;
     let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
     let mut out = Vec::new();
     loop {
@@ -110,6 +111,9 @@ fn classify(stmt: ast::Statement) -> Result<Statement, SqlError> {
             }
             if let Some(k) = KafkaCall::from_query(q)? {
                 return Ok(Statement::Kafka(k));
+            }
+            if let Some(t) = SetTtl::from_query(q)? {
+                return Ok(Statement::SetTtl(t));
             }
             Ok(Statement::Query(Box::new(stmt)))
         }

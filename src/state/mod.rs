@@ -19,6 +19,7 @@ use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use hashbrown::HashTable;
 
 mod snapshot;
+mod window;
 
 pub use snapshot::StateSnapshot;
 

@@ -11,7 +11,7 @@
 pub mod operator;
 pub mod view;
 
-pub use view::ViewRuntime;
+pub use view::{ViewDefinition, ViewRuntime};
 
 use std::sync::Arc;
 

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::catalog::view::ViewTable;
 use datafusion::datasource::TableProvider;
+use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -15,6 +16,48 @@ use super::operator::aggregate::AggregateOperator;
 use super::{Message, VIEW_QUEUE_BATCHES};
 use crate::ingest::IngestError;
 use crate::planner::IncrementalPlan;
+use crate::window::{Ttl, WindowError};
+
+/// Finds the key column `ttl.column` names; it must be a grouped timestamp.
+fn resolve_ttl(plan: &IncrementalPlan, ttl: Ttl) -> Result<(Ttl, usize), WindowError> {
+    let found = plan.key_outputs.iter().find(|(name, _)| *name == ttl.column).map(|(_, i)| *i);
+    let is_time = |i: usize| {
+        matches!(
+            plan.state_schema.field(i).data_type(),
+            datafusion::arrow::datatypes::DataType::Timestamp(..) | datafusion::arrow::datatypes::DataType::Date32
+        )
+    };
+    match found {
+        Some(i) if is_time(i) => Ok((ttl, i)),
+        _ => {
+            let candidates: Vec<&str> = plan
+                .key_outputs
+                .iter()
+                .filter(|(_, i)| is_time(*i))
+                .map(|(name, _)| name.as_str())
+                .collect();
+            Err(WindowError::InvalidOption(format!(
+                "ttl_column \"{}\" must be a grouped timestamp column of the view; its grouped timestamp columns are: {}",
+                ttl.column,
+                if candidates.is_empty() { "none".to_string() } else { candidates.join(", ") }
+            )))
+        }
+    }
+}
+
+/// What a view was declared as.
+#[derive(Debug, Clone)]
+pub struct ViewDefinition {
+    /// Its query, as SQL.
+    pub query: String,
+    /// Its `WITH (...)` options, as given.
+    pub options: Vec<(String, String)>,
+    /// Its retention, from the options.
+    pub ttl: Option<Ttl>,
+}
+
+/// A TTL resolved to the key column it reads.
+type ResolvedTtl = Option<(Ttl, usize)>;
 
 /// One continuous view, running.
 #[derive(Debug)]
@@ -22,6 +65,10 @@ pub struct ViewRuntime {
     id: u64,
     name: String,
     definition: String,
+    options: Mutex<Vec<(String, String)>>,
+    ttl: Mutex<ResolvedTtl>,
+    /// The last sliding-window step edge and TTL cutoff expired at.
+    expired_at: Mutex<(i64, i64)>,
     plan: Arc<IncrementalPlan>,
     table: Arc<ViewTable>,
     sender: mpsc::Sender<Message>,
@@ -35,19 +82,103 @@ impl ViewRuntime {
     pub fn start(
         id: u64,
         name: &str,
-        definition: String,
+        definition: ViewDefinition,
         plan: IncrementalPlan,
         tasks: &TaskTracker,
         shutdown: &CancellationToken,
-    ) -> Arc<Self> {
+    ) -> Result<Arc<Self>, WindowError> {
+        let ttl = match definition.ttl {
+            Some(ttl) => Some(resolve_ttl(&plan, ttl)?),
+            None => None,
+        };
         let plan = Arc::new(plan);
-        let table = Arc::new(ViewTable::new(plan.upper.clone(), Some(definition.clone())));
+        let table = Arc::new(ViewTable::new(plan.upper.clone(), Some(definition.query.clone())));
         let (sender, receiver) = mpsc::channel(VIEW_QUEUE_BATCHES);
         let stop = shutdown.child_token();
         let operator = AggregateOperator::new(plan.clone());
         let span = info_span!("view", name = %name);
         tasks.spawn(run_operator(receiver, operator, stop.clone()).instrument(span));
-        Arc::new(Self { id, name: name.to_string(), definition, plan, table, sender, stop, rows_in: AtomicU64::new(0) })
+        Ok(Arc::new(Self {
+            id,
+            name: name.to_string(),
+            definition: definition.query,
+            options: Mutex::new(definition.options),
+            ttl: Mutex::new(ttl),
+            expired_at: Mutex::new((i64::MIN, i64::MIN)),
+            plan,
+            table,
+            sender,
+            stop,
+            rows_in: AtomicU64::new(0),
+        }))
+    }
+
+    /// The view's `WITH (...)` options, as a checkpoint saves them.
+    pub fn options(&self) -> Vec<(String, String)> {
+        self.options.lock().clone()
+    }
+
+    /// Whether late events are kept from this view.
+    pub fn event_windowed(&self) -> bool {
+        self.plan.event_windowed
+    }
+
+    /// The view's sliding window, if it has one.
+    pub fn sliding(&self) -> Option<&crate::window::Sliding> {
+        self.plan.windowing.sliding.as_ref()
+    }
+
+    /// The view's TTL, if it has one.
+    pub fn ttl(&self) -> Option<Ttl> {
+        self.ttl.lock().as_ref().map(|(t, _)| t.clone())
+    }
+
+    /// Sets (or, with `None`, removes) the view's TTL.
+    pub fn set_ttl(&self, ttl: Option<Ttl>) -> Result<(), WindowError> {
+        let resolved = match ttl {
+            Some(ttl) => Some(resolve_ttl(&self.plan, ttl)?),
+            None => None,
+        };
+        let mut options = self.options.lock();
+        options.retain(|(k, _)| k != "ttl" && k != "ttl_column");
+        if let Some((ttl, _)) = &resolved {
+            options.push(("ttl".into(), format!("{} microseconds", ttl.ttl)));
+            options.push(("ttl_column".into(), ttl.column.clone()));
+        }
+        *self.ttl.lock() = resolved;
+        self.expired_at.lock().1 = i64::MIN;
+        Ok(())
+    }
+
+    /// Removes the sliding window's expired steps and the groups past the
+    /// view's TTL at time `now`; returns how many groups went. A sweep
+    /// costs a pass over the groups, so it runs only when a step has left
+    /// the window, or the TTL cutoff has moved by 1% of the TTL (at least a
+    /// second) since the last one.
+    pub fn expire(&self, now: i64) -> usize {
+        let mut removed = 0;
+        let mut expire = |key: usize, min: i64| match self.plan.state.lock().expire_before(key, min) {
+            Ok(n) => removed += n,
+            Err(e) => warn!(view = %self.name, error = %e, "expiring groups failed"),
+        };
+        let (mut last_step, mut last_cutoff) = *self.expired_at.lock();
+        if let (Some(sliding), Some(step_key)) = (&self.plan.windowing.sliding, self.plan.step_key) {
+            let oldest = sliding.oldest_live_step(now);
+            if oldest > last_step {
+                expire(step_key, oldest);
+                last_step = oldest;
+            }
+        }
+        let ttl = self.ttl.lock().clone();
+        if let Some((ttl, key)) = ttl {
+            let cutoff = now.saturating_sub(ttl.ttl);
+            if cutoff.saturating_sub(last_cutoff) >= (ttl.ttl / 100).max(1_000_000) {
+                expire(key, cutoff);
+                last_cutoff = cutoff;
+            }
+        }
+        *self.expired_at.lock() = (last_step, last_cutoff);
+        removed
     }
 
     /// The view's number, which names its state on disk.

@@ -16,7 +16,10 @@ use crate::ingest::decode::{CopyFormat, FormatKind};
 use crate::ingest::kafka::Begun;
 use crate::ingest::kafka::options::{ConsumerOptions, MessageFormat, StartOffset};
 use crate::server::Session;
+use crate::planner::PlanError;
 use crate::sql::{SqlError, normalize_ident};
+use crate::window::WindowError;
+use crate::window::watermark::EventTime;
 
 /// The implicit column every stream row carries.
 pub const ARRIVAL_TIMESTAMP: &str = "arrival_timestamp";
@@ -79,14 +82,18 @@ impl CreateStream {
             ))
             .into());
         }
-        let binding = kafka_binding(&self.options)?;
+        let (event_time, rest) = EventTime::from_options(&self.options).map_err(PlanError::from)?;
+        let binding = kafka_binding(&rest)?;
         let schema = Arc::new(self.schema()?);
+        if let Some(event_time) = &event_time {
+            check_event_time(&schema, &event_time.column)?;
+        }
         let engine = session.engine();
         if self.if_not_exists && engine.catalog.relation(&self.name).is_some() {
             return Ok(Reply::Tag(tag.into()));
         }
         let columns = self.column_records();
-        engine.catalog.add_stream(StreamDef { name: self.name.clone(), schema, columns })?;
+        engine.catalog.add_stream(StreamDef { name: self.name.clone(), schema, columns, event_time })?;
         if let Some((topic, options)) = binding {
             match engine.kafka.consume_begin(&engine.catalog, &topic, &self.name, options).await {
                 Ok(Begun::Started) => {}
@@ -101,6 +108,18 @@ impl CreateStream {
         }
         engine.ddl_done().await?;
         Ok(Reply::Tag(tag.into()))
+    }
+}
+
+/// The event-time column must be one of the stream's timestamp columns.
+fn check_event_time(schema: &Schema, column: &str) -> Result<()> {
+    match schema.field_with_name(column).map(|f| f.data_type()) {
+        Ok(datafusion::arrow::datatypes::DataType::Timestamp(..)) => Ok(()),
+        Ok(other) => Err(PlanError::from(WindowError::InvalidOption(format!(
+            "event-time column \"{column}\" is {other}; timestamp = '...' must name a timestamp or timestamptz column"
+        )))
+        .into()),
+        Err(_) => Err(CatalogError::UndefinedColumn { relation: "the stream".into(), column: column.to_string() }.into()),
     }
 }
 
@@ -127,7 +146,7 @@ fn kafka_binding(options: &[(String, String)]) -> Result<Option<(String, Consume
             }
             other => {
                 return Err(SqlError::Unsupported(format!(
-                    "stream option \"{other}\" is not supported; a stream takes kafka_topic, value_format, kafka_brokers, start_offset, value_delimiter, batchsize, parallelism, maxbytes, timeout and group_id"
+                    "stream option \"{other}\" is not supported; a stream takes timestamp, lateness, idle_timeout, kafka_topic, value_format, kafka_brokers, start_offset, value_delimiter, batchsize, parallelism, maxbytes, timeout and group_id"
                 ))
                 .into());
             }

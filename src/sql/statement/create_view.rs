@@ -9,7 +9,8 @@ use datafusion::sql::sqlparser::ast::Query;
 use super::Reply;
 use crate::error::Result;
 use crate::server::Session;
-use crate::sql::SqlError;
+use crate::planner::PlanError;
+use crate::window::ViewOptions;
 
 /// A continuous view declaration.
 #[derive(Debug, Clone)]
@@ -27,30 +28,14 @@ pub struct CreateView {
 impl CreateView {
     /// Plans the view and starts maintaining it.
     pub async fn execute(self, session: &Session) -> Result<Reply> {
-        for (key, value) in &self.options {
-            match (key.as_str(), value.to_lowercase().as_str()) {
-                ("action", "materialize") => {}
-                ("action", other) => {
-                    return Err(SqlError::Unsupported(format!(
-                        "action \"{other}\" is not supported; continuous views use action=materialize"
-                    ))
-                    .into());
-                }
-                _ => {
-                    return Err(SqlError::Unsupported(format!(
-                        "continuous view option \"{key}\" is not supported yet"
-                    ))
-                    .into());
-                }
-            }
-        }
+        ViewOptions::parse(&self.options).map_err(PlanError::from)?;
         let engine = session.engine();
         if self.if_not_exists && engine.catalog.relation(&self.name).is_some() {
             return Ok(Reply::Tag("CREATE VIEW".into()));
         }
         let mut query = self.query;
         crate::sql::naming::apply_pg_column_names(&mut query);
-        engine.create_view(&self.name, &query).await?;
+        engine.create_view(&self.name, &query, self.options).await?;
         Ok(Reply::Tag("CREATE VIEW".into()))
     }
 }

@@ -10,6 +10,7 @@ pub mod insert;
 pub mod kafka;
 pub mod query;
 pub mod set;
+pub mod set_ttl;
 pub mod show;
 pub mod transaction;
 pub mod truncate;
@@ -51,6 +52,8 @@ pub enum Statement {
     Truncate(truncate::TruncateView),
     /// `SELECT pipeline_kafka.f(...)`.
     Kafka(kafka::KafkaCall),
+    /// `SELECT pipelinedb.set_ttl(...)`.
+    SetTtl(set_ttl::SetTtl),
     /// `INSERT INTO stream ...`.
     Insert(Box<ast::Statement>),
     /// `COPY stream FROM STDIN`.
@@ -101,6 +104,7 @@ impl Statement {
             Statement::Drop(d) => d.execute(session).await,
             Statement::Truncate(t) => t.execute(session).await,
             Statement::Kafka(k) => k.execute(session).await,
+            Statement::SetTtl(t) => t.execute(session).await,
             Statement::Insert(i) => insert::execute(*i, session, params).await,
             Statement::Copy(c) => c.execute(session).await,
             Statement::Query(q) => query::execute(*q, session, params).await,
@@ -115,7 +119,8 @@ impl Statement {
 
     /// Whether the statement may return rows (for Describe).
     pub fn returns_rows(&self) -> bool {
-        matches!(self, Statement::Query(_) | Statement::Truncate(_) | Statement::Kafka(_) | Statement::Show(_))
+        matches!(self, Statement::Query(_) | Statement::Truncate(_) | Statement::Kafka(_) | Statement::Show(_) | Statement::SetTtl(_)
+        )
     }
 }
 

@@ -1,0 +1,190 @@
+//! Windowed state: groups that expire, and sliding windows read across steps.
+//!
+//! A sliding view's last key column is the step an event fell in. A read
+//! merges, per remaining key, the accumulators of every step still inside the
+//! window into fresh ones and evaluates those, so the stored steps are never
+//! disturbed. Expiry (steps that left the window, groups past a TTL) removes
+//! groups and compacts the state.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, TimestampMicrosecondArray, UInt32Array};
+use datafusion::arrow::compute::{cast, take};
+use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::common::{Result, ScalarValue, internal_err};
+use datafusion::logical_expr::Accumulator;
+use hashbrown::HashTable;
+
+use super::GroupedState;
+
+/// Aggregates whose `Accumulator::state` hands over its contents.
+fn state_consumes(name: &str) -> bool {
+    name == "string_agg"
+}
+
+/// A timestamp key column's values, in microseconds.
+fn micros(column: &ArrayRef) -> Result<Vec<Option<i64>>> {
+    let as_micros = cast(column, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
+    match as_micros.as_any().downcast_ref::<TimestampMicrosecondArray>() {
+        Some(a) => Ok(a.iter().collect()),
+        None => internal_err!("window key is not a timestamp"),
+    }
+}
+
+impl GroupedState {
+    /// Every group's key columns.
+    fn key_arrays(&self) -> Result<Vec<ArrayRef>> {
+        match (&self.converter, &self.keys) {
+            (Some(converter), Some(keys)) => Ok(converter.convert_rows(keys.iter())?),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// Removes the groups whose timestamp key `key` is before `min` (a
+    /// sliding window's expired steps, or groups past a TTL); returns how
+    /// many went. Groups with a NULL time stay.
+    pub fn expire_before(&mut self, key: usize, min: i64) -> Result<usize> {
+        if self.groups == 0 || self.converter.is_none() {
+            return Ok(0);
+        }
+        let keys = self.key_arrays()?;
+        let Some(column) = keys.get(key) else {
+            return internal_err!("no key column {key} to expire on");
+        };
+        let keep: Vec<bool> = micros(column)?.iter().map(|t| t.is_none_or(|t| t >= min)).collect();
+        let removed = keep.iter().filter(|k| !**k).count();
+        if removed > 0 {
+            self.retain(&keep)?;
+        }
+        Ok(removed)
+    }
+
+    /// Keeps the groups whose `keep` entry is true, renumbering them.
+    fn retain(&mut self, keep: &[bool]) -> Result<()> {
+        let (Some(converter), Some(old_keys)) = (&self.converter, self.keys.take()) else {
+            return Ok(());
+        };
+        let n = self.aggregates.len();
+        let mut keys = converter.empty_rows(0, 0);
+        let mut index = HashTable::new();
+        let mut accumulators: Vec<Box<dyn Accumulator>> = Vec::new();
+        let mut is_dirty = Vec::new();
+        let mut renumbered = vec![u32::MAX; self.groups];
+        let mut old = std::mem::take(&mut self.accumulators).into_iter();
+        for g in 0..self.groups {
+            let accs: Vec<Box<dyn Accumulator>> = old.by_ref().take(n).collect();
+            if !keep[g] {
+                continue;
+            }
+            let new = is_dirty.len();
+            renumbered[g] = new as u32;
+            let row = old_keys.row(g);
+            keys.push(row);
+            let hasher = &self.hasher;
+            let hash = hasher.hash_one(row.as_ref());
+            let stored = &keys;
+            index.insert_unique(hash, new as u32, |&other| hasher.hash_one(stored.row(other as usize).as_ref()));
+            accumulators.extend(accs);
+            is_dirty.push(self.is_dirty[g]);
+        }
+        self.dirty = self.dirty.iter().map(|&g| renumbered[g as usize]).filter(|&g| g != u32::MAX).collect();
+        self.groups = is_dirty.len();
+        self.keys = Some(keys);
+        self.index = index;
+        self.accumulators = accumulators;
+        self.is_dirty = is_dirty;
+        Ok(())
+    }
+
+    /// Evaluates a sliding window: for each key (all key columns but the
+    /// last, the step), the merge of its steps starting at or after
+    /// `oldest_step`. The step column of a row holds the newest step merged.
+    /// A view without other keys always gives one row.
+    pub fn evaluate_sliding(&mut self, schema: &SchemaRef, oldest_step: i64) -> Result<RecordBatch> {
+        let key_columns = self.key_types.len();
+        let user_keys = key_columns.saturating_sub(1);
+        let keys = self.key_arrays()?;
+        let Some(steps) = keys.last() else {
+            return internal_err!("a sliding window needs its step key");
+        };
+        let steps = micros(steps)?;
+        let user_converter =
+            RowConverter::new(self.key_types[..user_keys].iter().map(|t| SortField::new(t.clone())).collect())?;
+        let user_rows = user_converter.convert_columns(&keys[..user_keys])?;
+        // Output row per distinct user key: its representative group and newest step.
+        let mut outputs: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut representative: Vec<(u32, i64)> = Vec::new();
+        let mut members: Vec<Vec<usize>> = Vec::new();
+        for (g, step) in steps.iter().enumerate() {
+            let Some(step) = *step else { continue };
+            if step < oldest_step {
+                continue;
+            }
+            let key = if user_keys == 0 { Vec::new() } else { user_rows.row(g).as_ref().to_vec() };
+            let out = *outputs.entry(key).or_insert_with(|| {
+                representative.push((g as u32, step));
+                members.push(Vec::new());
+                representative.len() - 1
+            });
+            members[out].push(g);
+            if step > representative[out].1 {
+                representative[out] = (g as u32, step);
+            }
+        }
+        let n = self.aggregates.len();
+        let mut values: Vec<Vec<ScalarValue>> = vec![Vec::with_capacity(members.len().max(1)); n];
+        for groups in &members {
+            for (a, column) in values.iter_mut().enumerate() {
+                column.push(self.merge_steps(a, groups)?);
+            }
+        }
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+        if members.is_empty() && user_keys == 0 {
+            // No live step: the one row of an ungrouped view, over no events.
+            columns.push(datafusion::arrow::array::new_null_array(schema.field(0).data_type(), 1));
+            for (a, column) in values.iter_mut().enumerate() {
+                column.push(self.aggregates[a].create_accumulator()?.evaluate()?);
+            }
+        } else {
+            let picks = UInt32Array::from(representative.iter().map(|(g, _)| *g).collect::<Vec<_>>());
+            for key in &keys {
+                columns.push(take(key.as_ref(), &picks, None)?);
+            }
+        }
+        for (a, column) in values.into_iter().enumerate() {
+            let field_type = schema.field(key_columns + a).data_type();
+            columns.push(if column.is_empty() {
+                datafusion::arrow::array::new_empty_array(field_type)
+            } else {
+                ScalarValue::iter_to_array(column)?
+            });
+        }
+        let columns = columns
+            .into_iter()
+            .zip(schema.fields())
+            .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c) } else { cast(&c, f.data_type()) })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(RecordBatch::try_new(schema.clone(), columns)?)
+    }
+
+    /// Aggregate `a` over `groups`, merged into a fresh accumulator.
+    fn merge_steps(&mut self, a: usize, groups: &[usize]) -> Result<ScalarValue> {
+        let n = self.aggregates.len();
+        let aggregate = Arc::clone(&self.aggregates[a]);
+        let consumes = state_consumes(aggregate.fun().name());
+        let mut merged = aggregate.create_accumulator()?;
+        for &g in groups {
+            let state = self.accumulators[g * n + a].state()?;
+            let arrays: Vec<ArrayRef> = state.iter().map(|v| v.to_array()).collect::<Result<_>>()?;
+            merged.merge_batch(&arrays)?;
+            if consumes {
+                let mut fresh = aggregate.create_accumulator()?;
+                fresh.merge_batch(&arrays)?;
+                self.accumulators[g * n + a] = fresh;
+            }
+        }
+        merged.evaluate()
+    }
+}
