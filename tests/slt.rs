@@ -261,8 +261,18 @@ fn slt_files() -> Vec<PathBuf> {
     files
 }
 
+/// A file that starts with `# clock: manual` runs on a manual clock set to
+/// 2026-01-01 00:00:00+00, which only `eddy_set_clock` and
+/// `eddy_advance_clock` move: window tests never sleep.
+const MANUAL_CLOCK_START: i64 = 1_767_225_600_000_000;
+
 async fn run_file(path: &Path, extended: bool) -> Result<(), String> {
-    let server = common::start_server().await;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut config = eddy::Config::default();
+    if text.starts_with("# clock: manual") {
+        config.manual_clock = Some(MANUAL_CLOCK_START);
+    }
+    let server = common::start_server_with(config).await;
     let addr = server.local_addr();
     let mut runner = Runner::new(move || async move {
         let conn_str = format!("host=127.0.0.1 port={} user=eddy dbname=eddy", addr.port());
