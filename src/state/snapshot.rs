@@ -167,9 +167,9 @@ mod tests {
     async fn plan() -> IncrementalPlan {
         let catalog = Arc::new(Catalog::default());
         let schema = stream_schema();
-        catalog.add_stream(StreamDef { name: "s".into(), schema, columns: Vec::new() }).unwrap();
+        catalog.add_stream(StreamDef { name: "s".into(), schema, columns: Vec::new(), event_time: None }).unwrap();
         let query = crate::sql::parser::parse_query(QUERY).unwrap();
-        plan_view(catalog, "v", &query).await.unwrap()
+        plan_view(catalog, "v", &query, &Default::default()).await.unwrap()
     }
 
     fn batch(rows: &[(&str, i64)]) -> RecordBatch {

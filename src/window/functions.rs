@@ -188,7 +188,7 @@ impl ScalarUDFImpl for ClockFunction {
     }
 }
 
-/// Points `now()` and the other clock functions at `clock`, and registers
+/// Points `clock_timestamp()` (and, on a manual clock, `now()`) at `clock`, and registers
 /// `eddy_set_clock` and `eddy_advance_clock`.
 pub fn register_clock(state: &mut SessionState, clock: Arc<Clock>, catalog: Arc<Catalog>) -> Result<()> {
     let function = |name: &'static str, aliases: &[&str], op: ClockOp, signature: Signature| ClockFunction {
@@ -213,6 +213,11 @@ pub fn register_clock(state: &mut SessionState, clock: Arc<Clock>, catalog: Arc<
         ),
     ];
     for f in functions {
+        // On the system clock, DataFusion's own now() is right: one value
+        // per statement, as PostgreSQL's.
+        if f.name == "now" && !clock.is_manual() {
+            continue;
+        }
         state.register_udf(Arc::new(ScalarUDF::new_from_impl(f)))?;
     }
     Ok(())

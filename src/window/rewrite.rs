@@ -489,7 +489,7 @@ mod tests {
         let text: String = ksql_window_tokens(tokens).unwrap().iter().map(|t| t.token.to_string()).collect();
         assert_eq!(
             text,
-            "SELECT page, COUNT(*) FROM __ksql_hop(pageviews, rowtime, INTERVAL '60000000 microseconds', INTERVAL '600000000 microseconds') GROUP BY page "
+            "SELECT page, COUNT(*) FROM __ksql_hop(pageviews, rowtime, INTERVAL '60000000 microseconds', INTERVAL '600000000 microseconds')  GROUP BY page "
         );
         let (sql, _) = rewrite(&text, &[]).unwrap();
         assert!(sql.starts_with("SELECT window_start, window_end, page, COUNT(*)"), "{sql}");
