@@ -34,8 +34,8 @@ use parking_lot::Mutex;
 use crate::catalog::Catalog;
 use crate::query::context::planning_state;
 use crate::query::state_table::StateTable;
-use crate::state::{GroupedState, PartialLayout};
-use crate::window::rewrite::{Windowing, rewrite_view};
+use crate::state::{GroupedState, PartialLayout, SessionSpec};
+use crate::window::rewrite::{SESSION_KEY, Windowing, rewrite_view};
 use crate::window::{ViewOptions, WindowError};
 use batch_source::BatchSlot;
 use resolve::ViewPlanningSchema;
@@ -131,7 +131,11 @@ pub async fn plan_view(
     let key_types: Vec<DataType> =
         partial.schema().fields().iter().take(layout.group_columns).map(|f| f.data_type().clone()).collect();
     let aggregates: Arc<[Arc<AggregateFunctionExpr>]> = final_exec.aggr_expr().to_vec().into();
-    let grouped = Arc::new(Mutex::new(GroupedState::try_new(&key_types, aggregates)?));
+    let mut grouped = GroupedState::try_new(&key_types, aggregates)?;
+    if let Some(spec) = session_spec(&aggregate, &windowing)? {
+        grouped.set_session(spec);
+    }
+    let grouped = Arc::new(Mutex::new(grouped));
 
     let state_schema: SchemaRef = Arc::clone(aggregate.schema.inner());
     let step_key = step_key(&aggregate, &windowing)?;
@@ -161,6 +165,36 @@ pub async fn plan_view(
         key_outputs,
         event_windowed,
     })
+}
+
+/// A session window's key is the last group key; its extent is the `min`
+/// and `max` of its time column, which the rewrite selects.
+fn session_spec(aggregate: &Aggregate, windowing: &Windowing) -> Result<Option<SessionSpec>, PlanError> {
+    let Some(session) = &windowing.session else {
+        return Ok(None);
+    };
+    let unsupported = || {
+        PlanError::Unsupported("this session window's grouping could not be planned; group by plain columns".into())
+    };
+    match aggregate.group_expr.last() {
+        Some(Expr::Column(c)) if c.name == SESSION_KEY => {}
+        _ => return Err(unsupported()),
+    }
+    let find = |name: &str| {
+        aggregate.aggr_expr.iter().position(|e| match e.clone().unalias() {
+            Expr::AggregateFunction(f) => {
+                f.func.name() == name
+                    && matches!(f.params.args.as_slice(), [Expr::Column(c)] if c.name == session.column)
+            }
+            _ => false,
+        })
+    };
+    match (find("min"), find("max")) {
+        (Some(start_aggregate), Some(end_aggregate)) => {
+            Ok(Some(SessionSpec { gap: session.gap, start_aggregate, end_aggregate }))
+        }
+        _ => Err(unsupported()),
+    }
 }
 
 /// A sliding window's step is the last group key the rewrite added.

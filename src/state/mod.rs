@@ -18,8 +18,11 @@ use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use hashbrown::HashTable;
 
+mod session;
 mod snapshot;
 mod window;
+
+pub use session::SessionSpec;
 
 pub use snapshot::StateSnapshot;
 
@@ -53,6 +56,10 @@ pub struct GroupedState {
     is_dirty: Vec<bool>,
     /// The next snapshot must hold every group (a new or truncated view).
     full_pending: bool,
+    /// For a session window: how its last key column works.
+    session: Option<SessionSpec>,
+    /// Each key's sessions; `None` until built from the groups.
+    session_index: Option<session::SessionIndex>,
 }
 
 impl std::fmt::Debug for GroupedState {
@@ -87,6 +94,8 @@ impl GroupedState {
             dirty: Vec::new(),
             is_dirty: Vec::new(),
             full_pending: true,
+            session: None,
+            session_index: None,
         };
         if state.converter.is_none() {
             state.push_accumulators()?;
@@ -108,7 +117,8 @@ impl GroupedState {
 
     /// Forgets every group (`truncate_continuous_view`).
     pub fn clear(&mut self) -> Result<()> {
-        let fresh = Self::try_new(&self.key_types, self.aggregates.clone())?;
+        let mut fresh = Self::try_new(&self.key_types, self.aggregates.clone())?;
+        fresh.session = self.session.take();
         *self = fresh;
         Ok(())
     }

@@ -104,6 +104,7 @@ impl GroupedState {
         }
         self.dirty.retain(|&g| self.is_dirty[g as usize]);
         self.full_pending = false;
+        self.session_index = None;
         Ok(())
     }
 

@@ -25,7 +25,7 @@ fn state_consumes(name: &str) -> bool {
 }
 
 /// A timestamp key column's values, in microseconds.
-fn micros(column: &ArrayRef) -> Result<Vec<Option<i64>>> {
+pub(super) fn micros(column: &ArrayRef) -> Result<Vec<Option<i64>>> {
     let as_micros = cast(column, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
     match as_micros.as_any().downcast_ref::<TimestampMicrosecondArray>() {
         Some(a) => Ok(a.iter().collect()),
@@ -35,7 +35,7 @@ fn micros(column: &ArrayRef) -> Result<Vec<Option<i64>>> {
 
 impl GroupedState {
     /// Every group's key columns.
-    fn key_arrays(&self) -> Result<Vec<ArrayRef>> {
+    pub(super) fn key_arrays(&self) -> Result<Vec<ArrayRef>> {
         match (&self.converter, &self.keys) {
             (Some(converter), Some(keys)) => Ok(converter.convert_rows(keys.iter())?),
             _ => Ok(Vec::new()),
@@ -62,7 +62,7 @@ impl GroupedState {
     }
 
     /// Keeps the groups whose `keep` entry is true, renumbering them.
-    fn retain(&mut self, keep: &[bool]) -> Result<()> {
+    pub(super) fn retain(&mut self, keep: &[bool]) -> Result<()> {
         let (Some(converter), Some(old_keys)) = (&self.converter, self.keys.take()) else {
             return Ok(());
         };

@@ -36,6 +36,8 @@ pub struct Windowing {
     pub sliding: Option<Sliding>,
     /// The timestamp column the view's windows are computed on.
     pub time_column: Option<String>,
+    /// The session window, whose session key is the last group key.
+    pub session: Option<SessionWindow>,
 }
 
 /// Rewrites `query`'s window syntax into SQL DataFusion plans.
@@ -66,14 +68,23 @@ pub fn rewrite_view(
     };
     let mut ksql = false;
     for table in select.from.iter_mut() {
-        if let Some((factor, column, from_ksql)) = window_table(&table.relation, event_time)? {
-            table.relation = factor;
-            windowing.time_column = Some(column);
-            ksql |= from_ksql;
+        if let Some(window) = window_table(&table.relation, event_time)? {
+            table.relation = window.factor;
+            ksql |= window.ksql && window.session_gap.is_none();
+            if let Some(gap) = window.session_gap {
+                windowing.session = Some(SessionWindow { gap, column: window.column.clone() });
+            }
+            windowing.time_column = Some(window.column);
         }
     }
     if ksql {
         add_window_bounds(select);
+    }
+    if let Some(session) = &windowing.session {
+        if windowing.sliding.is_some() {
+            return Err(WindowError::Unsupported("a view has either a session window or a sliding window".into()));
+        }
+        add_session_bounds(select, &session.column)?;
     }
     if let Some(sliding) = &windowing.sliding {
         let step = parse_expr(&format!("date_bin({}, {})", interval_sql(sliding.step), quoted(&sliding.column)))?;
@@ -217,7 +228,7 @@ fn interval_arg(function: &str, name: &str, arg: Option<&Expr>) -> Result<i64, W
 fn window_table(
     factor: &TableFactor,
     event_time: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<(TableFactor, String, bool)>, WindowError> {
+) -> Result<Option<WindowTable>, WindowError> {
     let TableFactor::Table { name, alias, args: Some(args), .. } = factor else {
         return Ok(None);
     };
@@ -226,11 +237,8 @@ fn window_table(
         "tumble" | "hop" => (function.as_str(), false),
         "__ksql_tumble" => ("tumble", true),
         "__ksql_hop" => ("hop", true),
-        "session" | "__ksql_session" => {
-            return Err(WindowError::Unsupported(
-                "session windows are not supported yet; use tumbling or hopping windows".into(),
-            ));
-        }
+        "session" => ("session", false),
+        "__ksql_session" => ("session", true),
         _ => return Ok(None),
     };
     let exprs: Vec<Option<&Expr>> = args
@@ -241,9 +249,12 @@ fn window_table(
             _ => None,
         })
         .collect();
-    let expected = if kind == "tumble" { 3 } else { 4 };
+    let (expected, usage) = match kind {
+        "tumble" => (3, "tumble(stream, time_column, size)"),
+        "session" => (3, "session(stream, time_column, gap)"),
+        _ => (4, "hop(stream, time_column, slide, size)"),
+    };
     if exprs.len() != expected || exprs.iter().any(Option::is_none) {
-        let usage = if kind == "tumble" { "tumble(stream, time_column, size)" } else { "hop(stream, time_column, slide, size)" };
         return Err(WindowError::InvalidOption(format!("{kind}() takes {expected} arguments: {usage}")));
     }
     let stream = exprs[0].and_then(column_name).ok_or_else(|| {
@@ -257,7 +268,11 @@ fn window_table(
     }
     let alias = alias.as_ref().map(|a| crate::sql::normalize_ident(&a.name)).unwrap_or_else(|| stream.clone());
     let ts = quoted(&column);
-    let sql = if kind == "tumble" {
+    let mut session_gap = None;
+    let sql = if kind == "session" {
+        session_gap = Some(interval_arg(kind, "gap", exprs[2])?);
+        format!("(SELECT *, {ts} AS {SESSION_KEY} FROM {}) AS {}", quoted(&stream), quoted(&alias))
+    } else if kind == "tumble" {
         let size = interval_sql(interval_arg(kind, "size", exprs[2])?);
         format!(
             "(SELECT *, date_bin({size}, {ts}) AS window_start, date_bin({size}, {ts}) + {size} AS window_end FROM {}) AS {}",
@@ -291,7 +306,83 @@ fn window_table(
         )
     };
     let mut parser = Parser::new(&PostgreSqlDialect {}).try_with_sql(&sql).map_err(internal)?;
-    Ok(Some((parser.parse_table_factor().map_err(internal)?, column, ksql)))
+    Ok(Some(WindowTable { factor: parser.parse_table_factor().map_err(internal)?, column, ksql, session_gap }))
+}
+
+/// A window function in FROM, rewritten.
+struct WindowTable {
+    /// The subquery replacing it.
+    factor: TableFactor,
+    /// The window's time column.
+    column: String,
+    /// From ksqlDB's clause.
+    ksql: bool,
+    /// A session window's gap.
+    session_gap: Option<i64>,
+}
+
+/// The hidden group key of a session window: the event time, which the
+/// view's operator replaces with the id of the session it falls in.
+pub const SESSION_KEY: &str = "__eddy_session";
+
+/// A session window: the gap and the time column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionWindow {
+    /// Events further apart than this are in different sessions.
+    pub gap: i64,
+    /// The time column.
+    pub column: String,
+}
+
+/// Session windows are the events' own extent: `window_start` is
+/// `min(ts)` and `window_end` is `max(ts)`, both always selected (so the
+/// session index can be rebuilt from the state), and the hidden session key
+/// is grouped on.
+fn add_session_bounds(select: &mut ast::Select, column: &str) -> Result<(), WindowError> {
+    let bound = |name: &str| match name.to_lowercase().as_str() {
+        "window_start" | "windowstart" => Some("min"),
+        "window_end" | "windowend" => Some("max"),
+        _ => None,
+    };
+    let aggregate = |f: &str| parse_expr(&format!("{f}({})", quoted(column)));
+    if let GroupByExpr::Expressions(exprs, _) = &mut select.group_by {
+        exprs.retain(|e| column_name(e).and_then(|n| bound(&n)).is_none());
+        exprs.push(Expr::Identifier(Ident::new(SESSION_KEY)));
+    }
+    for item in select.projection.iter_mut() {
+        if let SelectItem::UnnamedExpr(e) = item
+            && let Some(name) = column_name(e).filter(|n| bound(n).is_some())
+        {
+            let canonical = if bound(&name) == Some("min") { "window_start" } else { "window_end" };
+            *item = SelectItem::ExprWithAlias { expr: e.clone(), alias: Ident::new(canonical) };
+        }
+    }
+    let mut failed = None;
+    let _ = ast::visit_expressions_mut(&mut select.projection, |e| {
+        if let Some(f) = column_name(e).and_then(|n| bound(&n))
+            && matches!(e, Expr::Identifier(_))
+        {
+            match aggregate(f) {
+                Ok(a) => *e = a,
+                Err(err) => failed = Some(err),
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let has = |alias: &str| {
+        select.projection.iter().any(|i| matches!(i, SelectItem::ExprWithAlias { alias: a, .. } if a.value == alias))
+    };
+    let mut front = Vec::new();
+    for (alias, f) in [("window_start", "min"), ("window_end", "max")] {
+        if !has(alias) {
+            front.push(SelectItem::ExprWithAlias { expr: aggregate(f)?, alias: Ident::new(alias) });
+        }
+    }
+    select.projection.splice(0..0, front);
+    Ok(())
 }
 
 /// ksqlDB's windowed aggregate: `window_start` and `window_end` are grouped

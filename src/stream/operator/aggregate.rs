@@ -40,7 +40,7 @@ impl AggregateOperator {
             while offset < partial.num_rows() {
                 let length = MERGE_CHUNK_ROWS.min(partial.num_rows() - offset);
                 let chunk = partial.slice(offset, length);
-                self.plan.state.lock().merge_partial(&chunk, &self.plan.layout)?;
+                self.plan.state.lock().merge_sessions(&chunk, &self.plan.layout)?;
                 offset += length;
             }
         }
