@@ -8,8 +8,9 @@
 //! ```
 //!
 //! An in-process server runs on a manual clock. Each step, COPY sends one
-//! event for every key (`k`, `v`), then the clock advances one step, so the
-//! window ends up holding keys x steps groups. The baseline, in the same run,
+//! (or ten) events for every key (`k`, `v`), then the clock advances one
+//! step, so the window ends up holding keys x steps groups. One event per key
+//! and step is the worst case: every event creates a group. The baseline, in the same run,
 //! is the same view with no window: `SELECT k, count(*), sum(v) FROM s GROUP BY k`.
 //! Only the COPYs are timed.
 
@@ -29,6 +30,8 @@ const START: i64 = 1_767_225_600_000_000;
 
 struct Plan {
     keys: usize,
+    /// Events per key in each step (each run of the benchmark does every count).
+    per_step: Vec<usize>,
     /// Steps in the window (also the number of COPYs).
     steps: usize,
     step_minutes: usize,
@@ -48,9 +51,9 @@ fn main() -> ExitCode {
     let has = |flag: &str| std::env::args().any(|a| a == flag);
     let quick = has("--quick") || !(has("--bench") || has("--full"));
     let plan = if quick {
-        Plan { keys: 1_000, steps: 5, step_minutes: 1 }
+        Plan { keys: 1_000, per_step: vec![1, 2], steps: 5, step_minutes: 1 }
     } else {
-        Plan { keys: 100_000, steps: 60, step_minutes: 1 }
+        Plan { keys: 100_000, per_step: vec![1, 10], steps: 60, step_minutes: 1 }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
@@ -72,20 +75,29 @@ fn main() -> ExitCode {
 }
 
 async fn run(plan: &Plan) -> BenchResult<String> {
+    let mut out = String::new();
+    for &per_step in &plan.per_step {
+        out += &run_one(plan, per_step).await?;
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+async fn run_one(plan: &Plan, per_step: usize) -> BenchResult<String> {
     let width = plan.steps * plan.step_minutes;
     let factor = 100.0 / plan.steps as f64;
     let unwindowed = "SELECT k, count(*) AS n, sum(v) AS total FROM s GROUP BY k".to_string();
     let sliding = format!(
         "WITH (sw = '{width} minutes', step_factor = '{factor:.10}') AS SELECT k, count(*) AS n, sum(v) AS total FROM s GROUP BY k"
     );
-    let base = case(plan, "no window (baseline)", &format!("AS {unwindowed}")).await?;
-    let window = case(plan, "sliding, 1-minute steps", &sliding).await?;
+    let base = case(plan, per_step, "no window (baseline)", &format!("AS {unwindowed}")).await?;
+    let window = case(plan, per_step, "sliding, 1-minute steps", &sliding).await?;
     let expected_groups = (plan.keys * plan.steps) as i64;
     if window.groups != expected_groups || base.groups != plan.keys as i64 {
         return Err(format!("groups: window {} (want {expected_groups}), baseline {}", window.groups, base.groups).into());
     }
     let mut out = format!(
-        "{} keys, a {width}-minute window in {} steps; {} events per case\n\n\
+        "{} keys, a {width}-minute window in {} steps, {per_step} event(s) per key per step: {} events per case\n\n\
          | view | events/s | groups | state bytes | bytes per group | full read | point read (k = 42) |\n|---|---:|---:|---:|---:|---:|---:|\n",
         plan.keys, plan.steps, base.rows
     );
@@ -107,7 +119,7 @@ async fn run(plan: &Plan) -> BenchResult<String> {
     Ok(out)
 }
 
-async fn case(plan: &Plan, name: &'static str, view: &str) -> BenchResult<Case> {
+async fn case(plan: &Plan, per_step: usize, name: &'static str, view: &str) -> BenchResult<Case> {
     let config = Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         manual_clock: Some(START),
@@ -121,9 +133,9 @@ async fn case(plan: &Plan, name: &'static str, view: &str) -> BenchResult<Case> 
     client.batch_execute(&format!("CREATE STREAM s (k bigint, v bigint); CREATE VIEW w {view}")).await?;
     let mut elapsed = Duration::ZERO;
     for step in 0..plan.steps {
-        let mut text = String::with_capacity(plan.keys * 12);
-        for k in 0..plan.keys {
-            text.push_str(&format!("{k}\t{}\n", (k + step) % 100));
+        let mut text = String::with_capacity(plan.keys * per_step * 12);
+        for i in 0..plan.keys * per_step {
+            text.push_str(&format!("{}\t{}\n", i % plan.keys, (i + step) % 100));
         }
         let started = Instant::now();
         copy(&client, text).await?;
@@ -143,15 +155,16 @@ async fn case(plan: &Plan, name: &'static str, view: &str) -> BenchResult<Case> 
     let started = Instant::now();
     let point = first_row(&client, "SELECT n FROM w WHERE k = 42").await?;
     let point_read = started.elapsed();
-    if point.first().map(String::as_str) != Some(&plan.steps.to_string()) {
-        return Err(format!("{name}: key 42 counted {point:?}, want {}", plan.steps).into());
+    let want = (plan.steps * per_step).to_string();
+    if point.first() != Some(&want) {
+        return Err(format!("{name}: key 42 counted {point:?}, want {want}").into());
     }
     drop(client);
     server.shutdown().await;
     let parse = |i: usize| stats.get(i).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
     Ok(Case {
         name,
-        rows: plan.keys * plan.steps,
+        rows: plan.keys * plan.steps * per_step,
         elapsed,
         groups: parse(0),
         bytes: parse(1),

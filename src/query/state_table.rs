@@ -30,6 +30,10 @@ use crate::clock::Clock;
 use crate::state::GroupedState;
 use crate::window::Sliding;
 
+/// A point lookup in a sliding window probes each live step; past this many
+/// steps, a scan is cheaper.
+const MAX_LOOKUP_STEPS: usize = 4_096;
+
 /// A sliding window's steps and the clock that says which are live.
 type SlidingRead = Option<(Sliding, Arc<Clock>)>;
 
@@ -77,15 +81,16 @@ impl StateTable {
         }
     }
 
-    /// The keys to look up, when filters pin every key column; `None` means
-    /// a full scan.
+    /// The keys to look up, when filters pin every key column (but a
+    /// sliding window's step); `None` means a full scan.
     fn lookup_keys(&self, filters: &[Expr]) -> Option<Vec<ArrayRef>> {
-        if self.key_columns == 0 {
+        let columns = self.key_columns - usize::from(self.sliding.is_some());
+        if columns == 0 {
             return None;
         }
-        let mut pinned: Vec<Option<Vec<ScalarValue>>> = vec![None; self.key_columns];
+        let mut pinned: Vec<Option<Vec<ScalarValue>>> = vec![None; columns];
         for f in filters {
-            if let Some((i, values)) = self.key_equality(f) {
+            if let Some((i, values)) = self.key_equality(f).filter(|(i, _)| *i < columns) {
                 pinned[i] = Some(values);
             }
         }
@@ -135,7 +140,7 @@ impl TableProvider for StateTable {
         filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let lookup = if self.sliding.is_some() { None } else { self.lookup_keys(filters) };
+        let lookup = self.lookup_keys(filters);
         let exec = StateScanExec::try_new(self.schema.clone(), self.state.clone(), lookup, projection.cloned())?;
         Ok(Arc::new(StateScanExec { sliding: self.sliding.clone(), ..exec }))
     }
@@ -208,10 +213,14 @@ impl ExecutionPlan for StateScanExec {
 
     fn execute(&self, _partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let batch = {
-            let oldest_step = self.sliding.as_ref().map(|(window, clock)| window.oldest_live_step(clock.now_micros()));
+            let live = self.sliding.as_ref().map(|(window, clock)| window.live_steps(clock.now_micros()));
             let mut state = self.state.lock();
-            match (&self.lookup, oldest_step) {
-                (_, Some(oldest)) => state.evaluate_sliding(&self.schema, oldest)?,
+            match (&self.lookup, live) {
+                (Some(keys), Some((live, steps))) if !steps.is_empty() && steps.len() <= MAX_LOOKUP_STEPS => {
+                    let candidates = state.sliding_lookup(keys, &steps)?;
+                    state.evaluate_sliding(&self.schema, live, Some(candidates))?
+                }
+                (_, Some((live, _))) => state.evaluate_sliding(&self.schema, live, None)?,
                 (Some(keys), None) => state.evaluate_keys(keys, &self.schema)?,
                 (None, None) => state.evaluate_all(&self.schema)?,
             }

@@ -164,6 +164,26 @@ impl GroupedState {
         Ok(out)
     }
 
+    /// The group of each row of `keys`, if it exists.
+    fn find_groups(&self, keys: &[ArrayRef]) -> Result<Vec<Option<usize>>> {
+        let (Some(converter), Some(stored)) = (&self.converter, &self.keys) else {
+            return Ok(vec![None; keys.first().map_or(0, |k| k.len())]);
+        };
+        let rows = converter.convert_columns(keys)?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let hash = self.hasher.hash_one(row.as_ref());
+                self.index.find(hash, |&g| stored.row(g as usize).as_ref() == row.as_ref()).map(|&g| g as usize)
+            })
+            .collect())
+    }
+
+    /// The group whose key is the one row of `key`.
+    fn find_group(&self, key: &[ArrayRef]) -> Result<Option<usize>> {
+        Ok(self.find_groups(key)?.into_iter().next().flatten())
+    }
+
     /// Merges one partial-aggregate batch into the state.
     pub fn merge_partial(&mut self, batch: &RecordBatch, layout: &PartialLayout) -> Result<()> {
         let rows = batch.num_rows();

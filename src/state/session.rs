@@ -191,15 +191,4 @@ impl GroupedState {
         self.full_pending = true;
         Ok(())
     }
-
-    /// The group whose key is the one row of `key`.
-    fn find_group(&self, key: &[ArrayRef]) -> Result<Option<usize>> {
-        let (Some(converter), Some(stored)) = (&self.converter, &self.keys) else {
-            return Ok(None);
-        };
-        let rows = converter.convert_columns(key)?;
-        let bytes = rows.row(0);
-        let hash = self.hasher.hash_one(bytes.as_ref());
-        Ok(self.index.find(hash, |&g| stored.row(g as usize).as_ref() == bytes.as_ref()).map(|&g| g as usize))
-    }
 }

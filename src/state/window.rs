@@ -99,13 +99,23 @@ impl GroupedState {
     }
 
     /// Evaluates a sliding window: for each key (all key columns but the
-    /// last, the step), the merge of its steps starting at or after
-    /// `oldest_step`. The step column of a row holds the newest step merged.
+    /// last, the step), the merge of its steps in `live` (the steps starting
+    /// in that range). With `candidates`, only those groups are considered (a
+    /// point lookup). The step column of a row holds the newest step merged.
     /// A view without other keys always gives one row.
-    pub fn evaluate_sliding(&mut self, schema: &SchemaRef, oldest_step: i64) -> Result<RecordBatch> {
+    pub fn evaluate_sliding(
+        &mut self,
+        schema: &SchemaRef,
+        live: std::ops::RangeInclusive<i64>,
+        candidates: Option<Vec<usize>>,
+    ) -> Result<RecordBatch> {
         let key_columns = self.key_types.len();
         let user_keys = key_columns.saturating_sub(1);
-        let keys = self.key_arrays()?;
+        let groups: Vec<usize> = candidates.unwrap_or_else(|| (0..self.groups).collect());
+        let keys = match (&self.converter, &self.keys) {
+            (Some(converter), Some(stored)) => converter.convert_rows(groups.iter().map(|&g| stored.row(g)))?,
+            _ => return internal_err!("a sliding window needs its step key"),
+        };
         let Some(steps) = keys.last() else {
             return internal_err!("a sliding window needs its step key");
         };
@@ -113,31 +123,32 @@ impl GroupedState {
         let user_converter =
             RowConverter::new(self.key_types[..user_keys].iter().map(|t| SortField::new(t.clone())).collect())?;
         let user_rows = user_converter.convert_columns(&keys[..user_keys])?;
-        // Output row per distinct user key: its representative group and newest step.
-        let mut outputs: HashMap<Vec<u8>, usize> = HashMap::new();
+        // Output row per distinct user key: its representative (a position in
+        // `keys`) with the newest step, and its member groups.
+        let mut outputs: HashMap<&[u8], usize> = HashMap::new();
         let mut representative: Vec<(u32, i64)> = Vec::new();
         let mut members: Vec<Vec<usize>> = Vec::new();
-        for (g, step) in steps.iter().enumerate() {
+        for (i, step) in steps.iter().enumerate() {
             let Some(step) = *step else { continue };
-            if step < oldest_step {
+            if !live.contains(&step) {
                 continue;
             }
-            let key = if user_keys == 0 { Vec::new() } else { user_rows.row(g).as_ref().to_vec() };
+            let key: &[u8] = if user_keys == 0 { &[] } else { user_rows.row(i).data() };
             let out = *outputs.entry(key).or_insert_with(|| {
-                representative.push((g as u32, step));
+                representative.push((i as u32, step));
                 members.push(Vec::new());
                 representative.len() - 1
             });
-            members[out].push(g);
+            members[out].push(groups[i]);
             if step > representative[out].1 {
-                representative[out] = (g as u32, step);
+                representative[out] = (i as u32, step);
             }
         }
         let n = self.aggregates.len();
         let mut values: Vec<Vec<ScalarValue>> = vec![Vec::with_capacity(members.len().max(1)); n];
-        for groups in &members {
+        for member_groups in &members {
             for (a, column) in values.iter_mut().enumerate() {
-                column.push(self.merge_steps(a, groups)?);
+                column.push(self.merge_steps(a, member_groups)?);
             }
         }
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
@@ -148,7 +159,7 @@ impl GroupedState {
                 column.push(self.aggregates[a].create_accumulator()?.evaluate()?);
             }
         } else {
-            let picks = UInt32Array::from(representative.iter().map(|(g, _)| *g).collect::<Vec<_>>());
+            let picks = UInt32Array::from(representative.iter().map(|(i, _)| *i).collect::<Vec<_>>());
             for key in &keys {
                 columns.push(take(key.as_ref(), &picks, None)?);
             }
@@ -169,22 +180,49 @@ impl GroupedState {
         Ok(RecordBatch::try_new(schema.clone(), columns)?)
     }
 
+    /// The groups of the looked-up keys (one row per key in `user_keys`) in
+    /// each of the `steps`: a sliding window's point lookup, one probe per
+    /// key and step.
+    pub fn sliding_lookup(&self, user_keys: &[ArrayRef], steps: &[i64]) -> Result<Vec<usize>> {
+        let Some(step_type) = self.key_types.last() else {
+            return internal_err!("a sliding window needs its step key");
+        };
+        let rows = user_keys.first().map_or(0, |k| k.len());
+        let mut found = Vec::new();
+        for row in 0..rows {
+            let repeat = UInt32Array::from(vec![row as u32; steps.len()]);
+            let mut columns: Vec<ArrayRef> =
+                user_keys.iter().map(|k| take(k.as_ref(), &repeat, None)).collect::<std::result::Result<_, _>>()?;
+            let steps: ArrayRef = Arc::new(TimestampMicrosecondArray::from(steps.to_vec()));
+            columns.push(cast(&steps, step_type)?);
+            found.extend(self.find_groups(&columns)?.into_iter().flatten());
+        }
+        Ok(found)
+    }
+
     /// Aggregate `a` over `groups`, merged into a fresh accumulator.
     fn merge_steps(&mut self, a: usize, groups: &[usize]) -> Result<ScalarValue> {
         let n = self.aggregates.len();
         let aggregate = Arc::clone(&self.aggregates[a]);
         let consumes = state_consumes(aggregate.fun().name());
-        let mut merged = aggregate.create_accumulator()?;
+        let width = self.state_widths[a];
+        let mut columns: Vec<Vec<ScalarValue>> = vec![Vec::with_capacity(groups.len()); width];
         for &g in groups {
             let state = self.accumulators[g * n + a].state()?;
-            let arrays: Vec<ArrayRef> = state.iter().map(|v| v.to_array()).collect::<Result<_>>()?;
-            merged.merge_batch(&arrays)?;
             if consumes {
+                let arrays: Vec<ArrayRef> = state.iter().map(|v| v.to_array()).collect::<Result<_>>()?;
                 let mut fresh = aggregate.create_accumulator()?;
                 fresh.merge_batch(&arrays)?;
                 self.accumulators[g * n + a] = fresh;
             }
+            for (column, value) in columns.iter_mut().zip(state) {
+                column.push(value);
+            }
         }
+        // All of a key's steps go into one merge.
+        let arrays: Vec<ArrayRef> = columns.into_iter().map(ScalarValue::iter_to_array).collect::<Result<_>>()?;
+        let mut merged = aggregate.create_accumulator()?;
+        merged.merge_batch(&arrays)?;
         merged.evaluate()
     }
 }

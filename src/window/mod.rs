@@ -115,6 +115,19 @@ impl Sliding {
     }
 }
 
+impl Sliding {
+    /// The steps live at `now`: from the oldest still in the window to the
+    /// one `now` falls in (events stamped later than the clock count once
+    /// their time has come), as a range and as the step starts.
+    pub fn live_steps(&self, now: i64) -> (std::ops::RangeInclusive<i64>, Vec<i64>) {
+        let oldest = self.oldest_live_step(now);
+        let newest = now.div_euclid(self.step).saturating_mul(self.step);
+        let count = if newest < oldest { 0 } else { ((newest - oldest) / self.step + 1) as usize };
+        let steps = if count > 100_000 { Vec::new() } else { (0..count as i64).map(|i| oldest + i * self.step).collect() };
+        (oldest..=newest, steps)
+    }
+}
+
 /// Retention: groups whose `column` is older than `ttl` are removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ttl {
