@@ -83,6 +83,7 @@ async fn window_state_survives_a_restart() {
          CREATE VIEW recent WITH (sw = '10 minutes') AS SELECT k, count(*) AS n FROM ev GROUP BY k;
          CREATE VIEW per_minute WITH (ttl = '1 hour', ttl_column = 'm') AS
              SELECT minute(ts) AS m, count(*) AS n FROM ev GROUP BY m;
+         CREATE VIEW sessions AS SELECT k, count(*) AS n FROM session(ev, ts, interval '2 minutes') GROUP BY k;
          INSERT INTO ev VALUES ('a', '2026-01-01 00:00:00+00'), ('b', '2026-01-01 00:05:00+00');
          CHECKPOINT;
          INSERT INTO ev VALUES ('a', '2026-01-01 00:03:00+00'), ('a', '2026-01-01 00:06:00+00');",
@@ -94,6 +95,7 @@ async fn window_state_survives_a_restart() {
         "SELECT m, n FROM per_minute ORDER BY m",
         "SELECT name, window, ttl, watermark FROM pipelinedb.views ORDER BY name",
         "SELECT watermark, late_rows FROM pipelinedb.streams",
+        "SELECT * FROM sessions ORDER BY k, window_start",
     ];
     let mut before = Vec::new();
     for q in reads {
@@ -114,6 +116,15 @@ async fn window_state_survives_a_restart() {
     // A late event is still late after the restart: the watermark came back.
     db.batch_execute("INSERT INTO ev VALUES ('c', '2026-01-01 00:01:00+00')").await.expect("insert");
     assert_eq!(rows(&db, "SELECT late_rows FROM pipelinedb.streams").await, ["2"]);
+    // The session index is rebuilt from the state: 00:08 bridges a's
+    // 00:06 session and a new 00:10 one.
+    db.batch_execute("INSERT INTO ev VALUES ('a', '2026-01-01 00:10:00+00'), ('a', '2026-01-01 00:08:00+00')")
+        .await
+        .expect("insert");
+    assert_eq!(
+        rows(&db, "SELECT * FROM sessions WHERE k = 'a' ORDER BY window_start").await,
+        ["2026-01-01 00:00:00+00|2026-01-01 00:00:00+00|a|1", "2026-01-01 00:06:00+00|2026-01-01 00:10:00+00|a|3"]
+    );
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
