@@ -38,8 +38,8 @@ async fn views(db: &Client, page: &str, users: std::ops::Range<i64>) {
 async fn top_pages_over_the_last_30_minutes() {
     let server = common::start_server_with(Config { manual_clock: Some(START), ..Config::default() }).await;
     let db = common::connect(&server).await;
-    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/examples/top_pages.sql"))
-        .expect("example");
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/examples/top_pages.sql")).expect("example");
     db.batch_execute(&example).await.expect("the example runs");
 
     // 00:00: /home is hot.

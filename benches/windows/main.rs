@@ -94,7 +94,9 @@ async fn run_one(plan: &Plan, per_step: usize) -> BenchResult<String> {
     let window = case(plan, per_step, "sliding, 1-minute steps", &sliding).await?;
     let expected_groups = (plan.keys * plan.steps) as i64;
     if window.groups != expected_groups || base.groups != plan.keys as i64 {
-        return Err(format!("groups: window {} (want {expected_groups}), baseline {}", window.groups, base.groups).into());
+        return Err(
+            format!("groups: window {} (want {expected_groups}), baseline {}", window.groups, base.groups).into()
+        );
     }
     let mut out = format!(
         "{} keys, a {width}-minute window in {} steps, {per_step} event(s) per key per step: {} events per case\n\n\
@@ -141,7 +143,9 @@ async fn case(plan: &Plan, per_step: usize, name: &'static str, view: &str) -> B
         copy(&client, text).await?;
         elapsed += started.elapsed();
         if step + 1 < plan.steps {
-            client.batch_execute(&format!("SELECT eddy_advance_clock(interval '{} minutes')", plan.step_minutes)).await?;
+            client
+                .batch_execute(&format!("SELECT eddy_advance_clock(interval '{} minutes')", plan.step_minutes))
+                .await?;
         }
     }
     let stats = first_row(&client, "SELECT groups, bytes FROM pipelinedb.views WHERE name = 'w'").await?;

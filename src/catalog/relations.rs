@@ -52,9 +52,11 @@ fn streams(catalog: &Catalog) -> Result<RecordBatch> {
         ("rows_in", int64(all.iter().map(|s| Some(s.rows_in() as i64)))),
         (
             "event_time",
-            text(all.iter().map(|s| {
-                s.def.event_time.as_ref().map(|e| format!("{} - {}", e.column, format_duration(e.lateness)))
-            })),
+            text(
+                all.iter().map(|s| {
+                    s.def.event_time.as_ref().map(|e| format!("{} - {}", e.column, format_duration(e.lateness)))
+                }),
+            ),
         ),
         ("watermark", timestamptz(all.iter().map(|s| s.watermark_now()))),
         ("late_rows", int64(all.iter().map(|s| s.def.event_time.as_ref().map(|_| s.watermark().late_rows() as i64)))),

@@ -76,8 +76,11 @@ pub async fn write_batches(
         check_not_null(stream, batch)?;
     }
     let now = stream.clock().now_micros();
-    let stamped =
-        batches.into_iter().filter(|b| b.num_rows() > 0).map(|b| stamp_arrival(b, now)).collect::<Result<Vec<_>, _>>()?;
+    let stamped = batches
+        .into_iter()
+        .filter(|b| b.num_rows() > 0)
+        .map(|b| stamp_arrival(b, now))
+        .collect::<Result<Vec<_>, _>>()?;
     if stamped.is_empty() {
         return Ok(0);
     }

@@ -11,13 +11,13 @@ use pgwire::error::{ErrorInfo, PgWireError};
 
 use crate::catalog::CatalogError;
 use crate::checkpoint::CheckpointError;
+use crate::clock::ClockError;
 use crate::error::{EddyError, root_datafusion_error};
 use crate::ingest::IngestError;
 use crate::ingest::kafka::KafkaError;
 use crate::planner::PlanError;
 use crate::sql::SqlError;
 use crate::window::WindowError;
-use crate::clock::ClockError;
 
 /// Syntax error.
 pub const SYNTAX_ERROR: &str = "42601";

@@ -106,7 +106,8 @@ pub async fn plan_view(
     query: &Query,
     options: &ViewOptions,
 ) -> Result<IncrementalPlan, PlanError> {
-    let event_time = |stream: &str| catalog.stream(stream).ok().and_then(|s| s.def.event_time.clone()).map(|e| e.column);
+    let event_time =
+        |stream: &str| catalog.stream(stream).ok().and_then(|s| s.def.event_time.clone()).map(|e| e.column);
     let (query, windowing) = rewrite_view(query, options, &event_time)?;
     let clock = catalog.clock().clone();
     let schema = Arc::new(ViewPlanningSchema::new(catalog.clone()));
@@ -173,9 +174,8 @@ fn session_spec(aggregate: &Aggregate, windowing: &Windowing) -> Result<Option<S
     let Some(session) = &windowing.session else {
         return Ok(None);
     };
-    let unsupported = || {
-        PlanError::Unsupported("this session window's grouping could not be planned; group by plain columns".into())
-    };
+    let unsupported =
+        || PlanError::Unsupported("this session window's grouping could not be planned; group by plain columns".into());
     match aggregate.group_expr.last() {
         Some(Expr::Column(c)) if c.name == SESSION_KEY => {}
         _ => return Err(unsupported()),

@@ -13,10 +13,10 @@ use tokio_util::task::TaskTracker;
 
 use super::config::Config;
 use crate::catalog::Catalog;
-use crate::clock::Clock;
 use crate::catalog::relations as pipelinedb;
 use crate::catalog::schema_provider::CatalogSchema;
 use crate::checkpoint::{CheckpointError, CheckpointStats, Durability, image};
+use crate::clock::Clock;
 use crate::error::{EddyError, Result};
 use crate::ingest::kafka::Kafka;
 use crate::ingest::kafka::relations as kafka_relations;

@@ -128,8 +128,9 @@ impl GroupedState {
             };
             let user_key = user_rows.row(row).as_ref().to_vec();
             let sessions = index.by_key.entry(user_key.clone()).or_default();
-            let (near, far): (Vec<Session>, Vec<Session>) =
-                sessions.iter().partition(|s| s.start.saturating_sub(spec.gap) <= t && t <= s.end.saturating_add(spec.gap));
+            let (near, far): (Vec<Session>, Vec<Session>) = sessions
+                .iter()
+                .partition(|s| s.start.saturating_sub(spec.gap) <= t && t <= s.end.saturating_add(spec.gap));
             let mut merged = Session { start: t, end: t, id: t };
             if let Some(first) = near.iter().min_by_key(|s| s.id) {
                 merged.id = first.id;
@@ -172,7 +173,8 @@ impl GroupedState {
             columns.push(cast(&id, batch.column(key).data_type())?);
             Ok(columns)
         };
-        let (Some(from_group), into_group) = (self.find_group(&key_of(from)?)?, self.find_group(&key_of(into)?)?) else {
+        let (Some(from_group), into_group) = (self.find_group(&key_of(from)?)?, self.find_group(&key_of(into)?)?)
+        else {
             return Ok(()); // `from` exists only in this batch so far
         };
         let into_group = match into_group {

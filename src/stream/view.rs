@@ -30,12 +30,8 @@ fn resolve_ttl(plan: &IncrementalPlan, ttl: Ttl) -> Result<(Ttl, usize), WindowE
     match found {
         Some(i) if is_time(i) => Ok((ttl, i)),
         _ => {
-            let candidates: Vec<&str> = plan
-                .key_outputs
-                .iter()
-                .filter(|(_, i)| is_time(*i))
-                .map(|(name, _)| name.as_str())
-                .collect();
+            let candidates: Vec<&str> =
+                plan.key_outputs.iter().filter(|(_, i)| is_time(*i)).map(|(name, _)| name.as_str()).collect();
             Err(WindowError::InvalidOption(format!(
                 "ttl_column \"{}\" must be a grouped timestamp column of the view; its grouped timestamp columns are: {}",
                 ttl.column,

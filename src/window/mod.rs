@@ -123,7 +123,8 @@ impl Sliding {
         let oldest = self.oldest_live_step(now);
         let newest = now.div_euclid(self.step).saturating_mul(self.step);
         let count = if newest < oldest { 0 } else { ((newest - oldest) / self.step + 1) as usize };
-        let steps = if count > 100_000 { Vec::new() } else { (0..count as i64).map(|i| oldest + i * self.step).collect() };
+        let steps =
+            if count > 100_000 { Vec::new() } else { (0..count as i64).map(|i| oldest + i * self.step).collect() };
         (oldest..=newest, steps)
     }
 }

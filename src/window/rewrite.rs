@@ -218,7 +218,9 @@ fn string_value(expr: &Expr) -> Option<String> {
 
 fn interval_arg(function: &str, name: &str, arg: Option<&Expr>) -> Result<i64, WindowError> {
     let text = arg.and_then(interval_text).ok_or_else(|| {
-        WindowError::InvalidOption(format!("{function}()'s {name} must be an interval literal, such as INTERVAL '1 minute'"))
+        WindowError::InvalidOption(format!(
+            "{function}()'s {name} must be an interval literal, such as INTERVAL '1 minute'"
+        ))
     })?;
     parse_duration(name, &text)
 }
@@ -257,9 +259,9 @@ fn window_table(
     if exprs.len() != expected || exprs.iter().any(Option::is_none) {
         return Err(WindowError::InvalidOption(format!("{kind}() takes {expected} arguments: {usage}")));
     }
-    let stream = exprs[0].and_then(column_name).ok_or_else(|| {
-        WindowError::InvalidOption(format!("{kind}()'s first argument must name a stream"))
-    })?;
+    let stream = exprs[0]
+        .and_then(column_name)
+        .ok_or_else(|| WindowError::InvalidOption(format!("{kind}()'s first argument must name a stream")))?;
     let mut column = exprs[1].and_then(column_name).ok_or_else(|| {
         WindowError::InvalidOption(format!("{kind}()'s second argument must name a timestamp column"))
     })?;
@@ -293,8 +295,9 @@ fn window_table(
                 "hop() would put each event in {windows} windows; keep size / slide at 1000 or less"
             )));
         }
-        let starts: Vec<String> =
-            (0..windows).map(|k| format!("date_bin({}, {ts}) - {}", interval_sql(slide), interval_sql(k * slide))).collect();
+        let starts: Vec<String> = (0..windows)
+            .map(|k| format!("date_bin({}, {ts}) - {}", interval_sql(slide), interval_sql(k * slide)))
+            .collect();
         let size = interval_sql(size);
         format!(
             "(SELECT *, window_start + {size} AS window_end FROM \
@@ -444,16 +447,17 @@ pub fn ksql_window_tokens(tokens: Vec<TokenWithSpan>) -> Result<Vec<TokenWithSpa
                 continue;
             }
         }
-        let kind = next_significant(&tokens, i + 1).filter(|_| word(&tokens[i], "window")).and_then(|n| {
-            ["tumbling", "hopping", "session"].into_iter().find(|k| word(&tokens[n], k)).map(|k| (k, n))
-        });
+        let kind = next_significant(&tokens, i + 1)
+            .filter(|_| word(&tokens[i], "window"))
+            .and_then(|n| ["tumbling", "hopping", "session"].into_iter().find(|k| word(&tokens[n], k)).map(|k| (k, n)));
         let Some((kind, at)) = kind else {
             out.push(tokens[i].clone());
             i += 1;
             continue;
         };
         let open = next_significant(&tokens, at + 1).filter(|&n| tokens[n].token == Token::LParen);
-        let open = open.ok_or_else(|| WindowError::InvalidOption(format!("WINDOW {kind} must be followed by (...)")))?;
+        let open =
+            open.ok_or_else(|| WindowError::InvalidOption(format!("WINDOW {kind} must be followed by (...)")))?;
         let close = (open..tokens.len())
             .find(|&n| tokens[n].token == Token::RParen)
             .ok_or_else(|| WindowError::InvalidOption(format!("WINDOW {kind} (...) is not closed")))?;
@@ -510,7 +514,9 @@ fn wrap_from_item(out: &mut Vec<TokenWithSpan>, kind: &str, args: &[String]) -> 
         (0..out.len()).rev().filter(|&n| !matches!(out[n].token, Token::Whitespace(_))).take(4).collect();
     let is_word = |n: usize, w: &str| matches!(&out[n].token, Token::Word(x) if x.value.eq_ignore_ascii_case(w));
     let from_at = significant.iter().position(|&n| is_word(n, "from")).ok_or_else(|| {
-        WindowError::InvalidOption("a WINDOW clause must follow the stream in FROM: FROM s WINDOW TUMBLING (...)".into())
+        WindowError::InvalidOption(
+            "a WINDOW clause must follow the stream in FROM: FROM s WINDOW TUMBLING (...)".into(),
+        )
     })?;
     if from_at == 0 {
         return Err(WindowError::InvalidOption("a WINDOW clause needs a stream before it".into()));
@@ -554,18 +560,23 @@ mod tests {
         let s = w.sliding.unwrap();
         assert_eq!((s.width, s.step), (3_600_000_000, 180_000_000));
         assert!(sql.contains("WHERE x > 1 GROUP BY k, date_bin(INTERVAL '180000000 microseconds'"), "{sql}");
-        assert!(rewrite("SELECT count(*) FROM s WHERE arrival_timestamp > now() - interval '1 hour'", &[("sw", "1 hour")])
-            .is_err());
+        assert!(
+            rewrite("SELECT count(*) FROM s WHERE arrival_timestamp > now() - interval '1 hour'", &[("sw", "1 hour")])
+                .is_err()
+        );
     }
 
     #[test]
     fn tumble_and_hop_become_subqueries() {
-        let (sql, w) = rewrite("SELECT window_start, count(*) FROM tumble(s, ts, INTERVAL '1 minute') GROUP BY 1", &[]).unwrap();
+        let (sql, w) =
+            rewrite("SELECT window_start, count(*) FROM tumble(s, ts, INTERVAL '1 minute') GROUP BY 1", &[]).unwrap();
         assert!(sql.contains("date_bin(INTERVAL '60000000 microseconds', \"ts\") AS window_start"), "{sql}");
         assert_eq!(w.time_column.as_deref(), Some("ts"));
-        let (sql, _) =
-            rewrite("SELECT window_start, count(*) FROM hop(s, ts, INTERVAL '1 minute', INTERVAL '3 minutes') GROUP BY 1", &[])
-                .unwrap();
+        let (sql, _) = rewrite(
+            "SELECT window_start, count(*) FROM hop(s, ts, INTERVAL '1 minute', INTERVAL '3 minutes') GROUP BY 1",
+            &[],
+        )
+        .unwrap();
         assert!(sql.contains("unnest(make_array("), "{sql}");
         assert!(rewrite("SELECT count(*) FROM hop(s, ts, INTERVAL '2 minutes', INTERVAL '1 minute')", &[]).is_err());
         assert!(rewrite("SELECT count(*) FROM tumble(s, ts)", &[]).is_err());

@@ -30,6 +30,9 @@ use super::{WindowError, parse_duration};
 /// unless `idle_timeout` says otherwise.
 pub const DEFAULT_IDLE_TIMEOUT_MICROS: i64 = 10_000_000;
 
+/// `WITH (...)` options, as keys and values.
+pub type Options = Vec<(String, String)>;
+
 /// A stream's declared event time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventTime {
@@ -44,9 +47,7 @@ pub struct EventTime {
 impl EventTime {
     /// Reads `timestamp`, `lateness` and `idle_timeout` from a stream's
     /// options; returns the options it did not use.
-    pub fn from_options(
-        options: &[(String, String)],
-    ) -> Result<(Option<Self>, Vec<(String, String)>), WindowError> {
+    pub fn from_options(options: &[(String, String)]) -> Result<(Option<Self>, Options), WindowError> {
         let mut column = None;
         let mut lateness = 0;
         let mut idle_timeout = DEFAULT_IDLE_TIMEOUT_MICROS;
@@ -119,7 +120,13 @@ impl Watermark {
     /// Splits `batch` into the rows windowed views may see and the number
     /// of late rows, and advances the watermark. `column` is the event-time
     /// column's index; `arrival` is when the rows arrived.
-    pub fn admit(&self, def: &EventTime, batch: &RecordBatch, column: usize, arrival: i64) -> Result<(RecordBatch, usize)> {
+    pub fn admit(
+        &self,
+        def: &EventTime,
+        batch: &RecordBatch,
+        column: usize,
+        arrival: i64,
+    ) -> Result<(RecordBatch, usize)> {
         let times = cast(batch.column(column), &DataType::Timestamp(TimeUnit::Microsecond, None))?;
         let times = times
             .as_any()
@@ -127,7 +134,12 @@ impl Watermark {
             .ok_or_else(|| datafusion::error::DataFusionError::Internal("event time is not a timestamp".into()))?;
         let mut state = self.state.lock();
         let watermark = current(&state, def, arrival);
-        let keep: BooleanArray = times.iter().map(|t| Some(matches!((t, watermark), (Some(t), Some(w)) if t >= w) || (t.is_some() && watermark.is_none()))).collect();
+        let keep: BooleanArray = times
+            .iter()
+            .map(|t| {
+                Some(matches!((t, watermark), (Some(t), Some(w)) if t >= w) || (t.is_some() && watermark.is_none()))
+            })
+            .collect();
         let on_time = filter_record_batch(batch, &keep)?;
         let late = batch.num_rows() - on_time.num_rows();
         let kept_times = datafusion::arrow::compute::filter(times, &keep)?;
@@ -160,7 +172,8 @@ mod tests {
     use super::*;
 
     fn batch(times: &[Option<i64>]) -> RecordBatch {
-        let schema = Arc::new(Schema::new(vec![Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, None), true)]));
+        let schema =
+            Arc::new(Schema::new(vec![Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, None), true)]));
         RecordBatch::try_new(schema, vec![Arc::new(TimestampMicrosecondArray::from(times.to_vec()))]).unwrap()
     }
 
@@ -190,7 +203,10 @@ mod tests {
         let (def, rest) =
             EventTime::from_options(&opts(&[("timestamp", "TS"), ("lateness", "10 seconds"), ("kafka_topic", "t")]))
                 .unwrap();
-        assert_eq!(def, Some(EventTime { column: "ts".into(), lateness: 10_000_000, idle_timeout: DEFAULT_IDLE_TIMEOUT_MICROS }));
+        assert_eq!(
+            def,
+            Some(EventTime { column: "ts".into(), lateness: 10_000_000, idle_timeout: DEFAULT_IDLE_TIMEOUT_MICROS })
+        );
         assert_eq!(rest.len(), 1);
         assert!(EventTime::from_options(&opts(&[("lateness", "1 second")])).is_err());
     }

@@ -15,8 +15,8 @@ use crate::error::Result;
 use crate::ingest::decode::{CopyFormat, FormatKind};
 use crate::ingest::kafka::Begun;
 use crate::ingest::kafka::options::{ConsumerOptions, MessageFormat, StartOffset};
-use crate::server::Session;
 use crate::planner::PlanError;
+use crate::server::Session;
 use crate::sql::{SqlError, normalize_ident};
 use crate::window::WindowError;
 use crate::window::watermark::EventTime;
@@ -119,7 +119,9 @@ fn check_event_time(schema: &Schema, column: &str) -> Result<()> {
             "event-time column \"{column}\" is {other}; timestamp = '...' must name a timestamp or timestamptz column"
         )))
         .into()),
-        Err(_) => Err(CatalogError::UndefinedColumn { relation: "the stream".into(), column: column.to_string() }.into()),
+        Err(_) => {
+            Err(CatalogError::UndefinedColumn { relation: "the stream".into(), column: column.to_string() }.into())
+        }
     }
 }
 

@@ -8,8 +8,8 @@ use datafusion::sql::sqlparser::ast::Query;
 
 use super::Reply;
 use crate::error::Result;
-use crate::server::Session;
 use crate::planner::PlanError;
+use crate::server::Session;
 use crate::window::ViewOptions;
 
 /// A continuous view declaration.

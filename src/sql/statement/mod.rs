@@ -119,7 +119,13 @@ impl Statement {
 
     /// Whether the statement may return rows (for Describe).
     pub fn returns_rows(&self) -> bool {
-        matches!(self, Statement::Query(_) | Statement::Truncate(_) | Statement::Kafka(_) | Statement::Show(_) | Statement::SetTtl(_)
+        matches!(
+            self,
+            Statement::Query(_)
+                | Statement::Truncate(_)
+                | Statement::Kafka(_)
+                | Statement::Show(_)
+                | Statement::SetTtl(_)
         )
     }
 }
