@@ -139,7 +139,7 @@ fn parse_create_stream(parser: &mut Parser, foreign: bool) -> Result<Statement, 
     parser.next_token(); // STREAM | TABLE
     let if_not_exists = parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
     let name = parser.parse_object_name(false).map_err(syntax)?;
-    let (columns, _constraints) = parser.parse_columns().map_err(syntax)?;
+    let (columns, watermark) = parse_stream_columns(parser)?;
     let mut server = None;
     if foreign {
         parser.expect_keyword(Keyword::SERVER).map_err(syntax)?;
@@ -150,7 +150,8 @@ fn parse_create_stream(parser: &mut Parser, foreign: bool) -> Result<Statement, 
             parser.expect_token(&Token::RParen).map_err(syntax)?;
         }
     }
-    let options = parse_with_options(parser)?;
+    let mut options = parse_with_options(parser)?;
+    options.extend(watermark);
     Ok(Statement::CreateStream(CreateStream {
         name: normalize_object_name(&name)?,
         if_not_exists,
@@ -164,6 +165,63 @@ fn parse_create_stream(parser: &mut Parser, foreign: bool) -> Result<Statement, 
         server,
         options,
     }))
+}
+
+/// A stream's `(column type, ...)`, which may also hold Flink's and
+/// RisingWave's `WATERMARK FOR ts AS ts - INTERVAL '10 seconds'`; that
+/// comes back as the `timestamp` and `lateness` options.
+fn parse_stream_columns(parser: &mut Parser) -> Result<(Vec<ast::ColumnDef>, Vec<(String, String)>), SqlError> {
+    parser.expect_token(&Token::LParen).map_err(syntax)?;
+    let mut columns = Vec::new();
+    let mut watermark = Vec::new();
+    if parser.consume_token(&Token::RParen) {
+        return Ok((columns, watermark));
+    }
+    loop {
+        if word_is(parser, 0, "watermark") && word_is(parser, 1, "for") {
+            parser.next_token();
+            parser.next_token();
+            let column = parser.parse_identifier().map_err(syntax)?;
+            parser.expect_keyword(Keyword::AS).map_err(syntax)?;
+            let expr = parser.parse_expr().map_err(syntax)?;
+            watermark.push(("timestamp".to_string(), super::normalize_ident(&column)));
+            watermark.push(("lateness".to_string(), watermark_lateness(&column, &expr)?));
+        } else {
+            columns.push(parser.parse_column_def().map_err(syntax)?);
+        }
+        if parser.consume_token(&Token::RParen) {
+            return Ok((columns, watermark));
+        }
+        parser.expect_token(&Token::Comma).map_err(syntax)?;
+    }
+}
+
+/// The lateness in `WATERMARK FOR ts AS ts - INTERVAL '...'` (or `AS ts`: none).
+fn watermark_lateness(column: &ast::Ident, expr: &ast::Expr) -> Result<String, SqlError> {
+    let bad = || {
+        SqlError::Syntax(format!("WATERMARK FOR {column} AS ... must be {column} or {column} - INTERVAL '10 seconds'"))
+    };
+    let same = |e: &ast::Expr| matches!(e, ast::Expr::Identifier(id) if id.value.eq_ignore_ascii_case(&column.value));
+    match expr {
+        e if same(e) => Ok("0".into()),
+        ast::Expr::BinaryOp { left, op: ast::BinaryOperator::Minus, right } if same(left) => match right.as_ref() {
+            ast::Expr::Interval(i) => {
+                let value = match i.value.as_ref() {
+                    ast::Expr::Value(v) => match &v.value {
+                        ast::Value::SingleQuotedString(s) | ast::Value::Number(s, _) => s.clone(),
+                        _ => return Err(bad()),
+                    },
+                    _ => return Err(bad()),
+                };
+                Ok(match &i.leading_field {
+                    Some(field) => format!("{value} {field}"),
+                    None => value,
+                })
+            }
+            _ => Err(bad()),
+        },
+        _ => Err(bad()),
+    }
 }
 
 fn parse_create_view(parser: &mut Parser) -> Result<Statement, SqlError> {
