@@ -45,6 +45,18 @@ struct Case {
     bytes: i64,
     full_read: Duration,
     point_read: Duration,
+    /// Growth of the process's resident memory over the case's ingest.
+    rss_growth: i64,
+}
+
+/// The process's resident memory, in bytes (0 where /proc is missing).
+fn rss_bytes() -> i64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
+        .map_or(0, |kb| kb * 1024)
 }
 
 fn main() -> ExitCode {
@@ -100,18 +112,20 @@ async fn run_one(plan: &Plan, per_step: usize) -> BenchResult<String> {
     }
     let mut out = format!(
         "{} keys, a {width}-minute window in {} steps, {per_step} event(s) per key per step: {} events per case\n\n\
-         | view | events/s | groups | state bytes | bytes per group | full read | point read (k = 42) |\n|---|---:|---:|---:|---:|---:|---:|\n",
+         | view | events/s | groups | state bytes (estimate) | per group | RSS growth | per group | full read | point read (k = 42) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         plan.keys, plan.steps, base.rows
     );
     for c in [&base, &window] {
         let rate = c.rows as f64 / c.elapsed.as_secs_f64();
         out += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             c.name,
             thousands(rate),
             thousands(c.groups as f64),
             thousands(c.bytes as f64),
             thousands(c.bytes as f64 / c.groups.max(1) as f64),
+            thousands(c.rss_growth as f64),
+            thousands(c.rss_growth as f64 / c.groups.max(1) as f64),
             ms(c.full_read),
             ms(c.point_read)
         );
@@ -134,6 +148,7 @@ async fn case(plan: &Plan, per_step: usize, name: &'static str, view: &str) -> B
     tokio::spawn(connection);
     client.batch_execute(&format!("CREATE STREAM s (k bigint, v bigint); CREATE VIEW w {view}")).await?;
     let mut elapsed = Duration::ZERO;
+    let rss_before = rss_bytes();
     for step in 0..plan.steps {
         let mut text = String::with_capacity(plan.keys * per_step * 12);
         for i in 0..plan.keys * per_step {
@@ -148,6 +163,7 @@ async fn case(plan: &Plan, per_step: usize, name: &'static str, view: &str) -> B
                 .await?;
         }
     }
+    let rss_growth = rss_bytes() - rss_before;
     let stats = first_row(&client, "SELECT groups, bytes FROM pipelinedb.views WHERE name = 'w'").await?;
     let started = Instant::now();
     let all = client.simple_query("SELECT k, n, total FROM w").await?;
@@ -174,6 +190,7 @@ async fn case(plan: &Plan, per_step: usize, name: &'static str, view: &str) -> B
         bytes: parse(1),
         full_read,
         point_read,
+        rss_growth,
     })
 }
 
