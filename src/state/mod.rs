@@ -20,6 +20,8 @@ use hashbrown::HashTable;
 
 mod session;
 mod snapshot;
+#[cfg(test)]
+mod testing;
 mod window;
 
 pub use session::SessionSpec;

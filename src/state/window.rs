@@ -226,3 +226,60 @@ impl GroupedState {
         merged.evaluate()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{SECOND, apply, lines, plan};
+
+    const QUERY: &str = "SELECT k, count(*) AS n, sum(v) AS total FROM s GROUP BY k";
+
+    /// Steps in the window merge per key; older steps drop out at read
+    /// time, are found by a point lookup's probes, and expiry removes them.
+    #[tokio::test]
+    async fn sliding_steps_merge_drop_out_and_expire() {
+        let plan = plan(QUERY, &[("sw", "100 seconds"), ("step_factor", "10")]).await;
+        apply(&plan, &[("a", 1, 0), ("b", 2, 3)]).await;
+        apply(&plan, &[("a", 10, 15), ("a", 100, 95)]).await;
+        let sliding = plan.windowing.sliding.clone().unwrap();
+        let step_key = plan.step_key.unwrap();
+        let mut state = plan.state.lock();
+        assert_eq!(state.groups(), 4, "(a, 0s), (b, 0s), (a, 10s), (a, 90s)");
+        let (live, _) = sliding.live_steps(99 * SECOND);
+        let at_99 = lines(state.evaluate_sliding(&plan.state_schema, live, None).unwrap());
+        assert_eq!(at_99.len(), 2);
+        assert!(at_99[0].starts_with("a|") && at_99[0].ends_with("|3|111"), "{at_99:?}");
+        let (live, steps) = sliding.live_steps(105 * SECOND);
+        let at_105 = lines(state.evaluate_sliding(&plan.state_schema, live.clone(), None).unwrap());
+        assert_eq!(at_105.len(), 1, "b's only step left the window: {at_105:?}");
+        assert!(at_105[0].ends_with("|2|110"), "{at_105:?}");
+        let a: datafusion::arrow::array::ArrayRef =
+            std::sync::Arc::new(datafusion::arrow::array::StringArray::from(vec!["a"]));
+        let candidates = state.sliding_lookup(&[a], &steps).unwrap();
+        assert_eq!(candidates.len(), 2, "a's live steps, 10s and 90s");
+        let looked_up = lines(state.evaluate_sliding(&plan.state_schema, live, Some(candidates)).unwrap());
+        assert_eq!(looked_up, at_105);
+        assert_eq!(state.expire_before(step_key, sliding.oldest_live_step(105 * SECOND)).unwrap(), 2);
+        assert_eq!(state.groups(), 2);
+        assert_eq!(state.expire_before(step_key, sliding.oldest_live_step(105 * SECOND)).unwrap(), 0);
+    }
+
+    /// A TTL on a grouped time column removes old groups and keeps the
+    /// survivors (and their change tracking) intact.
+    #[tokio::test]
+    async fn expiry_by_time_key_compacts_the_state() {
+        let plan = plan("SELECT minute(arrival_timestamp) AS m, k, count(*) AS n FROM s GROUP BY m, k", &[]).await;
+        apply(&plan, &[("a", 1, 0), ("b", 1, 30), ("a", 1, 61), ("c", 1, 125)]).await;
+        let mut state = plan.state.lock();
+        assert_eq!(state.groups(), 4);
+        state.take_snapshot(true).unwrap();
+        drop(state);
+        apply(&plan, &[("c", 1, 130), ("a", 1, 5)]).await;
+        let mut state = plan.state.lock();
+        assert_eq!(state.dirty_groups(), 2);
+        assert_eq!(state.expire_before(0, 60 * SECOND).unwrap(), 2, "both groups of minute 0");
+        assert_eq!(state.dirty_groups(), 1, "c's group is still changed; a's went");
+        let left = lines(state.evaluate_all(&plan.state_schema).unwrap());
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert!(left[1].ends_with("|c|2"), "{left:?}");
+    }
+}
