@@ -170,7 +170,7 @@ fn parse_create_stream(parser: &mut Parser, foreign: bool) -> Result<Statement, 
 /// A stream's `(column type, ...)`, which may also hold Flink's and
 /// RisingWave's `WATERMARK FOR ts AS ts - INTERVAL '10 seconds'`; that
 /// comes back as the `timestamp` and `lateness` options.
-fn parse_stream_columns(parser: &mut Parser) -> Result<(Vec<ast::ColumnDef>, Vec<(String, String)>), SqlError> {
+fn parse_stream_columns(parser: &mut Parser) -> Result<(Vec<ast::ColumnDef>, WithOptions), SqlError> {
     parser.expect_token(&Token::LParen).map_err(syntax)?;
     let mut columns = Vec::new();
     let mut watermark = Vec::new();
@@ -238,6 +238,9 @@ fn parse_create_view(parser: &mut Parser) -> Result<Statement, SqlError> {
     let query = parser.parse_query().map_err(syntax)?;
     Ok(Statement::CreateView(CreateView { name: normalize_object_name(&name)?, if_not_exists, options, query }))
 }
+
+/// `WITH (...)` options: lower-case keys and unquoted values.
+type WithOptions = Vec<(String, String)>;
 
 /// `WITH (key = value, ...)`, as lower-case keys and unquoted values.
 fn parse_with_options(parser: &mut Parser) -> Result<Vec<(String, String)>, SqlError> {

@@ -281,10 +281,8 @@ mod tests {
     async fn expiry_by_time_key_compacts_the_state() {
         let plan = plan("SELECT minute(arrival_timestamp) AS m, k, count(*) AS n FROM s GROUP BY m, k", &[]).await;
         apply(&plan, &[("a", 1, 0), ("b", 1, 30), ("a", 1, 61), ("c", 1, 125)]).await;
-        let mut state = plan.state.lock();
-        assert_eq!(state.groups(), 4);
-        state.take_snapshot(true).unwrap();
-        drop(state);
+        assert_eq!(plan.state.lock().groups(), 4);
+        plan.state.lock().take_snapshot(true).unwrap();
         apply(&plan, &[("c", 1, 130), ("a", 1, 5)]).await;
         let mut state = plan.state.lock();
         assert_eq!(state.dirty_groups(), 2);
