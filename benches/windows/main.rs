@@ -5,6 +5,7 @@
 //! ```text
 //! cargo bench --bench windows            # the figures in docs/benchmarks.md
 //! cargo bench --bench windows -- --quick # a smoke run (also what `cargo test` runs)
+//! cargo bench --bench windows -- --per-step=1  # one load only
 //! ```
 //!
 //! An in-process server runs on a manual clock. Each step, COPY sends one
@@ -62,11 +63,15 @@ fn rss_bytes() -> i64 {
 fn main() -> ExitCode {
     let has = |flag: &str| std::env::args().any(|a| a == flag);
     let quick = has("--quick") || !(has("--bench") || has("--full"));
-    let plan = if quick {
+    let mut plan = if quick {
         Plan { keys: 1_000, per_step: vec![1, 2], steps: 5, step_minutes: 1 }
     } else {
         Plan { keys: 100_000, per_step: vec![1, 10], steps: 60, step_minutes: 1 }
     };
+    // `--per-step=N` runs one of the two loads (for a profiler).
+    if let Some(n) = std::env::args().find_map(|a| a.strip_prefix("--per-step=").and_then(|n| n.parse().ok())) {
+        plan.per_step = vec![n];
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {

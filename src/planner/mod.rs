@@ -241,7 +241,8 @@ fn key_outputs(plan: &LogicalPlan, aggregate: &Aggregate) -> Vec<(String, usize)
 
 /// Functions of the current time: in a continuous view they would be frozen
 /// at creation (DataFusion folds them to constants), which is never what a
-/// user means. Sliding windows will give them their PipelineDB meaning.
+/// user means. The one place they have a meaning, PipelineDB's sliding-window
+/// predicate, is rewritten away before planning (`crate::window::rewrite`).
 const TIME_FUNCTIONS: &[&str] =
     &["now", "current_timestamp", "current_date", "current_time", "clock_timestamp", "localtimestamp", "localtime"];
 
@@ -262,7 +263,7 @@ fn reject_time_functions(plan: &LogicalPlan) -> Result<(), PlanError> {
     })?;
     match found {
         Some(name) => Err(PlanError::Unsupported(format!(
-            "{name}() is not supported in a continuous view yet: it would be evaluated once, when the view is created; sliding windows over arrival_timestamp are coming"
+            "{name}() is not supported here in a continuous view: it would be evaluated once, when the view is created; for a sliding window write WHERE arrival_timestamp > clock_timestamp() - interval '1 hour', or WITH (sw = '1 hour')"
         ))),
         None => Ok(()),
     }

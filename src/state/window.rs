@@ -194,11 +194,20 @@ impl GroupedState {
     }
 
     /// Aggregate `a` for each output key, merged from the states of its
-    /// live steps (`members[out]`). With DataFusion's vectorized
-    /// `GroupsAccumulator` when the aggregate has one: one `merge_batch`
-    /// over every step state, then one `evaluate`; otherwise one
-    /// accumulator per key.
+    /// live steps (`members[out]`), a chunk of keys at a time so that the
+    /// gathered states stay in cache.
     fn merge_steps(&mut self, a: usize, members: &[Vec<usize>]) -> Result<ArrayRef> {
+        let chunks: Vec<ArrayRef> =
+            members.chunks(MERGE_KEYS_PER_CHUNK).map(|chunk| self.merge_chunk(a, chunk)).collect::<Result<_>>()?;
+        let parts: Vec<&dyn Array> = chunks.iter().map(|c| c.as_ref()).collect();
+        Ok(datafusion::arrow::compute::concat(&parts)?)
+    }
+
+    /// [`Self::merge_steps`] for one chunk of keys: with DataFusion's
+    /// vectorized `GroupsAccumulator` when the aggregate has one (one
+    /// `merge_batch` over the chunk's step states, one `evaluate`),
+    /// otherwise one accumulator per key.
+    fn merge_chunk(&mut self, a: usize, members: &[Vec<usize>]) -> Result<ArrayRef> {
         let n = self.aggregates.len();
         let aggregate = Arc::clone(&self.aggregates[a]);
         let consumes = state_consumes(aggregate.fun().name());
@@ -238,6 +247,9 @@ impl GroupedState {
         ScalarValue::iter_to_array(values)
     }
 }
+
+/// Keys merged together on a sliding read.
+const MERGE_KEYS_PER_CHUNK: usize = 512;
 
 #[cfg(test)]
 mod tests {
