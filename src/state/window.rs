@@ -14,7 +14,7 @@ use datafusion::arrow::compute::{cast, take};
 use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::{Result, ScalarValue, internal_err};
-use datafusion::logical_expr::{Accumulator, EmitTo};
+use datafusion::logical_expr::Accumulator;
 use hashbrown::HashTable;
 
 use super::GroupedState;
@@ -145,25 +145,32 @@ impl GroupedState {
             }
         }
         let n = self.aggregates.len();
+        let mut values: Vec<Vec<ScalarValue>> = vec![Vec::with_capacity(members.len().max(1)); n];
+        for member_groups in &members {
+            for (a, column) in values.iter_mut().enumerate() {
+                column.push(self.merge_steps(a, member_groups)?);
+            }
+        }
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
         if members.is_empty() && user_keys == 0 {
             // No live step: the one row of an ungrouped view, over no events.
             columns.push(datafusion::arrow::array::new_null_array(schema.field(0).data_type(), 1));
-            for a in 0..n {
-                columns.push(self.aggregates[a].create_accumulator()?.evaluate()?.to_array()?);
+            for (a, column) in values.iter_mut().enumerate() {
+                column.push(self.aggregates[a].create_accumulator()?.evaluate()?);
             }
         } else {
             let picks = UInt32Array::from(representative.iter().map(|(i, _)| *i).collect::<Vec<_>>());
             for key in &keys {
                 columns.push(take(key.as_ref(), &picks, None)?);
             }
-            for a in 0..n {
-                columns.push(if members.is_empty() {
-                    datafusion::arrow::array::new_empty_array(schema.field(key_columns + a).data_type())
-                } else {
-                    self.merge_steps(a, &members)?
-                });
-            }
+        }
+        for (a, column) in values.into_iter().enumerate() {
+            let field_type = schema.field(key_columns + a).data_type();
+            columns.push(if column.is_empty() {
+                datafusion::arrow::array::new_empty_array(field_type)
+            } else {
+                ScalarValue::iter_to_array(column)?
+            });
         }
         let columns = columns
             .into_iter()
@@ -193,63 +200,32 @@ impl GroupedState {
         Ok(found)
     }
 
-    /// Aggregate `a` for each output key, merged from the states of its
-    /// live steps (`members[out]`), a chunk of keys at a time so that the
-    /// gathered states stay in cache.
-    fn merge_steps(&mut self, a: usize, members: &[Vec<usize>]) -> Result<ArrayRef> {
-        let chunks: Vec<ArrayRef> =
-            members.chunks(MERGE_KEYS_PER_CHUNK).map(|chunk| self.merge_chunk(a, chunk)).collect::<Result<_>>()?;
-        let parts: Vec<&dyn Array> = chunks.iter().map(|c| c.as_ref()).collect();
-        Ok(datafusion::arrow::compute::concat(&parts)?)
-    }
-
-    /// [`Self::merge_steps`] for one chunk of keys: with DataFusion's
-    /// vectorized `GroupsAccumulator` when the aggregate has one (one
-    /// `merge_batch` over the chunk's step states, one `evaluate`),
-    /// otherwise one accumulator per key.
-    fn merge_chunk(&mut self, a: usize, members: &[Vec<usize>]) -> Result<ArrayRef> {
+    /// Aggregate `a` over `groups`, merged into a fresh accumulator.
+    fn merge_steps(&mut self, a: usize, groups: &[usize]) -> Result<ScalarValue> {
         let n = self.aggregates.len();
         let aggregate = Arc::clone(&self.aggregates[a]);
         let consumes = state_consumes(aggregate.fun().name());
-        let total: usize = members.iter().map(Vec::len).sum();
-        let mut columns: Vec<Vec<ScalarValue>> = vec![Vec::with_capacity(total); self.state_widths[a]];
-        let mut outputs: Vec<usize> = Vec::with_capacity(total);
-        for (out, groups) in members.iter().enumerate() {
-            for &g in groups {
-                let state = self.accumulators[g * n + a].state()?;
-                if consumes {
-                    let arrays: Vec<ArrayRef> = state.iter().map(|v| v.to_array()).collect::<Result<_>>()?;
-                    let mut fresh = aggregate.create_accumulator()?;
-                    fresh.merge_batch(&arrays)?;
-                    self.accumulators[g * n + a] = fresh;
-                }
-                for (column, value) in columns.iter_mut().zip(state) {
-                    column.push(value);
-                }
-                outputs.push(out);
+        let width = self.state_widths[a];
+        let mut columns: Vec<Vec<ScalarValue>> = vec![Vec::with_capacity(groups.len()); width];
+        for &g in groups {
+            let state = self.accumulators[g * n + a].state()?;
+            if consumes {
+                let arrays: Vec<ArrayRef> = state.iter().map(|v| v.to_array()).collect::<Result<_>>()?;
+                let mut fresh = aggregate.create_accumulator()?;
+                fresh.merge_batch(&arrays)?;
+                self.accumulators[g * n + a] = fresh;
+            }
+            for (column, value) in columns.iter_mut().zip(state) {
+                column.push(value);
             }
         }
-        let states: Vec<ArrayRef> = columns.into_iter().map(ScalarValue::iter_to_array).collect::<Result<_>>()?;
-        if aggregate.groups_accumulator_supported() {
-            let mut merged = aggregate.create_groups_accumulator()?;
-            merged.merge_batch(&states, &outputs, members.len())?;
-            return merged.evaluate(EmitTo::All);
-        }
-        let mut values = Vec::with_capacity(members.len());
-        let mut at = 0;
-        for groups in members {
-            let slices: Vec<ArrayRef> = states.iter().map(|s| s.slice(at, groups.len())).collect();
-            let mut merged = aggregate.create_accumulator()?;
-            merged.merge_batch(&slices)?;
-            values.push(merged.evaluate()?);
-            at += groups.len();
-        }
-        ScalarValue::iter_to_array(values)
+        // All of a key's steps go into one merge.
+        let arrays: Vec<ArrayRef> = columns.into_iter().map(ScalarValue::iter_to_array).collect::<Result<_>>()?;
+        let mut merged = aggregate.create_accumulator()?;
+        merged.merge_batch(&arrays)?;
+        merged.evaluate()
     }
 }
-
-/// Keys merged together on a sliding read.
-const MERGE_KEYS_PER_CHUNK: usize = 512;
 
 #[cfg(test)]
 mod tests {
