@@ -332,9 +332,7 @@ impl Postgres {
             .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-k"])
             .arg(&dir)
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(
-                std::env::temp_dir().join(format!("eddy-versus-postgres-{}.log", std::process::id())),
-            )?)
+            .stderr(std::fs::File::create(dir.join("postgres.log"))?)
             .spawn()?;
         let pg = Self { dir, port, child };
         let deadline = Instant::now() + Duration::from_secs(30);
