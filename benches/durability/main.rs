@@ -20,17 +20,19 @@
 //!   `synchronous_commit` on (fsync before the acknowledgement) and off, and
 //!   on an ephemeral server (no log at all) as the baseline of the same run.
 
+#[path = "../common/mod.rs"]
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::BenchResult;
 use eddy::{Config, Server};
 use futures::SinkExt;
 use tokio_postgres::{Client, NoTls};
-
-type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 struct Plan {
     groups: Vec<usize>,
@@ -40,30 +42,13 @@ struct Plan {
 }
 
 fn main() -> ExitCode {
-    let has = |flag: &str| std::env::args().any(|a| a == flag);
-    let quick = has("--quick") || !(has("--bench") || has("--full"));
+    let quick = common::quick();
     let plan = if quick {
         Plan { groups: vec![1_000, 10_000], insert_seconds: 0.5, copy_rows: 20_000, copy_commands: 2 }
     } else {
         Plan { groups: vec![10_000, 1_000_000], insert_seconds: 5.0, copy_rows: 1_000_000, copy_commands: 5 }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(&plan)) {
-        Ok(report) => {
-            println!("{report}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("durability benchmark failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::run_report("durability", run(&plan))
 }
 
 async fn run(plan: &Plan) -> BenchResult<String> {
@@ -83,9 +68,9 @@ async fn run(plan: &Plan) -> BenchResult<String> {
     for (name, r) in [("single-row INSERT, 4 connections", &inserts), ("COPY", &copies)] {
         out.push_str(&format!(
             "| {name} | {} rows/s | {} rows/s | {} rows/s | {:.0}% |\n",
-            thousands(r[0]),
-            thousands(r[1]),
-            thousands(r[2]),
+            common::thousands(r[0]),
+            common::thousands(r[1]),
+            common::thousands(r[2]),
             100.0 * r[0] / r[1]
         ));
     }
@@ -176,13 +161,13 @@ async fn checkpoint_case(groups: usize) -> BenchResult<String> {
     let _ = std::fs::remove_dir_all(&dir);
     Ok(format!(
         "| {} | {} / {} | {} / {} | {} | {} | {:.1} MiB |\n",
-        thousands(groups as f64),
-        ms(full.paused),
-        ms(full.total),
-        ms(delta.paused),
-        ms(delta.total),
-        ms(idle.total),
-        ms(recovery),
+        common::thousands(groups as f64),
+        common::ms(full.paused),
+        common::ms(full.total),
+        common::ms(delta.paused),
+        common::ms(delta.total),
+        common::ms(idle.total),
+        common::ms(recovery),
         bytes as f64 / (1024.0 * 1024.0)
     ))
 }
@@ -253,20 +238,4 @@ async fn copy_case(mode: Mode, rows: usize, commands: usize) -> BenchResult<f64>
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(rate)
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
-
-fn thousands(x: f64) -> String {
-    let s = format!("{:.0}", x);
-    let mut out = String::new();
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
 }

@@ -16,12 +16,16 @@
 //! a windowed count or max: the view keeps the windowed aggregate, and the
 //! rest runs at read time over the view, which is how they run here.
 
+#[path = "../common/mod.rs"]
+mod common;
+
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use common::BenchResult;
 use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -32,8 +36,6 @@ use futures::SinkExt;
 use nexmark::config::NexmarkConfig;
 use nexmark::event::{Event, EventType};
 use tokio_postgres::{NoTls, SimpleQueryMessage};
-
-type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// 2026-01-01 00:00:00 UTC, in milliseconds: the first event's time.
 const BASE_TIME_MS: u64 = 1_767_225_600_000;
@@ -117,26 +119,9 @@ const QUERIES: &[Query] = &[
 ];
 
 fn main() -> ExitCode {
-    let has = |flag: &str| std::env::args().any(|a| a == flag);
-    let quick = has("--quick") || !(has("--bench") || has("--full"));
+    let quick = common::quick();
     let bids = if quick { 20_000 } else { 2_000_000 };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(bids)) {
-        Ok(report) => {
-            println!("{report}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("nexmark benchmark failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::run_report("nexmark", run(bids))
 }
 
 /// The generated bids: as COPY text chunks, and as one Arrow batch for the
@@ -252,7 +237,7 @@ async fn measure(query: &Query, bids: &Bids) -> BenchResult<Measured> {
             query.view
         ))
         .await?;
-    let (rss_before, cpu_before) = (rss_bytes(), cpu_seconds());
+    let (rss_before, cpu_before) = (common::rss_bytes(std::process::id()), cpu_seconds());
     let started = Instant::now();
     for chunk in &bids.copy {
         let sink = client.copy_in("COPY bid FROM STDIN").await?;
@@ -262,7 +247,7 @@ async fn measure(query: &Query, bids: &Bids) -> BenchResult<Measured> {
     }
     let elapsed = started.elapsed();
     let cpu = cpu_seconds() - cpu_before;
-    let rss_growth = rss_bytes() - rss_before;
+    let rss_growth = common::rss_bytes(std::process::id()) - rss_before;
     let mut view_rows = Vec::new();
     for m in client.simple_query(query.read).await? {
         if let SimpleQueryMessage::Row(r) = m {
@@ -322,16 +307,6 @@ async fn batch_rows(query: &Query, batch: &RecordBatch) -> BenchResult<Vec<Strin
         }
     }
     Ok(rows)
-}
-
-/// The process's resident memory, in bytes.
-fn rss_bytes() -> i64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
-        .map_or(0, |kb| kb * 1024)
 }
 
 /// CPU time used by the whole process (server and client), in seconds.

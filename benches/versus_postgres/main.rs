@@ -18,17 +18,19 @@
 //! the benchmark on a temporary directory, on loopback, as the `postgres`
 //! user, with its default (durable) settings.
 
+#[path = "../common/mod.rs"]
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::BenchResult;
 use eddy::{Config, Server};
 use futures::SinkExt;
 use tokio_postgres::{Client, NoTls};
-
-type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 struct Plan {
     events: usize,
@@ -48,30 +50,13 @@ struct Outcome {
 }
 
 fn main() -> ExitCode {
-    let has = |flag: &str| std::env::args().any(|a| a == flag);
-    let quick = has("--quick") || !(has("--bench") || has("--full"));
+    let quick = common::quick();
     let plan = if quick {
         Plan { events: 20_000, keys: 1_000, lookups: 50, scans: 3 }
     } else {
         Plan { events: 10_000_000, keys: 100_000, lookups: 1_000, scans: 20 }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(&plan)) {
-        Ok(report) => {
-            println!("{report}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("versus_postgres benchmark failed: {e:?}");
-            ExitCode::FAILURE
-        }
-    }
+    common::run_report("versus_postgres", run(&plan))
 }
 
 /// The events as COPY text chunks of 100,000 rows: key, value.
@@ -141,7 +126,7 @@ async fn eddy_run(plan: &Plan, chunks: &[String], insert: bool) -> BenchResult<O
         checkpoint_interval: Duration::from_secs(1),
         ..Config::default()
     };
-    let rss_before = rss_bytes(std::process::id());
+    let rss_before = common::rss_bytes(std::process::id());
     let server = Server::start(config).await?;
     let client = connect(&format!("host=127.0.0.1 port={} user=eddy dbname=eddy", server.local_addr().port())).await?;
     client
@@ -164,7 +149,7 @@ async fn eddy_run(plan: &Plan, chunks: &[String], insert: bool) -> BenchResult<O
     let full = latencies(&client, "SELECT k, n, total, mean FROM summary", plan, plan.scans).await?;
     check_total(&client, "SELECT sum(n) FROM summary", plan).await?;
     client.batch_execute("CHECKPOINT").await?;
-    let memory = rss_bytes(std::process::id()) - rss_before;
+    let memory = common::rss_bytes(std::process::id()) - rss_before;
     let disk = du(&dir);
     drop(client);
     server.shutdown().await;
@@ -357,7 +342,7 @@ impl Postgres {
         entries
             .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
             .filter(|&pid| pid == root || descends_from(pid, root))
-            .map(rss_bytes)
+            .map(common::rss_bytes)
             .sum()
     }
 }
@@ -401,15 +386,6 @@ fn descends_from(pid: u32, root: u32) -> bool {
         }
     }
     false
-}
-
-fn rss_bytes(pid: u32) -> i64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
-        .map_or(0, |kb| kb * 1024)
 }
 
 fn du(path: &Path) -> u64 {

@@ -16,16 +16,18 @@
 //! Only the COPYs are timed; a full read is timed three times and the
 //! median reported.
 
+#[path = "../common/mod.rs"]
+mod common;
+
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::BenchResult;
 use eddy::{Config, Server};
 use futures::SinkExt;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
-
-type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// 2026-01-01 00:00:00+00.
 const START: i64 = 1_767_225_600_000_000;
@@ -51,19 +53,8 @@ struct Case {
     rss_growth: i64,
 }
 
-/// The process's resident memory, in bytes (0 where /proc is missing).
-fn rss_bytes() -> i64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
-        .map_or(0, |kb| kb * 1024)
-}
-
 fn main() -> ExitCode {
-    let has = |flag: &str| std::env::args().any(|a| a == flag);
-    let quick = has("--quick") || !(has("--bench") || has("--full"));
+    let quick = common::quick();
     let mut plan = if quick {
         Plan { keys: 1_000, per_step: vec![1, 2], steps: 5, step_minutes: 1 }
     } else {
@@ -73,23 +64,7 @@ fn main() -> ExitCode {
     if let Some(n) = std::env::args().find_map(|a| a.strip_prefix("--per-step=").and_then(|n| n.parse().ok())) {
         plan.per_step = vec![n];
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(&plan)) {
-        Ok(report) => {
-            println!("{report}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("windows benchmark failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::run_report("windows", run(&plan))
 }
 
 async fn run(plan: &Plan) -> BenchResult<String> {
@@ -126,14 +101,14 @@ async fn run_one(plan: &Plan, per_step: usize) -> BenchResult<String> {
         out += &format!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             c.name,
-            thousands(rate),
-            thousands(c.groups as f64),
-            thousands(c.bytes as f64),
-            thousands(c.bytes as f64 / c.groups.max(1) as f64),
-            thousands(c.rss_growth as f64),
-            thousands(c.rss_growth as f64 / c.groups.max(1) as f64),
-            ms(c.full_read),
-            ms(c.point_read)
+            common::thousands(rate),
+            common::thousands(c.groups as f64),
+            common::thousands(c.bytes as f64),
+            common::thousands(c.bytes as f64 / c.groups.max(1) as f64),
+            common::thousands(c.rss_growth as f64),
+            common::thousands(c.rss_growth as f64 / c.groups.max(1) as f64),
+            common::ms(c.full_read),
+            common::ms(c.point_read)
         );
     }
     let ratio = base.elapsed.as_secs_f64() / window.elapsed.as_secs_f64();
@@ -154,7 +129,7 @@ async fn case(plan: &Plan, per_step: usize, name: &'static str, view: &str) -> B
     tokio::spawn(connection);
     client.batch_execute(&format!("CREATE STREAM s (k bigint, v bigint); CREATE VIEW w {view}")).await?;
     let mut elapsed = Duration::ZERO;
-    let rss_before = rss_bytes();
+    let rss_before = common::rss_bytes(std::process::id());
     for step in 0..plan.steps {
         let mut text = String::with_capacity(plan.keys * per_step * 12);
         for i in 0..plan.keys * per_step {
@@ -169,7 +144,7 @@ async fn case(plan: &Plan, per_step: usize, name: &'static str, view: &str) -> B
                 .await?;
         }
     }
-    let rss_growth = rss_bytes() - rss_before;
+    let rss_growth = common::rss_bytes(std::process::id()) - rss_before;
     let stats = first_row(&client, "SELECT groups, bytes FROM pipelinedb.views WHERE name = 'w'").await?;
     // The median of three full reads.
     let mut reads = Vec::new();
@@ -222,21 +197,4 @@ async fn first_row(client: &Client, sql: &str) -> BenchResult<Vec<String>> {
         }
     }
     Err(format!("no row from {sql}").into())
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
-
-fn thousands(x: f64) -> String {
-    let s = format!("{:.0}", x);
-    let bytes = s.as_bytes();
-    let mut out = String::new();
-    for (i, c) in bytes.iter().enumerate() {
-        if i > 0 && (bytes.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(*c as char);
-    }
-    out
 }

@@ -213,14 +213,14 @@ impl ExecutionPlan for StateScanExec {
 
     fn execute(&self, _partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let batch = {
-            let live = self.sliding.as_ref().map(|(window, clock)| window.live_steps(clock.now_micros()));
+            let live = self.sliding.as_ref().map(|(window, clock)| (window, window.live_steps(clock.now_micros())));
             let mut state = self.state.lock();
             match (&self.lookup, live) {
-                (Some(keys), Some((live, steps))) if !steps.is_empty() && steps.len() <= MAX_LOOKUP_STEPS => {
-                    let candidates = state.sliding_lookup(keys, &steps)?;
+                (Some(keys), Some((window, live))) if (1..=MAX_LOOKUP_STEPS).contains(&window.step_count(&live)) => {
+                    let candidates = state.sliding_lookup(keys, &window.step_starts(&live))?;
                     state.evaluate_sliding(&self.schema, live, Some(candidates))?
                 }
-                (_, Some((live, _))) => state.evaluate_sliding(&self.schema, live, None)?,
+                (_, Some((_, live))) => state.evaluate_sliding(&self.schema, live, None)?,
                 (Some(keys), None) => state.evaluate_keys(keys, &self.schema)?,
                 (None, None) => state.evaluate_all(&self.schema)?,
             }

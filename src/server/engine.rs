@@ -151,38 +151,38 @@ impl Engine {
     }
 
     fn spawn_expiry(self: &Arc<Self>) {
-        let engine = self.clone();
-        let stop = self.shutdown.clone();
-        let span = tracing::info_span!("window-expiry");
-        self.tasks.spawn(tracing::Instrument::instrument(
-            async move {
-                let mut tick = tokio::time::interval(engine.config.expiry_interval);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tokio::select! {
-                        _ = stop.cancelled() => break,
-                        _ = tick.tick() => {}
-                    }
-                    let removed = engine.expire_windows();
-                    if removed > 0 {
-                        tracing::debug!(removed, "expired window groups");
-                    }
-                }
-            },
-            span,
-        ));
+        self.spawn_periodic(tracing::info_span!("window-expiry"), self.config.expiry_interval, |engine| async move {
+            let removed = engine.expire_windows();
+            if removed > 0 {
+                tracing::debug!(removed, "expired window groups");
+            }
+        });
     }
 
     fn spawn_checkpointer(self: &Arc<Self>) {
         if !self.catalog.durability().is_persistent() {
             return;
         }
+        self.spawn_periodic(tracing::info_span!("checkpointer"), self.config.checkpoint_interval, |engine| async move {
+            match engine.checkpoint().await {
+                Ok(stats) => tracing::debug!(seq = stats.seq, paused = ?stats.paused, total = ?stats.total, groups = stats.groups_written, "checkpoint"),
+                Err(e) => tracing::warn!("checkpoint failed (the previous one still stands): {e}"),
+            }
+        });
+    }
+
+    /// A tracked task running `work` every `every` (first after one
+    /// interval) until shutdown.
+    fn spawn_periodic<F, Fut>(self: &Arc<Self>, span: tracing::Span, every: std::time::Duration, work: F)
+    where
+        F: Fn(Arc<Self>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
         let engine = self.clone();
         let stop = self.shutdown.clone();
-        let span = tracing::info_span!("checkpointer");
         self.tasks.spawn(tracing::Instrument::instrument(
             async move {
-                let mut tick = tokio::time::interval(engine.config.checkpoint_interval);
+                let mut tick = tokio::time::interval(every);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 tick.tick().await;
                 loop {
@@ -190,10 +190,7 @@ impl Engine {
                         _ = stop.cancelled() => break,
                         _ = tick.tick() => {}
                     }
-                    match engine.checkpoint().await {
-                        Ok(stats) => tracing::debug!(seq = stats.seq, paused = ?stats.paused, total = ?stats.total, groups = stats.groups_written, "checkpoint"),
-                        Err(e) => tracing::warn!("checkpoint failed (the previous one still stands): {e}"),
-                    }
+                    work(engine.clone()).await;
                 }
             },
             span,

@@ -259,11 +259,17 @@ impl GroupedState {
         if columns.len() != schema.fields().len() {
             return internal_err!("view state has {} columns, schema {}", columns.len(), schema.fields().len());
         }
-        let columns = columns
-            .into_iter()
-            .zip(schema.fields())
-            .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c) } else { cast(&c, f.data_type()) })
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok(RecordBatch::try_new(schema.clone(), columns)?)
+        typed_batch(schema, columns)
     }
+}
+
+/// A batch of `schema` from evaluated columns, each cast to its field's type
+/// where the aggregate's own type differs (DataFusion may widen).
+fn typed_batch(schema: &SchemaRef, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
+    let columns = columns
+        .into_iter()
+        .zip(schema.fields())
+        .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c) } else { cast(&c, f.data_type()) })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }

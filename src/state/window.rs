@@ -172,12 +172,7 @@ impl GroupedState {
                 ScalarValue::iter_to_array(column)?
             });
         }
-        let columns = columns
-            .into_iter()
-            .zip(schema.fields())
-            .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c) } else { cast(&c, f.data_type()) })
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok(RecordBatch::try_new(schema.clone(), columns)?)
+        super::typed_batch(schema, columns)
     }
 
     /// The groups of the looked-up keys (one row per key in `user_keys`) in
@@ -244,11 +239,12 @@ mod tests {
         let step_key = plan.step_key.unwrap();
         let mut state = plan.state.lock();
         assert_eq!(state.groups(), 4, "(a, 0s), (b, 0s), (a, 10s), (a, 90s)");
-        let (live, _) = sliding.live_steps(99 * SECOND);
+        let live = sliding.live_steps(99 * SECOND);
         let at_99 = lines(state.evaluate_sliding(&plan.state_schema, live, None).unwrap());
         assert_eq!(at_99.len(), 2);
         assert!(at_99[0].starts_with("a|") && at_99[0].ends_with("|3|111"), "{at_99:?}");
-        let (live, steps) = sliding.live_steps(105 * SECOND);
+        let live = sliding.live_steps(105 * SECOND);
+        let steps = sliding.step_starts(&live);
         let at_105 = lines(state.evaluate_sliding(&plan.state_schema, live.clone(), None).unwrap());
         assert_eq!(at_105.len(), 1, "b's only step left the window: {at_105:?}");
         assert!(at_105[0].ends_with("|2|110"), "{at_105:?}");

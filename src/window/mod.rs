@@ -116,16 +116,21 @@ impl Sliding {
 }
 
 impl Sliding {
-    /// The steps live at `now`: from the oldest still in the window to the
-    /// one `now` falls in (events stamped later than the clock count once
-    /// their time has come), as a range and as the step starts.
-    pub fn live_steps(&self, now: i64) -> (std::ops::RangeInclusive<i64>, Vec<i64>) {
-        let oldest = self.oldest_live_step(now);
-        let newest = now.div_euclid(self.step).saturating_mul(self.step);
-        let count = if newest < oldest { 0 } else { ((newest - oldest) / self.step + 1) as usize };
-        let steps =
-            if count > 100_000 { Vec::new() } else { (0..count as i64).map(|i| oldest + i * self.step).collect() };
-        (oldest..=newest, steps)
+    /// The step starts live at `now`: from the oldest still in the window
+    /// to the one `now` falls in (events stamped later than the clock count
+    /// once their time has come).
+    pub fn live_steps(&self, now: i64) -> std::ops::RangeInclusive<i64> {
+        self.oldest_live_step(now)..=now.div_euclid(self.step).saturating_mul(self.step)
+    }
+
+    /// How many steps start in `live`.
+    pub fn step_count(&self, live: &std::ops::RangeInclusive<i64>) -> usize {
+        if live.is_empty() { 0 } else { ((live.end() - live.start()) / self.step + 1) as usize }
+    }
+
+    /// The step starts in `live`.
+    pub fn step_starts(&self, live: &std::ops::RangeInclusive<i64>) -> Vec<i64> {
+        (0..self.step_count(live) as i64).map(|i| live.start() + i * self.step).collect()
     }
 }
 
