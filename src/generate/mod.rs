@@ -8,6 +8,11 @@
 //! round-robin over the topic's partitions, so each partition gets an equal
 //! share. With `--rate` the producer paces itself; without, it goes as fast
 //! as the broker takes them.
+//!
+//! The `nexmark` schemas give the Nexmark benchmark's events (see
+//! [`nexmark`]), as JSON.
+
+pub mod nexmark;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,6 +45,9 @@ pub struct Generate {
     pub start: u64,
     /// `json`, `csv` or `text`.
     pub format: String,
+    /// `logs`, or one of the Nexmark schemas (`nexmark`, `nexmark-bid`,
+    /// `nexmark-auction`, `nexmark-person`), which are JSON only.
+    pub schema: String,
 }
 
 /// Errors producing.
@@ -119,6 +127,15 @@ pub async fn run(g: Generate) -> Result<u64, GenerateError> {
     if !matches!(g.format.as_str(), "json" | "csv" | "text") {
         return Err(GenerateError::Invalid(format!("format {} is not one of json, csv, text", g.format)));
     }
+    if g.schema != "logs" && nexmark::event_type(&g.schema).is_none() {
+        return Err(GenerateError::Invalid(format!(
+            "schema {} is not one of logs, nexmark, nexmark-bid, nexmark-auction, nexmark-person",
+            g.schema
+        )));
+    }
+    if g.schema != "logs" && g.format != "json" {
+        return Err(GenerateError::Invalid(format!("schema {} is produced as json only", g.schema)));
+    }
     let partitions = ensure_topic(&g.brokers, &g.topic, g.partitions).await?;
     tokio::task::spawn_blocking(move || produce(&g, partitions))
         .await
@@ -148,6 +165,7 @@ fn produce(g: &Generate, partitions: i32) -> Result<u64, GenerateError> {
         .set("queue.buffering.max.messages", "1000000")
         .create_with_context(Failures(failed.clone()))?;
     let started = Instant::now();
+    let mut payloads = payloads(g);
     for i in 0..g.count {
         if let Some(rate) = g.rate.filter(|r| *r > 0) {
             let due = started + Duration::from_secs_f64(i as f64 / rate as f64);
@@ -156,7 +174,7 @@ fn produce(g: &Generate, partitions: i32) -> Result<u64, GenerateError> {
             }
         }
         let seq = g.start + i;
-        let payload = logs_message(seq, g.keys, &g.format, chrono::Utc::now().timestamp_micros());
+        let Some(payload) = payloads.next() else { break };
         let partition = (seq % partitions as u64) as i32;
         let mut record = BaseRecord::<(), String>::to(&g.topic).payload(&payload).partition(partition);
         loop {
@@ -174,6 +192,16 @@ fn produce(g: &Generate, partitions: i32) -> Result<u64, GenerateError> {
     match failed.load(Ordering::Relaxed) {
         0 => Ok(g.count),
         n => Err(GenerateError::Invalid(format!("{n} of {} messages were not delivered", g.count))),
+    }
+}
+
+/// The messages of `g`'s schema, in order.
+fn payloads(g: &Generate) -> Box<dyn Iterator<Item = String> + '_> {
+    match nexmark::event_type(&g.schema) {
+        Some(kind) => Box::new(nexmark::events(kind, g.start).map(|e| nexmark::to_json(&e))),
+        None => {
+            Box::new((g.start..).map(|seq| logs_message(seq, g.keys, &g.format, chrono::Utc::now().timestamp_micros())))
+        }
     }
 }
 
