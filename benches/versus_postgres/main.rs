@@ -17,26 +17,40 @@
 //! PostgreSQL (15, from Debian; `tests/run.sh` installs it) is started by
 //! the benchmark on a temporary directory, on loopback, as the `postgres`
 //! user, with its default (durable) settings.
+//!
+//! Then the ingest of each system is measured again at several numbers of
+//! groups (keys), and plotted: `docs/throughput-vs-groups.png` (the smoke
+//! run draws its plot in the target directory instead).
 
 #[path = "../common/mod.rs"]
 mod common;
+mod plot;
+mod postgres;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::BenchResult;
 use eddy::{Config, Server};
 use futures::SinkExt;
+use postgres::Postgres;
 use tokio_postgres::{Client, NoTls};
 
+#[derive(Clone)]
 struct Plan {
     events: usize,
     keys: usize,
     lookups: usize,
     scans: usize,
+    /// Events per point of the throughput-against-groups sweep.
+    sweep_events: usize,
+    /// The numbers of keys (groups) the sweep measures.
+    sweep_keys: Vec<usize>,
+    /// Where the plot goes.
+    plot: PathBuf,
 }
 
 /// What one system did.
@@ -52,9 +66,25 @@ struct Outcome {
 fn main() -> ExitCode {
     let quick = common::quick();
     let plan = if quick {
-        Plan { events: 20_000, keys: 1_000, lookups: 50, scans: 3 }
+        Plan {
+            events: 20_000,
+            keys: 1_000,
+            lookups: 50,
+            scans: 3,
+            sweep_events: 5_000,
+            sweep_keys: vec![10, 1_000],
+            plot: Path::new(env!("CARGO_TARGET_TMPDIR")).join("throughput-vs-groups.png"),
+        }
     } else {
-        Plan { events: 10_000_000, keys: 100_000, lookups: 1_000, scans: 20 }
+        Plan {
+            events: 10_000_000,
+            keys: 100_000,
+            lookups: 1_000,
+            scans: 20,
+            sweep_events: 2_000_000,
+            sweep_keys: vec![100, 1_000, 10_000, 100_000, 1_000_000],
+            plot: Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/throughput-vs-groups.png"),
+        }
     };
     common::run_report("versus_postgres", run(&plan))
 }
@@ -86,6 +116,8 @@ async fn run(plan: &Plan) -> BenchResult<String> {
     let postgres = Postgres::start()?;
     outcomes.push(postgres_run(plan, &chunks, &postgres, true).await?);
     outcomes.push(postgres_run(plan, &chunks, &postgres, false).await?);
+    drop(chunks);
+    let sweep = sweep(plan, &postgres).await?;
     drop(postgres);
     let mut out = format!(
         "{} events, {} keys; reads: {} point lookups, {} full summaries\n\n\
@@ -114,7 +146,47 @@ async fn run(plan: &Plan) -> BenchResult<String> {
         pg_inc.point.0.as_secs_f64() / eddy.point.0.as_secs_f64(),
         pg_raw.full.0.as_secs_f64() / eddy.full.0.as_secs_f64()
     );
+    out += &format!("\nIngest rows/s against the number of groups ({} events each):\n\n| system |", plan.sweep_events);
+    for keys in &plan.sweep_keys {
+        out += &format!(" {} groups |", common::thousands(*keys as f64));
+    }
+    out += &format!("\n|---|{}\n", "---:|".repeat(plan.sweep_keys.len()));
+    for s in &sweep {
+        out += &format!("| {} |", s.name);
+        for (_, rate) in &s.points {
+            out += &format!(" {} |", common::thousands(*rate));
+        }
+        out += "\n";
+    }
+    plot::throughput_vs_groups(
+        &plan.plot,
+        &format!("Ingest against groups: {} events, count/sum/avg by key", common::thousands(plan.sweep_events as f64)),
+        &sweep,
+    )?;
+    out += &format!("\nPlot: {}\n", plan.plot.display());
     Ok(out)
+}
+
+/// Each system's ingest rate at each of the plan's numbers of groups.
+async fn sweep(plan: &Plan, pg: &Postgres) -> BenchResult<Vec<plot::Series>> {
+    let mut series: Vec<plot::Series> =
+        ["Eddy, COPY", "PostgreSQL, trigger + ON CONFLICT", "PostgreSQL, raw events (COPY)"]
+            .into_iter()
+            .map(|name| plot::Series { name, points: Vec::new() })
+            .collect();
+    for &keys in &plan.sweep_keys {
+        let point = Plan { events: plan.sweep_events, keys, lookups: 20, scans: 1, ..plan.clone() };
+        let chunks = events(&point);
+        let rates = [
+            eddy_run(&point, &chunks, false).await?.ingest,
+            postgres_run(&point, &chunks, pg, true).await?.ingest,
+            postgres_run(&point, &chunks, pg, false).await?.ingest,
+        ];
+        for (s, rate) in series.iter_mut().zip(rates) {
+            s.points.push((keys as u64, rate));
+        }
+    }
+    Ok(series)
 }
 
 async fn eddy_run(plan: &Plan, chunks: &[String], insert: bool) -> BenchResult<Outcome> {
@@ -264,128 +336,6 @@ async fn connect(conn: &str) -> BenchResult<Client> {
     let (client, connection) = tokio_postgres::connect(conn, NoTls).await?;
     tokio::spawn(connection);
     Ok(client)
-}
-
-/// A PostgreSQL server of our own on a temporary directory.
-struct Postgres {
-    dir: PathBuf,
-    port: u16,
-    child: Child,
-}
-
-impl Postgres {
-    fn start() -> BenchResult<Self> {
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .map_err(|e| {
-                format!("PostgreSQL is not installed (/usr/lib/postgresql: {e}); tests/run.sh installs postgresql-15")
-            })?
-            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-            .find(|b| b.join("postgres").exists())
-            .ok_or("no /usr/lib/postgresql/*/bin/postgres; tests/run.sh installs postgresql-15")?;
-        let dir = std::env::temp_dir().join(format!("eddy-versus-postgres-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        // PostgreSQL refuses to run as root: as root, run it as `postgres`.
-        let ids = if is_root() { Some(postgres_ids().ok_or("no postgres user in /etc/passwd")?) } else { None };
-        let as_postgres = |program: &Path| {
-            let mut c = Command::new(program);
-            if let Some((uid, gid)) = ids {
-                use std::os::unix::process::CommandExt;
-                c.uid(uid).gid(gid);
-            }
-            c
-        };
-        if ids.is_some() {
-            let status = Command::new("chown").args(["postgres:postgres"]).arg(&dir).status()?;
-            if !status.success() {
-                return Err("chown of the PostgreSQL directory failed".into());
-            }
-        }
-        let data = dir.join("data");
-        let status = as_postgres(&bin.join("initdb"))
-            .args(["-U", "postgres", "--auth=trust", "-D"])
-            .arg(&data)
-            .stdout(Stdio::null())
-            .status()?;
-        if !status.success() {
-            return Err("initdb failed".into());
-        }
-        let child = as_postgres(&bin.join("postgres"))
-            .arg("-D")
-            .arg(&data)
-            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-k"])
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("postgres.log"))?)
-            .spawn()?;
-        let pg = Self { dir, port, child };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                return Err("PostgreSQL did not start within 30 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        std::thread::sleep(Duration::from_millis(500));
-        Ok(pg)
-    }
-
-    fn conn(&self, db: &str) -> String {
-        format!("host=127.0.0.1 port={} user=postgres dbname={db}", self.port)
-    }
-
-    /// Resident memory of the server and its backends.
-    fn memory(&self) -> i64 {
-        let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
-        let root = self.child.id();
-        entries
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|&pid| pid == root || descends_from(pid, root))
-            .map(common::rss_bytes)
-            .sum()
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        // SIGINT: PostgreSQL's fast shutdown.
-        let _ = Command::new("kill").arg("-INT").arg(self.child.id().to_string()).status();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// The `postgres` user's uid and gid.
-fn postgres_ids() -> Option<(u32, u32)> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    let line = passwd.lines().find(|l| l.starts_with("postgres:"))?;
-    let fields: Vec<&str> = line.split(':').collect();
-    Some((fields.get(2)?.parse().ok()?, fields.get(3)?.parse().ok()?))
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:").map(|v| v.split_whitespace().next() == Some("0"))))
-        .unwrap_or(false)
-}
-
-fn parent_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit(')').next()?.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn descends_from(pid: u32, root: u32) -> bool {
-    let mut at = pid;
-    for _ in 0..8 {
-        match parent_of(at) {
-            Some(p) if p == root => return true,
-            Some(p) if p > 1 => at = p,
-            _ => return false,
-        }
-    }
-    false
 }
 
 fn du(path: &Path) -> u64 {
