@@ -31,6 +31,9 @@ pub enum EddyError {
     /// The data directory could not be read or written.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// A user may not do this, or authentication is misconfigured.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
     /// A Kafka function or binding failed.
     #[error(transparent)]
     Kafka(#[from] KafkaError),

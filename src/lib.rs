@@ -10,6 +10,7 @@
 //! ## Rooms
 //!
 //! - [`server`]: startup, the accept loop, shutdown, configuration, sessions.
+//! - [`auth`]: users and passwords (SCRAM-SHA-256, md5), TLS, read-only users.
 //! - [`pgwire`]: the wire protocol, result encoding, SQLSTATE mapping.
 //! - [`sql`]: parsing, and one file per statement kind.
 //! - [`catalog`]: the one owner of names.
@@ -22,6 +23,7 @@
 //! - [`generate`]: `eddy generate`, a load generator for Kafka topics.
 //! - [`window`]: sliding, tumbling and hopping windows, watermarks and TTL.
 //! - [`clock`]: the server's clock, manual in tests.
+//! - [`pg_catalog`]: `pg_catalog` for psql, drivers and dashboards.
 //!
 //! ## Data flow
 //!
@@ -35,6 +37,7 @@
 //!
 //! See `docs/architecture.md` for the longer story.
 
+pub mod auth;
 pub mod catalog;
 pub mod checkpoint;
 pub mod clock;

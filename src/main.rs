@@ -110,11 +110,19 @@ struct ServeArgs {
     /// `eddy_advance_clock` moves it (for tests of windows).
     #[arg(long)]
     manual_clock: bool,
+    /// A TOML file with users, the password method and TLS (see
+    /// docs/operations.md); without it, every connection is trusted.
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 impl ServeArgs {
-    fn config(self) -> Config {
-        Config {
+    fn config(self) -> Result<Config, eddy::auth::AuthError> {
+        let auth = match &self.config {
+            Some(path) => eddy::auth::AuthConfig::load(path)?,
+            None => eddy::auth::AuthConfig::default(),
+        };
+        Ok(Config {
             listen: self.listen,
             data_dir: (!self.ephemeral).then_some(self.data_dir),
             checkpoint_interval: std::time::Duration::from_millis(self.checkpoint_interval_ms),
@@ -122,8 +130,9 @@ impl ServeArgs {
             max_query_bytes: self.max_query_bytes,
             copy_max_bytes: self.copy_max_bytes,
             manual_clock: self.manual_clock.then(|| chrono::Utc::now().timestamp_micros()),
+            auth,
             ..Config::default()
-        }
+        })
     }
 }
 
@@ -138,7 +147,14 @@ async fn main() -> std::process::ExitCode {
         Some(Command::Generate(args)) => return generate(args).await,
         None => cli.serve,
     };
-    let server = match Server::start(args.config()).await {
+    let config = match args.config() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "eddy could not start");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let server = match Server::start(config).await {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "eddy could not start");

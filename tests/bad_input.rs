@@ -100,3 +100,19 @@ async fn garbage_bytes_do_not_take_the_server_down() {
     assert!(!client.simple_query("SELECT 1").await.expect("serves").is_empty());
     server.shutdown().await;
 }
+
+/// A query string of comments only, as pgx's `-- ping` (Grafana's health
+/// check): EmptyQueryResponse, then ReadyForQuery, as PostgreSQL answers.
+#[tokio::test]
+async fn comments_only_get_an_empty_query_response() {
+    let server = common::start_server().await;
+    let mut raw = Raw::connect(server.local_addr()).await;
+    for sql in ["-- ping", "/* nothing */", ";"] {
+        raw.query(sql).await;
+        let messages = raw.until_ready().await;
+        let tags: Vec<u8> = messages.iter().map(|(t, _)| *t).collect();
+        assert_eq!(tags, vec![b'I', b'Z'], "{sql:?}: {messages:?}");
+    }
+    raw.close().await;
+    server.shutdown().await;
+}

@@ -155,6 +155,26 @@ fn psql_runs_a_script() {
     assert_output("psql_session.out", &run.stdout);
 }
 
+/// psql's meta-commands over the catalog: `\d`, `\dt`, `\dv`, `\d name`,
+/// `\df`, `\l`, then `\copy` into a stream, `\x` and `\timing`.
+#[test]
+fn psql_describes_streams_and_views() {
+    require("psql", &["--version"], "postgresql-client");
+    let server = EddyProcess::start("psql-catalog");
+    let mut cmd = psql(&server);
+    cmd.args(["-a", "-v", "ON_ERROR_STOP=0", "-f", "psql_catalog.sql"]);
+    let run = run_client(cmd, "", true, &server.dir);
+    assert!(run.status.success(), "psql failed: {}\n{}", run.status, run.stdout);
+    let timed = run.stdout.lines().filter(|l| l.starts_with("Time: ") && l.ends_with(" ms")).count();
+    assert_eq!(timed, 1, "one \\timing line in:\n{}", run.stdout);
+    let output: String = run
+        .stdout
+        .lines()
+        .map(|l| if l.starts_with("Time: ") { "Time: N ms\n".to_string() } else { format!("{l}\n") })
+        .collect();
+    assert_output("psql_catalog.out", &output);
+}
+
 const PIPED_SESSION: &str = "\
 CREATE STREAM s (k int, v float8);
 CREATE CONTINUOUS VIEW v AS SELECT k, count(*) AS n, sum(v) AS total FROM s GROUP BY k;

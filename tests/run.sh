@@ -27,6 +27,8 @@ command -v script >/dev/null 2>&1 || missing+=(bsdutils)
 # The PostgreSQL server that benches/versus_postgres runs side by side
 # with Eddy (its smoke run is part of the suite).
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql-15)
+# tests/auth.rs makes its TLS certificate with openssl.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # The font benches/versus_postgres draws its plot's text with.
 [[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || missing+=(fonts-dejavu-core)
 # pip fetches the Kafka broker below.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::catalog::SchemaProvider;
 use datafusion::common::DataFusionError;
-use datafusion::datasource::TableProvider;
+use datafusion::datasource::{TableProvider, TableType};
 
 use super::{Catalog, Relation};
 use crate::ingest::insert::StreamTable;
@@ -34,8 +34,19 @@ impl SchemaProvider for CatalogSchema {
         Ok(match self.catalog.relation(name) {
             Some(Relation::Stream(s)) => Some(Arc::new(StreamTable::new(s))),
             Some(Relation::View(v)) => Some(v.table()),
-            // pg_catalog is on PostgreSQL's search path before public.
-            None => crate::pg_catalog::table(name)?,
+            // Unqualified pg_catalog names were qualified by
+            // crate::pg_catalog::rewrite before planning.
+            None => None,
+        })
+    }
+
+    /// Views are views to `pg_class` (`relkind` `v`) and
+    /// `information_schema.tables` (`VIEW`).
+    async fn table_type(&self, name: &str) -> Result<Option<TableType>, DataFusionError> {
+        Ok(match self.catalog.relation(name) {
+            Some(Relation::Stream(_)) => Some(TableType::Base),
+            Some(Relation::View(_)) => Some(TableType::View),
+            None => None,
         })
     }
 

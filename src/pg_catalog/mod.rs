@@ -1,120 +1,184 @@
-//! What PostgreSQL clients look up in `pg_catalog`.
+//! `pg_catalog`: what PostgreSQL clients look up to find their way around.
 //!
-//! For now this is `pg_type`, which drivers read to name result column types
-//! (PHP PDO's `getColumnMeta` runs `SELECT typname FROM pg_type WHERE
-//! oid = ...`). The catalog relations `\d` and dashboards need come with the
-//! Postgres-ecosystem work, preferably from datafusion-pg-catalog.
+//! It is datafusion-pg-catalog's, extended where Eddy has more to say:
+//!
+//! - From the crate: the static relations exported from PostgreSQL 17
+//!   (`pg_type`, `pg_proc`, `pg_am`, `pg_collation`, ...), the dynamic
+//!   `pg_class`, `pg_namespace`, `pg_attribute`, `pg_database` and
+//!   `pg_tables`, which walk DataFusion's catalogs on every scan (so a new
+//!   stream or view shows at once), the catalog functions (`format_type`,
+//!   `pg_get_expr`, `has_*_privilege`, `quote_ident`, ...), the type planner
+//!   that accepts `regclass` and friends, and the SQL rewrite rules that turn
+//!   psql's and drivers' catalog SQL into SQL DataFusion plans
+//!   ([`rewrite`]).
+//! - Eddy's own: streams are foreign tables (`relkind` `f`), as PipelineDB
+//!   showed them; continuous views are views (`v`) and `pg_views` lists them
+//!   with their definitions.
+//!
+//! OIDs of relations are handed out as relations are first seen, so they
+//! are stable while the server runs but not across restarts.
+
+mod relkind;
 
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{ArrayRef, Int16Array, Int32Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::catalog::SchemaProvider;
+use datafusion::catalog::{CatalogProviderList, SchemaProvider};
 use datafusion::common::{DataFusionError, Result};
 use datafusion::datasource::{MemTable, TableProvider};
+use datafusion::execution::FunctionRegistry;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::context::SessionState;
+use datafusion::sql::sqlparser::ast::Statement;
+use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_pg_catalog::pg_catalog::{
+    self as crate_catalog, PgCatalogSchemaProvider, PgCatalogStaticTables, array_bounds_udf, format_type,
+    has_privilege_udf, oid_type_planner::PgOidTypePlanner, pg_get_expr_udf, quote_ident_udf,
+};
+use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+
+use crate::catalog::Catalog;
+use crate::query::context::{DATABASE, SCHEMA as PUBLIC};
 
 /// The schema name.
 pub const SCHEMA: &str = "pg_catalog";
+/// Who owns everything, as `pg_get_userbyid` and `pg_views` say.
+pub const OWNER: &str = "eddy";
 
-/// `(oid, typname, typlen, typcategory, typelem, typarray)` of the types
-/// Eddy sends.
-const TYPES: &[(i32, &str, i16, &str, i32, i32)] = &[
-    (16, "bool", 1, "B", 0, 1000),
-    (17, "bytea", -1, "U", 0, 1001),
-    (18, "char", 1, "Z", 0, 1002),
-    (19, "name", 64, "S", 0, 1003),
-    (20, "int8", 8, "N", 0, 1016),
-    (21, "int2", 2, "N", 0, 1005),
-    (23, "int4", 4, "N", 0, 1007),
-    (25, "text", -1, "S", 0, 1009),
-    (26, "oid", 4, "N", 0, 1028),
-    (114, "json", -1, "U", 0, 199),
-    (700, "float4", 4, "N", 0, 1021),
-    (701, "float8", 8, "N", 0, 1022),
-    (705, "unknown", -2, "X", 0, 0),
-    (1000, "_bool", -1, "A", 16, 0),
-    (1005, "_int2", -1, "A", 21, 0),
-    (1007, "_int4", -1, "A", 23, 0),
-    (1009, "_text", -1, "A", 25, 0),
-    (1016, "_int8", -1, "A", 20, 0),
-    (1021, "_float4", -1, "A", 700, 0),
-    (1022, "_float8", -1, "A", 701, 0),
-    (1042, "bpchar", -1, "S", 0, 1014),
-    (1043, "varchar", -1, "S", 0, 1015),
-    (1082, "date", 4, "D", 0, 1182),
-    (1083, "time", 8, "D", 0, 1183),
-    (1114, "timestamp", 8, "D", 0, 1115),
-    (1184, "timestamptz", 8, "D", 0, 1185),
-    (1186, "interval", 16, "T", 0, 1187),
-    (1700, "numeric", -1, "N", 0, 1231),
-    (3802, "jsonb", -1, "U", 0, 3807),
-];
-
-/// The `pg_type` table, built once: it never changes.
-pub fn pg_type() -> Result<Arc<dyn TableProvider>> {
-    static TABLE: OnceLock<Arc<dyn TableProvider>> = OnceLock::new();
-    if let Some(table) = TABLE.get() {
-        return Ok(table.clone());
-    }
-    let table = build_pg_type()?;
-    Ok(TABLE.get_or_init(|| table).clone())
-}
-
-fn build_pg_type() -> Result<Arc<dyn TableProvider>> {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("oid", DataType::Int32, false),
-        Field::new("typname", DataType::Utf8, false),
-        Field::new("typnamespace", DataType::Int32, false),
-        Field::new("typlen", DataType::Int16, false),
-        Field::new("typtype", DataType::Utf8, false),
-        Field::new("typcategory", DataType::Utf8, false),
-        Field::new("typelem", DataType::Int32, false),
-        Field::new("typarray", DataType::Int32, false),
-        Field::new("typbasetype", DataType::Int32, false),
-    ]));
-    let n = TYPES.len();
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(Int32Array::from_iter_values(TYPES.iter().map(|t| t.0))),
-        Arc::new(StringArray::from_iter_values(TYPES.iter().map(|t| t.1))),
-        Arc::new(Int32Array::from(vec![11; n])),
-        Arc::new(Int16Array::from_iter_values(TYPES.iter().map(|t| t.2))),
-        Arc::new(StringArray::from_iter_values(TYPES.iter().map(|_| "b"))),
-        Arc::new(StringArray::from_iter_values(TYPES.iter().map(|t| t.3))),
-        Arc::new(Int32Array::from_iter_values(TYPES.iter().map(|t| t.4))),
-        Arc::new(Int32Array::from_iter_values(TYPES.iter().map(|t| t.5))),
-        Arc::new(Int32Array::from(vec![0; n])),
-    ];
-    let batch = RecordBatch::try_new(schema.clone(), columns)?;
-    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
-}
-
-/// The relations `pg_catalog` has.
-const TABLES: &[&str] = &["pg_type"];
-
-/// The relations of `pg_catalog`, by name.
-pub fn table(name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-    match name {
-        "pg_type" => pg_type().map(Some),
-        _ => Ok(None),
-    }
-}
+type Inner = PgCatalogSchemaProvider<Arc<dyn CatalogProviderList>, EmptyContextProvider>;
 
 /// `pg_catalog` as a DataFusion schema.
-#[derive(Debug, Default)]
-pub struct PgCatalogSchema;
+#[derive(Debug)]
+pub struct PgCatalogSchema {
+    inner: Inner,
+    catalog: Arc<Catalog>,
+}
+
+/// The crate's static relations, decoded once per process.
+fn static_tables() -> Result<Arc<PgCatalogStaticTables>> {
+    static TABLES: OnceLock<Arc<PgCatalogStaticTables>> = OnceLock::new();
+    if let Some(t) = TABLES.get() {
+        return Ok(t.clone());
+    }
+    let tables = Arc::new(PgCatalogStaticTables::try_new()?);
+    Ok(TABLES.get_or_init(|| tables).clone())
+}
 
 #[async_trait]
 impl SchemaProvider for PgCatalogSchema {
     fn table_names(&self) -> Vec<String> {
-        TABLES.iter().map(|t| t.to_string()).collect()
+        self.inner.table_names()
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
-        table(name)
+        match name.to_ascii_lowercase().as_str() {
+            "pg_class" => {
+                let Some(inner) = self.inner.table(name).await? else { return Ok(None) };
+                let streams = self.catalog.streams().iter().map(|s| s.def.name.clone()).collect();
+                Ok(Some(Arc::new(relkind::StreamsAsForeignTables::new(inner, streams))))
+            }
+            "pg_views" => Ok(Some(self.pg_views()?)),
+            _ => self.inner.table(name).await,
+        }
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        TABLES.contains(&name)
+        self.inner.table_exist(name)
     }
+}
+
+impl PgCatalogSchema {
+    /// Every continuous view, with its query as `pg_get_viewdef` gives it.
+    fn pg_views(&self) -> Result<Arc<dyn TableProvider>> {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("schemaname", DataType::Utf8, true),
+            Field::new("viewname", DataType::Utf8, true),
+            Field::new("viewowner", DataType::Utf8, true),
+            Field::new("definition", DataType::Utf8, true),
+        ]));
+        let views = self.catalog.views();
+        let n = views.len();
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(vec![PUBLIC; n])),
+                Arc::new(StringArray::from_iter_values(views.iter().map(|v| v.name().to_string()))),
+                Arc::new(StringArray::from(vec![OWNER; n])),
+                Arc::new(StringArray::from_iter_values(views.iter().map(|v| format!(" {};", v.definition())))),
+            ],
+        )?;
+        Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    }
+}
+
+/// Adds `pg_catalog` to the `eddy` catalog of `state`, with the crate's
+/// functions and its type planner; returns the new state.
+pub fn register(state: SessionState, catalog: Arc<Catalog>) -> Result<SessionState> {
+    let inner = PgCatalogSchemaProvider::try_new(state.catalog_list().clone(), static_tables()?, EmptyContextProvider)?;
+    let schema = Arc::new(PgCatalogSchema { inner, catalog });
+    state
+        .catalog_list()
+        .catalog(DATABASE)
+        .ok_or_else(|| DataFusionError::Internal(format!("no catalog {DATABASE}")))?
+        .register_schema(SCHEMA, schema)?;
+    let mut state = SessionStateBuilder::new_from_existing(state).with_type_planner(Arc::new(PgOidTypePlanner)).build();
+    // version(), current_database(), current_schema() and pg_backend_pid()
+    // are Eddy's own (crate::query::functions).
+    let udfs = [
+        crate_catalog::create_current_schemas_udf(),
+        crate_catalog::create_pg_table_is_visible(),
+        crate_catalog::create_session_user_udf(),
+        crate_catalog::create_pg_get_partkeydef_udf(),
+        crate_catalog::create_pg_relation_is_publishable_udf(),
+        crate_catalog::create_pg_get_statisticsobjdef_columns_udf(),
+        crate_catalog::create_pg_encoding_to_char_udf(),
+        crate_catalog::create_pg_relation_size_udf(),
+        crate_catalog::create_pg_total_relation_size_udf(),
+        crate_catalog::create_pg_stat_get_numscans(),
+        crate_catalog::create_pg_get_constraintdef(),
+        crate_catalog::create_pg_get_partition_ancestors_udf(),
+        has_privilege_udf::create_has_privilege_udf("has_table_privilege"),
+        has_privilege_udf::create_has_privilege_udf("has_schema_privilege"),
+        has_privilege_udf::create_has_privilege_udf("has_database_privilege"),
+        has_privilege_udf::create_has_privilege_udf("has_any_column_privilege"),
+        format_type::create_format_type_udf(),
+        pg_get_expr_udf::create_pg_get_expr_udf(),
+        quote_ident_udf::create_quote_ident_udf(),
+        quote_ident_udf::create_parse_ident_udf(),
+        array_bounds_udf::create_array_upper_udf(),
+        array_bounds_udf::create_array_lower_udf(),
+    ];
+    for udf in udfs {
+        state.register_udf(Arc::new(udf))?;
+    }
+    Ok(state)
+}
+
+/// Parses a query that reads `pg_catalog` with datafusion-pg-catalog's
+/// parser, which also swaps whole catalog queries DataFusion cannot plan
+/// (psql's row-security policies, publications and statistics of a table,
+/// among others) for equivalent ones; `None` for any other SQL, or if that
+/// parser does not give only queries.
+pub fn parse_catalog_query(sql: &str) -> Option<Vec<Statement>> {
+    if !sql.to_ascii_lowercase().contains("pg_catalog") {
+        return None;
+    }
+    let statements = parser().parse(sql).ok()?;
+    statements.iter().all(|s| matches!(s, Statement::Query(_))).then_some(statements)
+}
+
+fn parser() -> &'static PostgresCompatibilityParser {
+    static PARSER: OnceLock<PostgresCompatibilityParser> = OnceLock::new();
+    PARSER.get_or_init(PostgresCompatibilityParser::new)
+}
+
+/// Rewrites client SQL the way PostgreSQL would understand it into SQL
+/// DataFusion plans: `pg_class` becomes `pg_catalog.pg_class`,
+/// `'name'::regclass` a lookup in `pg_class`, `OPERATOR(pg_catalog.~)` a
+/// plain `~`, `x = ANY(array)` an array function, `COLLATE` is dropped, and
+/// so on (datafusion-pg-catalog's rules).
+pub fn rewrite(statement: Statement) -> Statement {
+    parser().rewrite(statement)
 }

@@ -120,6 +120,11 @@ impl SimpleQueryHandler for EddyHandler {
                 return Ok(vec![Response::Error(Box::new(super::sqlstate::error_info(&e.into())))]);
             }
         };
+        if statements.is_empty() {
+            // A string of comments only, such as pgx's `-- ping` (Grafana's
+            // health check): PostgreSQL answers EmptyQueryResponse.
+            return Ok(vec![Response::EmptyQuery]);
+        }
         let mut status = client.transaction_status();
         let mut responses = Vec::with_capacity(statements.len());
         for statement in statements {

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use pgwire::api::PgWireServerHandlers;
 
+use crate::auth::Users;
 use crate::server::Session;
 use handler::EddyHandler;
 use startup::EddyStartup;
@@ -27,9 +28,10 @@ pub struct ConnectionHandlers {
 }
 
 impl ConnectionHandlers {
-    /// Handlers for a new connection's `session`.
-    pub fn new(session: Arc<Session>) -> Self {
-        Self { handler: Arc::new(EddyHandler::new(session)), startup: Arc::new(EddyStartup) }
+    /// Handlers for a new connection's `session`, authenticating `users`.
+    pub fn new(session: Arc<Session>, users: Users) -> Self {
+        let startup = Arc::new(EddyStartup::new(session.clone(), users));
+        Self { handler: Arc::new(EddyHandler::new(session)), startup }
     }
 }
 

@@ -5,6 +5,7 @@
 //! message, by its wording); errors Eddy raised inside DataFusion
 //! (`DataFusionError::External`) are unwrapped and mapped like the rest.
 
+use crate::auth::AuthError;
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::{DataFusionError, SchemaError};
 use pgwire::error::{ErrorInfo, PgWireError};
@@ -51,6 +52,10 @@ pub fn sqlstate(err: &EddyError) -> &'static str {
         EddyError::Kafka(e) => kafka_state(e),
         EddyError::Checkpoint(e) => checkpoint_state(e),
         EddyError::Query(e) => datafusion_state(e),
+        EddyError::Auth(e) => match e {
+            AuthError::ReadOnly { .. } => "42501",
+            AuthError::Config(_) | AuthError::Tls(_) => "F0000",
+        },
         EddyError::Protocol(_) => PROTOCOL_VIOLATION,
         EddyError::LimitExceeded(_) => "54000",
         EddyError::Internal(_) => INTERNAL,

@@ -46,7 +46,6 @@ fn finish(builder: SessionStateBuilder, schema: Arc<dyn SchemaProvider>, extra: 
     for (name, provider) in extra {
         catalog.register_schema(name, provider)?;
     }
-    catalog.register_schema(crate::pg_catalog::SCHEMA, Arc::new(crate::pg_catalog::PgCatalogSchema))?;
     state.catalog_list().register_catalog(DATABASE.to_string(), Arc::new(catalog));
     datafusion_functions_json::register_all(&mut state)?;
     functions::register(&mut state)?;

@@ -25,7 +25,8 @@ use crate::error::Result;
 use crate::server::Session;
 
 /// Plans a statement DataFusion runs (a query or an INSERT).
-pub async fn plan(session: &Session, mut stmt: ast::Statement) -> Result<LogicalPlan> {
+pub async fn plan(session: &Session, stmt: ast::Statement) -> Result<LogicalPlan> {
+    let mut stmt = crate::pg_catalog::rewrite(stmt);
     if let ast::Statement::Query(query) = &mut stmt {
         crate::sql::naming::apply_pg_column_names(query);
     }

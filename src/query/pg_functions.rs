@@ -1,9 +1,11 @@
-//! The catalog functions drivers and dashboards call on connect:
-//! `has_table_privilege`, `has_schema_privilege`, `has_database_privilege`
-//! and `pg_table_is_visible` (always true: there are no privileges yet),
-//! `obj_description`, `col_description` and `shobj_description` (NULL: no
-//! comments), `pg_get_userbyid` (`eddy`), `format_type(oid, typmod)`, and
-//! `pg_get_viewdef(name)`, which gives a continuous view's query.
+//! The catalog functions drivers and dashboards call on connect that
+//! datafusion-pg-catalog does not provide (its own are registered by
+//! [`crate::pg_catalog::register`]): `obj_description`, `col_description`
+//! and `shobj_description` (NULL: no comments), `pg_get_userbyid` (`eddy`,
+//! replacing the crate's `postgres`), `pg_get_viewdef(name)`, which gives a
+//! continuous view's query, and what psql's `\df` calls
+//! (`pg_function_is_visible`, `pg_get_function_result`,
+//! `pg_get_function_arguments`).
 //!
 //! `current_setting(name)` depends on the session, so it is not a function
 //! here: [`inline_current_setting`] replaces each call with the session's
@@ -32,8 +34,6 @@ use crate::sql::SqlError;
 enum Body {
     /// The same value for every row.
     Constant(ScalarValue),
-    /// The type name of an OID (`format_type`).
-    FormatType,
     /// A view's query by name (`pg_get_viewdef`).
     ViewDef,
 }
@@ -78,7 +78,6 @@ impl ScalarUDFImpl for PgFunction {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         match &self.body {
             Body::Constant(v) => Ok(ColumnarValue::Scalar(v.clone())),
-            Body::FormatType => map_text(&args, 0, &DataType::Int64, |oid| oid.parse().ok().map(type_name)),
             Body::ViewDef => {
                 let catalog = self.catalog.clone();
                 map_text(&args, 0, &DataType::Utf8, move |name| {
@@ -113,36 +112,6 @@ fn map_text(
     })
 }
 
-/// PostgreSQL's name for a type OID, as `format_type` gives it.
-fn type_name(oid: i64) -> String {
-    match oid {
-        16 => "boolean",
-        17 => "bytea",
-        18 => "\"char\"",
-        19 => "name",
-        20 => "bigint",
-        21 => "smallint",
-        23 => "integer",
-        25 => "text",
-        26 => "oid",
-        114 => "json",
-        700 => "real",
-        701 => "double precision",
-        1042 => "character",
-        1043 => "character varying",
-        1082 => "date",
-        1083 => "time without time zone",
-        1114 => "timestamp without time zone",
-        1184 => "timestamp with time zone",
-        1186 => "interval",
-        1700 => "numeric",
-        2950 => "uuid",
-        3802 => "jsonb",
-        _ => "???",
-    }
-    .to_string()
-}
-
 fn arities(counts: &[usize]) -> Signature {
     let variants =
         counts.iter().map(|&n| if n == 0 { TypeSignature::Nullary } else { TypeSignature::Any(n) }).collect();
@@ -155,18 +124,18 @@ fn function(name: &'static str, counts: &[usize], returns: DataType, body: Body)
 
 /// Registers the catalog functions; `pg_get_viewdef` reads `catalog`.
 pub fn register(state: &mut SessionState, catalog: Arc<Catalog>) -> Result<()> {
-    let yes = || Body::Constant(ScalarValue::Boolean(Some(true)));
     let none = || Body::Constant(ScalarValue::Utf8(None));
+    let yes = || Body::Constant(ScalarValue::Boolean(Some(true)));
     let mut functions = vec![
-        function("has_table_privilege", &[2, 3], DataType::Boolean, yes()),
-        function("has_schema_privilege", &[2, 3], DataType::Boolean, yes()),
-        function("has_database_privilege", &[2, 3], DataType::Boolean, yes()),
-        function("pg_table_is_visible", &[1], DataType::Boolean, yes()),
+        // psql's \df: every function is visible; Eddy has no user-defined
+        // functions, so the two descriptions are never read.
+        function("pg_function_is_visible", &[1], DataType::Boolean, yes()),
+        function("pg_get_function_result", &[1], DataType::Utf8, none()),
+        function("pg_get_function_arguments", &[1], DataType::Utf8, none()),
         function("obj_description", &[1, 2], DataType::Utf8, none()),
         function("col_description", &[2], DataType::Utf8, none()),
         function("shobj_description", &[2], DataType::Utf8, none()),
         function("pg_get_userbyid", &[1], DataType::Utf8, Body::Constant(ScalarValue::Utf8(Some("eddy".into())))),
-        function("format_type", &[2], DataType::Utf8, Body::FormatType),
     ];
     let mut viewdef = function("pg_get_viewdef", &[1, 2], DataType::Utf8, Body::ViewDef);
     viewdef.catalog = Some(catalog);

@@ -42,6 +42,8 @@ pub struct Config {
     pub manual_clock: Option<i64>,
     /// How often expired window steps and groups past a TTL are removed.
     pub expiry_interval: Duration,
+    /// Users, password method and TLS (`--config`); trust by default.
+    pub auth: crate::auth::AuthConfig,
 }
 
 impl Default for Config {
@@ -56,6 +58,7 @@ impl Default for Config {
             query_partitions: 1,
             manual_clock: None,
             expiry_interval: DEFAULT_EXPIRY_INTERVAL,
+            auth: crate::auth::AuthConfig::default(),
         }
     }
 }

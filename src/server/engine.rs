@@ -84,7 +84,8 @@ impl Engine {
             (kafka_relations::SCHEMA, Arc::new(kafka_relations::schema(kafka.clone()))),
             (pipelinedb::SCHEMA, Arc::new(pipelinedb::schema(catalog.clone()))),
         ];
-        let mut read_state = read_state(Arc::new(CatalogSchema::new(catalog.clone())), extra, config.query_partitions)?;
+        let read_state = read_state(Arc::new(CatalogSchema::new(catalog.clone())), extra, config.query_partitions)?;
+        let mut read_state = crate::pg_catalog::register(read_state, catalog.clone())?;
         crate::query::pg_functions::register(&mut read_state, catalog.clone())?;
         crate::window::functions::register_clock(&mut read_state, clock, catalog.clone())?;
         Ok(Arc::new(Self { catalog, kafka, config, read_state, tasks, shutdown }))

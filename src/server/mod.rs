@@ -24,7 +24,9 @@ pub use config::Config;
 pub use engine::Engine;
 pub use session::Session;
 
+use crate::auth::{Users, tls_acceptor};
 use crate::pgwire::ConnectionHandlers;
+use pgwire::tokio::TlsAcceptor;
 
 /// How long shutdown waits for tasks before giving up on them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -48,13 +50,17 @@ impl Server {
         let engine = Engine::new(config.clone(), tasks.clone(), shutdown.clone())
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let users = Users::new(&config.auth);
+        let tls = config.auth.tls.as_ref().map(tls_acceptor).transpose().map_err(std::io::Error::other)?;
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let data_dir =
             config.data_dir.as_ref().map_or_else(|| "(none: in memory)".to_string(), |d| d.display().to_string());
-        info!(%addr, %data_dir, "eddy listening");
+        let auth = format!("{:?}", users.method());
+        info!(%addr, %data_dir, %auth, tls = tls.is_some(), "eddy listening");
+        let connections = Connections { engine: engine.clone(), users, tls };
         let accept = tokio::spawn(
-            accept_loop(listener, engine.clone(), tasks.clone(), shutdown.clone()).instrument(info_span!("accept")),
+            accept_loop(listener, connections, tasks.clone(), shutdown.clone()).instrument(info_span!("accept")),
         );
         Ok(Self { addr, shutdown, tasks, accept, engine })
     }
@@ -85,7 +91,15 @@ impl Server {
     }
 }
 
-async fn accept_loop(listener: TcpListener, engine: Arc<Engine>, tasks: TaskTracker, shutdown: CancellationToken) {
+/// What every connection is served with.
+struct Connections {
+    engine: Arc<Engine>,
+    users: Users,
+    tls: Option<TlsAcceptor>,
+}
+
+async fn accept_loop(listener: TcpListener, connections: Connections, tasks: TaskTracker, shutdown: CancellationToken) {
+    let Connections { engine, users, tls } = connections;
     let permits = Arc::new(Semaphore::new(engine.config.max_connections));
     loop {
         let permit = tokio::select! {
@@ -104,13 +118,14 @@ async fn accept_loop(listener: TcpListener, engine: Arc<Engine>, tasks: TaskTrac
             },
         };
         let _ = socket.set_nodelay(true);
-        let handlers = ConnectionHandlers::new(Arc::new(Session::new(engine.clone())));
+        let handlers = ConnectionHandlers::new(Arc::new(Session::new(engine.clone())), users.clone());
+        let tls = tls.clone();
         let stop = shutdown.clone();
         tasks.spawn(
             async move {
                 tokio::select! {
                     _ = stop.cancelled() => {}
-                    r = pgwire::tokio::process_socket(socket, None, handlers) => {
+                    r = pgwire::tokio::process_socket(socket, tls, handlers) => {
                         if let Err(e) = r { warn!(error = %e, "connection ended with an error"); }
                     }
                 }

@@ -42,13 +42,35 @@ pub struct Session {
     pub copy: Mutex<Option<CopyIn>>,
     /// Warnings for the client, sent before the statement's result.
     notices: Mutex<Vec<String>>,
+    /// The user who connected, and whether they may only read.
+    user: Mutex<(String, bool)>,
 }
 
 impl Session {
     /// A new session on `engine`.
     pub fn new(engine: Arc<Engine>) -> Self {
         let settings = DEFAULT_SETTINGS.iter().map(|(k, _, v)| (k.to_string(), v.to_string())).collect();
-        Self { engine, settings: Mutex::new(settings), copy: Mutex::new(None), notices: Mutex::new(Vec::new()) }
+        Self {
+            engine,
+            settings: Mutex::new(settings),
+            copy: Mutex::new(None),
+            notices: Mutex::new(Vec::new()),
+            user: Mutex::new((String::new(), false)),
+        }
+    }
+
+    /// Records who connected (at startup).
+    pub fn set_user(&self, name: String, read_only: bool) {
+        *self.user.lock() = (name, read_only);
+    }
+
+    /// Fails with 42501 if the user may only read; `action` says what was refused.
+    pub fn check_writable(&self, action: &'static str) -> Result<(), crate::auth::AuthError> {
+        let user = self.user.lock();
+        match user.1 {
+            true => Err(crate::auth::AuthError::ReadOnly { user: user.0.clone(), action }),
+            false => Ok(()),
+        }
     }
 
     /// The shared engine.

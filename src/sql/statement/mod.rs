@@ -98,6 +98,9 @@ impl Statement {
     /// Runs the statement for `session`. `params` are the bound values of a
     /// prepared statement.
     pub async fn execute(self, session: &Session, params: Option<ParamValues>) -> Result<Reply> {
+        if let Some(action) = self.writes() {
+            session.check_writable(action)?;
+        }
         match self {
             Statement::CreateStream(s) => s.execute(session).await,
             Statement::CreateView(v) => v.execute(session).await,
@@ -114,6 +117,25 @@ impl Statement {
             Statement::CreateExtension(name) => create_extension(&name),
             Statement::Noop(tag) => Ok(Reply::Tag(tag.to_string())),
             Statement::Checkpoint => checkpoint::execute(session).await,
+        }
+    }
+
+    /// What the statement changes, for refusing it to read-only users; `None`
+    /// for statements that only read (or only change the session).
+    pub fn writes(&self) -> Option<&'static str> {
+        match self {
+            Statement::CreateStream(_) | Statement::CreateView(_) | Statement::Drop(_) => Some("run DDL"),
+            Statement::Truncate(_) => Some("truncate a view"),
+            Statement::Kafka(_) => Some("change Kafka consumers"),
+            Statement::SetTtl(_) => Some("change a view's TTL"),
+            Statement::Insert(_) | Statement::Copy(_) => Some("write to a stream"),
+            Statement::CreateExtension(_) => Some("create an extension"),
+            Statement::Checkpoint => Some("run CHECKPOINT"),
+            Statement::Query(_)
+            | Statement::Set(_)
+            | Statement::Show(_)
+            | Statement::Transaction(_)
+            | Statement::Noop(_) => None,
         }
     }
 

@@ -1,0 +1,27 @@
+-- psql's meta-commands against Eddy, run by tests/clients.rs as
+--   psql -X -a -v ON_ERROR_STOP=0 -h 127.0.0.1 -p PORT -U eddy -d eddy -f psql_catalog.sql
+-- with stderr merged into stdout; the output must equal psql_catalog.out
+-- (with the figures of \timing's "Time:" lines replaced by N).
+CREATE STREAM clicks (url text NOT NULL, user_id bigint, at timestamptz, payload json);
+CREATE CONTINUOUS VIEW per_url AS SELECT url, count(*) AS hits, count(DISTINCT user_id) AS users, max(at) AS last_at FROM clicks GROUP BY url;
+-- Streams are foreign tables, as in PipelineDB; continuous views are views.
+\d
+\dt
+\dv
+\d per_url
+\df
+\l
+-- \copy into a stream, then the view in expanded display.
+\copy clicks (url, user_id, at) from stdin
+/home	1	2026-01-01 10:00:00+00
+/home	2	2026-01-01 10:01:00+00
+/cart	1	2026-01-01 10:02:00+00
+\.
+\x
+SELECT * FROM per_url ORDER BY url;
+\x
+\timing on
+SELECT url, hits FROM per_url ORDER BY hits DESC, url;
+\timing off
+\dv per_*
+\d nope
