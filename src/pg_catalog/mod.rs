@@ -18,14 +18,16 @@
 //! OIDs of relations are handed out as relations are first seen, so they
 //! are stable while the server runs but not across restarts.
 
+mod catalog_list;
 mod relkind;
 
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
+use catalog_list::WeakCatalogList;
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::catalog::{CatalogProviderList, SchemaProvider};
+use datafusion::catalog::SchemaProvider;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::datasource::{MemTable, TableProvider};
 use datafusion::execution::FunctionRegistry;
@@ -47,7 +49,7 @@ pub const SCHEMA: &str = "pg_catalog";
 /// Who owns everything, as `pg_get_userbyid` and `pg_views` say.
 pub const OWNER: &str = "eddy";
 
-type Inner = PgCatalogSchemaProvider<Arc<dyn CatalogProviderList>, EmptyContextProvider>;
+type Inner = PgCatalogSchemaProvider<WeakCatalogList, EmptyContextProvider>;
 
 /// `pg_catalog` as a DataFusion schema.
 #[derive(Debug)]
@@ -116,7 +118,8 @@ impl PgCatalogSchema {
 /// Adds `pg_catalog` to the `eddy` catalog of `state`, with the crate's
 /// functions and its type planner; returns the new state.
 pub fn register(state: SessionState, catalog: Arc<Catalog>) -> Result<SessionState> {
-    let inner = PgCatalogSchemaProvider::try_new(state.catalog_list().clone(), static_tables()?, EmptyContextProvider)?;
+    let list = WeakCatalogList::new(state.catalog_list());
+    let inner = PgCatalogSchemaProvider::try_new(list, static_tables()?, EmptyContextProvider)?;
     let schema = Arc::new(PgCatalogSchema { inner, catalog });
     state
         .catalog_list()

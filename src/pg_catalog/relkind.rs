@@ -58,7 +58,7 @@ impl TableProvider for StreamsAsForeignTables {
     }
 
     fn table_type(&self) -> TableType {
-        TableType::View
+        self.inner.table_type()
     }
 
     /// Reads the whole of the crate's `pg_class` (a few rows per relation),
