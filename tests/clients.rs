@@ -1,5 +1,6 @@
 //! Real clients against the real `eddy` binary: psql (from a script, from a
-//! pipe, and on a terminal) and PHP PDO.
+//! pipe, on a terminal, and its catalog meta-commands), pgjdbc, psycopg2,
+//! and PHP PDO.
 //!
 //! Each test starts `eddy` on a free loopback port with its own data
 //! directory, runs one client, and compares what the client printed with the
@@ -234,6 +235,42 @@ fn psql_interactive_on_a_terminal() {
     ] {
         assert!(screen.contains(want), "the terminal lacks {want:?}:\n{screen}");
     }
+}
+
+/// pgjdbc (Debian's libpostgresql-jdbc-java on Java 17): DatabaseMetaData
+/// and PreparedStatements, see Jdbc.java.
+#[test]
+fn jdbc() {
+    require("javac", &["-version"], "openjdk-17-jdk-headless");
+    let jar = Path::new("/usr/share/java/postgresql.jar");
+    assert!(jar.exists(), "{} is missing: install libpostgresql-jdbc-java (`bash tests/run.sh` does)", jar.display());
+    let server = EddyProcess::start("jdbc");
+    let classes = server.dir.join("classes");
+    fs::create_dir_all(&classes).expect("create the classes directory");
+    let mut javac = Command::new("javac");
+    javac.arg("-d").arg(&classes).arg(clients_dir().join("Jdbc.java"));
+    let built = run_client(javac, "", true, &server.dir);
+    assert!(built.status.success(), "javac failed:\n{}", built.stdout);
+    let mut java = Command::new("java");
+    java.arg("-cp").arg(format!("{}:{}", jar.display(), classes.display())).arg("Jdbc").arg(server.port.to_string());
+    let run = run_client(java, "", false, &server.dir);
+    assert!(run.status.success(), "Jdbc failed ({}):\n{}\n{}", run.status, run.stdout, run.stderr);
+    assert_output("jdbc.out", &run.stdout);
+}
+
+/// psycopg2 (Debian's python3-psycopg2 on /usr/bin/python3): parameters,
+/// `copy_expert` into a stream, typed results, PREPARE/EXECUTE, errors; see
+/// psycopg2_client.py.
+#[test]
+fn psycopg2() {
+    let python = "/usr/bin/python3";
+    require(python, &["-c", "import psycopg2"], "python3-psycopg2");
+    let server = EddyProcess::start("psycopg2");
+    let mut cmd = Command::new(python);
+    cmd.current_dir(clients_dir()).arg("psycopg2_client.py").arg(server.port.to_string());
+    let run = run_client(cmd, "", false, &server.dir);
+    assert!(run.status.success(), "psycopg2_client.py failed ({}):\n{}\n{}", run.status, run.stdout, run.stderr);
+    assert_output("psycopg2.out", &run.stdout);
 }
 
 /// PHP PDO (pdo_pgsql), with emulated and server-side prepares: see pdo.php.

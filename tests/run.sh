@@ -27,6 +27,11 @@ command -v script >/dev/null 2>&1 || missing+=(bsdutils)
 # The PostgreSQL server that benches/versus_postgres runs side by side
 # with Eddy (its smoke run is part of the suite).
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql-15)
+# pgjdbc and a Java compiler for the JDBC client test.
+command -v javac >/dev/null 2>&1 || missing+=(openjdk-17-jdk-headless)
+[[ -f /usr/share/java/postgresql.jar ]] || missing+=(libpostgresql-jdbc-java)
+# psycopg2 for Debian's own Python (the psycopg2 client test runs /usr/bin/python3).
+/usr/bin/python3 -c 'import psycopg2' >/dev/null 2>&1 || missing+=(python3-psycopg2)
 # tests/auth.rs makes its TLS certificate with openssl.
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # The font benches/versus_postgres draws its plot's text with.

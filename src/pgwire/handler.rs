@@ -1,6 +1,7 @@
 //! The protocol handlers: simple query, extended query (Parse, Bind,
 //! Describe, Execute) and COPY, all over one [`Session`].
 
+use crate::sql::statement::prepare::PrepareSql;
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -174,9 +175,12 @@ impl EddyQueryParser {
         if statements.len() > 1 {
             return Err(SqlError::Syntax("cannot insert multiple commands into a prepared statement".into()).into());
         }
-        let Some(statement) = statements.pop() else {
+        let Some(mut statement) = statements.pop() else {
             return Ok(None);
         };
+        if let Statement::Prepared(PrepareSql::Execute { name, args }) = statement {
+            statement = crate::sql::statement::prepare::executed(&self.session, &name, args)?;
+        }
         let (plan, param_types, result) = match &statement {
             Statement::Query(ast) | Statement::Insert(ast) => {
                 let plan = crate::query::plan(&self.session, (**ast).clone()).await?;

@@ -45,6 +45,8 @@ pub fn sqlstate(err: &EddyError) -> &'static str {
             SqlError::Unsupported(_) => FEATURE_NOT_SUPPORTED,
             SqlError::InvalidParameter(_) => "22023",
             SqlError::UnknownSetting(_) => "42704",
+            SqlError::UnknownPrepared(_) => "26000",
+            SqlError::DuplicatePrepared(_) => "42P05",
         },
         EddyError::Catalog(e) => catalog_state(e),
         EddyError::Plan(e) => plan_state(e),

@@ -1,6 +1,6 @@
 //! One client connection's state: its settings and a COPY in progress.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -10,6 +10,8 @@ use crate::error::Result;
 use crate::ingest::Commit;
 use crate::ingest::copy::CopyIn;
 use crate::query::functions::SERVER_VERSION;
+use crate::sql::SqlError;
+use crate::sql::statement::prepare::Kept;
 
 /// Settings every session starts with, as `(name, display name, value)`.
 const DEFAULT_SETTINGS: &[(&str, &str, &str)] = &[
@@ -44,6 +46,8 @@ pub struct Session {
     notices: Mutex<Vec<String>>,
     /// The user who connected, and whether they may only read.
     user: Mutex<(String, bool)>,
+    /// Statements kept by SQL `PREPARE`, by name.
+    prepared: Mutex<HashMap<String, Kept>>,
 }
 
 impl Session {
@@ -56,7 +60,35 @@ impl Session {
             copy: Mutex::new(None),
             notices: Mutex::new(Vec::new()),
             user: Mutex::new((String::new(), false)),
+            prepared: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Keeps a `PREPARE`d statement; its name must be free.
+    pub fn keep_prepared(&self, name: String, kept: Kept) -> Result<(), SqlError> {
+        let mut prepared = self.prepared.lock();
+        if prepared.contains_key(&name) {
+            return Err(SqlError::DuplicatePrepared(name));
+        }
+        prepared.insert(name, kept);
+        Ok(())
+    }
+
+    /// A `PREPARE`d statement.
+    pub fn prepared(&self, name: &str) -> Option<Kept> {
+        self.prepared.lock().get(name).cloned()
+    }
+
+    /// Forgets one `PREPARE`d statement, or all of them with `None`; the
+    /// error is the unknown name.
+    pub fn forget_prepared(&self, name: Option<&str>) -> Result<(), String> {
+        let mut prepared = self.prepared.lock();
+        match name {
+            None => prepared.clear(),
+            Some(n) if prepared.remove(n).is_none() => return Err(n.to_string()),
+            Some(_) => {}
+        }
+        Ok(())
     }
 
     /// Records who connected (at startup).

@@ -29,6 +29,12 @@ pub enum SqlError {
     /// `SHOW` of a setting that does not exist.
     #[error("unrecognized configuration parameter \"{0}\"")]
     UnknownSetting(String),
+    /// `EXECUTE` or `DEALLOCATE` of a name no `PREPARE` gave.
+    #[error("prepared statement \"{0}\" does not exist")]
+    UnknownPrepared(String),
+    /// `PREPARE` of a name already taken in this session.
+    #[error("prepared statement \"{0}\" already exists; DEALLOCATE it first")]
+    DuplicatePrepared(String),
 }
 
 /// Normalizes an identifier as PostgreSQL does: unquoted names fold to lower case.

@@ -5,6 +5,7 @@
 //! parsed with sqlparser's primitives; everything else goes to sqlparser's
 //! PostgreSQL dialect whole.
 
+use crate::sql::statement::prepare::PrepareSql;
 use datafusion::sql::sqlparser::ast::{self, SqlOption};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -106,7 +107,10 @@ fn parse_one(parser: &mut Parser) -> Result<Statement, SqlError> {
 }
 
 /// Sorts a statement sqlparser understood into one of ours.
-fn classify(stmt: ast::Statement) -> Result<Statement, SqlError> {
+pub fn classify(stmt: ast::Statement) -> Result<Statement, SqlError> {
+    if let Some(p) = PrepareSql::from_ast(&stmt) {
+        return Ok(Statement::Prepared(p));
+    }
     match stmt {
         ast::Statement::Query(ref q) => {
             if let Some(t) = TruncateView::from_query(q)? {

@@ -8,6 +8,7 @@ pub mod create_view;
 pub mod drop;
 pub mod insert;
 pub mod kafka;
+pub mod prepare;
 pub mod query;
 pub mod set;
 pub mod set_ttl;
@@ -72,6 +73,8 @@ pub enum Statement {
     Noop(&'static str),
     /// `CHECKPOINT`.
     Checkpoint,
+    /// `PREPARE`, `EXECUTE` and `DEALLOCATE`.
+    Prepared(prepare::PrepareSql),
 }
 
 /// What a statement asks the wire layer to send back.
@@ -117,6 +120,7 @@ impl Statement {
             Statement::CreateExtension(name) => create_extension(&name),
             Statement::Noop(tag) => Ok(Reply::Tag(tag.to_string())),
             Statement::Checkpoint => checkpoint::execute(session).await,
+            Statement::Prepared(p) => p.execute(session).await,
         }
     }
 
@@ -135,7 +139,8 @@ impl Statement {
             | Statement::Set(_)
             | Statement::Show(_)
             | Statement::Transaction(_)
-            | Statement::Noop(_) => None,
+            | Statement::Noop(_)
+            | Statement::Prepared(_) => None,
         }
     }
 
