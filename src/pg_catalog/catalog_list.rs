@@ -21,7 +21,7 @@ impl WeakCatalogList {
         Self(Arc::downgrade(list))
     }
 
-    fn get(&self) -> Option<Arc<dyn CatalogProviderList>> {
+    pub fn get(&self) -> Option<Arc<dyn CatalogProviderList>> {
         self.0.upgrade()
     }
 }

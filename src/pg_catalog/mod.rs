@@ -19,6 +19,7 @@
 //! are stable while the server runs but not across restarts.
 
 mod catalog_list;
+mod information_schema;
 mod relkind;
 
 use std::sync::{Arc, OnceLock};
@@ -33,8 +34,10 @@ use datafusion::datasource::{MemTable, TableProvider};
 use datafusion::execution::FunctionRegistry;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionState;
+use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_pg_catalog::pg_catalog::generate_series_arg_coercion::CoerceIntArgsToBigInt;
 use datafusion_pg_catalog::pg_catalog::{
     self as crate_catalog, PgCatalogSchemaProvider, PgCatalogStaticTables, array_bounds_udf, format_type,
     has_privilege_udf, oid_type_planner::PgOidTypePlanner, pg_get_expr_udf, quote_ident_udf,
@@ -119,13 +122,15 @@ impl PgCatalogSchema {
 /// functions and its type planner; returns the new state.
 pub fn register(state: SessionState, catalog: Arc<Catalog>) -> Result<SessionState> {
     let list = WeakCatalogList::new(state.catalog_list());
-    let inner = PgCatalogSchemaProvider::try_new(list, static_tables()?, EmptyContextProvider)?;
+    let inner = PgCatalogSchemaProvider::try_new(list.clone(), static_tables()?, EmptyContextProvider)?;
     let schema = Arc::new(PgCatalogSchema { inner, catalog });
-    state
+    let eddy = state
         .catalog_list()
         .catalog(DATABASE)
-        .ok_or_else(|| DataFusionError::Internal(format!("no catalog {DATABASE}")))?
-        .register_schema(SCHEMA, schema)?;
+        .ok_or_else(|| DataFusionError::Internal(format!("no catalog {DATABASE}")))?;
+    eddy.register_schema(SCHEMA, schema)?;
+    // In place of DataFusion's own, which the session's configuration turns off.
+    eddy.register_schema(information_schema::SCHEMA, Arc::new(information_schema::InformationSchema::new(list)))?;
     let mut state = SessionStateBuilder::new_from_existing(state).with_type_planner(Arc::new(PgOidTypePlanner)).build();
     // version(), current_database(), current_schema() and pg_backend_pid()
     // are Eddy's own (crate::query::functions).
@@ -156,20 +161,51 @@ pub fn register(state: SessionState, catalog: Arc<Catalog>) -> Result<SessionSta
     for udf in udfs {
         state.register_udf(Arc::new(udf))?;
     }
-    Ok(state)
+    // generate_series(array_lower(...), array_upper(...)) passes int4 bounds,
+    // which DataFusion's generate_series does not take (Grafana's table list).
+    let ctx = SessionContext::new_with_state(state);
+    CoerceIntArgsToBigInt::widen(&ctx);
+    Ok(ctx.state())
 }
 
-/// Parses a query that reads `pg_catalog` with datafusion-pg-catalog's
-/// parser, which also swaps whole catalog queries DataFusion cannot plan
-/// (psql's row-security policies, publications and statistics of a table,
-/// among others) for equivalent ones; `None` for any other SQL, or if that
+/// Parses a query that reads `pg_catalog` or `information_schema` with
+/// datafusion-pg-catalog's parser, which also swaps whole catalog queries
+/// DataFusion cannot plan (psql's row-security policies, publications and
+/// statistics of a table, Grafana's search-path subquery, among others) for
+/// equivalent ones; `None` for any other SQL, or if that
 /// parser does not give only queries.
 pub fn parse_catalog_query(sql: &str) -> Option<Vec<Statement>> {
-    if !sql.to_ascii_lowercase().contains("pg_catalog") {
+    let lower = sql.to_ascii_lowercase();
+    if !lower.contains("pg_catalog") && !lower.contains("information_schema") {
         return None;
     }
-    let statements = parser().parse(sql).ok()?;
+    let sql = search_path_members(sql);
+    let statements = parser().parse(&sql).ok()?;
     statements.iter().all(|s| matches!(s, Statement::Query(_))).then_some(statements)
+}
+
+/// Grafana's query builder lists the schemas of the search path with a
+/// subquery over `string_to_array(current_setting('search_path'), ',')` used
+/// as a table in `FROM`, which DataFusion cannot plan (and uses it in `ORDER
+/// BY`, where DataFusion takes no subquery). The search path is always
+/// `"$user", public`, so `IN (subquery)` becomes `IN (current_user,
+/// 'public')`.
+fn search_path_members(sql: &str) -> std::borrow::Cow<'_, str> {
+    const SUBQUERY: &str = "IN ( SELECT CASE WHEN trim(s[i]) = '\"$user\"' THEN user ELSE trim(s[i]) END FROM \
+        generate_series( array_lower(string_to_array(current_setting('search_path'),','),1), \
+        array_upper(string_to_array(current_setting('search_path'),','),1) ) as i, \
+        string_to_array(current_setting('search_path'),',') s )";
+    const MEMBERS: &str = "IN (current_user, 'public')";
+    let squeeze = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let pattern = squeeze(SUBQUERY);
+    if !sql.contains("search_path") {
+        return sql.into();
+    }
+    let squeezed = squeeze(sql);
+    if !squeezed.contains(&pattern) {
+        return sql.into();
+    }
+    squeezed.replace(&pattern, MEMBERS).into()
 }
 
 fn parser() -> &'static PostgresCompatibilityParser {

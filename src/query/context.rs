@@ -29,7 +29,8 @@ fn base_config(target_partitions: usize) -> SessionConfig {
         .with_default_catalog_and_schema(DATABASE, SCHEMA)
         .with_create_default_catalog_and_schema(false)
         .with_target_partitions(target_partitions)
-        .with_information_schema(true);
+        // Eddy's information_schema (crate::pg_catalog) replaces DataFusion's.
+        .with_information_schema(false);
     let options = config.options_mut();
     options.sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
     options.execution.time_zone = Some("+00:00".into());

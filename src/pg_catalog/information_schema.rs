@@ -1,0 +1,161 @@
+//! `information_schema`: DataFusion's (`tables`, `views`, `schemata`, ...),
+//! with `columns` built by Eddy so that `data_type` and `udt_name` are
+//! PostgreSQL's names (`timestamp with time zone`, `timestamptz`) rather than
+//! Arrow's: Grafana's query builder and other tools map columns by them.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{Int32Builder, RecordBatch, StringBuilder};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::catalog::SchemaProvider;
+use datafusion::catalog::information_schema::InformationSchemaProvider;
+use datafusion::common::{DataFusionError, Result};
+use datafusion::datasource::{MemTable, TableProvider};
+
+use super::catalog_list::WeakCatalogList;
+use crate::catalog::types::pg_type_name;
+
+/// The schema name.
+pub const SCHEMA: &str = "information_schema";
+
+/// `information_schema` over the session's catalogs.
+#[derive(Debug)]
+pub struct InformationSchema {
+    list: WeakCatalogList,
+}
+
+impl InformationSchema {
+    pub fn new(list: WeakCatalogList) -> Self {
+        Self { list }
+    }
+
+    fn datafusion(&self) -> Option<InformationSchemaProvider> {
+        self.list.get().map(InformationSchemaProvider::new)
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for InformationSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.datafusion().map(|d| d.table_names()).unwrap_or_default()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
+        if name.eq_ignore_ascii_case("columns") {
+            return Ok(Some(self.columns().await?));
+        }
+        match self.datafusion() {
+            Some(d) => d.table(name).await,
+            None => Ok(None),
+        }
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.datafusion().is_some_and(|d| d.table_exist(name))
+    }
+}
+
+/// Builders for the columns of `information_schema.columns`.
+#[derive(Default)]
+struct Columns {
+    text: [StringBuilder; 9],
+    ints: [Int32Builder; 4],
+}
+
+const TEXT: [&str; 9] = [
+    "table_catalog",
+    "table_schema",
+    "table_name",
+    "column_name",
+    "is_nullable",
+    "data_type",
+    "udt_catalog",
+    "udt_schema",
+    "udt_name",
+];
+const INTS: [&str; 4] = ["ordinal_position", "character_maximum_length", "numeric_precision", "numeric_scale"];
+
+impl Columns {
+    fn push(&mut self, at: [&str; 3], ordinal: usize, field: &Field) {
+        let name = pg_type_name(field);
+        let (data_type, udt) = spelled(&name);
+        let values = [at[0], at[1], at[2], field.name(), if field.is_nullable() { "YES" } else { "NO" }, data_type];
+        for (b, v) in self.text.iter_mut().zip(values) {
+            b.append_value(v);
+        }
+        self.text[6].append_value(at[0]);
+        self.text[7].append_value("pg_catalog");
+        self.text[8].append_value(udt);
+        self.ints[0].append_value(ordinal as i32);
+        self.ints[1].append_null();
+        let (precision, scale) = match field.data_type() {
+            DataType::Int16 => (Some(16), Some(0)),
+            DataType::Int32 => (Some(32), Some(0)),
+            DataType::Int64 => (Some(64), Some(0)),
+            DataType::Float32 => (Some(24), None),
+            DataType::Float64 => (Some(53), None),
+            DataType::Decimal128(p, s) => (Some(i32::from(*p)), Some(i32::from(*s))),
+            _ => (None, None),
+        };
+        self.ints[2].append_option(precision);
+        self.ints[3].append_option(scale);
+    }
+
+    fn finish(mut self) -> Result<Arc<dyn TableProvider>> {
+        let mut fields: Vec<Field> = TEXT.iter().map(|n| Field::new(*n, DataType::Utf8, true)).collect();
+        fields.extend(INTS.iter().map(|n| Field::new(*n, DataType::Int32, true)));
+        let schema = Arc::new(Schema::new(fields));
+        let mut arrays: Vec<datafusion::arrow::array::ArrayRef> =
+            self.text.iter_mut().map(|b| Arc::new(b.finish()) as _).collect();
+        arrays.extend(self.ints.iter_mut().map(|b| Arc::new(b.finish()) as _));
+        let batch = RecordBatch::try_new(schema.clone(), arrays)?;
+        Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    }
+}
+
+impl InformationSchema {
+    /// Every column of every relation, with PostgreSQL's type names.
+    async fn columns(&self) -> Result<Arc<dyn TableProvider>> {
+        let mut out = Columns::default();
+        let Some(list) = self.list.get() else { return out.finish() };
+        for catalog_name in list.catalog_names() {
+            let Some(catalog) = list.catalog(&catalog_name) else { continue };
+            // Not this schema's own relations: `columns` would build itself.
+            for schema_name in catalog.schema_names().into_iter().filter(|s| s != SCHEMA) {
+                let Some(schema) = catalog.schema(&schema_name) else { continue };
+                for table_name in schema.table_names() {
+                    let Some(table) = schema.table(&table_name).await? else { continue };
+                    for (i, field) in table.schema().fields().iter().enumerate() {
+                        out.push([&catalog_name, &schema_name, &table_name], i + 1, field);
+                    }
+                }
+            }
+        }
+        out.finish()
+    }
+}
+
+/// `information_schema`'s `data_type` and `udt_name` for a type as
+/// `pg_type_name` writes it.
+fn spelled(name: &str) -> (&str, &str) {
+    let base = name.split('(').next().unwrap_or(name);
+    match base {
+        "smallint" => ("smallint", "int2"),
+        "integer" => ("integer", "int4"),
+        "bigint" => ("bigint", "int8"),
+        "real" => ("real", "float4"),
+        "double precision" => ("double precision", "float8"),
+        "numeric" => ("numeric", "numeric"),
+        "text" => ("text", "text"),
+        "boolean" => ("boolean", "bool"),
+        "date" => ("date", "date"),
+        "timestamp with time zone" => ("timestamp with time zone", "timestamptz"),
+        "timestamp without time zone" => ("timestamp without time zone", "timestamp"),
+        "interval" => ("interval", "interval"),
+        "json" => ("json", "json"),
+        "jsonb" => ("jsonb", "jsonb"),
+        "bytea" => ("bytea", "bytea"),
+        _ => ("USER-DEFINED", base),
+    }
+}
