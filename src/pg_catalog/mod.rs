@@ -20,7 +20,9 @@
 
 mod catalog_list;
 mod information_schema;
+mod like_escape;
 mod relkind;
+mod visibility;
 
 use std::sync::{Arc, OnceLock};
 
@@ -217,7 +219,12 @@ fn parser() -> &'static PostgresCompatibilityParser {
 /// DataFusion plans: `pg_class` becomes `pg_catalog.pg_class`,
 /// `'name'::regclass` a lookup in `pg_class`, `OPERATOR(pg_catalog.~)` a
 /// plain `~`, `x = ANY(array)` an array function, `COLLATE` is dropped, and
-/// so on (datafusion-pg-catalog's rules).
+/// so on (datafusion-pg-catalog's rules); and `LIKE ... ESCAPE '/'` escapes
+/// with a backslash instead ([`like_escape`]); `pg_table_is_visible` looks
+/// at the relation's schema ([`visibility`]).
 pub fn rewrite(statement: Statement) -> Statement {
-    parser().rewrite(statement)
+    let mut statement = parser().rewrite(statement);
+    like_escape::rewrite(&mut statement);
+    visibility::rewrite(&mut statement);
+    statement
 }

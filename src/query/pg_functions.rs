@@ -36,6 +36,8 @@ enum Body {
     Constant(ScalarValue),
     /// A view's query by name (`pg_get_viewdef`).
     ViewDef,
+    /// `json_build_object(key, value, ...)`, as JSON text.
+    JsonBuildObject,
 }
 
 /// One catalog function.
@@ -78,6 +80,7 @@ impl ScalarUDFImpl for PgFunction {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         match &self.body {
             Body::Constant(v) => Ok(ColumnarValue::Scalar(v.clone())),
+            Body::JsonBuildObject => json_build_object(&args),
             Body::ViewDef => {
                 let catalog = self.catalog.clone();
                 map_text(&args, 0, &DataType::Utf8, move |name| {
@@ -112,6 +115,51 @@ fn map_text(
     })
 }
 
+/// `json_build_object`: one JSON object per row from alternating keys and
+/// values; numbers and booleans stay JSON numbers and booleans.
+fn json_build_object(args: &ScalarFunctionArgs) -> Result<ColumnarValue> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::DataType as T;
+    if !args.args.len().is_multiple_of(2) {
+        return exec_err!("json_build_object takes an even number of arguments: key, value, ...");
+    }
+    let arrays = args.args.iter().map(|a| a.to_array(args.number_rows)).collect::<Result<Vec<_>>>()?;
+    let texts = arrays.iter().map(|a| cast(a, &DataType::Utf8)).collect::<Result<Vec<_>, _>>()?;
+    let mut out = datafusion::arrow::array::StringBuilder::new();
+    for row in 0..args.number_rows {
+        let mut object = serde_json::Map::new();
+        for pair in (0..arrays.len()).step_by(2) {
+            let (key, value) = (texts[pair].as_string::<i32>(), texts[pair + 1].as_string::<i32>());
+            let json = if value.is_null(row) {
+                serde_json::Value::Null
+            } else {
+                let text = value.value(row);
+                match arrays[pair + 1].data_type() {
+                    T::Boolean
+                    | T::Int8
+                    | T::Int16
+                    | T::Int32
+                    | T::Int64
+                    | T::UInt32
+                    | T::UInt64
+                    | T::Float32
+                    | T::Float64 => {
+                        serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.into()))
+                    }
+                    _ => serde_json::Value::String(text.to_string()),
+                }
+            };
+            object.insert(key.value(row).to_string(), json);
+        }
+        out.append_value(serde_json::Value::Object(object).to_string());
+    }
+    let out: ArrayRef = Arc::new(out.finish());
+    Ok(match args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+        true => ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?),
+        false => ColumnarValue::Array(out),
+    })
+}
+
 fn arities(counts: &[usize]) -> Signature {
     let variants =
         counts.iter().map(|&n| if n == 0 { TypeSignature::Nullary } else { TypeSignature::Any(n) }).collect();
@@ -132,11 +180,22 @@ pub fn register(state: &mut SessionState, catalog: Arc<Catalog>) -> Result<()> {
         function("pg_function_is_visible", &[1], DataType::Boolean, yes()),
         function("pg_get_function_result", &[1], DataType::Utf8, none()),
         function("pg_get_function_arguments", &[1], DataType::Utf8, none()),
+        // SQLAlchemy's inspector: Eddy has no sequences, and every collation
+        // is visible.
+        function("pg_get_serial_sequence", &[2], DataType::Utf8, none()),
+        function("pg_collation_is_visible", &[1], DataType::Boolean, yes()),
         function("obj_description", &[1, 2], DataType::Utf8, none()),
         function("col_description", &[2], DataType::Utf8, none()),
         function("shobj_description", &[2], DataType::Utf8, none()),
         function("pg_get_userbyid", &[1], DataType::Utf8, Body::Constant(ScalarValue::Utf8(Some("eddy".into())))),
     ];
+    functions.push(PgFunction {
+        name: "json_build_object",
+        signature: Signature::variadic_any(Volatility::Immutable),
+        returns: DataType::Utf8,
+        body: Body::JsonBuildObject,
+        catalog: None,
+    });
     let mut viewdef = function("pg_get_viewdef", &[1, 2], DataType::Utf8, Body::ViewDef);
     viewdef.catalog = Some(catalog);
     functions.push(viewdef);

@@ -8,6 +8,8 @@ CREATE CONTINUOUS VIEW per_url AS SELECT url, count(*) AS hits, count(DISTINCT u
 \d
 \dt
 \dv
+-- Eddy's own relations are in their schemas, off the search path.
+\dt pipelinedb.*
 \d per_url
 \df
 \l
