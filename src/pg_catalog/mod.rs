@@ -18,10 +18,12 @@
 //! OIDs of relations are handed out as relations are first seen, so they
 //! are stable while the server runs but not across restarts.
 
+mod case_subquery;
 mod catalog_list;
 mod information_schema;
 mod like_escape;
 mod relkind;
+mod viewdef;
 mod visibility;
 
 use std::sync::{Arc, OnceLock};
@@ -37,7 +39,10 @@ use datafusion::execution::FunctionRegistry;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionState;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::ast::{
+    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, ObjectName,
+    ObjectNamePart, Statement,
+};
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::pg_catalog::generate_series_arg_coercion::CoerceIntArgsToBigInt;
 use datafusion_pg_catalog::pg_catalog::{
@@ -45,6 +50,7 @@ use datafusion_pg_catalog::pg_catalog::{
     has_privilege_udf, oid_type_planner::PgOidTypePlanner, pg_get_expr_udf, quote_ident_udf,
 };
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+use datafusion_pg_catalog::sql::rules::{self, SqlStatementRewriteRule};
 
 use crate::catalog::Catalog;
 use crate::query::context::{DATABASE, SCHEMA as PUBLIC};
@@ -183,7 +189,24 @@ pub fn parse_catalog_query(sql: &str) -> Option<Vec<Statement>> {
     }
     let sql = search_path_members(sql);
     let statements = parser().parse(&sql).ok()?;
-    statements.iter().all(|s| matches!(s, Statement::Query(_))).then_some(statements)
+    if !statements.iter().all(|s| matches!(s, Statement::Query(_))) {
+        return None;
+    }
+    let statements = statements
+        .into_iter()
+        .map(|mut statement| {
+            // A correlated scalar subquery in a catalog query's select list
+            // reads as NULL (the crate's rule): clients fetch defaults,
+            // identities, comments and collations with them, which Eddy's
+            // columns do not have. A CASE around one is unwrapped first, so
+            // that the rule sees it.
+            case_subquery::rewrite(&mut statement);
+            let mut statement = rules::RemoveSubqueryFromProjection.rewrite(statement);
+            viewdef::rewrite(&mut statement);
+            statement
+        })
+        .collect();
+    Some(statements)
 }
 
 /// Grafana's query builder lists the schemas of the search path with a
@@ -210,6 +233,29 @@ fn search_path_members(sql: &str) -> std::borrow::Cow<'_, str> {
     squeezed.replace(&pattern, MEMBERS).into()
 }
 
+static RULES: OnceLock<Vec<Box<dyn SqlStatementRewriteRule>>> = OnceLock::new();
+
+/// The crate's rewrite rules for every statement, in the crate's order, but
+/// for `RemoveSubqueryFromProjection`: it turns correlated scalar subqueries
+/// of a select list into NULL, which is harmless in catalog queries (what
+/// they fetch, defaults and collations, is NULL in Eddy) but would change a
+/// user's results. Catalog queries get it through [`parse_catalog_query`].
+fn rules() -> Vec<Box<dyn SqlStatementRewriteRule>> {
+    vec![
+        Box::new(rules::AliasDuplicatedProjectionRewrite),
+        Box::new(rules::ResolveUnqualifiedIdentifier),
+        Box::new(rules::RewriteArrayAnyAllOperation),
+        Box::new(rules::PrependUnqualifiedPgTableName),
+        Box::new(rules::StripCallableQualifier),
+        Box::new(rules::FixArrayLiteral),
+        Box::new(rules::CurrentUserVariableToSessionUserFunctionCall),
+        Box::new(rules::StripCollate),
+        Box::new(rules::RewritePgCatalogOperator),
+        Box::new(rules::RewriteRegCastToSubquery::new()),
+        Box::new(rules::FixVersionColumnName),
+    ]
+}
+
 fn parser() -> &'static PostgresCompatibilityParser {
     static PARSER: OnceLock<PostgresCompatibilityParser> = OnceLock::new();
     PARSER.get_or_init(PostgresCompatibilityParser::new)
@@ -223,8 +269,26 @@ fn parser() -> &'static PostgresCompatibilityParser {
 /// with a backslash instead ([`like_escape`]); `pg_table_is_visible` looks
 /// at the relation's schema ([`visibility`]).
 pub fn rewrite(statement: Statement) -> Statement {
-    let mut statement = parser().rewrite(statement);
+    let mut statement = RULES.get_or_init(rules).iter().fold(statement, |s, rule| rule.rewrite(s));
     like_escape::rewrite(&mut statement);
     visibility::rewrite(&mut statement);
     statement
+}
+
+/// A call of function `name` on `args`, for the rewrites.
+fn call(name: &str, args: Vec<Expr>) -> Expr {
+    Expr::Function(Function {
+        name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new(name))]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args.into_iter().map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a))).collect(),
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
 }
