@@ -38,12 +38,17 @@ impl InformationSchema {
 #[async_trait]
 impl SchemaProvider for InformationSchema {
     fn table_names(&self) -> Vec<String> {
-        self.datafusion().map(|d| d.table_names()).unwrap_or_default()
+        let mut names = self.datafusion().map(|d| d.table_names()).unwrap_or_default();
+        names.extend(CONSTRAINT_TABLES.iter().map(|(t, _)| t.to_string()));
+        names
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
         if name.eq_ignore_ascii_case("columns") {
             return Ok(Some(self.columns().await?));
+        }
+        if let Some(columns) = CONSTRAINT_TABLES.iter().find(|(t, _)| name.eq_ignore_ascii_case(t)).map(|(_, c)| c) {
+            return Ok(Some(empty(columns)?));
         }
         match self.datafusion() {
             Some(d) => d.table(name).await,
@@ -52,18 +57,55 @@ impl SchemaProvider for InformationSchema {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.datafusion().is_some_and(|d| d.table_exist(name))
+        CONSTRAINT_TABLES.iter().any(|(t, _)| name.eq_ignore_ascii_case(t))
+            || self.datafusion().is_some_and(|d| d.table_exist(name))
     }
+}
+
+/// Relations about constraints, which Eddy does not have: always empty, but
+/// there for tools that join them (Metabase looks for primary keys).
+const CONSTRAINT_TABLES: [(&str, &[&str]); 2] = [
+    (
+        "table_constraints",
+        &[
+            "constraint_catalog",
+            "constraint_schema",
+            "constraint_name",
+            "table_catalog",
+            "table_schema",
+            "table_name",
+            "constraint_type",
+        ],
+    ),
+    (
+        "key_column_usage",
+        &[
+            "constraint_catalog",
+            "constraint_schema",
+            "constraint_name",
+            "table_catalog",
+            "table_schema",
+            "table_name",
+            "column_name",
+        ],
+    ),
+];
+
+/// An empty relation of text columns.
+fn empty(columns: &[&str]) -> Result<Arc<dyn TableProvider>> {
+    let schema =
+        Arc::new(Schema::new(columns.iter().map(|c| Field::new(*c, DataType::Utf8, true)).collect::<Vec<_>>()));
+    Ok(Arc::new(MemTable::try_new(schema.clone(), vec![vec![RecordBatch::new_empty(schema)]])?))
 }
 
 /// Builders for the columns of `information_schema.columns`.
 #[derive(Default)]
 struct Columns {
-    text: [StringBuilder; 9],
+    text: [StringBuilder; 12],
     ints: [Int32Builder; 4],
 }
 
-const TEXT: [&str; 9] = [
+const TEXT: [&str; 12] = [
     "table_catalog",
     "table_schema",
     "table_name",
@@ -73,6 +115,9 @@ const TEXT: [&str; 9] = [
     "udt_catalog",
     "udt_schema",
     "udt_name",
+    "column_default",
+    "is_identity",
+    "is_generated",
 ];
 const INTS: [&str; 4] = ["ordinal_position", "character_maximum_length", "numeric_precision", "numeric_scale"];
 
@@ -87,6 +132,10 @@ impl Columns {
         self.text[6].append_value(at[0]);
         self.text[7].append_value("pg_catalog");
         self.text[8].append_value(udt);
+        // No defaults, identities or generated columns in Eddy.
+        self.text[9].append_null();
+        self.text[10].append_value("NO");
+        self.text[11].append_value("NEVER");
         self.ints[0].append_value(ordinal as i32);
         self.ints[1].append_null();
         let (precision, scale) = match field.data_type() {

@@ -20,6 +20,7 @@
 
 mod case_subquery;
 mod catalog_list;
+mod comments;
 mod information_schema;
 mod like_escape;
 mod relkind;
@@ -201,6 +202,7 @@ pub fn parse_catalog_query(sql: &str) -> Option<Vec<Statement>> {
             // columns do not have. A CASE around one is unwrapped first, so
             // that the rule sees it.
             case_subquery::rewrite(&mut statement);
+            comments::rewrite(&mut statement);
             let mut statement = rules::RemoveSubqueryFromProjection.rewrite(statement);
             viewdef::rewrite(&mut statement);
             statement

@@ -38,6 +38,8 @@ enum Body {
     ViewDef,
     /// `json_build_object(key, value, ...)`, as JSON text.
     JsonBuildObject,
+    /// `format(template, args...)` with `%s`, `%I`, `%L` and `%%`.
+    Format,
 }
 
 /// One catalog function.
@@ -81,6 +83,7 @@ impl ScalarUDFImpl for PgFunction {
         match &self.body {
             Body::Constant(v) => Ok(ColumnarValue::Scalar(v.clone())),
             Body::JsonBuildObject => json_build_object(&args),
+            Body::Format => format_text(&args),
             Body::ViewDef => {
                 let catalog = self.catalog.clone();
                 map_text(&args, 0, &DataType::Utf8, move |name| {
@@ -160,6 +163,70 @@ fn json_build_object(args: &ScalarFunctionArgs) -> Result<ColumnarValue> {
     })
 }
 
+/// PostgreSQL's `format`: `%s` the value as text (NULL as nothing), `%I` a
+/// quoted identifier, `%L` a quoted literal (NULL as `NULL`), `%%` a `%`.
+fn format_text(args: &ScalarFunctionArgs) -> Result<ColumnarValue> {
+    use datafusion::arrow::array::AsArray;
+    let texts = args
+        .args
+        .iter()
+        .map(|a| Ok(cast(&a.to_array(args.number_rows)?, &DataType::Utf8)?))
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    let Some((template, values)) = texts.split_first() else {
+        return exec_err!("format takes a template");
+    };
+    let mut out = datafusion::arrow::array::StringBuilder::new();
+    for row in 0..args.number_rows {
+        let template = template.as_string::<i32>();
+        if template.is_null(row) {
+            out.append_null();
+            continue;
+        }
+        let value = |i: usize| {
+            values.get(i).map(|a| a.as_string::<i32>()).and_then(|a| (!a.is_null(row)).then(|| a.value(row)))
+        };
+        let (mut text, mut next, mut chars) = (String::new(), 0, template.value(row).chars());
+        while let Some(c) = chars.next() {
+            if c != '%' {
+                text.push(c);
+                continue;
+            }
+            let conversion = chars.next();
+            if conversion == Some('%') {
+                text.push('%');
+                continue;
+            }
+            let v = value(next);
+            next += 1;
+            match conversion {
+                Some('s') => text.push_str(v.unwrap_or("")),
+                Some('I') => text.push_str(&quote_ident(v.unwrap_or(""))),
+                Some('L') => text.push_str(&v.map_or("NULL".into(), |v| quote(v, '\''))),
+                other => return exec_err!("format: unsupported conversion %{}", other.unwrap_or(' ')),
+            }
+        }
+        out.append_value(text);
+    }
+    let out: ArrayRef = Arc::new(out.finish());
+    Ok(match args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+        true => ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?),
+        false => ColumnarValue::Array(out),
+    })
+}
+
+/// An identifier as PostgreSQL writes it: quoted unless it is lower case
+/// letters, digits and underscores, not starting with a digit.
+fn quote_ident(s: &str) -> String {
+    let plain = s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain { s.to_string() } else { quote(s, '"') }
+}
+
+/// `s` in `q` quotes, with `q` doubled inside.
+fn quote(s: &str, q: char) -> String {
+    format!("{q}{}{q}", s.replace(q, &format!("{q}{q}")))
+}
+
 fn arities(counts: &[usize]) -> Signature {
     let variants =
         counts.iter().map(|&n| if n == 0 { TypeSignature::Nullary } else { TypeSignature::Any(n) }).collect();
@@ -189,6 +256,13 @@ pub fn register(state: &mut SessionState, catalog: Arc<Catalog>) -> Result<()> {
         function("shobj_description", &[2], DataType::Utf8, none()),
         function("pg_get_userbyid", &[1], DataType::Utf8, Body::Constant(ScalarValue::Utf8(Some("eddy".into())))),
     ];
+    functions.push(PgFunction {
+        name: "format",
+        signature: Signature::variadic_any(Volatility::Immutable),
+        returns: DataType::Utf8,
+        body: Body::Format,
+        catalog: None,
+    });
     functions.push(PgFunction {
         name: "json_build_object",
         signature: Signature::variadic_any(Volatility::Immutable),

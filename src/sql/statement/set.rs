@@ -64,6 +64,15 @@ impl SetVar {
                     ["names", ..] => {
                         Ok(Self { name: "client_encoding".into(), value: Some(setting_value(&rest[1..])) })
                     }
+                    // pgjdbc's setTransactionIsolation (Metabase sends it): recorded
+                    // as PostgreSQL's defaults; every statement applies when it runs.
+                    ["characteristics", "as", "transaction", "isolation", "level", level @ ..] if !level.is_empty() => {
+                        Ok(Self { name: "default_transaction_isolation".into(), value: Some(level.join(" ")) })
+                    }
+                    ["characteristics", "as", "transaction", "read", mode] if *mode == "only" || *mode == "write" => {
+                        let value = if *mode == "only" { "on" } else { "off" };
+                        Ok(Self { name: "default_transaction_read_only".into(), value: Some(value.into()) })
+                    }
                     _ => match lower_rest.iter().position(|w| *w == "to" || *w == "=") {
                         Some(at) if at > 0 => {
                             Ok(Self { name: lower_rest[..at].concat(), value: Some(setting_value(&rest[at + 1..])) })
