@@ -155,6 +155,25 @@ same(
     ['a' => 4, 'b' => 2, 'c' => 2]
 );
 
+// Transactions: beginTransaction and commit, the transaction status PDO
+// reads, and an error inside a transaction (25P02 until rollBack). Every
+// statement applies when it runs (Eddy's transactions are not atomic).
+same('beginTransaction', $pdo->beginTransaction(), true);
+same('inTransaction after BEGIN', $pdo->inTransaction(), true);
+$pdo->prepare('INSERT INTO orders (k, qty, price, amount) VALUES (?, ?, ?, ?)')->execute(['d', 1, 1.5, '2.50']);
+same('commit', $pdo->commit(), true);
+same('inTransaction after COMMIT', $pdo->inTransaction(), false);
+same('the committed row is counted', $pdo->query("SELECT n FROM totals WHERE k = 'd'")->fetchColumn(), 1);
+$pdo->beginTransaction();
+throws('an error inside a transaction', function () use ($pdo) {
+    $pdo->query('SELECT * FROM nope');
+}, '42P01', 'relation "nope" does not exist');
+throws('the next statement in the failed transaction', function () use ($pdo) {
+    $pdo->query('SELECT 1');
+}, '25P02', 'current transaction is aborted');
+same('rollBack', $pdo->rollBack(), true);
+same('the connection works after rollBack', $pdo->query('SELECT 1')->fetchColumn(), 1);
+
 // Errors: a PDOException with the SQLSTATE, and the connection goes on.
 foreach ([true, false] as $emulate) {
     $mode = $emulate ? 'emulated prepare' : 'server-side prepare';
