@@ -22,6 +22,7 @@ mod case_subquery;
 mod catalog_list;
 mod comments;
 mod information_schema;
+mod keys;
 mod like_escape;
 mod relkind;
 mod viewdef;
@@ -185,10 +186,11 @@ pub fn register(state: SessionState, catalog: Arc<Catalog>) -> Result<SessionSta
 /// parser does not give only queries.
 pub fn parse_catalog_query(sql: &str) -> Option<Vec<Statement>> {
     let lower = sql.to_ascii_lowercase();
-    if !lower.contains("pg_catalog") && !lower.contains("information_schema") {
+    let keys = keys::answer(sql);
+    if keys.is_none() && !lower.contains("pg_catalog") && !lower.contains("information_schema") {
         return None;
     }
-    let sql = search_path_members(sql);
+    let sql = keys.map_or_else(|| search_path_members(sql), std::borrow::Cow::Borrowed);
     let statements = parser().parse(&sql).ok()?;
     if !statements.iter().all(|s| matches!(s, Statement::Query(_))) {
         return None;
