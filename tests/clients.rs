@@ -265,12 +265,18 @@ fn jdbc() {
 fn psycopg2() {
     let python = "/usr/bin/python3";
     require(python, &["-c", "import psycopg2"], "python3-psycopg2");
-    let server = EddyProcess::start("psycopg2");
+    run_python_client(python, "psycopg2_client.py", "psycopg2.out");
+}
+
+/// Runs `script` from `tests/clients/` with `python` against a fresh
+/// server; its output must equal `expected`.
+fn run_python_client(python: &str, script: &str, expected: &str) {
+    let server = EddyProcess::start(script.trim_end_matches(".py"));
     let mut cmd = Command::new(python);
-    cmd.current_dir(clients_dir()).arg("psycopg2_client.py").arg(server.port.to_string());
+    cmd.current_dir(clients_dir()).arg(script).arg(server.port.to_string());
     let run = run_client(cmd, "", false, &server.dir);
-    assert!(run.status.success(), "psycopg2_client.py failed ({}):\n{}\n{}", run.status, run.stdout, run.stderr);
-    assert_output("psycopg2.out", &run.stdout);
+    assert!(run.status.success(), "{script} failed ({}):\n{}\n{}", run.status, run.stdout, run.stderr);
+    assert_output(expected, &run.stdout);
 }
 
 /// SQLAlchemy 2 from PyPI, in the virtualenv `tests/run.sh` makes over
@@ -282,12 +288,7 @@ fn sqlalchemy_inspect() {
         format!("{}/.cache/eddy-tools/sqlalchemy-venv/bin/python", std::env::var("HOME").unwrap_or_default())
     });
     require(&python, &["-c", "import sqlalchemy, psycopg2"], "SQLAlchemy (tests/run.sh installs it in a virtualenv)");
-    let server = EddyProcess::start("sqlalchemy");
-    let mut cmd = Command::new(&python);
-    cmd.current_dir(clients_dir()).arg("sqlalchemy_inspect.py").arg(server.port.to_string());
-    let run = run_client(cmd, "", false, &server.dir);
-    assert!(run.status.success(), "sqlalchemy_inspect.py failed ({}):\n{}\n{}", run.status, run.stdout, run.stderr);
-    assert_output("sqlalchemy.out", &run.stdout);
+    run_python_client(&python, "sqlalchemy_inspect.py", "sqlalchemy.out");
 }
 
 /// PHP PDO (pdo_pgsql), with emulated and server-side prepares: see pdo.php.

@@ -43,8 +43,10 @@ use datafusion::execution::context::SessionState;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{
     Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, ObjectName,
-    ObjectNamePart, Statement,
+    ObjectNamePart, Query, Statement,
 };
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::pg_catalog::generate_series_arg_coercion::CoerceIntArgsToBigInt;
 use datafusion_pg_catalog::pg_catalog::{
@@ -185,6 +187,12 @@ pub fn register(state: SessionState, catalog: Arc<Catalog>) -> Result<SessionSta
 /// equivalent ones; `None` for any other SQL, or if that
 /// parser does not give only queries.
 pub fn parse_catalog_query(sql: &str) -> Option<Vec<Statement>> {
+    // Catalog queries are SELECTs (or WITH ... SELECT): INSERTs and COPYs,
+    // which can be megabytes, are not scanned.
+    let first = first_word(sql);
+    if !first.eq_ignore_ascii_case("select") && !first.eq_ignore_ascii_case("with") {
+        return None;
+    }
     let lower = sql.to_ascii_lowercase();
     let keys = keys::answer(sql);
     if keys.is_none() && !lower.contains("pg_catalog") && !lower.contains("information_schema") {
@@ -279,6 +287,26 @@ pub fn rewrite(statement: Statement) -> Statement {
     statement
 }
 
+/// The first word of `sql`, after leading white space and comments.
+fn first_word(sql: &str) -> &str {
+    let mut rest = sql.trim_start();
+    loop {
+        if let Some(line) = rest.strip_prefix("--") {
+            rest = line.split_once('\n').map_or("", |(_, r)| r).trim_start();
+        } else if let Some(block) = rest.strip_prefix("/*") {
+            rest = block.split_once("*/").map_or("", |(_, r)| r).trim_start();
+        } else {
+            return rest.split(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or("");
+        }
+    }
+}
+
+/// A query the rewrites splice in, parsed once; `None` if it does not parse
+/// (a bug, which leaves the statement as it was).
+fn parse_template(cell: &'static OnceLock<Option<Box<Query>>>, sql: &str) -> Option<Box<Query>> {
+    cell.get_or_init(|| Parser::new(&PostgreSqlDialect {}).try_with_sql(sql).ok()?.parse_query().ok()).clone()
+}
+
 /// A call of function `name` on `args`, for the rewrites.
 fn call(name: &str, args: Vec<Expr>) -> Expr {
     Expr::Function(Function {
@@ -295,4 +323,15 @@ fn call(name: &str, args: Vec<Expr>) -> Expr {
         over: None,
         within_group: vec![],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn first_words_skip_comments() {
+        assert_eq!(super::first_word("  -- ping\n /* a */ SELECT 1"), "SELECT");
+        assert_eq!(super::first_word("with t as (select 1) select * from t"), "with");
+        assert_eq!(super::first_word("INSERT INTO s VALUES (1)"), "INSERT");
+        assert_eq!(super::first_word("-- only a comment"), "");
+    }
 }

@@ -8,8 +8,6 @@ use std::ops::ControlFlow;
 use std::sync::OnceLock;
 
 use datafusion::sql::sqlparser::ast::{self, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Query, Value};
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::parser::Parser;
 
 /// `$1` is replaced by the call's argument.
 const BY_OID: &str = "SELECT max(v.definition) FROM pg_catalog.pg_views v JOIN pg_catalog.pg_class c \
@@ -17,7 +15,7 @@ const BY_OID: &str = "SELECT max(v.definition) FROM pg_catalog.pg_views v JOIN p
 
 fn template() -> Option<Box<Query>> {
     static QUERY: OnceLock<Option<Box<Query>>> = OnceLock::new();
-    QUERY.get_or_init(|| Parser::new(&PostgreSqlDialect {}).try_with_sql(BY_OID).ok()?.parse_query().ok()).clone()
+    super::parse_template(&QUERY, BY_OID)
 }
 
 /// Rewrites each `pg_get_viewdef` whose argument is not a string in `statement`.

@@ -15,20 +15,13 @@ use std::sync::OnceLock;
 use datafusion::sql::sqlparser::ast::{
     self, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Query, SetExpr, VisitMut, VisitorMut,
 };
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::parser::Parser;
 
 const VISIBLE: &str = "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n \
                        ON n.oid = c.relnamespace WHERE n.nspname IN ('public', 'pg_catalog')";
 
 fn visible_oids() -> Option<Box<Query>> {
     static QUERY: OnceLock<Option<Box<Query>>> = OnceLock::new();
-    QUERY
-        .get_or_init(|| {
-            let mut parser = Parser::new(&PostgreSqlDialect {}).try_with_sql(VISIBLE).ok()?;
-            parser.parse_query().ok()
-        })
-        .clone()
+    super::parse_template(&QUERY, VISIBLE)
 }
 
 /// Rewrites `pg_table_is_visible(x)` in every `WHERE` of `statement` (where

@@ -111,10 +111,14 @@ fn map_text(
         return exec_err!("argument is not text");
     };
     let out: StringArray = text.iter().map(|v| v.and_then(&f)).collect();
-    let out: ArrayRef = Arc::new(out);
-    Ok(match arg {
-        ColumnarValue::Scalar(_) => ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?),
-        ColumnarValue::Array(_) => ColumnarValue::Array(out),
+    shaped_like(std::slice::from_ref(arg), Arc::new(out))
+}
+
+/// `out` as a scalar when every argument was one, else as an array.
+fn shaped_like(args: &[ColumnarValue], out: ArrayRef) -> Result<ColumnarValue> {
+    Ok(match args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+        true => ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?),
+        false => ColumnarValue::Array(out),
     })
 }
 
@@ -156,11 +160,7 @@ fn json_build_object(args: &ScalarFunctionArgs) -> Result<ColumnarValue> {
         }
         out.append_value(serde_json::Value::Object(object).to_string());
     }
-    let out: ArrayRef = Arc::new(out.finish());
-    Ok(match args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
-        true => ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?),
-        false => ColumnarValue::Array(out),
-    })
+    shaped_like(&args.args, Arc::new(out.finish()))
 }
 
 /// PostgreSQL's `format`: `%s` the value as text (NULL as nothing), `%I` a
@@ -207,11 +207,7 @@ fn format_text(args: &ScalarFunctionArgs) -> Result<ColumnarValue> {
         }
         out.append_value(text);
     }
-    let out: ArrayRef = Arc::new(out.finish());
-    Ok(match args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
-        true => ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?),
-        false => ColumnarValue::Array(out),
-    })
+    shaped_like(&args.args, Arc::new(out.finish()))
 }
 
 /// An identifier as PostgreSQL writes it: quoted unless it is lower case
