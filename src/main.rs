@@ -106,6 +106,10 @@ struct ServeArgs {
     /// Most decoded rows a single COPY may hold before it is applied, in bytes.
     #[arg(long, default_value_t = config::DEFAULT_COPY_MAX_BYTES)]
     copy_max_bytes: usize,
+    /// Longest single COPY record (one line, or one CSV record with its
+    /// quoted newlines), in bytes; a longer one fails the COPY with 54000.
+    #[arg(long, default_value_t = eddy::ingest::decode::DEFAULT_MAX_RECORD_BYTES)]
+    max_record_bytes: usize,
     /// Run on a manual clock that stands still until `eddy_set_clock` or
     /// `eddy_advance_clock` moves it (for tests of windows).
     #[arg(long)]
@@ -129,6 +133,7 @@ impl ServeArgs {
             max_connections: self.max_connections,
             max_query_bytes: self.max_query_bytes,
             copy_max_bytes: self.copy_max_bytes,
+            max_record_bytes: self.max_record_bytes,
             manual_clock: self.manual_clock.then(|| chrono::Utc::now().timestamp_micros()),
             auth,
             ..Config::default()

@@ -131,12 +131,47 @@ async fn a_read_only_user_reads_but_cannot_write() {
         assert_eq!(db.code().code(), "42501", "{write}: {db}");
         assert!(db.message().contains("user \"dash\" is read-only"), "{write}: {}", db.message());
     }
+    // The extended protocol (Parse/Bind/Execute, as tokio-postgres'
+    // `execute`, JDBC and PDO's native prepares send it) and EXPLAIN
+    // ANALYZE, which runs its statement, are refused too.
+    let extended: [(&str, &[&(dyn tokio_postgres::types::ToSql + Sync)]); 4] = [
+        ("INSERT INTO s VALUES ($1, $2)", &[&4i32, &100i32]),
+        ("INSERT INTO s VALUES (5, 100)", &[]),
+        ("EXPLAIN ANALYZE INSERT INTO s VALUES (6, 100)", &[]),
+        ("EXECUTE ins", &[]),
+    ];
+    dash.batch_execute("PREPARE ins AS INSERT INTO s VALUES (7, 100)").await.expect("PREPARE only records");
+    for (write, params) in extended {
+        let err = dash.execute(write, params).await.expect_err(write);
+        let db = err.as_db_error().unwrap_or_else(|| panic!("{write}: {err}"));
+        assert_eq!(db.code().code(), "42501", "{write}: {db}");
+    }
+    let err = dash.batch_execute("EXPLAIN ANALYZE INSERT INTO s VALUES (8, 100)").await.expect_err("explain analyze");
+    assert_eq!(err.code().map(|c| c.code()), Some("42501"), "{err}");
+    // A plain EXPLAIN only describes the plan, as in PostgreSQL.
+    dash.batch_execute("EXPLAIN INSERT INTO s VALUES (9, 100)").await.expect("EXPLAIN without ANALYZE");
+    pdo_is_refused(server.port);
+
     // Nothing dash tried landed, and the session is still usable.
     let total: i64 = dash.query_one("SELECT sum(total) FROM v", &[]).await.expect("read").get(0);
     assert_eq!(total, 15);
 
     let refused = connect(server.port, "dash", "wrong").await.expect_err("a wrong password");
     assert!(format!("{refused:?}").to_lowercase().contains("password authentication failed"), "{refused:?}");
+}
+
+/// PHP PDO with native (server-side) prepares, as Laravel runs it: the
+/// read-only user's prepared INSERT fails with 42501.
+fn pdo_is_refused(port: u16) {
+    let script = format!(
+        r#"$db = new PDO("pgsql:host=127.0.0.1;port={port};dbname=eddy", "dash", "dash-secret");
+        $db->setAttribute(PDO::ATTR_EMULATE_PREPARES, false);
+        $db->setAttribute(PDO::ATTR_ERRMODE, PDO::ERRMODE_EXCEPTION);
+        try {{ $st = $db->prepare("INSERT INTO s VALUES (?, ?)"); $st->execute([10, 100]); echo "inserted\n"; }}
+        catch (PDOException $e) {{ echo $e->getCode(), "\n"; }}"#
+    );
+    let out = Command::new("php").args(["-r", &script]).output().expect("run php (tests/run.sh installs php-pgsql)");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42501", "{}", text(&out));
 }
 
 #[tokio::test]

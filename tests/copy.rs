@@ -56,3 +56,27 @@ async fn bad_copy_data_names_the_line_and_applies_nothing() {
     assert_eq!(n, 0, "a failed COPY applies none of its rows");
     server.shutdown().await;
 }
+
+/// A record without its end (no newline, or an unterminated CSV quote)
+/// fails the COPY with 54000 once it passes --max-record-bytes, and the
+/// server goes on serving.
+#[tokio::test]
+async fn a_record_past_the_limit_fails_with_54000() {
+    let config = eddy::Config { max_record_bytes: 64 * 1024, ..eddy::Config::default() };
+    let server = common::start_server_with(config).await;
+    let client = common::connect(&server).await;
+    client.batch_execute("CREATE STREAM s (t text); CREATE VIEW v AS SELECT count(*) AS n FROM s").await.expect("ddl");
+    let long = "x".repeat(100 * 1024);
+    for (sql, data) in [
+        ("COPY s FROM STDIN", format!("a\n{long}")),
+        ("COPY s FROM STDIN (FORMAT csv)", format!("a\n\"{long}\n{long}")),
+    ] {
+        let err = copy(&client, sql, &data).await.expect_err(sql);
+        assert_eq!(err.code().map(|c| c.code()), Some("54000"), "{sql}: {err:?}");
+    }
+    let n = copy(&client, "COPY s FROM STDIN", &format!("{}\n", "y".repeat(60 * 1024))).await.expect("under the limit");
+    assert_eq!(n, 1);
+    let n: i64 = client.query_one("SELECT n FROM v", &[]).await.expect("reads").get(0);
+    assert_eq!(n, 1);
+    server.shutdown().await;
+}

@@ -29,8 +29,15 @@ pub struct CopyIn {
 
 impl CopyIn {
     /// Starts a COPY into `stream`.
-    pub fn new(stream: Arc<StreamEntry>, copy: &CopyFrom, max_bytes: usize) -> Result<Self, IngestError> {
-        let decoder = RowDecoder::new(copy.format.clone(), stream.def.schema.clone(), &copy.columns)?;
+    /// `max_bytes` bounds the rows held, `max_record_bytes` one record.
+    pub fn new(
+        stream: Arc<StreamEntry>,
+        copy: &CopyFrom,
+        max_bytes: usize,
+        max_record_bytes: usize,
+    ) -> Result<Self, IngestError> {
+        let decoder = RowDecoder::new(copy.format.clone(), stream.def.schema.clone(), &copy.columns)?
+            .with_max_record_bytes(max_record_bytes);
         Ok(Self { stream, decoder, batches: Vec::new(), bytes: 0, max_bytes, error: None })
     }
 

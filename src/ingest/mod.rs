@@ -57,6 +57,9 @@ pub enum IngestError {
     /// The view was dropped or the server is shutting down.
     #[error("continuous view \"{0}\" stopped before applying the rows")]
     ViewStopped(String),
+    /// A bug: the write stopped inside the server.
+    #[error("internal error while writing rows: {0}")]
+    Internal(String),
 }
 
 /// Writes the batches of one statement (each with the stream's full schema)
@@ -66,8 +69,15 @@ pub enum IngestError {
 /// logged, durably unless `commit` is [`Commit::Async`], before any view
 /// sees it; the log record carries `arrival_timestamp`, so a replay after a
 /// crash gives the views exactly the same rows.
+///
+/// Once checked, the write runs in a task of its own, so that a client
+/// that disconnects, or a shutdown that ends its connection, cannot stop it
+/// between the log and the views, or between one view and the next. The
+/// checkpoint gate it holds is what tracks it: a checkpoint, the shutdown
+/// checkpoint included, waits until every admitted write has reached every
+/// view.
 pub async fn write_batches(
-    stream: &StreamEntry,
+    stream: &Arc<StreamEntry>,
     batches: Vec<RecordBatch>,
     commit: Commit,
 ) -> Result<u64, IngestError> {
@@ -84,35 +94,48 @@ pub async fn write_batches(
     if stamped.is_empty() {
         return Ok(0);
     }
-    let durability = stream.durability();
-    let _admitted = durability.admit().await;
-    durability.log_rows(&stream.def.name, &stamped, commit).await?;
-    let mut rows = 0u64;
-    for batch in stamped {
-        rows += batch.num_rows() as u64;
-        apply_batch(stream, batch).await?;
+    let stream = stream.clone();
+    let write = async move {
+        let durability = stream.durability();
+        let _admitted = durability.admit().await;
+        durability.log_rows(&stream.def.name, &stamped, commit).await?;
+        let mut rows = 0u64;
+        for batch in stamped {
+            rows += batch.num_rows() as u64;
+            apply_batch(&stream, batch).await?;
+        }
+        Ok(rows)
+    };
+    let span = tracing::info_span!("write");
+    match tokio::spawn(tracing::Instrument::instrument(write, span)).await {
+        Ok(written) => written,
+        Err(e) => Err(IngestError::Internal(format!("the write task ended: {e}"))),
     }
-    Ok(rows)
 }
 
-/// Stamps a checked batch and hands it to every view of `stream`.
+/// Stamps a checked batch and hands it to every view of `stream`, all or
+/// nothing: every view pre-aggregates the rows first, and only if all of
+/// them could does any merge. Rows that one view cannot apply (its
+/// expression fails on them) change no view.
 pub(crate) async fn apply_batch(stream: &StreamEntry, batch: RecordBatch) -> Result<(), IngestError> {
     if batch.num_rows() == 0 {
         return Ok(());
     }
     let batch = stamp_arrival(batch, stream.clock().now_micros())?;
-    stream.count_rows(batch.num_rows() as u64);
     let views = stream.views();
     let on_time = on_time_rows(stream, &batch, &views)?;
-    let results = join_all(views.iter().map(|v| {
+    let prepared = join_all(views.iter().map(|v| {
         let rows = match &on_time {
             Some(on_time) if v.event_windowed() => on_time.clone(),
             _ => batch.clone(),
         };
-        v.apply(rows)
+        v.prepare(rows)
     }))
     .await;
-    results.into_iter().collect::<Result<Vec<()>, _>>()?;
+    let prepared = prepared.into_iter().collect::<Result<Vec<_>, _>>()?;
+    stream.count_rows(batch.num_rows() as u64);
+    let merged = join_all(views.iter().zip(prepared).map(|(v, p)| v.merge(p))).await;
+    merged.into_iter().collect::<Result<Vec<()>, _>>()?;
     Ok(())
 }
 

@@ -70,7 +70,8 @@ impl EddyHandler {
             Reply::CopyIn(copy) => {
                 let stream = self.session.engine().catalog.stream(&copy.stream)?;
                 let columns = copy.columns.len();
-                let state = CopyIn::new(stream, &copy, self.session.engine().config.copy_max_bytes)?;
+                let config = &self.session.engine().config;
+                let state = CopyIn::new(stream, &copy, config.copy_max_bytes, config.max_record_bytes)?;
                 *self.session.copy.lock() = Some(state);
                 Response::CopyIn(CopyResponse::new(0, columns, stream::empty()))
             }

@@ -116,6 +116,7 @@ fn ingest_state(e: &IngestError) -> &'static str {
             state => state,
         },
         IngestError::ViewStopped(_) => "55000",
+        IngestError::Internal(_) => "XX000",
         IngestError::NotNull { .. } => "23502",
         IngestError::Durability(e) => checkpoint_state(e),
     }

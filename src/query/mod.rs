@@ -37,11 +37,19 @@ pub async fn plan(session: &Session, stmt: ast::Statement) -> Result<LogicalPlan
 }
 
 /// Runs a planned statement with optional parameter values.
+///
+/// Every statement DataFusion executes passes here, whichever protocol sent
+/// it (a simple Query, a Parse/Bind/Execute, a SQL `EXECUTE`), so this is
+/// where a read-only user's writes are refused: an `INSERT`, and an
+/// `EXPLAIN ANALYZE` that would run one.
 pub async fn run(
     session: &Session,
     plan: LogicalPlan,
     params: Option<ParamValues>,
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    if let Some(action) = writes(&plan) {
+        session.check_writable(action)?;
+    }
     let plan = match params {
         Some(p) => plan.with_param_values(p)?,
         None => plan,
@@ -54,4 +62,15 @@ pub async fn run(
     let schema = frame.schema().inner().clone();
     let batches = frame.collect().await?;
     Ok((schema, batches))
+}
+
+/// What running `plan` would change, if anything. A plain `EXPLAIN` only
+/// describes its plan, so it writes nothing; `EXPLAIN ANALYZE` runs it.
+fn writes(plan: &LogicalPlan) -> Option<&'static str> {
+    match plan {
+        LogicalPlan::Explain(_) => None,
+        LogicalPlan::Dml(_) | LogicalPlan::Copy(_) => Some("write to a stream"),
+        LogicalPlan::Ddl(_) => Some("run DDL"),
+        _ => plan.inputs().into_iter().find_map(writes),
+    }
 }

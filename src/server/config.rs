@@ -35,6 +35,8 @@ pub struct Config {
     pub max_query_bytes: usize,
     /// Most decoded rows one COPY may hold, in bytes.
     pub copy_max_bytes: usize,
+    /// Longest single COPY record (a line, or a CSV record), in bytes.
+    pub max_record_bytes: usize,
     /// DataFusion partitions for client queries.
     pub query_partitions: usize,
     /// Start a manual clock at this time (microseconds since the epoch)
@@ -55,6 +57,7 @@ impl Default for Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_query_bytes: DEFAULT_MAX_QUERY_BYTES,
             copy_max_bytes: DEFAULT_COPY_MAX_BYTES,
+            max_record_bytes: crate::ingest::decode::DEFAULT_MAX_RECORD_BYTES,
             query_partitions: 1,
             manual_clock: None,
             expiry_interval: DEFAULT_EXPIRY_INTERVAL,

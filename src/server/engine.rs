@@ -37,6 +37,11 @@ pub struct Engine {
     read_state: SessionState,
     tasks: TaskTracker,
     shutdown: CancellationToken,
+    /// The views' operator tasks, and what stops them. Views stop last, on
+    /// their own token: every write still in flight at shutdown must reach
+    /// every view before the last checkpoint.
+    view_tasks: TaskTracker,
+    view_stop: CancellationToken,
 }
 
 impl Engine {
@@ -88,7 +93,24 @@ impl Engine {
         let mut read_state = crate::pg_catalog::register(read_state, catalog.clone())?;
         crate::query::pg_functions::register(&mut read_state, catalog.clone())?;
         crate::window::functions::register_clock(&mut read_state, clock, catalog.clone())?;
-        Ok(Arc::new(Self { catalog, kafka, config, read_state, tasks, shutdown }))
+        let (view_tasks, view_stop) = (TaskTracker::new(), CancellationToken::new());
+        Ok(Arc::new(Self { catalog, kafka, config, read_state, tasks, shutdown, view_tasks, view_stop }))
+    }
+
+    /// Stops every view's operator once the writes queued for it are
+    /// merged, and waits for them: the last step of shutdown.
+    pub async fn stop_views(&self, grace: std::time::Duration) {
+        self.view_stop.cancel();
+        self.view_tasks.close();
+        if tokio::time::timeout(grace, self.view_tasks.wait()).await.is_err() {
+            tracing::warn!(remaining = self.view_tasks.len(), "views still running after the shutdown grace period");
+        }
+    }
+
+    /// Tells the views to stop without waiting (a server dropped without
+    /// shutting down).
+    pub fn abandon_views(&self) {
+        self.view_stop.cancel();
     }
 
     /// The DataFusion session client queries are planned in.
@@ -122,7 +144,7 @@ impl Engine {
         let parsed = ViewOptions::parse(&options).map_err(crate::planner::PlanError::from)?;
         let plan = plan_view(self.catalog.clone(), name, query, &parsed).await?;
         let definition = ViewDefinition { query: query.to_string(), options, ttl: parsed.ttl };
-        let view = ViewRuntime::start(id, name, definition, plan, &self.tasks, &self.shutdown)
+        let view = ViewRuntime::start(id, name, definition, plan, &self.view_tasks, &self.view_stop)
             .map_err(crate::planner::PlanError::from)?;
         if let Err(e) = self.catalog.add_view(view.clone()) {
             view.stop();

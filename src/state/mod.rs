@@ -4,7 +4,8 @@
 //! row format, so any key type works and equality is a byte compare) and one
 //! DataFusion [`Accumulator`] per aggregate. Writes merge *partial states*
 //! (the output of DataFusion's partial aggregation over a micro-batch) with
-//! `merge_batch`; reads call `evaluate`, which leaves the state untouched.
+//! `merge_batch`; reads and snapshots go through [`intact`], so that they never
+//! empty the state they read.
 //! Memory grows with the number of groups, never with the number of events.
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use hashbrown::HashTable;
 
+mod intact;
 mod session;
 mod snapshot;
 #[cfg(test)]
@@ -52,6 +54,9 @@ pub struct GroupedState {
     groups: usize,
     /// State columns of each aggregate (what `Accumulator::state` returns).
     state_widths: Vec<usize>,
+    /// Whether each aggregate's `state`/`evaluate` could hand over its
+    /// contents, so it must be read through [`intact`].
+    hands_over: Vec<bool>,
     /// Groups changed since the last snapshot, each once.
     dirty: Vec<u32>,
     /// Whether group `g` is in `dirty`.
@@ -82,7 +87,9 @@ impl GroupedState {
             let keys = converter.empty_rows(0, 0);
             (Some(converter), Some(keys))
         };
-        let state_widths = aggregates.iter().map(|a| a.state_fields().map(|f| f.len())).collect::<Result<Vec<_>>>()?;
+        let state_fields = aggregates.iter().map(|a| a.state_fields()).collect::<Result<Vec<_>>>()?;
+        let state_widths = state_fields.iter().map(|f| f.len()).collect();
+        let hands_over = state_fields.iter().map(|f| intact::may_hand_over(f)).collect();
         let mut state = Self {
             aggregates,
             key_types: key_types.to_vec(),
@@ -93,6 +100,7 @@ impl GroupedState {
             accumulators: Vec::new(),
             groups: 0,
             state_widths,
+            hands_over,
             dirty: Vec::new(),
             is_dirty: Vec::new(),
             full_pending: true,
@@ -249,7 +257,7 @@ impl GroupedState {
         for a in 0..n {
             let mut values = Vec::with_capacity(groups.len());
             for &g in groups {
-                values.push(self.accumulators[g * n + a].evaluate()?);
+                values.push(self.value_intact(g, a)?);
             }
             let field_type = schema.field(columns.len()).data_type();
             let array =

@@ -73,15 +73,14 @@ impl GroupedState {
         };
         let ids = micros(ids)?;
         let user_rows = self.user_key_converter()?.convert_columns(&keys[..keys.len() - 1])?;
-        let n = self.aggregates.len();
         let time = |v: ScalarValue| -> Result<Option<i64>> {
             let array = cast(&v.to_array()?, &datafusion::arrow::datatypes::DataType::Int64)?;
             Ok(ScalarValue::try_from_array(&array, 0)?.try_into().ok())
         };
         for (g, id) in ids.iter().enumerate() {
             let Some(id) = *id else { continue };
-            let start = time(self.accumulators[g * n + spec.start_aggregate].evaluate()?)?.unwrap_or(id);
-            let end = time(self.accumulators[g * n + spec.end_aggregate].evaluate()?)?.unwrap_or(id);
+            let start = time(self.value_intact(g, spec.start_aggregate)?)?.unwrap_or(id);
+            let end = time(self.value_intact(g, spec.end_aggregate)?)?.unwrap_or(id);
             index.by_key.entry(user_rows.row(g).as_ref().to_vec()).or_default().push(Session { start, end, id });
         }
         Ok(index)

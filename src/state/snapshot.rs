@@ -52,7 +52,7 @@ impl GroupedState {
             let fields = self.aggregates[a].state_fields()?;
             let mut values: Vec<Vec<ScalarValue>> = vec![Vec::with_capacity(groups.len()); fields.len()];
             for &g in &groups {
-                let state = self.accumulators[g * n + a].state()?;
+                let state = self.state_intact(g, a)?;
                 if state.len() != fields.len() {
                     return internal_err!("aggregate state has {} values, expected {}", state.len(), fields.len());
                 }
@@ -68,12 +68,7 @@ impl GroupedState {
                 });
             }
         }
-        // `state` may hand its contents over (string_agg's does), so each
-        // group's accumulators are rebuilt from the state just taken.
         let batch = snapshot_batch(columns, key_columns, &self.state_widths)?;
-        for (row, &g) in groups.iter().enumerate() {
-            self.reload_group(g, &batch, key_columns, row)?;
-        }
         for &g in &self.dirty {
             self.is_dirty[g as usize] = false;
         }

@@ -26,16 +26,27 @@ fn stream_schema() -> Arc<Schema> {
 
 /// Plans `query` over `s` with `options`.
 pub async fn plan(query: &str, options: &[(&str, &str)]) -> Arc<IncrementalPlan> {
+    try_plan(query, options).await.unwrap()
+}
+
+/// Plans `query` over `s` with `options`, or says why it cannot.
+pub async fn try_plan(query: &str, options: &[(&str, &str)]) -> Result<Arc<IncrementalPlan>, String> {
     let catalog = Arc::new(Catalog::default());
     let def = StreamDef { name: "s".into(), schema: stream_schema(), columns: Vec::new(), event_time: None };
     catalog.add_stream(def).unwrap();
-    let query = crate::sql::parser::parse_query(query).unwrap();
+    let query = crate::sql::parser::parse_query(query).map_err(|e| e.to_string())?;
     let options: Vec<(String, String)> = options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    Arc::new(plan_view(catalog, "v", &query, &ViewOptions::parse(&options).unwrap()).await.unwrap())
+    let options = ViewOptions::parse(&options).map_err(|e| e.to_string())?;
+    Ok(Arc::new(plan_view(catalog, "v", &query, &options).await.map_err(|e| e.to_string())?))
 }
 
 /// Applies rows `(k, v, seconds)` to the view.
 pub async fn apply(plan: &Arc<IncrementalPlan>, rows: &[(&str, i64, i64)]) {
+    try_apply(plan, rows).await.unwrap()
+}
+
+/// Applies rows `(k, v, seconds)` to the view, or says why it cannot.
+pub async fn try_apply(plan: &Arc<IncrementalPlan>, rows: &[(&str, i64, i64)]) -> datafusion::common::Result<()> {
     let keys: Vec<&str> = rows.iter().map(|r| r.0).collect();
     let values: Vec<i64> = rows.iter().map(|r| r.1).collect();
     let times: Vec<i64> = rows.iter().map(|r| r.2 * SECOND).collect();
@@ -48,7 +59,7 @@ pub async fn apply(plan: &Arc<IncrementalPlan>, rows: &[(&str, i64, i64)]) {
         ],
     )
     .unwrap();
-    AggregateOperator::new(plan.clone()).process_batch(batch).await.unwrap();
+    AggregateOperator::new(plan.clone()).process_batch(batch).await
 }
 
 /// A batch as sorted lines of `|`-separated cells.

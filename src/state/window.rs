@@ -19,11 +19,6 @@ use hashbrown::HashTable;
 
 use super::GroupedState;
 
-/// Aggregates whose `Accumulator::state` hands over its contents.
-fn state_consumes(name: &str) -> bool {
-    name == "string_agg"
-}
-
 /// A timestamp key column's values, in microseconds.
 pub(super) fn micros(column: &ArrayRef) -> Result<Vec<Option<i64>>> {
     let as_micros = cast(column, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
@@ -197,19 +192,11 @@ impl GroupedState {
 
     /// Aggregate `a` over `groups`, merged into a fresh accumulator.
     fn merge_steps(&mut self, a: usize, groups: &[usize]) -> Result<ScalarValue> {
-        let n = self.aggregates.len();
         let aggregate = Arc::clone(&self.aggregates[a]);
-        let consumes = state_consumes(aggregate.fun().name());
         let width = self.state_widths[a];
         let mut columns: Vec<Vec<ScalarValue>> = vec![Vec::with_capacity(groups.len()); width];
         for &g in groups {
-            let state = self.accumulators[g * n + a].state()?;
-            if consumes {
-                let arrays: Vec<ArrayRef> = state.iter().map(|v| v.to_array()).collect::<Result<_>>()?;
-                let mut fresh = aggregate.create_accumulator()?;
-                fresh.merge_batch(&arrays)?;
-                self.accumulators[g * n + a] = fresh;
-            }
+            let state = self.state_intact(g, a)?;
             for (column, value) in columns.iter_mut().zip(state) {
                 column.push(value);
             }

@@ -19,15 +19,29 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::error::DataFusionError;
 use tokio::sync::oneshot;
 
-/// What flows to an operator.
+/// The outcome an operator sends back.
+pub type Ack<T> = oneshot::Sender<Result<T, Arc<DataFusionError>>>;
+
+/// What flows to an operator. A write is two messages: `Prepare` runs the
+/// view's pre-aggregation and hands back the partial aggregates without
+/// changing the state; `Merge` merges them. A writer prepares every view of
+/// its stream before it merges into any, so rows that one view cannot
+/// apply change no view.
 #[derive(Debug)]
 pub enum Message {
-    /// Rows to merge; the sender waits on `ack` for the outcome.
-    Batch {
+    /// Rows to pre-aggregate; the sender waits on `ack` for the partials.
+    Prepare {
         /// The rows, with the stream's full schema.
         batch: RecordBatch,
+        /// Receives the partial aggregates, or the error.
+        ack: Ack<Vec<RecordBatch>>,
+    },
+    /// Partial aggregates from `Prepare` to merge into the state.
+    Merge {
+        /// The partials.
+        partials: Vec<RecordBatch>,
         /// Receives `Ok` once merged, or the error that stopped the merge.
-        ack: oneshot::Sender<Result<(), Arc<DataFusionError>>>,
+        ack: Ack<()>,
     },
 }
 

@@ -222,17 +222,29 @@ impl ViewRuntime {
         self.plan.state.lock().size_bytes()
     }
 
-    /// Merges `batch` and returns once readers can see it.
-    pub async fn apply(&self, batch: RecordBatch) -> Result<(), IngestError> {
+    /// Runs the view's pre-aggregation over `batch`, leaving the state as
+    /// it is; [`Self::merge`] applies the result.
+    pub async fn prepare(&self, batch: RecordBatch) -> Result<Prepared, IngestError> {
         let rows = batch.num_rows() as u64;
+        let partials = self.ask(|ack| Message::Prepare { batch, ack }).await?;
+        Ok(Prepared { partials, rows })
+    }
+
+    /// Merges what [`Self::prepare`] made, and returns once readers can see it.
+    pub async fn merge(&self, prepared: Prepared) -> Result<(), IngestError> {
+        let Prepared { partials, rows } = prepared;
+        self.ask(|ack| Message::Merge { partials, ack }).await?;
+        self.rows_in.fetch_add(rows, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Sends the operator a message and waits for its answer.
+    async fn ask<T>(&self, message: impl FnOnce(super::Ack<T>) -> Message) -> Result<T, IngestError> {
         let (ack, done) = oneshot::channel();
         let gone = || IngestError::ViewStopped(self.name.clone());
-        self.sender.send(Message::Batch { batch, ack }).await.map_err(|_| gone())?;
+        self.sender.send(message(ack)).await.map_err(|_| gone())?;
         match done.await {
-            Ok(Ok(())) => {
-                self.rows_in.fetch_add(rows, Ordering::Relaxed);
-                Ok(())
-            }
+            Ok(Ok(answer)) => Ok(answer),
             Ok(Err(source)) => Err(IngestError::ViewFailed { view: self.name.clone(), source }),
             Err(_) => Err(gone()),
         }
@@ -249,19 +261,34 @@ impl ViewRuntime {
     }
 }
 
+/// A view's pre-aggregated rows, ready to merge.
+#[derive(Debug)]
+pub struct Prepared {
+    partials: Vec<RecordBatch>,
+    rows: u64,
+}
+
 async fn run_operator(mut receiver: mpsc::Receiver<Message>, operator: AggregateOperator, stop: CancellationToken) {
     loop {
+        // Biased: a message already queued is handled before a stop, so a
+        // write that was accepted is never cut in half by shutdown.
         let message = tokio::select! {
-            _ = stop.cancelled() => break,
+            biased;
             m = receiver.recv() => m,
+            _ = stop.cancelled() => break,
         };
-        let Some(Message::Batch { batch, ack }) = message else {
-            break;
-        };
-        let outcome = operator.process_batch(batch).await.map_err(|e| {
+        let failed = |e: datafusion::error::DataFusionError| {
             warn!(error = %e, "view failed to apply a batch");
             Arc::new(e)
-        });
-        let _ = ack.send(outcome);
+        };
+        match message {
+            Some(Message::Prepare { batch, ack }) => {
+                let _ = ack.send(operator.prepare(batch).await.map_err(failed));
+            }
+            Some(Message::Merge { partials, ack }) => {
+                let _ = ack.send(operator.merge(&partials).map_err(failed));
+            }
+            None => break,
+        }
     }
 }

@@ -7,22 +7,33 @@ use datafusion::arrow::array::StringBuilder;
 /// The offset of the newline ending the first record of `data`, if the
 /// record is complete.
 pub fn record_end(data: &[u8], quote: u8, escape: u8) -> Option<usize> {
-    let mut in_quotes = false;
-    let mut i = 0;
+    scan(data, 0, quote, escape, &mut false).ok()
+}
+
+/// Looks for the newline that ends the record in `data`, from `from`, with
+/// `in_quotes` saying whether `from` is inside a quoted field. `Ok` is the
+/// newline's index; `Err` is where to resume once more data has arrived,
+/// with `in_quotes` updated, so that a long record is scanned once in all
+/// rather than once per chunk.
+pub fn scan(data: &[u8], from: usize, quote: u8, escape: u8, in_quotes: &mut bool) -> Result<usize, usize> {
+    let mut i = from;
     while i < data.len() {
         let b = data[i];
-        if in_quotes && escape != quote && b == escape && i + 1 < data.len() {
+        if *in_quotes && escape != quote && b == escape {
+            if i + 1 == data.len() {
+                return Err(i); // what the escape escapes has not arrived
+            }
             i += 2;
             continue;
         }
         if b == quote {
-            in_quotes = !in_quotes;
-        } else if b == b'\n' && !in_quotes {
-            return Some(i);
+            *in_quotes = !*in_quotes;
+        } else if b == b'\n' && !*in_quotes {
+            return Ok(i);
         }
         i += 1;
     }
-    None
+    Err(data.len())
 }
 
 /// Whether `line` ends inside a quoted field.

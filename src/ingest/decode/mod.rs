@@ -23,6 +23,10 @@ use crate::catalog::types::pg_type_name;
 /// Rows per decoded batch.
 pub const BATCH_ROWS: usize = 65_536;
 
+/// The longest single record (one line, or one CSV record with its quoted
+/// newlines) a decoder accepts by default: 64 MiB.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
+
 /// Which COPY format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum FormatKind {
@@ -94,6 +98,15 @@ pub struct RowDecoder {
     skip_header: bool,
     finished: bool,
     scratch: Vec<u8>,
+    /// Where the search for the current record's end resumes in `pending`,
+    /// and whether that point is inside a CSV quoted field: each byte is
+    /// scanned once, however many chunks a record spans.
+    scan: usize,
+    in_quotes: bool,
+    /// Longest record accepted, in bytes.
+    max_record_bytes: usize,
+    /// Whether a line `\.` ends the data (COPY); in a Kafka message it is data.
+    end_marker: bool,
 }
 
 impl RowDecoder {
@@ -117,7 +130,25 @@ impl RowDecoder {
             skip_header,
             finished: false,
             scratch: Vec::new(),
+            scan: 0,
+            in_quotes: false,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            end_marker: true,
         })
+    }
+
+    /// Refuses a record longer than `bytes` (with 54000) instead of
+    /// buffering it.
+    pub fn with_max_record_bytes(mut self, bytes: usize) -> Self {
+        self.max_record_bytes = bytes;
+        self
+    }
+
+    /// Reads a line `\.` as data, not as the end of the data: for Kafka
+    /// messages, where one message must never end its batch.
+    pub fn without_end_marker(mut self) -> Self {
+        self.end_marker = false;
+        self
     }
 
     /// Consumes a chunk of COPY data; returns the batches that filled up.
@@ -142,7 +173,17 @@ impl RowDecoder {
                 out.push(self.flush()?);
             }
         }
+        let partial = self.pending.len() - start;
+        if !self.finished && partial > self.max_record_bytes {
+            return Err(IngestError::TooLarge(format!(
+                "a record at line {} is over {} bytes without its end; check for a missing newline or an \
+                 unterminated CSV quote, or raise --max-record-bytes",
+                self.line + 1,
+                self.max_record_bytes
+            )));
+        }
         self.pending.drain(..start);
+        self.scan = self.scan.saturating_sub(start);
         Ok(out)
     }
 
@@ -173,14 +214,32 @@ impl RowDecoder {
         self.format.escape.unwrap_or(self.format.quote)
     }
 
-    /// Where the record starting at `start` ends (the index of its newline).
-    fn record_end(&self, start: usize) -> Option<usize> {
-        let rest = &self.pending[start..];
-        let offset = match self.format.kind {
-            FormatKind::Text => rest.iter().position(|&b| b == b'\n'),
-            FormatKind::Csv => csv::record_end(rest, self.format.quote, self.escape()),
+    /// Where the record starting at `start` ends (the index of its
+    /// newline), resuming the scan where the last call stopped.
+    fn record_end(&mut self, start: usize) -> Option<usize> {
+        if self.scan < start {
+            (self.scan, self.in_quotes) = (start, false);
+        }
+        let found = match self.format.kind {
+            FormatKind::Text => match self.pending[self.scan..].iter().position(|&b| b == b'\n') {
+                Some(o) => Ok(self.scan + o),
+                None => Err(self.pending.len()),
+            },
+            FormatKind::Csv => {
+                let (quote, escape) = (self.format.quote, self.escape());
+                csv::scan(&self.pending, self.scan, quote, escape, &mut self.in_quotes)
+            }
         };
-        offset.map(|o| start + o)
+        match found {
+            Ok(end) => {
+                (self.scan, self.in_quotes) = (end + 1, false);
+                Some(end)
+            }
+            Err(resume) => {
+                self.scan = resume;
+                None
+            }
+        }
     }
 
     fn record(&mut self, line: &[u8]) -> Result<(), IngestError> {
@@ -190,7 +249,7 @@ impl RowDecoder {
             self.first_line = self.line + 1;
             return Ok(());
         }
-        if line == b"\\." {
+        if self.end_marker && line == b"\\." {
             self.finished = true;
             return Ok(());
         }
@@ -365,6 +424,38 @@ mod tests {
 
     fn cols() -> Vec<String> {
         vec!["k".into(), "s".into(), "v".into()]
+    }
+
+    /// A record that spans many chunks is scanned once: each chunk resumes
+    /// where the last stopped, inside a CSV quote too, and a record past the
+    /// limit fails with 54000 instead of being buffered.
+    #[test]
+    fn long_records_are_scanned_once_and_bounded() {
+        for (kind, head) in [(FormatKind::Text, &b"1\t"[..]), (FormatKind::Csv, &b"1,\"a\n"[..])] {
+            let format = CopyFormat { kind, ..CopyFormat::default() };
+            let mut d = RowDecoder::new(format, schema(), &cols()).unwrap().with_max_record_bytes(1000);
+            assert!(d.feed(head).unwrap().is_empty());
+            for _ in 0..10 {
+                assert!(d.feed(b"xxxxxxxxxx").unwrap().is_empty());
+                assert_eq!(d.scan, d.pending.len(), "{kind:?}: the next chunk starts where this one ended");
+            }
+            assert_eq!(d.in_quotes, kind == FormatKind::Csv);
+            let tail: &[u8] = if kind == FormatKind::Csv { b"\",2\n" } else { b"\t2\n" };
+            d.feed(tail).unwrap();
+            let rows = d.finish().unwrap().unwrap();
+            assert_eq!(rows.num_rows(), 1);
+            let text = rows.column(1).as_any().downcast_ref::<StringArray>().unwrap().value(0).to_string();
+            let expected = if kind == FormatKind::Csv { 102 } else { 100 }; // CSV's s starts "a\n"
+            assert_eq!(text.len(), expected, "{kind:?}: {text}");
+
+            let mut d = RowDecoder::new(CopyFormat { kind, ..CopyFormat::default() }, schema(), &cols())
+                .unwrap()
+                .with_max_record_bytes(1000);
+            d.feed(if kind == FormatKind::Csv { b"1,2,3\n" } else { b"1\t2\t3\n" }).unwrap();
+            let err = d.feed(&[b'x'; 1001]).unwrap_err();
+            assert!(matches!(err, IngestError::TooLarge(_)), "{err}");
+            assert!(err.to_string().contains("line 2"), "{err}");
+        }
     }
 
     #[test]

@@ -91,6 +91,16 @@ pub struct BadMessage {
 /// How many payload bytes an error keeps.
 const PREFIX_BYTES: usize = 200;
 
+impl BadMessage {
+    /// Message `i` of `batch`, refused for `error`.
+    pub fn new(batch: &MessageBatch, i: usize, error: String) -> Self {
+        let m = batch.messages()[i];
+        let payload = batch.payload(i);
+        let prefix = String::from_utf8_lossy(&payload[..payload.len().min(PREFIX_BYTES)]).into_owned();
+        BadMessage { partition: m.partition, offset: m.offset, error, prefix }
+    }
+}
+
 /// A decoded micro-batch.
 #[derive(Debug)]
 pub struct Decoded {
@@ -104,6 +114,10 @@ pub struct Decoded {
     pub messages: u64,
     /// Payload bytes in the batch.
     pub bytes: u64,
+    /// The messages themselves, kept so that a batch a view cannot apply
+    /// can be applied again one message at a time (empty until the reader
+    /// hands them over).
+    pub source: MessageBatch,
 }
 
 /// Decodes messages into rows of one stream.
@@ -136,15 +150,7 @@ impl MessageDecoder {
             }
             MessageDecoder::Copy(format, schema, columns) => decode_copy(format, schema, columns, batch)?,
         };
-        let bad = errors
-            .into_iter()
-            .map(|(i, error): (usize, String)| {
-                let m = batch.messages()[i];
-                let payload = batch.payload(i);
-                let prefix = String::from_utf8_lossy(&payload[..payload.len().min(PREFIX_BYTES)]).into_owned();
-                BadMessage { partition: m.partition, offset: m.offset, error, prefix }
-            })
-            .collect();
+        let bad = errors.into_iter().map(|(i, error): (usize, String)| BadMessage::new(batch, i, error)).collect();
         let rows = rows.filter(|r| r.num_rows() > 0);
         Ok(Decoded {
             rows,
@@ -152,7 +158,24 @@ impl MessageDecoder {
             next_offsets: batch.next_offsets(),
             messages: batch.len() as u64,
             bytes: batch.bytes() as u64,
+            source: MessageBatch::default(),
         })
+    }
+
+    /// Decodes message `i` of `batch` on its own: its rows, if any, or why
+    /// it is bad.
+    pub fn decode_message(&self, batch: &MessageBatch, i: usize) -> Result<Option<RecordBatch>, String> {
+        let payload = std::iter::once(batch.payload(i));
+        match self {
+            MessageDecoder::Json(d) => match d.decode(payload) {
+                Ok((_, errors)) if !errors.is_empty() => Err(errors.into_iter().map(|e| e.error).collect()),
+                Ok((rows, _)) => Ok(Some(rows).filter(|r| r.num_rows() > 0)),
+                Err(e) => Err(e.to_string()),
+            },
+            MessageDecoder::Copy(format, schema, columns) => {
+                decode_rows(format, schema, columns, payload).map_err(|e| e.to_string())
+            }
+        }
     }
 }
 
@@ -195,7 +218,9 @@ fn decode_rows<'a>(
     columns: &[String],
     payloads: impl Iterator<Item = &'a [u8]>,
 ) -> Result<Option<RecordBatch>, IngestError> {
-    let mut decoder = RowDecoder::new(format.clone(), schema.clone(), columns)?;
+    // A message is data through and through: a line `\.` in it is a row
+    // (or a bad one), never the end of the batch.
+    let mut decoder = RowDecoder::new(format.clone(), schema.clone(), columns)?.without_end_marker();
     let mut out = Vec::new();
     for payload in payloads {
         if payload.is_empty() {
@@ -244,6 +269,29 @@ mod tests {
         assert_eq!((decoded.bad[0].partition, decoded.bad[0].offset), (1, 3));
         assert_eq!(decoded.bad[0].prefix, "x,b\n");
         assert_eq!(decoded.next_offsets, vec![(0, 12), (1, 5)]);
+    }
+
+    /// A message that is exactly `\.` is data, not the end of the batch:
+    /// the rows after it are kept, and it is a bad row of its own.
+    #[test]
+    fn an_end_of_copy_marker_in_a_message_is_data() {
+        for kind in [FormatKind::Text, FormatKind::Csv] {
+            let mut batch = MessageBatch::default();
+            let sep = if kind == FormatKind::Csv { "," } else { "\t" };
+            for i in 0..99 {
+                if i == 49 {
+                    batch.push(0, i, b"\\.");
+                } else {
+                    batch.push(0, i, format!("{i}{sep}x").as_bytes());
+                }
+            }
+            let format = CopyFormat { kind, ..CopyFormat::default() };
+            let decoded = MessageDecoder::new(&MessageFormat::Copy(format), schema()).decode(&batch).unwrap();
+            assert_eq!(decoded.rows.unwrap().num_rows(), 98, "{kind:?}");
+            assert_eq!(decoded.bad.len(), 1, "{kind:?}");
+            assert_eq!((decoded.bad[0].offset, decoded.bad[0].prefix.as_str()), (49, "\\."), "{kind:?}");
+            assert!(decoded.bad[0].error.contains("missing data"), "{}", decoded.bad[0].error);
+        }
     }
 
     #[test]

@@ -30,11 +30,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::batch::{Decoded, MessageBatch, MessageDecoder};
+use super::batch::{BadMessage, Decoded, MessageBatch, MessageDecoder};
 use super::options::{ConsumerOptions, StartOffset};
 use super::{Consumer, ErrorSink};
 use crate::catalog::StreamEntry;
-use crate::ingest::apply_batch;
+use crate::ingest::{IngestError, apply_batch};
 
 /// How long a reader waits for a message when its batch is empty.
 const IDLE_POLL: Duration = Duration::from_millis(100);
@@ -324,7 +324,7 @@ impl Runner {
     async fn write(&self, mut rx: mpsc::Receiver<Decoded>, options: &ConsumerOptions) {
         let consumer = &self.consumer;
         loop {
-            let decoded = tokio::select! {
+            let mut decoded = tokio::select! {
                 _ = self.stop.cancelled() => break,
                 d = rx.recv() => match d {
                     Some(d) => d,
@@ -334,17 +334,33 @@ impl Runner {
             // The batch and its offsets move together past a checkpoint's barrier.
             let durability = self.stream.durability().clone();
             let _admitted = durability.admit().await;
-            if !decoded.bad.is_empty() {
-                self.errors.bad_messages(consumer, decoded.bad);
+            let decoded_rows = decoded.rows.as_ref().map_or(0, |r| r.num_rows() as u64);
+            let bad = std::mem::take(&mut decoded.bad);
+            if !bad.is_empty() {
+                self.errors.bad_messages(consumer, bad);
             }
-            if let Some(rows) = decoded.rows {
-                let n = rows.num_rows() as u64;
-                match apply_batch(&self.stream, rows).await {
-                    Ok(()) => {
-                        consumer.stats.rows.fetch_add(n, Ordering::Relaxed);
+            if let Some(rows) = decoded.rows.take() {
+                let applied = match apply_batch(&self.stream, rows).await {
+                    Ok(()) => Ok(decoded_rows),
+                    Err(IngestError::ViewFailed { .. }) => self.apply_each(&decoded, options).await,
+                    Err(e) => Err(e),
+                };
+                match applied {
+                    Ok(n) => consumer.stats.rows.fetch_add(n, Ordering::Relaxed),
+                    Err(e) => {
+                        // The batch did not reach every view (the server is
+                        // stopping, or a view was dropped under it): the
+                        // offsets stay, and the batch is read again.
+                        self.errors.failed_batch(consumer, &decoded.next_offsets, e.to_string());
+                        if !self.stop.is_cancelled() {
+                            let detail = format!(
+                                "stopped without moving its offsets, so consume_begin reads the batch again: {e}"
+                            );
+                            consumer.status.set("failed", Some(detail));
+                        }
+                        break;
                     }
-                    Err(e) => self.errors.failed_batch(consumer, &decoded.next_offsets, e.to_string()),
-                }
+                };
             }
             consumer.advance(&decoded.next_offsets);
             consumer.stats.messages.fetch_add(decoded.messages, Ordering::Relaxed);
@@ -354,6 +370,30 @@ impl Runner {
                 self.commit(&decoded.next_offsets);
             }
         }
+    }
+
+    /// Applies a batch that some view could not apply (and so no view did)
+    /// one message at a time: a message that a view cannot apply is a bad
+    /// message, reported with its offset, and the others are applied.
+    /// Returns the rows applied; an error other than a view's stops it.
+    async fn apply_each(&self, decoded: &Decoded, options: &ConsumerOptions) -> Result<u64, IngestError> {
+        let decoder = MessageDecoder::new(&options.format, self.stream.def.schema.clone());
+        let source = &decoded.source;
+        let mut applied = 0;
+        for i in 0..source.len() {
+            let Ok(Some(rows)) = decoder.decode_message(source, i) else {
+                continue; // no rows, or bad and already reported
+            };
+            let n = rows.num_rows() as u64;
+            match apply_batch(&self.stream, rows).await {
+                Ok(()) => applied += n,
+                Err(e @ IngestError::ViewFailed { .. }) => {
+                    self.errors.bad_messages(&self.consumer, vec![BadMessage::new(source, i, e.to_string())]);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(applied)
     }
 
     /// Commits offsets to Kafka for monitoring tools; Eddy never reads them back.
@@ -412,7 +452,8 @@ impl Reader {
                     return;
                 }
             };
-            batch = MessageBatch::default();
+            let mut decoded = decoded;
+            decoded.source = std::mem::take(&mut batch);
             first_at = None;
             if self.tx.blocking_send(decoded).is_err() {
                 return;

@@ -22,6 +22,9 @@ pub async fn execute(stmt: ast::Statement, session: &Session, params: Option<Par
 /// `arrival_timestamp`) get their defaults. DataFusion wants every column
 /// listed, so the list is written in here.
 pub fn with_default_columns(stmt: &mut ast::Statement, session: &Session) {
+    if let ast::Statement::Explain { statement, .. } = stmt {
+        return with_default_columns(statement, session);
+    }
     let ast::Statement::Insert(insert) = stmt else {
         return;
     };

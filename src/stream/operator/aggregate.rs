@@ -26,13 +26,30 @@ impl AggregateOperator {
 
     /// Runs the pre-aggregation over `batch` and merges its output.
     pub async fn process_batch(&self, batch: RecordBatch) -> Result<()> {
+        let partials = self.prepare(batch).await?;
+        self.merge(&partials)
+    }
+
+    /// Runs the pre-aggregation over `batch` without touching the state:
+    /// the partial aggregates, one row per touched group. This is where a
+    /// view's expressions fail on bad rows (a cast, a division by zero), so
+    /// a write prepares every view before it merges into any.
+    pub async fn prepare(&self, batch: RecordBatch) -> Result<Vec<RecordBatch>> {
         if batch.num_rows() == 0 {
-            return Ok(());
+            return Ok(Vec::new());
         }
         self.plan.slot.put(batch);
-        let mut partials = self.plan.partial.execute(0, self.plan.task_ctx.clone())?;
-        while let Some(partial) = partials.next().await {
-            let partial = partial?;
+        let mut stream = self.plan.partial.execute(0, self.plan.task_ctx.clone())?;
+        let mut partials = Vec::new();
+        while let Some(partial) = stream.next().await {
+            partials.push(partial?);
+        }
+        Ok(partials)
+    }
+
+    /// Merges prepared partial aggregates into the state.
+    pub fn merge(&self, partials: &[RecordBatch]) -> Result<()> {
+        for partial in partials {
             // Short, await-free critical sections: a reader waits for at most
             // one chunk, not a whole batch (a batch of 64k new groups takes
             // tens of milliseconds to merge).
