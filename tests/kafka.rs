@@ -358,3 +358,67 @@ async fn broker_that_goes_away_and_comes_back() {
     assert_eq!(status, "running");
     server.shutdown().await;
 }
+
+/// A message that one view cannot apply (10 / v with v = 0) changes no
+/// view: it is reported in pipeline_kafka.errors with its offset, every
+/// other message reaches every view, and the offsets move past the batch
+/// only after that. Before, the batch was lost for the failing view and the
+/// offsets moved on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_a_view_cannot_apply_is_reported_and_the_rest_applied_everywhere() {
+    let mock = cluster();
+    let brokers = mock.bootstrap_servers();
+    mock.create_topic("ratios", 1, 1).unwrap();
+    let messages: Vec<(i32, String)> =
+        (0..100).map(|i| (0, format!("{{\"v\": {}}}", if i == 50 { 0 } else { i % 9 + 1 }))).collect();
+    produce(&brokers, "ratios", &messages);
+    let server = start_server().await;
+    let client = connect(&server).await;
+    setup(&client, &brokers).await;
+    client
+        .batch_execute(
+            "CREATE STREAM r (v int);
+             CREATE VIEW plain AS SELECT count(*) AS n FROM r;
+             CREATE VIEW divided AS SELECT count(*) AS n, sum(10 / v) AS total FROM r;
+             SELECT pipeline_kafka.consume_begin('ratios', 'r', format := 'json', batchsize := 1000, timeout := 500);",
+        )
+        .await
+        .unwrap();
+    wait_for(&client, "SELECT sum(\"offset\")::bigint FROM pipeline_kafka.offsets", 100).await;
+    assert_eq!(scalar(&client, "SELECT n FROM plain").await, 99);
+    assert_eq!(scalar(&client, "SELECT n FROM divided").await, 99);
+    let errors = client.query("SELECT \"offset\", error FROM pipeline_kafka.errors", &[]).await.unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].get::<_, i64>(0), 50);
+    let error: String = errors[0].get(1);
+    assert!(error.contains("divided") && error.to_lowercase().contains("divide by zero"), "{error}");
+    assert_eq!(scalar(&client, "SELECT sum(rows_in)::bigint FROM pipelinedb.streams").await, 99);
+    server.shutdown().await;
+}
+
+/// A text or CSV message that is exactly `\.` is a bad row, not the end of
+/// its micro-batch: the 98 other rows all count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_end_of_copy_marker_in_a_message_drops_nothing() {
+    let mock = cluster();
+    let brokers = mock.bootstrap_servers();
+    mock.create_topic("marked", 1, 1).unwrap();
+    let messages: Vec<(i32, String)> =
+        (0..99).map(|i| (0, if i == 49 { "\\.".to_string() } else { format!("k{i},{i}") })).collect();
+    produce(&brokers, "marked", &messages);
+    let server = start_server().await;
+    let client = connect(&server).await;
+    setup(&client, &brokers).await;
+    client
+        .batch_execute(
+            "CREATE STREAM m (k text, v int);
+             CREATE VIEW c AS SELECT count(*) AS n FROM m;
+             SELECT pipeline_kafka.consume_begin('marked', 'm', format := 'csv', batchsize := 1000, timeout := 500);",
+        )
+        .await
+        .unwrap();
+    wait_for(&client, "SELECT sum(\"offset\")::bigint FROM pipeline_kafka.offsets", 99).await;
+    assert_eq!(scalar(&client, "SELECT n FROM c").await, 98);
+    assert_eq!(scalar(&client, "SELECT \"offset\" FROM pipeline_kafka.errors").await, 49);
+    server.shutdown().await;
+}
