@@ -55,6 +55,22 @@ impl EddyProcess {
         let _ = self.child.wait();
     }
 
+    /// SIGTERM, and waits for a clean exit (the shutdown checkpoint included).
+    pub fn terminate(&mut self) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
+        assert!(sent.success(), "kill -TERM {pid}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for eddy") {
+                assert!(status.success(), "eddy exited with {status:?} after SIGTERM; its log:\n{}", self.log());
+                return;
+            }
+            assert!(Instant::now() < deadline, "eddy did not stop within 30 s of SIGTERM; its log:\n{}", self.log());
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Starts the server again on the same port and data directory, after a
     /// `kill9` (or a crash); panics if it does not come up.
     pub fn restart(&mut self) {
