@@ -210,6 +210,64 @@ async fn a_torn_log_tail_is_cut_and_a_damaged_log_refuses() {
     assert!(err.contains("damaged") && err.contains(".log"), "names the segment: {err}");
 }
 
+/// Where each record of an insert log segment starts (after the 8-byte
+/// magic; a record is a 20-byte header, its length first, then the payload).
+fn record_starts(segment: &[u8]) -> Vec<usize> {
+    let (mut at, mut out) = (8, Vec::new());
+    while at + 20 <= segment.len() {
+        out.push(at);
+        at += 20 + u32::from_le_bytes(segment[at..at + 4].try_into().expect("4 bytes")) as usize;
+    }
+    out
+}
+
+/// Damage at the end of the log is not a torn write: a flipped high byte in
+/// a middle record's length, a flipped byte in the last record, and a
+/// deleted last segment each lost acknowledged rows silently before; now
+/// each refuses to start, naming the file.
+#[tokio::test]
+async fn damage_at_the_end_of_the_log_refuses_to_start() {
+    let dir = temp_dir("log-end");
+    let server = start(&dir).await;
+    let db = common::connect(&server).await;
+    db.batch_execute(SETUP).await.expect("setup");
+    db.batch_execute("CHECKPOINT").await.expect("checkpoint");
+    for i in 0..100 {
+        insert(&db, i, i + 1).await; // 100 acknowledged statements, only in the log
+    }
+    drop(db);
+    drop(server);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let segment = newest(&dir, "wal", ".log");
+    let good = std::fs::read(&segment).expect("read");
+    let starts = record_starts(&good);
+    assert_eq!(starts.len(), 100);
+
+    let mut length_flipped = good.clone();
+    length_flipped[starts[50] + 3] ^= 0x01;
+    let mut last_flipped = good.clone();
+    let last = good.len() - 3;
+    last_flipped[last] ^= 0x10;
+    for (what, bytes) in [
+        ("a middle record's length", Some(length_flipped)),
+        ("the last record", Some(last_flipped)),
+        ("a deleted last segment", None),
+    ] {
+        match &bytes {
+            Some(b) => std::fs::write(&segment, b).expect("write"),
+            None => std::fs::remove_file(&segment).expect("remove"),
+        }
+        let err = try_start(&dir).await.expect_err(what).to_string();
+        let name = segment.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        assert!(err.contains("damaged") && err.contains(&name), "{what}: {err}");
+        std::fs::write(&segment, &good).expect("restore the segment");
+    }
+    let server = start(&dir).await;
+    let db = common::connect(&server).await;
+    let n: i64 = db.query_one("SELECT n FROM everything", &[]).await.expect("read").get(0);
+    assert_eq!(n, 100, "the intact log replays every acknowledged row");
+}
+
 #[tokio::test]
 async fn dropping_a_view_or_stream_frees_its_state_on_disk() {
     let dir = temp_dir("drop");

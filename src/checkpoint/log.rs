@@ -8,9 +8,9 @@
 //! acknowledged once written, and synced within [`IDLE_SYNC`].
 //!
 //! Each record is one statement's rows, numbered by a log sequence number
-//! (LSN): `[u32 length][u32 crc32][u64 lsn][u16 stream name length][name]
-//! [Arrow IPC stream]`, the checksum covering everything after it. The log
-//! is split into segments named by their first LSN; each checkpoint starts a
+//! (LSN); its payload is `[u16 stream name length][name][Arrow IPC stream]`,
+//! framed with checksums as [`super::log_format`] describes. The log is
+//! split into segments named by their first LSN; each checkpoint starts a
 //! new one, and segments older than the checkpoints kept are deleted.
 //!
 //! A failed write or sync (a full disk) cuts the segment back to where the
@@ -27,6 +27,7 @@ use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
 use tokio::sync::{mpsc, oneshot};
 
+use super::log_format::{self, HEADER, MAGIC};
 use super::{CheckpointError, fsync_dir, io_error};
 
 /// Appends waiting for the writer before senders wait.
@@ -35,8 +36,6 @@ const QUEUE: usize = 1024;
 const MAX_GROUP: usize = 1024;
 /// How soon an unsynced (`synchronous_commit = off`) append is synced.
 pub const IDLE_SYNC: Duration = Duration::from_millis(200);
-/// Record header: length, checksum, LSN.
-const HEADER: usize = 16;
 
 /// An append's wish: wait for the disk, or only for the write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,15 +138,25 @@ pub fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, CheckpointError> {
 
 /// Reads every record after `after` from the segments in `dir`, in order.
 /// A torn record at the very end of the last segment (a crash mid-write,
-/// never acknowledged) is cut off; damage anywhere else is an error.
-pub fn replay(dir: &Path, after: u64) -> Result<(Vec<Record>, u64), CheckpointError> {
+/// never acknowledged) is cut off; damage anywhere is an error. After a
+/// checkpoint (`checkpointed`), the segment it started, named `after + 1`,
+/// must be there: without it, acknowledged rows may be missing.
+pub fn replay(dir: &Path, after: u64, checkpointed: bool) -> Result<(Vec<Record>, u64), CheckpointError> {
     let segments = segments(dir)?;
+    if checkpointed && !segments.iter().any(|(first, _)| *first == after + 1) {
+        return Err(CheckpointError::Corrupt {
+            path: dir.join(segment_name(after + 1)),
+            what: "the insert log segment that follows the checkpoint is missing, so acknowledged rows may be \
+                   lost; restore the data directory from a backup"
+                .into(),
+        });
+    }
     let mut records = Vec::new();
     let mut last = after;
     for (i, (first, path)) in segments.iter().enumerate() {
         let is_last = i + 1 == segments.len();
         let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
-        let (valid_len, lsns) = scan(&bytes, path, is_last)?;
+        let (valid_len, lsns) = log_format::scan(&bytes, path, is_last)?;
         if valid_len < bytes.len() {
             tracing::warn!(path = %path.display(), cut = bytes.len() - valid_len, "cutting a torn record off the end of the insert log");
             let file = OpenOptions::new().write(true).open(path).map_err(|e| io_error(path, e))?;
@@ -175,47 +184,6 @@ pub fn replay(dir: &Path, after: u64) -> Result<(Vec<Record>, u64), CheckpointEr
         }
     }
     Ok((records, last))
-}
-
-/// Checks the records of one segment; returns how many bytes are valid and
-/// each record's LSN and payload range.
-type Scanned = (usize, Vec<(u64, std::ops::Range<usize>)>);
-
-fn scan(bytes: &[u8], path: &Path, is_last: bool) -> Result<Scanned, CheckpointError> {
-    let mut at = 0;
-    let mut out = Vec::new();
-    while at < bytes.len() {
-        // The valid records so far, if the rest may be a torn tail.
-        let torn = |what: &str, out: Vec<_>| -> Result<Scanned, CheckpointError> {
-            if is_last {
-                Ok((at, out))
-            } else {
-                Err(CheckpointError::Corrupt { path: path.to_path_buf(), what: format!("{what} at byte {at}") })
-            }
-        };
-        if bytes.len() - at < HEADER {
-            return torn("a truncated record header", out);
-        }
-        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap_or_default()) as usize;
-        let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap_or_default());
-        let end = at + HEADER + len;
-        if end > bytes.len() {
-            return torn("a truncated record", out);
-        }
-        if crc32fast::hash(&bytes[at + 8..end]) != crc {
-            if end == bytes.len() {
-                return torn("a record with a bad checksum", out);
-            }
-            return Err(CheckpointError::Corrupt {
-                path: path.to_path_buf(),
-                what: format!("the record at byte {at} fails its checksum"),
-            });
-        }
-        let lsn = u64::from_le_bytes(bytes[at + 8..at + 16].try_into().unwrap_or_default());
-        out.push((lsn, at + HEADER..end));
-        at = end;
-    }
-    Ok((at, out))
 }
 
 impl InsertLog {
@@ -263,8 +231,10 @@ impl Writer {
         let path = dir.join(segment_name(next_lsn));
         let file =
             OpenOptions::new().create(true).write(true).truncate(true).open(&path).map_err(|e| io_error(&path, e))?;
+        file.write_all_at(MAGIC, 0).and_then(|()| file.sync_data()).map_err(|e| io_error(&path, e))?;
         fsync_dir(&dir)?;
-        Ok(Self { dir, file, path, len: 0, next_lsn, unsynced: false, broken: None })
+        let len = MAGIC.len() as u64;
+        Ok(Self { dir, file, path, len, next_lsn, unsynced: false, broken: None })
     }
 
     fn run(mut self, mut rx: mpsc::Receiver<Command>, handle: tokio::runtime::Handle) {
@@ -328,13 +298,7 @@ impl Writer {
         for (payload, _, _) in &appends {
             let lsn = self.next_lsn;
             self.next_lsn += 1;
-            let mut hasher = crc32fast::Hasher::new();
-            hasher.update(&lsn.to_le_bytes());
-            hasher.update(payload);
-            buffer.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-            buffer.extend_from_slice(&hasher.finalize().to_le_bytes());
-            buffer.extend_from_slice(&lsn.to_le_bytes());
-            buffer.extend_from_slice(payload);
+            log_format::encode_record(&mut buffer, lsn, payload);
             lsns.push(lsn);
         }
         let sync = appends.iter().any(|(_, c, _)| *c == Commit::Sync);
@@ -373,8 +337,8 @@ impl Writer {
         if let Some(why) = &self.broken {
             return Err(CheckpointError::LogBroken(why.clone()));
         }
-        if self.len == 0 {
-            return Ok(cut);
+        if self.len == MAGIC.len() as u64 {
+            return Ok(cut); // nothing since the last rotation: keep this segment
         }
         self.file.sync_data().map_err(|e| io_error(&self.path, e))?;
         self.unsynced = false;
@@ -423,13 +387,13 @@ mod tests {
         assert_eq!(lsns, (1..=50).collect::<Vec<_>>());
         assert_eq!(log.rotate().await.unwrap(), 50);
         log.append(encode_payload("t", &rows(3)).unwrap(), Commit::Sync).await.unwrap();
-        let (records, last) = replay(&d, 0).unwrap();
+        let (records, last) = replay(&d, 0, false).unwrap();
         assert_eq!((records.len(), last), (51, 51));
         assert_eq!(segments(&d).unwrap().len(), 2);
         assert_eq!(records[50].stream, "t");
         let total: usize = records[..50].iter().map(|r| r.batches[0].num_rows()).sum();
         assert_eq!(total, (1..=50).sum::<usize>(), "every statement's rows, whichever order they were logged in");
-        let (after, _) = replay(&d, 50).unwrap();
+        let (after, _) = replay(&d, 50, true).unwrap();
         assert_eq!(after.len(), 1);
     }
 
@@ -444,14 +408,19 @@ mod tests {
         let good = std::fs::read(&path).unwrap();
         // A crash in the middle of the last record.
         std::fs::write(&path, &good[..good.len() - 5]).unwrap();
-        let (records, last) = replay(&d, 6).unwrap();
+        let (records, last) = replay(&d, 6, true).unwrap();
         assert_eq!((records.len(), last), (2, 8));
         assert!(std::fs::metadata(&path).unwrap().len() < good.len() as u64 - 5, "the torn record was cut off");
         // A flipped byte in the first record, with a record after it.
         let mut damaged = good.clone();
-        damaged[HEADER + 3] ^= 1;
+        damaged[MAGIC.len() + HEADER + 3] ^= 1;
         std::fs::write(&path, &damaged).unwrap();
-        let err = replay(&d, 6).unwrap_err();
+        let err = replay(&d, 6, true).unwrap_err();
         assert!(matches!(err, CheckpointError::Corrupt { .. }), "{err}");
+        // The segment a checkpoint started is deleted: refused, not an empty log.
+        std::fs::remove_file(&path).unwrap();
+        let err = replay(&d, 6, true).unwrap_err().to_string();
+        assert!(err.contains("00000000000000000007.log") && err.contains("missing"), "{err}");
+        assert_eq!(replay(&d, 0, false).unwrap().0.len(), 0, "a fresh data directory has no log yet");
     }
 }

@@ -30,6 +30,7 @@
 
 pub mod image;
 pub mod log;
+pub mod log_format;
 pub mod manifest;
 pub mod state_file;
 
@@ -288,9 +289,11 @@ impl Durability {
     }
 
     /// The log records after `after`, to replay; and the last LSN found.
-    pub fn replay_log(&self, after: u64) -> Result<(Vec<log::Record>, u64), CheckpointError> {
+    /// `checkpointed` says a checkpoint was loaded, whose log segment must
+    /// then be there.
+    pub fn replay_log(&self, after: u64, checkpointed: bool) -> Result<(Vec<log::Record>, u64), CheckpointError> {
         match &self.store {
-            Some(store) => log::replay(&store.root.join("wal"), after),
+            Some(store) => log::replay(&store.root.join("wal"), after, checkpointed),
             None => Ok((Vec::new(), after)),
         }
     }

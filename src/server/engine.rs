@@ -58,7 +58,7 @@ impl Engine {
         if let Some(loaded) = loaded {
             image::restore(&engine, loaded).await?;
         }
-        let (records, last_lsn) = durability.replay_log(log_lsn)?;
+        let (records, last_lsn) = durability.replay_log(log_lsn, checkpoint.is_some())?;
         let replayed = records.len();
         let rows = image::replay(&engine, records).await?;
         durability.start_log(last_lsn + 1)?;
