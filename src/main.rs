@@ -97,9 +97,17 @@ struct ServeArgs {
     /// Milliseconds between checkpoints.
     #[arg(long, default_value_t = config::DEFAULT_CHECKPOINT_INTERVAL.as_millis() as u64)]
     checkpoint_interval_ms: u64,
-    /// Connections served at once.
+    /// Connections served at once; one more is refused at once with 53300.
     #[arg(long, default_value_t = config::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
+    /// Milliseconds a connection may take to finish startup (authentication
+    /// included) before it is closed.
+    #[arg(long, default_value_t = config::DEFAULT_STARTUP_TIMEOUT.as_millis() as u64)]
+    startup_timeout_ms: u64,
+    /// Close a session that waits this many milliseconds for its client with
+    /// no statement running (PostgreSQL's idle_session_timeout); 0 never does.
+    #[arg(long, default_value_t = 0)]
+    idle_session_timeout_ms: u64,
     /// Longest query string accepted, in bytes.
     #[arg(long, default_value_t = config::DEFAULT_MAX_QUERY_BYTES)]
     max_query_bytes: usize,
@@ -131,6 +139,9 @@ impl ServeArgs {
             data_dir: (!self.ephemeral).then_some(self.data_dir),
             checkpoint_interval: std::time::Duration::from_millis(self.checkpoint_interval_ms),
             max_connections: self.max_connections,
+            startup_timeout: std::time::Duration::from_millis(self.startup_timeout_ms),
+            idle_session_timeout: (self.idle_session_timeout_ms > 0)
+                .then(|| std::time::Duration::from_millis(self.idle_session_timeout_ms)),
             max_query_bytes: self.max_query_bytes,
             copy_max_bytes: self.copy_max_bytes,
             max_record_bytes: self.max_record_bytes,

@@ -108,6 +108,7 @@ impl SimpleQueryHandler for EddyHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let _busy = self.session.busy();
         let limit = self.session.engine().config.max_query_bytes;
         if query.len() > limit {
             let e = EddyError::LimitExceeded(format!(
@@ -276,6 +277,7 @@ impl ExtendedQueryHandler for EddyHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let _busy = self.session.busy();
         let stmt = &portal.statement.statement;
         if blocked_by_failed_transaction(client.transaction_status(), &stmt.statement) {
             return Ok(failed_transaction_error());
@@ -335,6 +337,7 @@ impl CopyHandler for EddyHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let _busy = self.session.busy(); // data arriving is not idleness
         if let Some(copy) = self.session.copy.lock().as_mut() {
             copy.data(&copy_data.data);
         }

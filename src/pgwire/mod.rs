@@ -8,6 +8,7 @@
 pub mod encode;
 pub mod handler;
 pub mod params;
+pub mod refuse;
 pub mod sqlstate;
 mod startup;
 

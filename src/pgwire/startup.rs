@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 use async_trait::async_trait;
 use futures::Sink;
-use pgwire::api::ClientInfo;
 use pgwire::api::auth::md5pass::Md5PasswordAuthStartupHandler;
 use pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use pgwire::api::auth::sasl::scram::ScramAuth;
@@ -17,6 +16,7 @@ use pgwire::api::auth::{
     DefaultServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
     save_startup_parameters_to_metadata,
 };
+use pgwire::api::{ClientInfo, PgWireConnectionState};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::PgWireFrontendMessage;
@@ -87,8 +87,8 @@ impl StartupHandler for EddyStartup {
             self.session.set_user(user, read_only);
         }
         match &self.check {
-            Check::Md5(handler) => handler.on_startup(client, message).await,
-            Check::Scram(handler) => handler.on_startup(client, message).await,
+            Check::Md5(handler) => handler.on_startup(client, message).await?,
+            Check::Scram(handler) => handler.on_startup(client, message).await?,
             Check::Trust => {
                 if let PgWireFrontendMessage::Startup(ref startup) = message {
                     protocol_negotiation(client, startup).await?;
@@ -97,8 +97,11 @@ impl StartupHandler for EddyStartup {
                     client.set_pid_and_secret_key(pid, SecretKey::I32(pid.wrapping_mul(7919)));
                     finish_authentication(client, self.parameters.as_ref()).await?;
                 }
-                Ok(())
             }
         }
+        if matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            self.session.mark_started(); // the startup timeout no longer applies
+        }
+        Ok(())
     }
 }

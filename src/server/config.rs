@@ -13,8 +13,10 @@ pub const DEFAULT_DATA_DIR: &str = "eddy-data";
 pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 /// How often expired window steps and groups past a TTL are removed.
 pub const DEFAULT_EXPIRY_INTERVAL: Duration = Duration::from_secs(1);
-/// Connections served at once; more wait to be accepted.
+/// Connections served at once; more are refused with 53300.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// How long a connection may take to finish startup (authentication included).
+pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest query string accepted.
 pub const DEFAULT_MAX_QUERY_BYTES: usize = 16 * 1024 * 1024;
 /// Most decoded rows one COPY may hold before it is applied.
@@ -31,6 +33,10 @@ pub struct Config {
     pub checkpoint_interval: Duration,
     /// Connections served at once.
     pub max_connections: usize,
+    /// How long a connection may take to finish startup.
+    pub startup_timeout: Duration,
+    /// Close a session that waits this long for its client; `None` never does.
+    pub idle_session_timeout: Option<Duration>,
     /// Longest query string accepted, in bytes.
     pub max_query_bytes: usize,
     /// Most decoded rows one COPY may hold, in bytes.
@@ -55,6 +61,8 @@ impl Default for Config {
             data_dir: None,
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            startup_timeout: DEFAULT_STARTUP_TIMEOUT,
+            idle_session_timeout: None,
             max_query_bytes: DEFAULT_MAX_QUERY_BYTES,
             copy_max_bytes: DEFAULT_COPY_MAX_BYTES,
             max_record_bytes: crate::ingest::decode::DEFAULT_MAX_RECORD_BYTES,

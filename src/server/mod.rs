@@ -1,11 +1,13 @@
 //! Startup, the accept loop, and shutdown.
 //!
-//! Order matters: the engine comes first, then the listener; on shutdown the
-//! listener stops, connections are closed, view operators stop, the
-//! server waits for every tracked task to end, and a last checkpoint is taken. Connections are capped by a
-//! semaphore.
+//! Order matters: the engine comes first, then the listener. On shutdown
+//! the listener stops, connections are closed, the server waits for the
+//! tracked tasks to end, a last checkpoint is taken (its barrier waits for
+//! every write already admitted to reach every view), and only then do the
+//! views' operators stop. Each connection's limits live in `connection`.
 
 pub mod config;
+mod connection;
 pub mod engine;
 pub mod session;
 
@@ -15,6 +17,8 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+
+use connection::Connections;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -25,8 +29,6 @@ pub use engine::Engine;
 pub use session::Session;
 
 use crate::auth::{Users, tls_acceptor};
-use crate::pgwire::ConnectionHandlers;
-use pgwire::tokio::TlsAcceptor;
 
 /// How long shutdown waits for tasks before giving up on them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -58,7 +60,8 @@ impl Server {
             config.data_dir.as_ref().map_or_else(|| "(none: in memory)".to_string(), |d| d.display().to_string());
         let auth = format!("{:?}", users.method());
         info!(%addr, %data_dir, %auth, tls = tls.is_some(), "eddy listening");
-        let connections = Connections { engine: engine.clone(), users, tls };
+        let permits = Arc::new(Semaphore::new(config.max_connections));
+        let connections = Connections { engine: engine.clone(), users, tls, permits };
         let accept = tokio::spawn(
             accept_loop(listener, connections, tasks.clone(), shutdown.clone()).instrument(info_span!("accept")),
         );
@@ -95,21 +98,9 @@ impl Server {
     }
 }
 
-/// What every connection is served with.
-struct Connections {
-    engine: Arc<Engine>,
-    users: Users,
-    tls: Option<TlsAcceptor>,
-}
-
 async fn accept_loop(listener: TcpListener, connections: Connections, tasks: TaskTracker, shutdown: CancellationToken) {
-    let Connections { engine, users, tls } = connections;
-    let permits = Arc::new(Semaphore::new(engine.config.max_connections));
+    let connections = Arc::new(connections);
     loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-        };
         let (socket, peer) = tokio::select! {
             _ = shutdown.cancelled() => return,
             accepted = listener.accept() => match accepted {
@@ -122,20 +113,9 @@ async fn accept_loop(listener: TcpListener, connections: Connections, tasks: Tas
             },
         };
         let _ = socket.set_nodelay(true);
-        let handlers = ConnectionHandlers::new(Arc::new(Session::new(engine.clone())), users.clone());
-        let tls = tls.clone();
-        let stop = shutdown.clone();
+        let (connections, stop) = (connections.clone(), shutdown.clone());
         tasks.spawn(
-            async move {
-                tokio::select! {
-                    _ = stop.cancelled() => {}
-                    r = pgwire::tokio::process_socket(socket, tls, handlers) => {
-                        if let Err(e) = r { warn!(error = %e, "connection ended with an error"); }
-                    }
-                }
-                drop(permit);
-            }
-            .instrument(info_span!("connection", %peer)),
+            async move { connections.serve(socket, peer, stop).await }.instrument(info_span!("connection", %peer)),
         );
     }
 }

@@ -1,7 +1,10 @@
-//! One client connection's state: its settings and a COPY in progress.
+//! One client connection's state: its settings, a COPY in progress, and
+//! whether it has started and is busy (for the connection's timeouts).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Instant;
 
 use parking_lot::Mutex;
 
@@ -48,6 +51,23 @@ pub struct Session {
     user: Mutex<(String, bool)>,
     /// Statements kept by SQL `PREPARE`, by name.
     prepared: Mutex<HashMap<String, Kept>>,
+    /// Whether startup (authentication included) has finished.
+    started: AtomicBool,
+    /// Statements running now, and when the last one ended (for the idle
+    /// session timeout).
+    running: AtomicU32,
+    idle_since: Mutex<Instant>,
+}
+
+/// A statement in progress; the session is busy until it is dropped.
+#[derive(Debug)]
+pub struct Busy<'a>(&'a Session);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        *self.0.idle_since.lock() = Instant::now();
+        self.0.running.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Session {
@@ -61,6 +81,34 @@ impl Session {
             notices: Mutex::new(Vec::new()),
             user: Mutex::new((String::new(), false)),
             prepared: Mutex::new(HashMap::new()),
+            started: AtomicBool::new(false),
+            running: AtomicU32::new(0),
+            idle_since: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Records that startup finished: the client is authenticated.
+    pub fn mark_started(&self) {
+        self.started.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether startup has finished.
+    pub fn is_started(&self) -> bool {
+        self.started.load(Ordering::Relaxed)
+    }
+
+    /// Marks the session busy with a statement until the guard is dropped.
+    pub fn busy(&self) -> Busy<'_> {
+        self.running.fetch_add(1, Ordering::Relaxed);
+        Busy(self)
+    }
+
+    /// How long the session has waited for its client with no statement
+    /// running; `None` while one runs.
+    pub fn idle_for(&self) -> Option<std::time::Duration> {
+        match self.running.load(Ordering::Relaxed) {
+            0 => Some(self.idle_since.lock().elapsed()),
+            _ => None,
         }
     }
 

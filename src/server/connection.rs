@@ -1,0 +1,86 @@
+//! One client connection's life, and the limits on it.
+//!
+//! - Past `--max-connections`, a new connection is refused at once with
+//!   53300, never left waiting in the listen backlog.
+//! - A connection that has not finished startup (authentication included)
+//!   within `--startup-timeout-ms` is closed, so sockets that never speak
+//!   cannot hold the connection slots.
+//! - With `--idle-session-timeout-ms`, a session that waits that long for
+//!   its client with no statement running is closed, as PostgreSQL's
+//!   `idle_session_timeout` does.
+//!
+//! This room only times and counts: the protocol itself is `crate::pgwire`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::{Engine, Session};
+use crate::auth::Users;
+use crate::pgwire::ConnectionHandlers;
+use pgwire::tokio::TlsAcceptor;
+
+/// How often an established session's idleness is checked.
+const IDLE_CHECK: Duration = Duration::from_millis(250);
+
+/// What every connection is served with.
+pub struct Connections {
+    /// The engine.
+    pub engine: Arc<Engine>,
+    /// Who may connect.
+    pub users: Users,
+    /// TLS, if configured.
+    pub tls: Option<TlsAcceptor>,
+    /// One permit per connection served.
+    pub permits: Arc<Semaphore>,
+}
+
+impl Connections {
+    /// Serves `socket` until it closes, a limit ends it, or `stop` fires;
+    /// refuses it at once when every slot is taken.
+    pub async fn serve(&self, socket: TcpStream, peer: SocketAddr, stop: CancellationToken) {
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            debug!(%peer, "refused: too many connections");
+            crate::pgwire::refuse::too_many_connections(socket, self.engine.config.max_connections).await;
+            return;
+        };
+        let session = Arc::new(Session::new(self.engine.clone()));
+        let handlers = ConnectionHandlers::new(session.clone(), self.users.clone());
+        let connection = pgwire::tokio::process_socket(socket, self.tls.clone(), handlers);
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            r = connection => {
+                if let Err(e) = r { warn!(error = %e, "connection ended with an error"); }
+            }
+            why = self.watch(&session) => debug!(%peer, "connection closed: {why}"),
+        }
+        drop::<OwnedSemaphorePermit>(permit);
+    }
+
+    /// Resolves when a limit ends the session: startup took too long, or it
+    /// idled too long.
+    async fn watch(&self, session: &Session) -> &'static str {
+        let config = &self.engine.config;
+        let startup_deadline = tokio::time::Instant::now() + config.startup_timeout;
+        loop {
+            tokio::time::sleep(IDLE_CHECK.min(config.startup_timeout)).await;
+            if !session.is_started() {
+                if tokio::time::Instant::now() >= startup_deadline {
+                    return "startup did not finish within --startup-timeout-ms";
+                }
+                continue;
+            }
+            let Some(idle_max) = config.idle_session_timeout else {
+                return std::future::pending().await;
+            };
+            if session.idle_for().is_some_and(|idle| idle >= idle_max) {
+                return "idle longer than --idle-session-timeout-ms";
+            }
+        }
+    }
+}
