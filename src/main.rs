@@ -152,8 +152,24 @@ impl ServeArgs {
     }
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+/// Each runtime thread's stack. Planning recurses over the statement's
+/// tree; with [`eddy::sql::complexity`] bounding its depth, this leaves a
+/// wide margin (the default is 2 MiB). Untouched stack costs no memory.
+const THREAD_STACK_BYTES: usize = 32 * 1024 * 1024;
+
+fn main() -> std::process::ExitCode {
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().thread_stack_size(THREAD_STACK_BYTES).build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(e) => {
+            eprintln!("eddy could not start its runtime: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();

@@ -116,3 +116,26 @@ async fn comments_only_get_an_empty_query_response() {
     raw.close().await;
     server.shutdown().await;
 }
+
+/// A 2,000-term `1 + 1 + ...` used to overflow a worker's stack and abort
+/// the server, and `coalesce` nested 20 deep took over 20 s to parse: both
+/// are refused at once with 54001, for read-only users too, and the server
+/// keeps serving.
+#[tokio::test]
+async fn statements_too_deep_to_plan_are_refused_with_54001() {
+    let server = common::start_server().await;
+    let client = common::connect(&server).await;
+    let chain = format!("SELECT {}", vec!["1"; 2000].join(" + "));
+    let nested = format!("SELECT {}1{}", "coalesce(".repeat(20), ", 1)".repeat(20));
+    for sql in [chain, nested] {
+        let started = std::time::Instant::now();
+        let err = client.simple_query(&sql).await.expect_err("too complex");
+        assert_eq!(err.code().map(|c| c.code()), Some("54001"), "{err:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
+        let err = client.prepare(&sql).await.expect_err("too complex, prepared");
+        assert_eq!(err.code().map(|c| c.code()), Some("54001"), "{err:?}");
+    }
+    let rows = client.simple_query("SELECT 1 + 1").await.expect("still serving");
+    assert_eq!(rows.len(), 3, "its columns, one row and its command tag: {rows:?}");
+    server.shutdown().await;
+}

@@ -47,6 +47,7 @@ pub fn sqlstate(err: &EddyError) -> &'static str {
             SqlError::UnknownSetting(_) => "42704",
             SqlError::UnknownPrepared(_) => "26000",
             SqlError::DuplicatePrepared(_) => "42P05",
+            SqlError::TooComplex(_) => "54001",
         },
         EddyError::Catalog(e) => catalog_state(e),
         EddyError::Plan(e) => plan_state(e),

@@ -7,6 +7,7 @@
 //! `statement/` holds one file per statement kind, each with the same shape:
 //! a parsed struct and an `execute` that applies it and returns a [`statement::Reply`].
 
+pub mod complexity;
 pub mod naming;
 pub mod parser;
 pub mod statement;
@@ -35,6 +36,9 @@ pub enum SqlError {
     /// `PREPARE` of a name already taken in this session.
     #[error("prepared statement \"{0}\" already exists; DEALLOCATE it first")]
     DuplicatePrepared(String),
+    /// A statement too deep or too long to plan safely.
+    #[error("statement too complex: {0}")]
+    TooComplex(String),
 }
 
 /// Normalizes an identifier as PostgreSQL does: unquoted names fold to lower case.

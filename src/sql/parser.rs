@@ -27,12 +27,13 @@ pub fn parse_query(sql: &str) -> Result<Box<ast::Query>, SqlError> {
 
 /// Parses every statement in `sql`. An empty string gives no statements.
 pub fn parse_sql(sql: &str) -> Result<Vec<Statement>, SqlError> {
-    if let Some(statements) = crate::pg_catalog::parse_catalog_query(sql) {
-        return statements.into_iter().map(classify).collect();
-    }
     let dialect = PostgreSqlDialect {};
     let mut tokens =
         Tokenizer::new(&dialect, sql).tokenize_with_location().map_err(|e| SqlError::Syntax(e.to_string()))?;
+    super::complexity::check(&tokens)?;
+    if let Some(statements) = crate::pg_catalog::parse_catalog_query(sql) {
+        return statements.into_iter().map(classify).collect();
+    }
     for t in &mut tokens {
         // PostgreSQL's `name := value` function arguments; sqlparser reads only `name => value` here.
         if t.token == Token::Assignment {
