@@ -139,3 +139,43 @@ async fn statements_too_deep_to_plan_are_refused_with_54001() {
     assert_eq!(rows.len(), 3, "its columns, one row and its command tag: {rows:?}");
     server.shutdown().await;
 }
+
+/// Malformed protocol messages used to panic the connection's task (a Bind
+/// with a parameter length of 0x7fffffff or a count of -1, truncated Parse,
+/// Execute, Describe and Close), and bytes after the NUL of a Query were
+/// run as a second message. Each now gets FATAL 08P01 and the connection
+/// closes; nothing else runs, and the server keeps serving.
+#[tokio::test]
+async fn malformed_messages_get_08p01_and_nothing_is_smuggled() {
+    let server = common::start_server().await;
+    let setup = common::connect(&server).await;
+    setup.batch_execute("CREATE STREAM s (k int); CREATE VIEW v AS SELECT count(*) AS n FROM s").await.expect("ddl");
+    let bind = |tail: &[u8]| [b"\0\0\0\0".to_vec(), tail.to_vec()].concat();
+    let mut smuggled = b"SELECT 1\0".to_vec();
+    smuggled.push(b'Q');
+    let inner = b"INSERT INTO s VALUES (1)\0";
+    smuggled.extend_from_slice(&((inner.len() + 4) as i32).to_be_bytes());
+    smuggled.extend_from_slice(inner);
+    let cases: Vec<(&str, u8, Vec<u8>)> = vec![
+        ("a parameter length of 0x7fffffff", b'B', bind(&[0, 1, 0x7f, 0xff, 0xff, 0xff, b'1', 0, 0])),
+        ("a parameter count of -1", b'B', bind(&[0xff, 0xff, 0, 0])),
+        ("a truncated Parse", b'P', b"\0SELECT 1".to_vec()),
+        ("a truncated Execute", b'E', b"\0\0".to_vec()),
+        ("a truncated Describe", b'D', Vec::new()),
+        ("a truncated Close", b'C', b"S".to_vec()),
+        ("a Query smuggling a second message", b'Q', smuggled),
+    ];
+    for (what, tag, body) in cases {
+        let mut raw = Raw::connect(server.local_addr()).await;
+        raw.send(tag, &body).await;
+        raw.send(b'S', &[]).await;
+        let (kind, fields) = raw.read().await;
+        assert_eq!(kind, b'E', "{what}: an ErrorResponse");
+        let text = String::from_utf8_lossy(&fields).to_string();
+        assert!(text.contains("C08P01") && text.contains("FATAL"), "{what}: {text}");
+        assert!(raw.closed().await, "{what}: the connection is closed");
+    }
+    assert_eq!(count_of(&setup, "v").await, 0, "the smuggled INSERT never ran");
+    assert!(!setup.simple_query("SELECT 1").await.expect("still serving").is_empty());
+    server.shutdown().await;
+}

@@ -6,9 +6,11 @@
 //! needs a lookup.
 
 pub mod encode;
+pub mod frames;
 pub mod handler;
 pub mod params;
 pub mod refuse;
+pub mod serve;
 pub mod sqlstate;
 mod startup;
 

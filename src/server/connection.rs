@@ -23,6 +23,7 @@ use tracing::{debug, warn};
 use super::{Engine, Session};
 use crate::auth::Users;
 use crate::pgwire::ConnectionHandlers;
+use crate::pgwire::frames::PasswordKind;
 use pgwire::tokio::TlsAcceptor;
 
 /// How often an established session's idleness is checked.
@@ -51,7 +52,11 @@ impl Connections {
         };
         let session = Arc::new(Session::new(self.engine.clone()));
         let handlers = ConnectionHandlers::new(session.clone(), self.users.clone());
-        let connection = pgwire::tokio::process_socket(socket, self.tls.clone(), handlers);
+        let passwords = match self.users.method() {
+            crate::auth::Method::ScramSha256 => PasswordKind::Sasl,
+            _ => PasswordKind::Text,
+        };
+        let connection = crate::pgwire::serve::serve(socket, self.tls.clone(), handlers, passwords);
         tokio::select! {
             _ = stop.cancelled() => {}
             r = connection => {

@@ -73,6 +73,13 @@ impl Raw {
         }
     }
 
+    /// Whether the server has closed the connection (waits up to 5 s).
+    pub async fn closed(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(5), self.stream.read(&mut byte)).await;
+        matches!(read, Ok(Ok(0)) | Ok(Err(_)))
+    }
+
     /// Closes the socket abruptly.
     pub async fn close(mut self) {
         let _ = self.stream.shutdown().await;
