@@ -47,6 +47,9 @@ pub enum EddyError {
     /// A limit was hit; the message names the limit and how to stay under it.
     #[error("{0}")]
     LimitExceeded(String),
+    /// The statement was cancelled (a CancelRequest or `statement_timeout`).
+    #[error("{0}")]
+    Canceled(String),
     /// A bug in Eddy: this should never reach a client.
     #[error("internal error: {0}")]
     Internal(String),

@@ -108,6 +108,10 @@ struct ServeArgs {
     /// no statement running (PostgreSQL's idle_session_timeout); 0 never does.
     #[arg(long, default_value_t = 0)]
     idle_session_timeout_ms: u64,
+    /// Every session's statement_timeout to start with, in milliseconds
+    /// (sessions may SET their own); 0 is none.
+    #[arg(long, default_value_t = 0)]
+    statement_timeout_ms: u64,
     /// Longest query string accepted, in bytes.
     #[arg(long, default_value_t = config::DEFAULT_MAX_QUERY_BYTES)]
     max_query_bytes: usize,
@@ -142,6 +146,8 @@ impl ServeArgs {
             startup_timeout: std::time::Duration::from_millis(self.startup_timeout_ms),
             idle_session_timeout: (self.idle_session_timeout_ms > 0)
                 .then(|| std::time::Duration::from_millis(self.idle_session_timeout_ms)),
+            statement_timeout: (self.statement_timeout_ms > 0)
+                .then(|| std::time::Duration::from_millis(self.statement_timeout_ms)),
             max_query_bytes: self.max_query_bytes,
             copy_max_bytes: self.copy_max_bytes,
             max_record_bytes: self.max_record_bytes,

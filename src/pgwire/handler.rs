@@ -57,7 +57,7 @@ impl EddyHandler {
     }
 
     async fn execute(&self, statement: Statement, format: &Format) -> Result<Response> {
-        let reply = statement.execute(&self.session, None).await?;
+        let reply = self.session.guard(statement.execute(&self.session, None)).await?;
         self.respond(reply, format)
     }
 
@@ -283,7 +283,7 @@ impl ExtendedQueryHandler for EddyHandler {
             return Ok(failed_transaction_error());
         }
         let outcome = match &stmt.plan {
-            Some(plan) => self.run_planned(stmt, plan.clone(), portal).await,
+            Some(plan) => self.session.guard(self.run_planned(stmt, plan.clone(), portal)).await,
             None => self.execute(stmt.statement.clone(), &portal.result_column_format).await,
         };
         self.send_notices(client).await?;

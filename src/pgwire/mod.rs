@@ -5,6 +5,7 @@
 //! [`Session`], so per-connection state (settings, a COPY in progress) never
 //! needs a lookup.
 
+pub mod cancel;
 pub mod encode;
 pub mod frames;
 pub mod handler;
@@ -28,13 +29,15 @@ use startup::EddyStartup;
 pub struct ConnectionHandlers {
     handler: Arc<EddyHandler>,
     startup: Arc<EddyStartup>,
+    cancel: Arc<cancel::EddyCancel>,
 }
 
 impl ConnectionHandlers {
     /// Handlers for a new connection's `session`, authenticating `users`.
     pub fn new(session: Arc<Session>, users: Users) -> Self {
         let startup = Arc::new(EddyStartup::new(session.clone(), users));
-        Self { handler: Arc::new(EddyHandler::new(session)), startup }
+        let cancel = Arc::new(cancel::EddyCancel(session.engine().clone()));
+        Self { handler: Arc::new(EddyHandler::new(session)), startup, cancel }
     }
 }
 
@@ -53,5 +56,9 @@ impl PgWireServerHandlers for ConnectionHandlers {
 
     fn copy_handler(&self) -> Arc<impl pgwire::api::copy::CopyHandler> {
         self.handler.clone()
+    }
+
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        self.cancel.clone()
     }
 }

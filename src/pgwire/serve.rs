@@ -8,7 +8,6 @@
 //! connection's limits live in `crate::server`.
 
 use std::io;
-use std::sync::Arc;
 
 use futures::{SinkExt, StreamExt};
 use pgwire::api::query::ExtendedQueryHandler;
@@ -40,8 +39,8 @@ pub async fn serve(
     parts.write_buf = old.write_buf;
     let mut socket = Framed::from_parts(parts);
 
-    let ConnectionHandlers { handler, startup } = handlers;
-    let (cancel, errors) = (Arc::new(NoopHandler), NoopHandler);
+    let ConnectionHandlers { handler, startup, cancel } = handlers;
+    let errors = NoopHandler;
     while let Some(next) = socket.next().await {
         let message = match next {
             Ok(m) => m,

@@ -61,6 +61,7 @@ pub fn sqlstate(err: &EddyError) -> &'static str {
         },
         EddyError::Protocol(_) => PROTOCOL_VIOLATION,
         EddyError::LimitExceeded(_) => "54000",
+        EddyError::Canceled(_) => "57014",
         EddyError::Internal(_) => INTERNAL,
     }
 }

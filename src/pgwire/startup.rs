@@ -28,6 +28,15 @@ use crate::server::Session;
 
 static NEXT_PID: AtomicI32 = AtomicI32::new(1);
 
+/// A secret key a CancelRequest must quote: random, so that no other client
+/// can guess it.
+fn random_secret() -> PgWireResult<i32> {
+    let mut bytes = [0u8; 4];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| PgWireError::ApiError("no randomness for the cancel key".into()))?;
+    Ok(i32::from_be_bytes(bytes))
+}
+
 /// How this connection proves who it is.
 enum Check {
     Trust,
@@ -94,13 +103,19 @@ impl StartupHandler for EddyStartup {
                     protocol_negotiation(client, startup).await?;
                     save_startup_parameters_to_metadata(client, startup);
                     let pid = NEXT_PID.fetch_add(1, Ordering::Relaxed);
-                    client.set_pid_and_secret_key(pid, SecretKey::I32(pid.wrapping_mul(7919)));
+                    client.set_pid_and_secret_key(pid, SecretKey::I32(random_secret()?));
                     finish_authentication(client, self.parameters.as_ref()).await?;
                 }
             }
         }
-        if matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
-            self.session.mark_started(); // the startup timeout no longer applies
+        if matches!(client.state(), PgWireConnectionState::ReadyForQuery) && !self.session.is_started() {
+            // The startup timeout no longer applies, and CancelRequests may name it.
+            let (pid, secret) = client.pid_and_secret_key();
+            let secret = match secret {
+                SecretKey::I32(k) => k.to_be_bytes().to_vec(),
+                SecretKey::Bytes(b) => b.to_vec(),
+            };
+            self.session.mark_started(pid, secret);
         }
         Ok(())
     }

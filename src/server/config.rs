@@ -37,6 +37,8 @@ pub struct Config {
     pub startup_timeout: Duration,
     /// Close a session that waits this long for its client; `None` never does.
     pub idle_session_timeout: Option<Duration>,
+    /// Every session's `statement_timeout` to start with; `None` is none.
+    pub statement_timeout: Option<Duration>,
     /// Longest query string accepted, in bytes.
     pub max_query_bytes: usize,
     /// Most decoded rows one COPY may hold, in bytes.
@@ -63,6 +65,7 @@ impl Default for Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             idle_session_timeout: None,
+            statement_timeout: None,
             max_query_bytes: DEFAULT_MAX_QUERY_BYTES,
             copy_max_bytes: DEFAULT_COPY_MAX_BYTES,
             max_record_bytes: crate::ingest::decode::DEFAULT_MAX_RECORD_BYTES,

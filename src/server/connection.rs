@@ -64,6 +64,7 @@ impl Connections {
             }
             why = self.watch(&session) => debug!(%peer, "connection closed: {why}"),
         }
+        session.end();
         drop::<OwnedSemaphorePermit>(permit);
     }
 

@@ -34,6 +34,8 @@ pub struct Engine {
     pub kafka: Arc<Kafka>,
     /// The configuration the server started with.
     pub config: Config,
+    /// The sessions a CancelRequest may reach.
+    pub cancels: super::cancel::Cancels,
     read_state: SessionState,
     tasks: TaskTracker,
     shutdown: CancellationToken,
@@ -94,7 +96,8 @@ impl Engine {
         crate::query::pg_functions::register(&mut read_state, catalog.clone())?;
         crate::window::functions::register_clock(&mut read_state, clock, catalog.clone())?;
         let (view_tasks, view_stop) = (TaskTracker::new(), CancellationToken::new());
-        Ok(Arc::new(Self { catalog, kafka, config, read_state, tasks, shutdown, view_tasks, view_stop }))
+        let cancels = super::cancel::Cancels::default();
+        Ok(Arc::new(Self { catalog, kafka, config, cancels, read_state, tasks, shutdown, view_tasks, view_stop }))
     }
 
     /// Stops every view's operator once the writes queued for it are

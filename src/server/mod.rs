@@ -6,6 +6,7 @@
 //! every write already admitted to reach every view), and only then do the
 //! views' operators stop. Each connection's limits live in `connection`.
 
+pub mod cancel;
 pub mod config;
 mod connection;
 pub mod engine;

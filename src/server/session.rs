@@ -53,10 +53,14 @@ pub struct Session {
     prepared: Mutex<HashMap<String, Kept>>,
     /// Whether startup (authentication included) has finished.
     started: AtomicBool,
+    /// The key given to the client for CancelRequests.
+    cancel_key: Mutex<Option<super::cancel::CancelKey>>,
     /// Statements running now, and when the last one ended (for the idle
     /// session timeout).
     running: AtomicU32,
     idle_since: Mutex<Instant>,
+    /// Cancels the running statement (see `cancel.rs`).
+    pub(super) running_token: Mutex<tokio_util::sync::CancellationToken>,
 }
 
 /// A statement in progress; the session is busy until it is dropped.
@@ -73,7 +77,11 @@ impl Drop for Busy<'_> {
 impl Session {
     /// A new session on `engine`.
     pub fn new(engine: Arc<Engine>) -> Self {
-        let settings = DEFAULT_SETTINGS.iter().map(|(k, _, v)| (k.to_string(), v.to_string())).collect();
+        let mut settings: BTreeMap<String, String> =
+            DEFAULT_SETTINGS.iter().map(|(k, _, v)| (k.to_string(), v.to_string())).collect();
+        if let Some(t) = engine.config.statement_timeout {
+            settings.insert("statement_timeout".into(), t.as_millis().to_string());
+        }
         Self {
             engine,
             settings: Mutex::new(settings),
@@ -82,14 +90,26 @@ impl Session {
             user: Mutex::new((String::new(), false)),
             prepared: Mutex::new(HashMap::new()),
             started: AtomicBool::new(false),
+            cancel_key: Mutex::new(None),
             running: AtomicU32::new(0),
             idle_since: Mutex::new(Instant::now()),
+            running_token: Mutex::new(tokio_util::sync::CancellationToken::new()),
         }
     }
 
-    /// Records that startup finished: the client is authenticated.
-    pub fn mark_started(&self) {
+    /// Records that startup finished: the client is authenticated, and may
+    /// cancel its statements with `pid` and `secret`.
+    pub fn mark_started(self: &Arc<Self>, pid: i32, secret: Vec<u8>) {
         self.started.store(true, Ordering::Relaxed);
+        self.engine.cancels.register((pid, secret.clone()), self);
+        *self.cancel_key.lock() = Some((pid, secret));
+    }
+
+    /// Forgets the session's cancel key (its connection ended).
+    pub fn end(&self) {
+        if let Some(key) = self.cancel_key.lock().take() {
+            self.engine.cancels.forget(&key);
+        }
     }
 
     /// Whether startup has finished.
@@ -195,6 +215,15 @@ impl Session {
     /// PostgreSQL keeps custom `a.b` settings: clients set many on connect.
     pub fn set_setting(&self, name: &str, value: Option<String>) -> Result<()> {
         let key = name.to_lowercase();
+        if key == "statement_timeout"
+            && let Some(v) = &value
+            && super::cancel::parse_timeout(v).is_none()
+        {
+            return Err(crate::sql::SqlError::InvalidParameter(format!(
+                "invalid value for parameter \"statement_timeout\": \"{v}\"; use milliseconds or a unit, as in '2s'"
+            ))
+            .into());
+        }
         if key == "synchronous_commit"
             && let Some(v) = &value
         {
