@@ -112,6 +112,10 @@ struct ServeArgs {
     /// (sessions may SET their own); 0 is none.
     #[arg(long, default_value_t = 0)]
     statement_timeout_ms: u64,
+    /// Memory all running client queries may hold together, in MiB; a query
+    /// that needs more fails with 53200.
+    #[arg(long, default_value_t = config::DEFAULT_MAX_QUERY_MEMORY / (1024 * 1024))]
+    max_query_memory_mb: usize,
     /// Longest query string accepted, in bytes.
     #[arg(long, default_value_t = config::DEFAULT_MAX_QUERY_BYTES)]
     max_query_bytes: usize,
@@ -148,6 +152,7 @@ impl ServeArgs {
                 .then(|| std::time::Duration::from_millis(self.idle_session_timeout_ms)),
             statement_timeout: (self.statement_timeout_ms > 0)
                 .then(|| std::time::Duration::from_millis(self.statement_timeout_ms)),
+            max_query_memory: self.max_query_memory_mb.saturating_mul(1024 * 1024),
             max_query_bytes: self.max_query_bytes,
             copy_max_bytes: self.copy_max_bytes,
             max_record_bytes: self.max_record_bytes,

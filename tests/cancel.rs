@@ -62,3 +62,20 @@ async fn a_cancel_request_stops_the_running_query() {
     assert!(!client.simple_query("SELECT 1").await.expect("still serving").is_empty());
     server.shutdown().await;
 }
+
+/// A query that would hold more than --max-query-memory (array_agg over
+/// millions of rows) fails with 53200 instead of growing the process.
+/// (Grouped aggregates and sorts spill to disk instead of failing.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_past_the_memory_limit_fails_with_53200() {
+    let config = Config { max_query_memory: 8 * 1024 * 1024, ..Config::default() };
+    let server = common::start_server_with(config).await;
+    let client = common::connect(&server).await;
+    // One group, so nothing to spill: 4M values are 32 MB.
+    let sql = "SELECT cardinality(array_agg(value)) FROM generate_series(1, 4000000)";
+    let err = client.simple_query(sql).await.expect_err("over the limit");
+    assert_eq!(err.code().map(|c| c.code()), Some("53200"), "{err:?}");
+    let n: i64 = client.query_one("SELECT count(*) FROM generate_series(1, 1000)", &[]).await.expect("runs").get(0);
+    assert_eq!(n, 1000);
+    server.shutdown().await;
+}

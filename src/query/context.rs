@@ -13,6 +13,7 @@ use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, SchemaProvider
 use datafusion::common::Result;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionState;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::optimizer::Optimizer;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::prelude::SessionConfig;
@@ -55,13 +56,20 @@ fn finish(builder: SessionStateBuilder, schema: Arc<dyn SchemaProvider>, extra: 
 }
 
 /// The session state used for client queries, with `schema` as `public`
-/// and `extra` schemas beside it.
+/// and `extra` schemas beside it. All client queries share one memory pool
+/// of `memory_bytes`: a query whose operators (aggregates, sorts, joins)
+/// would need more fails with 53200 instead of growing the process.
 pub fn read_state(
     schema: Arc<dyn SchemaProvider>,
     extra: ExtraSchemas,
     target_partitions: usize,
+    memory_bytes: usize,
 ) -> Result<SessionState> {
-    let builder = SessionStateBuilder::new().with_config(base_config(target_partitions)).with_default_features();
+    let runtime = RuntimeEnvBuilder::new().with_memory_limit(memory_bytes, 1.0).build_arc()?;
+    let builder = SessionStateBuilder::new()
+        .with_config(base_config(target_partitions))
+        .with_runtime_env(runtime)
+        .with_default_features();
     finish(builder, schema, extra)
 }
 

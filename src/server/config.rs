@@ -15,6 +15,8 @@ pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_EXPIRY_INTERVAL: Duration = Duration::from_secs(1);
 /// Connections served at once; more are refused with 53300.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// Memory all running client queries may hold together: 4 GiB.
+pub const DEFAULT_MAX_QUERY_MEMORY: usize = 4 * 1024 * 1024 * 1024;
 /// How long a connection may take to finish startup (authentication included).
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest query string accepted.
@@ -39,6 +41,8 @@ pub struct Config {
     pub idle_session_timeout: Option<Duration>,
     /// Every session's `statement_timeout` to start with; `None` is none.
     pub statement_timeout: Option<Duration>,
+    /// Memory all running client queries may hold together, in bytes.
+    pub max_query_memory: usize,
     /// Longest query string accepted, in bytes.
     pub max_query_bytes: usize,
     /// Most decoded rows one COPY may hold, in bytes.
@@ -66,6 +70,7 @@ impl Default for Config {
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             idle_session_timeout: None,
             statement_timeout: None,
+            max_query_memory: DEFAULT_MAX_QUERY_MEMORY,
             max_query_bytes: DEFAULT_MAX_QUERY_BYTES,
             copy_max_bytes: DEFAULT_COPY_MAX_BYTES,
             max_record_bytes: crate::ingest::decode::DEFAULT_MAX_RECORD_BYTES,

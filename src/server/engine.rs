@@ -91,7 +91,8 @@ impl Engine {
             (kafka_relations::SCHEMA, Arc::new(kafka_relations::schema(kafka.clone()))),
             (pipelinedb::SCHEMA, Arc::new(pipelinedb::schema(catalog.clone()))),
         ];
-        let read_state = read_state(Arc::new(CatalogSchema::new(catalog.clone())), extra, config.query_partitions)?;
+        let schema = Arc::new(CatalogSchema::new(catalog.clone()));
+        let read_state = read_state(schema, extra, config.query_partitions, config.max_query_memory)?;
         let mut read_state = crate::pg_catalog::register(read_state, catalog.clone())?;
         crate::query::pg_functions::register(&mut read_state, catalog.clone())?;
         crate::window::functions::register_clock(&mut read_state, clock, catalog.clone())?;
