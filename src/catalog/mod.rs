@@ -306,18 +306,25 @@ impl Catalog {
         Ok(view)
     }
 
-    /// Removes a stream. With `cascade`, its views go too and are returned;
-    /// without it, dependent views are an error.
-    pub fn drop_stream(&self, name: &str, cascade: bool) -> Result<Vec<Arc<ViewRuntime>>, CatalogError> {
-        self.stream(name)?;
-        let mut inner = self.inner.write();
-        let stream =
-            inner.streams.get(name).cloned().ok_or_else(|| CatalogError::UndefinedRelation(name.to_string()))?;
-        let dependents = stream.views();
+    /// Fails if stream `name` does not exist, or has views and `cascade` is
+    /// not given.
+    pub fn check_drop_stream(&self, name: &str, cascade: bool) -> Result<(), CatalogError> {
+        let dependents = self.stream(name)?.views();
         if !dependents.is_empty() && !cascade {
             let views = dependents.iter().map(|v| v.name().to_string()).collect::<Vec<_>>().join(", ");
             return Err(CatalogError::DependentObjects { stream: name.to_string(), views });
         }
+        Ok(())
+    }
+
+    /// Removes a stream. With `cascade`, its views go too and are returned;
+    /// without it, dependent views are an error.
+    pub fn drop_stream(&self, name: &str, cascade: bool) -> Result<Vec<Arc<ViewRuntime>>, CatalogError> {
+        self.check_drop_stream(name, cascade)?;
+        let mut inner = self.inner.write();
+        let stream =
+            inner.streams.get(name).cloned().ok_or_else(|| CatalogError::UndefinedRelation(name.to_string()))?;
+        let dependents = stream.views();
         for v in &dependents {
             inner.views.remove(v.name());
         }

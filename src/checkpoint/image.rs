@@ -3,16 +3,10 @@
 //! rebuilds them at startup; [`replay`] applies the insert log after the
 //! checkpoint's LSN.
 
-use std::sync::Arc;
-
-use datafusion::sql::sqlparser::ast::Ident;
-
 use super::log::Record;
-use super::manifest::{StateFile, ViewRecord};
+use super::manifest::{CatalogChange, StateFile, ViewRecord};
 use super::{Capture, CheckpointError, Loaded};
-use crate::catalog::StreamDef;
 use crate::server::Engine;
-use crate::sql::statement::create_stream::CreateStream;
 
 /// Takes what a checkpoint saves. Runs at the barrier: no write is in
 /// flight, so the state, the log position and the offsets agree.
@@ -57,28 +51,7 @@ pub fn capture(
 pub async fn restore(engine: &Engine, loaded: Loaded) -> Result<(), CheckpointError> {
     let Loaded { manifest, mut states } = loaded;
     for stream in &manifest.streams {
-        let declaration = CreateStream {
-            name: stream.name.clone(),
-            if_not_exists: false,
-            columns: stream
-                .columns
-                .iter()
-                .map(|c| (Ident::with_quote('"', c.name.clone()), c.sql_type.clone(), c.not_null))
-                .collect(),
-            server: None,
-            options: Vec::new(),
-        };
-        let schema = declaration.schema().map_err(|e| restore_error("stream", &stream.name, e))?;
-        let def = StreamDef {
-            name: stream.name.clone(),
-            schema: Arc::new(schema),
-            columns: stream.columns.clone(),
-            event_time: stream.event_time.clone(),
-        };
-        let entry = engine.catalog.add_stream(def).map_err(|e| restore_error("stream", &stream.name, e))?;
-        if let Some(watermark) = stream.watermark {
-            entry.watermark().restore(watermark);
-        }
+        engine.add_stream_record(stream).map_err(|e| restore_error("stream", &stream.name, e))?;
     }
     for view in &manifest.views {
         let query = crate::sql::parser::parse_query(&view.query).map_err(|e| restore_error("view", &view.name, e))?;
@@ -104,6 +77,10 @@ pub async fn restore(engine: &Engine, loaded: Loaded) -> Result<(), CheckpointEr
 pub async fn replay(engine: &Engine, records: Vec<Record>) -> Result<u64, CheckpointError> {
     let mut rows = 0;
     for record in records {
+        if let Some(change) = &record.change {
+            replay_change(engine, change, record.lsn).await?;
+            continue;
+        }
         let stream = engine
             .catalog
             .stream(&record.stream)
@@ -122,6 +99,18 @@ pub async fn replay(engine: &Engine, records: Vec<Record>) -> Result<u64, Checkp
         }
     }
     Ok(rows)
+}
+
+/// Applies a catalog change from the log, as it was applied when logged.
+async fn replay_change(engine: &Engine, change: &CatalogChange, lsn: u64) -> Result<(), CheckpointError> {
+    engine
+        .apply_change(change)
+        .await
+        .map_err(|e| CheckpointError::Restore(format!("catalog change {lsn} in the insert log: {e}")))?;
+    if let CatalogChange::DropStream { name, .. } = change {
+        engine.kafka.stream_dropped(name).await;
+    }
+    Ok(())
 }
 
 fn restore_error(kind: &str, name: &str, e: impl std::fmt::Display) -> CheckpointError {

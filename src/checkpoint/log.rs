@@ -28,6 +28,7 @@ use datafusion::arrow::ipc::writer::StreamWriter;
 use tokio::sync::{mpsc, oneshot};
 
 use super::log_format::{self, HEADER, MAGIC};
+use super::manifest::CatalogChange;
 use super::{CheckpointError, fsync_dir, io_error};
 
 /// Appends waiting for the writer before senders wait.
@@ -74,6 +75,17 @@ pub fn segment_name(lsn: u64) -> String {
     format!("{lsn:020}.log")
 }
 
+/// The stream-name length that marks a catalog change instead of rows
+/// (no stream name is this long).
+const CATALOG_CHANGE: u16 = u16::MAX;
+
+/// Encodes a catalog change as a record payload: the marker, then JSON.
+pub fn encode_change(change: &CatalogChange) -> Result<Vec<u8>, CheckpointError> {
+    let mut out = CATALOG_CHANGE.to_le_bytes().to_vec();
+    serde_json::to_writer(&mut out, change).map_err(CheckpointError::encode)?;
+    Ok(out)
+}
+
 /// Encodes one statement's rows as a record payload.
 pub fn encode_payload(stream: &str, batches: &[RecordBatch]) -> Result<Vec<u8>, CheckpointError> {
     let mut out = Vec::with_capacity(64 + batches.iter().map(|b| b.get_array_memory_size()).sum::<usize>());
@@ -100,6 +112,8 @@ pub struct Record {
     pub stream: String,
     /// Its rows.
     pub batches: Vec<RecordBatch>,
+    /// A catalog change instead of rows (then `stream` is empty).
+    pub change: Option<CatalogChange>,
 }
 
 fn decode_payload(lsn: u64, payload: &[u8], path: &Path) -> Result<Record, CheckpointError> {
@@ -107,7 +121,13 @@ fn decode_payload(lsn: u64, payload: &[u8], path: &Path) -> Result<Record, Check
     if payload.len() < 2 {
         return Err(corrupt(format!("record {lsn} is too short")));
     }
-    let name_len = u16::from_le_bytes([payload[0], payload[1]]) as usize;
+    let marker = u16::from_le_bytes([payload[0], payload[1]]);
+    if marker == CATALOG_CHANGE {
+        let change = serde_json::from_slice(&payload[2..])
+            .map_err(|e| corrupt(format!("record {lsn} holds an unreadable catalog change: {e}")))?;
+        return Ok(Record { lsn, stream: String::new(), batches: Vec::new(), change: Some(change) });
+    }
+    let name_len = marker as usize;
     let name = payload.get(2..2 + name_len).ok_or_else(|| corrupt(format!("record {lsn} is too short")))?;
     let stream = String::from_utf8(name.to_vec()).map_err(|_| corrupt(format!("record {lsn} names no stream")))?;
     let rest = &payload[2 + name_len..];
@@ -118,7 +138,7 @@ fn decode_payload(lsn: u64, payload: &[u8], path: &Path) -> Result<Record, Check
             batches.push(b.map_err(|e| corrupt(e.to_string()))?);
         }
     }
-    Ok(Record { lsn, stream, batches })
+    Ok(Record { lsn, stream, batches, change: None })
 }
 
 /// The segments in `dir`, by first LSN.

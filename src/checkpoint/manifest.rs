@@ -91,6 +91,31 @@ pub struct ConsumerRecord {
     pub running: bool,
 }
 
+/// A catalog change, as the insert log records it: logged (and synced)
+/// before the change is visible, so that the rows written after it always
+/// find it on replay, and a fallback to an older checkpoint replays it
+/// rather than losing it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum CatalogChange {
+    /// `CREATE STREAM`.
+    CreateStream(StreamRecord),
+    /// `CREATE VIEW`, with no state yet.
+    CreateView(ViewRecord),
+    /// `DROP STREAM`, with `CASCADE` or not.
+    DropStream {
+        /// The stream.
+        name: String,
+        /// Whether its views go too.
+        cascade: bool,
+    },
+    /// `DROP VIEW`.
+    DropView {
+        /// The view.
+        name: String,
+    },
+}
+
 /// One checkpoint.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {

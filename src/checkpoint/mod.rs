@@ -317,6 +317,21 @@ impl Durability {
         log.append(payload, commit).await.map(|_| ())
     }
 
+    /// Logs a catalog change, synced, before it is made visible. The caller
+    /// holds [`Self::admit`]'s guard across this and the change, so that a
+    /// checkpoint sees both or neither.
+    pub async fn log_change(&self, change: &manifest::CatalogChange) -> Result<(), CheckpointError> {
+        let Some(log) = self.store.as_ref().and_then(|s| s.log.get()) else {
+            return Ok(());
+        };
+        log.append(log::encode_change(change)?, Commit::Sync).await.map(|_| ())
+    }
+
+    /// Notes a view number found in the log, so new views get larger ones.
+    pub fn saw_view_id(&self, id: u64) {
+        self.next_view_id.fetch_max(id + 1, Ordering::Relaxed);
+    }
+
     /// Takes a checkpoint: `capture` runs at the barrier (writes paused) and
     /// says what to save; the files are written after the barrier lifts.
     pub async fn checkpoint<F>(&self, capture: F) -> Result<CheckpointStats, CheckpointError>

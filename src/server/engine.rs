@@ -15,6 +15,7 @@ use super::config::Config;
 use crate::catalog::Catalog;
 use crate::catalog::relations as pipelinedb;
 use crate::catalog::schema_provider::CatalogSchema;
+use crate::checkpoint::manifest::{CatalogChange, ViewRecord};
 use crate::checkpoint::{CheckpointError, CheckpointStats, Durability, image};
 use crate::clock::Clock;
 use crate::error::{EddyError, Result};
@@ -44,6 +45,8 @@ pub struct Engine {
     /// every view before the last checkpoint.
     view_tasks: TaskTracker,
     view_stop: CancellationToken,
+    /// Held by one DDL statement at a time (see `ddl.rs`).
+    pub(super) ddl: tokio::sync::Mutex<()>,
 }
 
 impl Engine {
@@ -98,7 +101,8 @@ impl Engine {
         crate::window::functions::register_clock(&mut read_state, clock, catalog.clone())?;
         let (view_tasks, view_stop) = (TaskTracker::new(), CancellationToken::new());
         let cancels = super::cancel::Cancels::default();
-        Ok(Arc::new(Self { catalog, kafka, config, cancels, read_state, tasks, shutdown, view_tasks, view_stop }))
+        let ddl = tokio::sync::Mutex::new(());
+        Ok(Arc::new(Self { catalog, kafka, config, cancels, read_state, tasks, shutdown, view_tasks, view_stop, ddl }))
     }
 
     /// Stops every view's operator once the writes queued for it are
@@ -127,13 +131,28 @@ impl Engine {
         self.read_state.clone()
     }
 
-    /// Plans `query` as view `name` with its `WITH (...)` options, starts
-    /// its operator, publishes it, and checkpoints so that the view survives
-    /// a restart.
+    /// Plans `query` as view `name` with its `WITH (...)` options and starts
+    /// its operator; then logs the view (see `ddl.rs`), publishes it, and
+    /// checkpoints so that a restart is quick.
     pub async fn create_view(&self, name: &str, query: &Query, options: Vec<(String, String)>) -> Result<()> {
+        let _ddl = self.ddl_lock().await;
         self.catalog.check_free(name)?;
-        let id = self.catalog.durability().next_view_id();
-        self.start_view(id, name, query, options).await?;
+        let durability = self.catalog.durability().clone();
+        let id = durability.next_view_id();
+        let record =
+            ViewRecord { id, name: name.into(), query: query.to_string(), options: options.clone(), files: Vec::new() };
+        let view = self.launch_view(id, name, query, options).await?;
+        let published = {
+            let _admitted = durability.admit().await;
+            match durability.log_change(&CatalogChange::CreateView(record)).await {
+                Ok(()) => self.catalog.add_view(view.clone()).map_err(EddyError::from),
+                Err(e) => Err(e.into()),
+            }
+        };
+        if let Err(e) = published {
+            view.stop();
+            return Err(e);
+        }
         self.ddl_done().await
     }
 
@@ -145,16 +164,27 @@ impl Engine {
         query: &Query,
         options: Vec<(String, String)>,
     ) -> Result<Arc<ViewRuntime>> {
-        let parsed = ViewOptions::parse(&options).map_err(crate::planner::PlanError::from)?;
-        let plan = plan_view(self.catalog.clone(), name, query, &parsed).await?;
-        let definition = ViewDefinition { query: query.to_string(), options, ttl: parsed.ttl };
-        let view = ViewRuntime::start(id, name, definition, plan, &self.view_tasks, &self.view_stop)
-            .map_err(crate::planner::PlanError::from)?;
+        let view = self.launch_view(id, name, query, options).await?;
         if let Err(e) = self.catalog.add_view(view.clone()) {
             view.stop();
             return Err(EddyError::from(e));
         }
         Ok(view)
+    }
+
+    /// Plans view `name` and starts its operator, without publishing it.
+    async fn launch_view(
+        &self,
+        id: u64,
+        name: &str,
+        query: &Query,
+        options: Vec<(String, String)>,
+    ) -> Result<Arc<ViewRuntime>> {
+        let parsed = ViewOptions::parse(&options).map_err(crate::planner::PlanError::from)?;
+        let plan = plan_view(self.catalog.clone(), name, query, &parsed).await?;
+        let definition = ViewDefinition { query: query.to_string(), options, ttl: parsed.ttl };
+        Ok(ViewRuntime::start(id, name, definition, plan, &self.view_tasks, &self.view_stop)
+            .map_err(crate::planner::PlanError::from)?)
     }
 
     /// Takes a checkpoint now (nothing happens without a data directory).

@@ -9,6 +9,7 @@
 pub mod cancel;
 pub mod config;
 mod connection;
+mod ddl;
 pub mod engine;
 pub mod session;
 

@@ -8,9 +8,9 @@ use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::sql::sqlparser::ast::Ident;
 
 use super::Reply;
+use crate::catalog::CatalogError;
 use crate::catalog::types::{field_for_sql_type, timestamptz};
-use crate::catalog::{CatalogError, StreamDef};
-use crate::checkpoint::manifest::ColumnRecord;
+use crate::checkpoint::manifest::{CatalogChange, ColumnRecord, StreamRecord};
 use crate::error::Result;
 use crate::ingest::decode::{CopyFormat, FormatKind};
 use crate::ingest::kafka::Begun;
@@ -89,11 +89,15 @@ impl CreateStream {
             check_event_time(&schema, &event_time.column)?;
         }
         let engine = session.engine();
+        let _ddl = engine.ddl_lock().await;
         if self.if_not_exists && engine.catalog.relation(&self.name).is_some() {
             return Ok(Reply::Tag(tag.into()));
         }
-        let columns = self.column_records();
-        engine.catalog.add_stream(StreamDef { name: self.name.clone(), schema, columns, event_time })?;
+        engine.catalog.check_free(&self.name)?;
+        let _ = schema; // checked above; the log's record rebuilds it from the columns
+        let record =
+            StreamRecord { name: self.name.clone(), columns: self.column_records(), event_time, watermark: None };
+        engine.change_catalog(CatalogChange::CreateStream(record)).await?;
         if let Some((topic, options)) = binding {
             match engine.kafka.consume_begin(&engine.catalog, &topic, &self.name, options).await {
                 Ok(Begun::Started) => {}
@@ -101,7 +105,7 @@ impl CreateStream {
                     "Kafka broker not reachable ({why}); the stream's consumer keeps retrying in the background, see pipeline_kafka.consumers"
                 )),
                 Err(e) => {
-                    engine.catalog.drop_stream(&self.name, true)?;
+                    engine.change_catalog(CatalogChange::DropStream { name: self.name.clone(), cascade: true }).await?;
                     return Err(e);
                 }
             }

@@ -2,6 +2,7 @@
 
 use super::Reply;
 use crate::catalog::{CatalogError, Relation};
+use crate::checkpoint::manifest::CatalogChange;
 use crate::error::Result;
 use crate::server::Session;
 use crate::sql::SqlError;
@@ -36,6 +37,7 @@ impl Drop {
     /// Drops each named relation; views stop their operators.
     pub async fn execute(self, session: &Session) -> Result<Reply> {
         let engine = session.engine();
+        let _ddl = engine.ddl_lock().await;
         let tag = match self.kind {
             DropKind::Stream => "DROP STREAM",
             DropKind::ForeignTable => "DROP FOREIGN TABLE",
@@ -66,13 +68,15 @@ impl Drop {
                     return Err(CatalogError::UndefinedRelation(name.clone()).into());
                 }
                 (DropKind::Stream | DropKind::ForeignTable, _) => {
-                    let views = engine.catalog.drop_stream(name, self.cascade)?;
-                    for v in views {
-                        v.stop();
-                    }
+                    engine.catalog.check_drop_stream(name, self.cascade)?;
+                    let change = CatalogChange::DropStream { name: name.clone(), cascade: self.cascade };
+                    engine.change_catalog(change).await?;
                     engine.kafka.stream_dropped(name).await;
                 }
-                (DropKind::View, _) => engine.catalog.drop_view(name)?.stop(),
+                (DropKind::View, _) => {
+                    engine.catalog.view(name)?;
+                    engine.change_catalog(CatalogChange::DropView { name: name.clone() }).await?;
+                }
             }
         }
         if self.names.is_empty() {

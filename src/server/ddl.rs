@@ -1,0 +1,86 @@
+//! Catalog changes, durable before they are visible.
+//!
+//! A `CREATE STREAM`, `CREATE VIEW` or `DROP` is checked, then logged in
+//! the insert log as a [`CatalogChange`] (synced), and only then applied,
+//! all while holding the checkpoint gate, so a checkpoint sees the change
+//! and its log record together or neither. Rows written to a new stream are
+//! therefore always logged after the stream, and recovery replays both in
+//! order; a fallback to an older checkpoint replays the change from the log
+//! instead of undoing it. DDL statements take [`Engine::ddl_lock`] in turn,
+//! so that the log's order is the order in which they were applied.
+
+use std::sync::Arc;
+
+use datafusion::sql::sqlparser::ast::Ident;
+
+use super::Engine;
+use crate::catalog::{StreamDef, StreamEntry};
+use crate::checkpoint::manifest::{CatalogChange, StreamRecord};
+use crate::error::Result;
+use crate::sql::statement::create_stream::CreateStream;
+
+impl Engine {
+    /// Serializes catalog changes: held from a DDL statement's checks to
+    /// its checkpoint.
+    pub async fn ddl_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.ddl.lock().await
+    }
+
+    /// Logs `change`, then applies it. The caller has checked that it
+    /// applies (a free name, a stream without views unless cascading), so
+    /// that the log never holds a change that failed.
+    pub async fn change_catalog(&self, change: CatalogChange) -> Result<()> {
+        let durability = self.catalog.durability().clone();
+        let _admitted = durability.admit().await;
+        durability.log_change(&change).await?;
+        self.apply_change(&change).await
+    }
+
+    /// Applies a catalog change, live or replayed from the log. Dropping a
+    /// stream's Kafka consumer is left to the caller, outside the gate.
+    pub async fn apply_change(&self, change: &CatalogChange) -> Result<()> {
+        match change {
+            CatalogChange::CreateStream(record) => {
+                self.add_stream_record(record)?;
+            }
+            CatalogChange::CreateView(view) => {
+                self.catalog.durability().saw_view_id(view.id);
+                let query = crate::sql::parser::parse_query(&view.query)?;
+                self.start_view(view.id, &view.name, &query, view.options.clone()).await?;
+            }
+            CatalogChange::DropStream { name, cascade } => {
+                for view in self.catalog.drop_stream(name, *cascade)? {
+                    view.stop();
+                }
+            }
+            CatalogChange::DropView { name } => self.catalog.drop_view(name)?.stop(),
+        }
+        Ok(())
+    }
+
+    /// Adds the stream `record` describes (from a checkpoint or the log).
+    pub fn add_stream_record(&self, record: &StreamRecord) -> Result<Arc<StreamEntry>> {
+        let declaration = CreateStream {
+            name: record.name.clone(),
+            if_not_exists: false,
+            columns: record
+                .columns
+                .iter()
+                .map(|c| (Ident::with_quote('"', c.name.clone()), c.sql_type.clone(), c.not_null))
+                .collect(),
+            server: None,
+            options: Vec::new(),
+        };
+        let def = StreamDef {
+            name: record.name.clone(),
+            schema: Arc::new(declaration.schema()?),
+            columns: record.columns.clone(),
+            event_time: record.event_time.clone(),
+        };
+        let entry = self.catalog.add_stream(def)?;
+        if let Some(watermark) = record.watermark {
+            entry.watermark().restore(watermark);
+        }
+        Ok(entry)
+    }
+}
