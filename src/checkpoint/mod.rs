@@ -10,9 +10,12 @@
 //!
 //! **The cut.** Every write to the views (a logged statement, or a Kafka
 //! micro-batch together with its offsets) holds the *gate* for reading. A
-//! checkpoint takes it for writing: that is the barrier. Writes already
-//! admitted finish (every write waits for its views, so the views' queues
-//! drain), new ones wait, and while nothing moves the checkpoint notes the
+//! checkpoint takes it for writing: that is the barrier. It does not queue
+//! for it (a queued writer would stop every new write behind the writes
+//! already admitted: one long COPY would stall every stream); it takes the
+//! gate at a moment when no write is admitted, and queues only if no such
+//! moment comes within [`BARRIER_PATIENCE`]. While nothing moves, the
+//! checkpoint notes the
 //! insert log's last LSN and the Kafka offsets, and takes each view's
 //! changed groups. The gate then opens, and the files are written while
 //! ingestion goes on. The state in a checkpoint is therefore exactly the
@@ -27,6 +30,10 @@
 //! **Keeping two.** The last two checkpoints, and the log since the older,
 //! are kept: if the newest is damaged, recovery falls back to the older and
 //! replays more of the log.
+
+/// How long a checkpoint looks for a moment between writes before it
+/// queues for the barrier, holding new writes back until it has it.
+pub const BARRIER_PATIENCE: Duration = Duration::from_secs(10);
 
 pub mod image;
 pub mod log;
@@ -283,6 +290,21 @@ impl Durability {
         self.next_view_id.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// The checkpoint barrier: the gate for writing, taken between writes
+    /// (see the module doc).
+    async fn barrier(&self) -> tokio::sync::RwLockWriteGuard<'_, ()> {
+        let deadline = Instant::now() + BARRIER_PATIENCE;
+        let mut wait = Duration::from_micros(200);
+        while Instant::now() < deadline {
+            if let Ok(barrier) = self.gate.try_write() {
+                return barrier;
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_millis(5));
+        }
+        self.gate.write().await
+    }
+
     /// Admits one write to the views; a checkpoint waits until it is done.
     pub async fn admit(&self) -> RwLockReadGuard<'_, ()> {
         self.gate.read().await
@@ -347,7 +369,7 @@ impl Durability {
         let started = Instant::now();
         let mut chain = store.chain.lock().await;
         let (log_lsn, captured) = {
-            let _barrier = self.gate.write().await;
+            let _barrier = self.barrier().await;
             let log_lsn = log.rotate().await?;
             let files = |id: u64| chain.files(id).map(<[StateFile]>::to_vec);
             (log_lsn, capture(&files, chain.force_full)?)
@@ -534,3 +556,38 @@ fn load(root: &Path, path: &Path) -> Result<Loaded, CheckpointError> {
 /// DataFusion session config.
 #[derive(Debug, Clone, Copy)]
 pub struct SessionCommit(pub Commit);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A checkpoint waiting for a long write (a big COPY) does not hold back
+    /// new writes: they are admitted while it waits, and it takes the
+    /// barrier once the long write is done.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_waiting_checkpoint_does_not_stall_new_writes() {
+        let dir = std::env::temp_dir().join(format!("eddy-barrier-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (durability, _) = Durability::open(&dir).unwrap();
+        durability.start_log(1).unwrap();
+        let long_write = durability.admit().await;
+        let checkpointing = {
+            let durability = durability.clone();
+            tokio::spawn(async move {
+                let capture = |_: &dyn Fn(u64) -> Option<Vec<StateFile>>, _| {
+                    Ok(Capture { streams: Vec::new(), views: Vec::new(), brokers: Vec::new(), consumers: Vec::new() })
+                };
+                durability.checkpoint(capture).await.map(|s| s.seq)
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!checkpointing.is_finished(), "the checkpoint waits for the long write");
+        let short_write = tokio::time::timeout(Duration::from_secs(5), durability.admit()).await;
+        assert!(short_write.is_ok(), "a new write was held back behind the waiting checkpoint");
+        drop(short_write);
+        drop(long_write);
+        let seq = tokio::time::timeout(Duration::from_secs(5), checkpointing).await.unwrap().unwrap().unwrap();
+        assert!(seq > 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
