@@ -80,3 +80,25 @@ async fn a_record_past_the_limit_fails_with_54000() {
     assert_eq!(n, 1);
     server.shutdown().await;
 }
+
+/// A full read of a view with more groups than one read chunk (16,384)
+/// sees every group once: it is evaluated a chunk at a time, off the async
+/// workers, so that writers are not held up for the whole read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_read_of_many_groups_sees_each_group_once() {
+    let server = common::start_server().await;
+    let client = common::connect(&server).await;
+    client
+        .batch_execute("CREATE STREAM g (k int); CREATE VIEW per_k AS SELECT k, count(*) AS n FROM g GROUP BY k")
+        .await
+        .expect("ddl");
+    let data: String = (0..40_000).map(|k| format!("{k}\n{k}\n")).collect();
+    assert_eq!(copy(&client, "COPY g FROM STDIN", &data).await.expect("copy"), 80_000);
+    let row = client
+        .query_one("SELECT count(*), count(DISTINCT k), sum(n)::bigint, min(k), max(k) FROM per_k", &[])
+        .await
+        .expect("reads");
+    let got: (i64, i64, i64, i32, i32) = (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+    assert_eq!(got, (40_000, 40_000, 80_000, 0, 39_999));
+    server.shutdown().await;
+}

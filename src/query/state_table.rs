@@ -10,9 +10,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::ArrayRef;
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
+use datafusion::common::DataFusionError;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{Result, ScalarValue};
 use datafusion::datasource::{TableProvider, TableType};
@@ -21,6 +22,7 @@ use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPu
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::memory::MemoryStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, SendableRecordBatchStream,
 };
@@ -212,6 +214,22 @@ impl ExecutionPlan for StateScanExec {
     }
 
     fn execute(&self, _partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        let schema = self.properties.eq_properties.schema().clone();
+        if self.lookup.is_none() && self.sliding.is_none() {
+            // A full read: off the async workers, a chunk of groups per hold
+            // of the lock, so that writers to the view are not held up.
+            let (state, full, projection) = (self.state.clone(), self.schema.clone(), self.projection.clone());
+            let read = async move {
+                let batch = tokio::task::spawn_blocking(move || read_in_chunks(&state, &full))
+                    .await
+                    .map_err(|e| DataFusionError::External(Box::new(e)))??;
+                match &projection {
+                    Some(p) => Ok(batch.project(p)?),
+                    None => Ok(batch),
+                }
+            };
+            return Ok(Box::pin(RecordBatchStreamAdapter::new(schema, futures::stream::once(read))));
+        }
         let batch = {
             let live = self.sliding.as_ref().map(|(window, clock)| (window, window.live_steps(clock.now_micros())));
             let mut state = self.state.lock();
@@ -229,7 +247,39 @@ impl ExecutionPlan for StateScanExec {
             Some(p) => batch.project(p)?,
             None => batch,
         };
-        let schema = self.properties.eq_properties.schema().clone();
         Ok(Box::pin(MemoryStream::try_new(vec![batch], schema, None)?))
     }
+}
+
+/// Groups evaluated per hold of the state lock in a full read.
+const READ_CHUNK_GROUPS: usize = 16_384;
+/// Times a full read starts over because groups were renumbered under it
+/// (window expiry) before it takes the lock for the whole read.
+const READ_ATTEMPTS: usize = 3;
+
+/// Every group of `state`, evaluated a chunk at a time. Writes may land
+/// between chunks (each group is read as it is at its chunk); if groups are
+/// renumbered meanwhile, the read starts over.
+fn read_in_chunks(state: &Mutex<GroupedState>, schema: &SchemaRef) -> Result<RecordBatch> {
+    'attempt: for _ in 0..READ_ATTEMPTS {
+        let generation = state.lock().generation();
+        let mut batches = Vec::new();
+        let mut start = 0;
+        loop {
+            let mut locked = state.lock();
+            if locked.generation() != generation {
+                continue 'attempt;
+            }
+            match locked.evaluate_range(start, READ_CHUNK_GROUPS, schema)? {
+                Some(batch) => batches.push(batch),
+                None => break,
+            }
+            if locked.groups() <= start + READ_CHUNK_GROUPS {
+                break;
+            }
+            start += READ_CHUNK_GROUPS;
+        }
+        return Ok(datafusion::arrow::compute::concat_batches(schema, &batches)?);
+    }
+    state.lock().evaluate_all(schema)
 }

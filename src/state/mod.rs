@@ -65,6 +65,9 @@ pub struct GroupedState {
     full_pending: bool,
     /// For a session window: how its last key column works.
     session: Option<SessionSpec>,
+    /// Changes whenever groups are renumbered (removed or cleared), so a
+    /// read in chunks knows its group numbers still hold.
+    generation: u64,
     /// Each key's sessions; `None` until built from the groups.
     session_index: Option<session::SessionIndex>,
 }
@@ -106,6 +109,7 @@ impl GroupedState {
             full_pending: true,
             session: None,
             session_index: None,
+            generation: 0,
         };
         if state.converter.is_none() {
             state.push_accumulators()?;
@@ -129,6 +133,7 @@ impl GroupedState {
     pub fn clear(&mut self) -> Result<()> {
         let mut fresh = Self::try_new(&self.key_types, self.aggregates.clone())?;
         fresh.session = self.session.take();
+        fresh.generation = self.generation + 1;
         *self = fresh;
         Ok(())
     }
@@ -220,6 +225,21 @@ impl GroupedState {
             self.is_dirty[g] = true;
             self.dirty.push(g as u32);
         }
+    }
+
+    /// The numbering of the groups: it changes when groups are removed.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Evaluates groups `start..start + count` (fewer at the end); `None`
+    /// once `start` is past the last group.
+    pub fn evaluate_range(&mut self, start: usize, count: usize, schema: &SchemaRef) -> Result<Option<RecordBatch>> {
+        if start >= self.groups && !(start == 0 && self.groups == 0) {
+            return Ok(None);
+        }
+        let groups: Vec<usize> = (start..(start + count).min(self.groups)).collect();
+        self.evaluate_groups(&groups, schema).map(Some)
     }
 
     /// Evaluates every group into one batch with the view's aggregate schema.

@@ -84,6 +84,7 @@ impl GroupedState {
             accumulators.extend(accs);
             is_dirty.push(self.is_dirty[g]);
         }
+        self.generation += 1;
         self.dirty = self.dirty.iter().map(|&g| renumbered[g as usize]).filter(|&g| g != u32::MAX).collect();
         self.groups = is_dirty.len();
         self.keys = Some(keys);
