@@ -55,7 +55,8 @@ async fn many_connections_of_prepared_inserts_and_point_reads_count_exactly() {
     let (seconds, connections) = (env_or("EDDY_LOAD_SECONDS", 3), env_or("EDDY_LOAD_CONNECTIONS", 300));
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("load-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let config = Config { data_dir: Some(dir.clone()), max_connections: connections as usize + 10, ..Config::default() };
+    let config =
+        Config { data_dir: Some(dir.clone()), max_connections: connections as usize + 10, ..Config::default() };
     let server = common::start_server_with(config).await;
     let setup = common::connect(&server).await;
     setup
