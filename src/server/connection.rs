@@ -9,6 +9,9 @@
 //!   its client with no statement running is closed, as PostgreSQL's
 //!   `idle_session_timeout` does.
 //!
+//! - A client that disconnects while its statement runs has the statement
+//!   cancelled, instead of leaving it to burn a core for nobody.
+//!
 //! This room only times and counts: the protocol itself is `crate::pgwire`.
 
 use std::net::SocketAddr;
@@ -26,6 +29,9 @@ use crate::pgwire::ConnectionHandlers;
 use crate::pgwire::frames::PasswordKind;
 use pgwire::tokio::TlsAcceptor;
 
+/// How often a connection with data waiting is checked for its client
+/// having left.
+const GONE_CHECK: Duration = Duration::from_millis(100);
 /// How often an established session's idleness is checked.
 const IDLE_CHECK: Duration = Duration::from_millis(250);
 
@@ -50,6 +56,10 @@ impl Connections {
             crate::pgwire::refuse::too_many_connections(socket, self.engine.config.max_connections).await;
             return;
         };
+        let (socket, probe) = match with_probe(socket) {
+            Ok(pair) => pair,
+            Err(e) => return warn!(%peer, error = %e, "could not watch the connection"),
+        };
         let session = Arc::new(Session::new(self.engine.clone()));
         let handlers = ConnectionHandlers::new(session.clone(), self.users.clone());
         let passwords = match self.users.method() {
@@ -63,6 +73,11 @@ impl Connections {
                 if let Err(e) = r { warn!(error = %e, "connection ended with an error"); }
             }
             why = self.watch(&session) => debug!(%peer, "connection closed: {why}"),
+            () = gone(&probe) => {
+                // The client left: whatever it was running stops now.
+                session.cancel_running();
+                debug!(%peer, "the client disconnected");
+            }
         }
         session.end();
         drop::<OwnedSemaphorePermit>(permit);
@@ -87,6 +102,30 @@ impl Connections {
             if session.idle_for().is_some_and(|idle| idle >= idle_max) {
                 return "idle longer than --idle-session-timeout-ms";
             }
+        }
+    }
+}
+
+/// The socket, and a second handle on it (a duplicated descriptor) for
+/// noticing that the client has gone while pgwire owns the first.
+fn with_probe(socket: TcpStream) -> std::io::Result<(TcpStream, TcpStream)> {
+    let std = socket.into_std()?;
+    let probe = std.try_clone()?;
+    Ok((TcpStream::from_std(std)?, TcpStream::from_std(probe)?))
+}
+
+/// Resolves once the client has closed its end. Bytes the client sent
+/// ahead (pipelined messages) are only peeked at, never taken.
+async fn gone(probe: &TcpStream) {
+    let mut byte = [0u8; 1];
+    loop {
+        if probe.readable().await.is_err() {
+            return;
+        }
+        match probe.peek(&mut byte).await {
+            Ok(0) | Err(_) => return,
+            // Data waits for pgwire: look again later.
+            Ok(_) => tokio::time::sleep(GONE_CHECK).await,
         }
     }
 }
