@@ -220,15 +220,21 @@ async fn fuzzed_protocol_and_sql_never_panic_hang_or_kill_the_server() {
     fuzz_sql(&panics).await;
 }
 
-async fn fuzz_protocol(panics: &AtomicUsize) {
-    let seed = seed();
-    let mut rng = StdRng::seed_from_u64(seed);
+/// A server with a stream and a view for the cases to touch.
+async fn start() -> (eddy::Server, tokio_postgres::Client) {
     let server = common::start_server().await;
     let client = common::connect(&server).await;
     client
         .batch_execute("CREATE STREAM s (k int, t text); CREATE VIEW v AS SELECT count(*) FROM s")
         .await
         .expect("ddl");
+    (server, client)
+}
+
+async fn fuzz_protocol(panics: &AtomicUsize) {
+    let seed = seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (server, client) = start().await;
     let addr = server.local_addr();
     let until = Instant::now() + Duration::from_secs(seconds());
     let (mut cases, mut waiting) = (0, 0);
@@ -341,12 +347,7 @@ fn random_sql(rng: &mut StdRng) -> String {
 async fn fuzz_sql(panics: &AtomicUsize) {
     let seed = seed();
     let mut rng = StdRng::seed_from_u64(seed);
-    let server = common::start_server().await;
-    let client = common::connect(&server).await;
-    client
-        .batch_execute("CREATE STREAM s (k int, t text); CREATE VIEW v AS SELECT count(*) FROM s")
-        .await
-        .expect("ddl");
+    let (server, client) = start().await;
     let until = Instant::now() + Duration::from_secs(seconds());
     let mut cases = 0;
     while Instant::now() < until {
