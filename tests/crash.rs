@@ -12,6 +12,12 @@
 //! - Checkpoints are taken every 100 ms, so kills land during checkpoints too.
 //! - Every third stop is a SIGTERM instead: a clean shutdown under the same
 //!   load, whose writes in flight and last checkpoint must be just as exact.
+//! - With `EDDY_CRASH_DDL=1`, a fifth client creates and drops views all
+//!   along: after every restart the views must exist exactly as
+//!   acknowledged (DDL is logged before it is visible, and replayed with the
+//!   rows). **Known bug:** with it, about half the runs end with one Kafka
+//!   message missing from one view (or a consumer stopped short) although
+//!   the other views have it; it is not found yet, so CI runs without it.
 //! - At the end, every view must equal a batch recompute over every message
 //!   in the topic (read back from the broker) plus every insert that landed.
 
@@ -129,6 +135,60 @@ async fn client(c: usize, port: u16, stop: Arc<AtomicBool>, acked: Arc<AtomicU64
     }
 }
 
+/// A client running DDL under the same load: it creates and drops views
+/// `ddl_<n>` in turn. Returns the views that must exist at the end (created
+/// and not dropped, as acknowledged), the one whose last statement was in
+/// doubt when the server went away, if any, and how many it ran.
+async fn ddl_client(port: u16, stop: Arc<AtomicBool>) -> (BTreeSet<String>, Option<String>, usize) {
+    let (mut exist, mut in_doubt) = (BTreeSet::new(), None::<String>);
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let Some(db) = connect(port).await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        // Settle the statement in doubt by looking.
+        if let Some(name) = in_doubt.take() {
+            let found = match db.query_opt("SELECT name FROM pipelinedb.views WHERE name = $1", &[&name]).await {
+                Ok(row) => row.is_some(),
+                Err(_) => {
+                    in_doubt = Some(name);
+                    continue;
+                }
+            };
+            // The statement landed if a CREATE's view is there or a DROP's is not.
+            if found == (n % 2 == 0) {
+                n += 1;
+            }
+            if found {
+                exist.insert(name);
+            } else {
+                exist.remove(&name);
+            }
+        }
+        while !stop.load(Ordering::Relaxed) {
+            let name = format!("ddl_{}", n / 2);
+            let creating = n % 2 == 0;
+            let sql = if creating {
+                format!("CREATE VIEW {name} AS SELECT service, count(*) AS n FROM events GROUP BY service")
+            } else {
+                format!("DROP VIEW {name}")
+            };
+            in_doubt = Some(name.clone());
+            match db.batch_execute(&sql).await {
+                Ok(()) if creating => exist.insert(name),
+                Ok(()) => exist.remove(&name),
+                Err(e) if is_disconnect(&e) => break,
+                Err(e) => panic!("{sql}: {e:?}"),
+            };
+            in_doubt = None;
+            n += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    (exist, in_doubt, n)
+}
+
 /// Reads every message of the topic back from the broker.
 fn topic_messages(brokers: &str) -> Vec<serde_json::Value> {
     let consumer: BaseConsumer = ClientConfig::new()
@@ -209,6 +269,22 @@ async fn check_views(port: u16, (by_service, by_user): &Expected) {
     }
 }
 
+/// The DDL client's views exist exactly as acknowledged (the one in doubt
+/// either way).
+async fn check_ddl(port: u16, expected: &BTreeSet<String>, in_doubt: Option<&str>) {
+    let db = connect(port).await.expect("connect for the DDL check");
+    let rows = db.query("SELECT name FROM pipelinedb.views WHERE name LIKE 'ddl_%'", &[]).await.expect("views");
+    let mut found: BTreeSet<String> = rows.iter().map(|r| r.get::<_, String>(0)).collect();
+    if let Some(name) = in_doubt {
+        found.remove(name);
+    }
+    let mut expected = expected.clone();
+    if let Some(name) = in_doubt {
+        expected.remove(name);
+    }
+    assert_eq!(found, expected, "views created and dropped under load, as acknowledged");
+}
+
 async fn kafka_rows(port: u16) -> Option<i64> {
     let db = connect(port).await?;
     let row = db.query_one("SELECT sum(n) FROM per_service WHERE service NOT LIKE 'client-%'", &[]).await.ok()?;
@@ -242,6 +318,8 @@ async fn views_are_exact_after_repeated_kill_9() {
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(AtomicU64::new(0));
     let clients: Vec<_> = (0..CLIENTS).map(|c| tokio::spawn(client(c, port, stop.clone(), acked.clone()))).collect();
+    let with_ddl = std::env::var("EDDY_CRASH_DDL").is_ok_and(|v| v == "1");
+    let ddl = tokio::spawn(ddl_client(port, if with_ddl { stop.clone() } else { Arc::new(AtomicBool::new(true)) }));
 
     let (mut crashes, mut terms) = (0, 0);
     for i in 0..CRASHES {
@@ -261,6 +339,8 @@ async fn views_are_exact_after_repeated_kill_9() {
     for c in clients {
         landed.push(c.await.expect("client task"));
     }
+    let (ddl_views, ddl_in_doubt, ddl_statements) = ddl.await.expect("ddl client");
+    assert!(!with_ddl || ddl_statements >= 20, "only {ddl_statements} DDL statements ran under the load");
     let status = tokio::task::block_in_place(|| producer.wait()).expect("generate ends");
     assert!(status.success(), "eddy generate failed");
 
@@ -277,13 +357,15 @@ async fn views_are_exact_after_repeated_kill_9() {
     let messages = tokio::task::block_in_place(|| topic_messages(&brokers));
     let expected = expected(&messages, &landed);
     check_views(port, &expected).await;
+    check_ddl(port, &ddl_views, ddl_in_doubt.as_deref()).await;
     // And once more after a last crash, with nothing in flight.
     server.kill9();
     tokio::task::block_in_place(|| server.restart());
     check_views(port, &expected).await;
+    check_ddl(port, &ddl_views, ddl_in_doubt.as_deref()).await;
     let statements: usize = landed.iter().map(Vec::len).sum();
     println!(
-        "survived {crashes} kill -9s and {terms} SIGTERMs: {MESSAGES} Kafka messages and {statements} INSERT statements ({} acknowledged before a crash) counted exactly once",
+        "survived {crashes} kill -9s and {terms} SIGTERMs: {MESSAGES} Kafka messages and {statements} INSERT statements ({} acknowledged before a crash) counted exactly once; {ddl_statements} CREATE/DROP VIEWs as acknowledged",
         acked.load(Ordering::Relaxed)
     );
     assert!(crashes >= 16 && terms >= 8);

@@ -19,6 +19,7 @@ use futures::future::join_all;
 use crate::catalog::StreamEntry;
 use crate::catalog::types::{PG_TYPE_KEY, UTC};
 pub use crate::checkpoint::log::Commit;
+use crate::stream::ViewRuntime;
 
 /// Errors writing rows.
 #[derive(Debug, thiserror::Error)]
@@ -132,11 +133,28 @@ pub(crate) async fn apply_batch(stream: &StreamEntry, batch: RecordBatch) -> Res
         v.prepare(rows)
     }))
     .await;
-    let prepared = prepared.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let mut ready = Vec::with_capacity(views.len());
+    for (view, outcome) in views.iter().zip(prepared) {
+        match outcome {
+            Ok(p) => ready.push((view, p)),
+            Err(e) => dropped_meanwhile(stream, view, e)?,
+        }
+    }
     stream.count_rows(batch.num_rows() as u64);
-    let merged = join_all(views.iter().zip(prepared).map(|(v, p)| v.merge(p))).await;
-    merged.into_iter().collect::<Result<Vec<()>, _>>()?;
+    let merged = join_all(ready.into_iter().map(|(v, p)| async move { (v, v.merge(p).await) })).await;
+    for (view, outcome) in merged {
+        if let Err(e) = outcome {
+            dropped_meanwhile(stream, view, e)?;
+        }
+    }
     Ok(())
+}
+
+/// A view dropped while a write was on its way to it has nothing to apply
+/// the rows to: that is not the write's failure. Any other error is.
+fn dropped_meanwhile(stream: &StreamEntry, view: &Arc<ViewRuntime>, e: IngestError) -> Result<(), IngestError> {
+    let gone = matches!(e, IngestError::ViewStopped(_)) && !stream.views().iter().any(|v| Arc::ptr_eq(v, view));
+    if gone { Ok(()) } else { Err(e) }
 }
 
 /// For a stream with event time, the rows that are not late (what windowed
