@@ -2,7 +2,6 @@
 //! `CREATE FOREIGN TABLE s (cols) SERVER pipelinedb` (PipelineDB 1.0).
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::sql::sqlparser::ast::Ident;
@@ -84,7 +83,9 @@ impl CreateStream {
         }
         let (event_time, rest) = EventTime::from_options(&self.options).map_err(PlanError::from)?;
         let binding = kafka_binding(&rest)?;
-        let schema = Arc::new(self.schema()?);
+        // The schema is built here to check the declaration; the stream
+        // itself is built from the logged record's columns, as on replay.
+        let schema = self.schema()?;
         if let Some(event_time) = &event_time {
             check_event_time(&schema, &event_time.column)?;
         }
@@ -94,7 +95,6 @@ impl CreateStream {
             return Ok(Reply::Tag(tag.into()));
         }
         engine.catalog.check_free(&self.name)?;
-        let _ = schema; // checked above; the log's record rebuilds it from the columns
         let record =
             StreamRecord { name: self.name.clone(), columns: self.column_records(), event_time, watermark: None };
         engine.change_catalog(CatalogChange::CreateStream(record)).await?;
