@@ -66,9 +66,10 @@ async fn top_pages_over_the_last_30_minutes() {
     server.shutdown().await;
 }
 
-#[tokio::test]
-async fn window_state_survives_a_restart() {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("windows-{}", std::process::id()));
+/// A fresh data directory named `name`, and a config on it with the manual
+/// clock and checkpoints only when asked for.
+fn durable(name: &str) -> (std::path::PathBuf, Config) {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let config = Config {
         data_dir: Some(dir.clone()),
@@ -76,6 +77,12 @@ async fn window_state_survives_a_restart() {
         manual_clock: Some(START),
         ..Config::default()
     };
+    (dir, config)
+}
+
+#[tokio::test]
+async fn window_state_survives_a_restart() {
+    let (dir, config) = durable("windows");
     let server = common::start_server_with(config.clone()).await;
     let db = common::connect(&server).await;
     db.batch_execute(
@@ -135,14 +142,7 @@ async fn window_state_survives_a_restart() {
 /// checkpoint, restart, read again, always the same.
 #[tokio::test]
 async fn sliding_windows_keep_their_state_across_reads_checkpoints_and_restarts() {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("windows-intact-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let config = Config {
-        data_dir: Some(dir.clone()),
-        checkpoint_interval: Duration::from_secs(3600),
-        manual_clock: Some(START),
-        ..Config::default()
-    };
+    let (dir, config) = durable("windows-intact");
     let server = common::start_server_with(config.clone()).await;
     let db = common::connect(&server).await;
     db.batch_execute(

@@ -1,12 +1,15 @@
 //! The dataflow: each continuous view is an operator task fed by a bounded
 //! channel of messages.
 //!
-//! A write to a stream sends its batch to every view the stream feeds and
-//! waits until each has merged it (read-your-writes). A slow view fills its
-//! channel and so slows its writers; it never buffers without bound. Each
-//! view runs in its own named, tracked task, so one failing view reports its
-//! error without stopping the others. Barriers for checkpoints will travel
-//! in-band on the same channels.
+//! A write to a stream sends its batch to every view the stream feeds in two
+//! steps, `Prepare` (pre-aggregate, state untouched) to all of them, then
+//! `Merge` to all of them, and waits until each has merged it
+//! (read-your-writes); rows one view cannot prepare change no view. A slow
+//! view fills its channel and so slows its writers; it never buffers without
+//! bound. Each view runs in its own named, tracked task, so one failing view
+//! reports its error without stopping the others. Checkpoints do not travel
+//! on these channels: they cut between writes with the checkpoint gate
+//! (`crate::checkpoint`).
 
 pub mod operator;
 pub mod view;
