@@ -28,6 +28,9 @@ pub enum EddyError {
     /// Rows could not be written to a stream.
     #[error(transparent)]
     Ingest(#[from] IngestError),
+    /// A table refused a change (a constraint).
+    #[error(transparent)]
+    Table(#[from] crate::table::TableError),
     /// The data directory could not be read or written.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),

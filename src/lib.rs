@@ -52,6 +52,7 @@ pub mod server;
 pub mod sql;
 pub mod state;
 pub mod stream;
+pub mod table;
 pub mod window;
 
 pub use error::{EddyError, Result};

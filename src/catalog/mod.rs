@@ -20,6 +20,7 @@ use crate::checkpoint::Durability;
 use crate::checkpoint::manifest::{ColumnRecord, StreamRecord};
 use crate::clock::Clock;
 use crate::stream::ViewRuntime;
+use crate::table::TableEntry;
 use crate::window::watermark::{EventTime, Watermark};
 
 /// Errors about names.
@@ -41,9 +42,9 @@ pub enum CatalogError {
         /// What to do instead.
         hint: String,
     },
-    /// `DROP STREAM` without `CASCADE` while views read the stream.
+    /// `DROP STREAM` or `DROP TABLE` without `CASCADE` while views read it.
     #[error(
-        "cannot drop stream \"{stream}\" because continuous views depend on it: {views}; use DROP ... CASCADE to drop them too"
+        "cannot drop \"{stream}\" because continuous views depend on it: {views}; use DROP ... CASCADE to drop them too"
     )]
     DependentObjects {
         /// The stream being dropped.
@@ -161,12 +162,21 @@ pub enum Relation {
     Stream(Arc<StreamEntry>),
     /// A continuous view.
     View(Arc<ViewRuntime>),
+    /// A table.
+    Table(Arc<TableEntry>),
 }
 
 #[derive(Debug, Default)]
 struct Inner {
     streams: BTreeMap<String, Arc<StreamEntry>>,
     views: BTreeMap<String, Arc<ViewRuntime>>,
+    tables: BTreeMap<String, Arc<TableEntry>>,
+}
+
+impl Inner {
+    fn taken(&self, name: &str) -> bool {
+        self.streams.contains_key(name) || self.views.contains_key(name) || self.tables.contains_key(name)
+    }
 }
 
 /// Names of streams and views, and who depends on whom.
@@ -206,6 +216,9 @@ impl Catalog {
         if let Some(s) = inner.streams.get(name) {
             return Some(Relation::Stream(s.clone()));
         }
+        if let Some(t) = inner.tables.get(name) {
+            return Some(Relation::Table(t.clone()));
+        }
         inner.views.get(name).map(|v| Relation::View(v.clone()))
     }
 
@@ -218,8 +231,65 @@ impl Catalog {
                 expected: "stream",
                 hint: "continuous views are written by the streams they read; insert into the stream instead".into(),
             }),
+            Some(Relation::Table(_)) => Err(CatalogError::WrongObjectType {
+                name: name.to_string(),
+                expected: "stream",
+                hint: "it is a table; use DROP TABLE, INSERT, UPDATE or DELETE".into(),
+            }),
             None => Err(CatalogError::UndefinedRelation(name.to_string())),
         }
+    }
+
+    /// The table called `name`.
+    pub fn table(&self, name: &str) -> Result<Arc<TableEntry>, CatalogError> {
+        match self.relation(name) {
+            Some(Relation::Table(t)) => Ok(t),
+            Some(_) => Err(CatalogError::WrongObjectType {
+                name: name.to_string(),
+                expected: "table",
+                hint: "streams are dropped with DROP STREAM and views with DROP VIEW".into(),
+            }),
+            None => Err(CatalogError::UndefinedRelation(name.to_string())),
+        }
+    }
+
+    /// All tables, in name order.
+    pub fn tables(&self) -> Vec<Arc<TableEntry>> {
+        self.inner.read().tables.values().cloned().collect()
+    }
+
+    /// Adds a table; fails if the name is taken.
+    pub fn add_table(&self, table: Arc<TableEntry>) -> Result<(), CatalogError> {
+        let mut inner = self.inner.write();
+        if inner.taken(&table.def.name) {
+            return Err(CatalogError::DuplicateRelation(table.def.name.clone()));
+        }
+        inner.tables.insert(table.def.name.clone(), table);
+        Ok(())
+    }
+
+    /// Fails if table `name` does not exist, or has views and `cascade` is
+    /// not given.
+    pub fn drop_table_check(&self, name: &str, cascade: bool) -> Result<(), CatalogError> {
+        let dependents = self.table(name)?.views();
+        if !dependents.is_empty() && !cascade {
+            let views = dependents.iter().map(|v| v.name().to_string()).collect::<Vec<_>>().join(", ");
+            return Err(CatalogError::DependentObjects { stream: name.to_string(), views });
+        }
+        Ok(())
+    }
+
+    /// Removes a table. With `cascade`, its views go too and are returned;
+    /// without it, dependent views are an error.
+    pub fn drop_table(&self, name: &str, cascade: bool) -> Result<Vec<Arc<ViewRuntime>>, CatalogError> {
+        self.drop_table_check(name, cascade)?;
+        let dependents = self.table(name)?.views();
+        let mut inner = self.inner.write();
+        for v in &dependents {
+            inner.views.remove(v.name());
+        }
+        inner.tables.remove(name);
+        Ok(dependents)
     }
 
     /// The continuous view called `name`.
@@ -231,6 +301,11 @@ impl Catalog {
                 expected: "continuous view",
                 hint: "use DROP STREAM or DROP FOREIGN TABLE for streams".into(),
             }),
+            Some(Relation::Table(_)) => Err(CatalogError::WrongObjectType {
+                name: name.to_string(),
+                expected: "continuous view",
+                hint: "use DROP TABLE for tables".into(),
+            }),
             None => Err(CatalogError::UndefinedRelation(name.to_string())),
         }
     }
@@ -238,7 +313,7 @@ impl Catalog {
     /// All relation names, streams first.
     pub fn names(&self) -> Vec<String> {
         let inner = self.inner.read();
-        inner.streams.keys().chain(inner.views.keys()).cloned().collect()
+        inner.streams.keys().chain(inner.tables.keys()).chain(inner.views.keys()).cloned().collect()
     }
 
     /// All streams, in name order.
@@ -254,7 +329,7 @@ impl Catalog {
     /// Adds a stream; fails if the name is taken.
     pub fn add_stream(&self, def: StreamDef) -> Result<Arc<StreamEntry>, CatalogError> {
         let mut inner = self.inner.write();
-        if inner.streams.contains_key(&def.name) || inner.views.contains_key(&def.name) {
+        if inner.taken(&def.name) {
             return Err(CatalogError::DuplicateRelation(def.name));
         }
         let entry = Arc::new(StreamEntry {
@@ -271,8 +346,7 @@ impl Catalog {
 
     /// Fails if `name` is taken by any relation.
     pub fn check_free(&self, name: &str) -> Result<(), CatalogError> {
-        let inner = self.inner.read();
-        if inner.streams.contains_key(name) || inner.views.contains_key(name) {
+        if self.inner.read().taken(name) {
             return Err(CatalogError::DuplicateRelation(name.to_string()));
         }
         Ok(())
@@ -282,15 +356,17 @@ impl Catalog {
     pub fn add_view(&self, view: Arc<ViewRuntime>) -> Result<(), CatalogError> {
         let mut inner = self.inner.write();
         let name = view.name().to_string();
-        if inner.streams.contains_key(&name) || inner.views.contains_key(&name) {
+        if inner.taken(&name) {
             return Err(CatalogError::DuplicateRelation(name));
         }
-        let stream = inner
-            .streams
-            .get(view.stream_name())
-            .cloned()
-            .ok_or_else(|| CatalogError::UndefinedRelation(view.stream_name().to_string()))?;
-        stream.views.write().push(view.clone());
+        let source = view.stream_name();
+        if let Some(stream) = inner.streams.get(source) {
+            stream.views.write().push(view.clone());
+        } else if let Some(table) = inner.tables.get(source) {
+            table.add_view(view.clone());
+        } else {
+            return Err(CatalogError::UndefinedRelation(source.to_string()));
+        }
         inner.views.insert(name, view);
         Ok(())
     }
@@ -302,6 +378,9 @@ impl Catalog {
         let view = inner.views.remove(name).ok_or_else(|| CatalogError::UndefinedRelation(name.to_string()))?;
         if let Some(stream) = inner.streams.get(view.stream_name()) {
             stream.views.write().retain(|v| v.name() != name);
+        }
+        if let Some(table) = inner.tables.get(view.stream_name()) {
+            table.remove_view(name);
         }
         Ok(view)
     }

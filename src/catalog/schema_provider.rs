@@ -34,6 +34,7 @@ impl SchemaProvider for CatalogSchema {
         Ok(match self.catalog.relation(name) {
             Some(Relation::Stream(s)) => Some(Arc::new(StreamTable::new(s))),
             Some(Relation::View(v)) => Some(v.table()),
+            Some(Relation::Table(t)) => Some(Arc::new(crate::table::provider::TableRelation::new(t))),
             // Unqualified pg_catalog names were qualified by
             // crate::pg_catalog::rewrite before planning.
             None => None,
@@ -44,7 +45,7 @@ impl SchemaProvider for CatalogSchema {
     /// `information_schema.tables` (`VIEW`).
     async fn table_type(&self, name: &str) -> Result<Option<TableType>, DataFusionError> {
         Ok(match self.catalog.relation(name) {
-            Some(Relation::Stream(_)) => Some(TableType::Base),
+            Some(Relation::Stream(_) | Relation::Table(_)) => Some(TableType::Base),
             Some(Relation::View(_)) => Some(TableType::View),
             None => None,
         })

@@ -4,7 +4,7 @@
 //! checkpoint's LSN.
 
 use super::log::Record;
-use super::manifest::{CatalogChange, StateFile, ViewRecord};
+use super::manifest::{CatalogChange, StateFile};
 use super::{Capture, CheckpointError, Loaded};
 use crate::server::Engine;
 
@@ -19,6 +19,11 @@ pub fn capture(
     let streams = engine.catalog.streams().iter().map(|s| s.record()).collect();
     let mut views = Vec::new();
     for view in engine.catalog.views() {
+        if view.derived() {
+            // Rebuilt from the relations it reads when restored: nothing to save.
+            views.push((view.record(), None));
+            continue;
+        }
         let on_disk = files(view.id());
         let mut state = view.state().lock();
         let delta_rows: u64 = on_disk.iter().flatten().filter(|f| !f.full).map(|f| f.rows).sum();
@@ -33,17 +38,24 @@ pub fn capture(
             None
         };
         drop(state);
-        let record = ViewRecord {
-            id: view.id(),
-            name: view.name().to_string(),
-            query: view.definition().to_string(),
-            options: view.options(),
-            files: Vec::new(),
+        views.push((view.record(), snapshot));
+    }
+    let mut tables = Vec::new();
+    for table in engine.catalog.tables() {
+        let mut rows = table.rows().lock();
+        let changed = force_full || files(table.def.id).is_none() || rows.changed();
+        let snapshot = if changed {
+            let batch = rows.snapshot().map_err(|e| CheckpointError::Encode(e.to_string()))?;
+            rows.mark_saved();
+            Some(crate::state::StateSnapshot { batch, full: true })
+        } else {
+            None
         };
-        views.push((record, snapshot));
+        drop(rows);
+        tables.push((table.record(), snapshot));
     }
     let (brokers, consumers) = engine.kafka.records();
-    Ok(Capture { streams, views, brokers, consumers })
+    Ok(Capture { streams, views, tables, brokers, consumers })
 }
 
 /// Rebuilds streams, views (with their state) and Kafka consumers (stopped)
@@ -52,6 +64,13 @@ pub async fn restore(engine: &Engine, loaded: Loaded) -> Result<(), CheckpointEr
     let Loaded { manifest, mut states } = loaded;
     for stream in &manifest.streams {
         engine.add_stream_record(stream).map_err(|e| restore_error("stream", &stream.name, e))?;
+    }
+    for table in &manifest.tables {
+        let entry = engine.add_table_record(table).map_err(|e| restore_error("table", &table.name, e))?;
+        for snapshot in states.remove(&table.id).unwrap_or_default() {
+            let changes = crate::stream::change::ChangeBatch::inserts(snapshot.batch, 0);
+            entry.rows().lock().apply(&changes).map_err(|e| restore_error("table", &table.name, e))?;
+        }
     }
     for view in &manifest.views {
         let query = crate::sql::parser::parse_query(&view.query).map_err(|e| restore_error("view", &view.name, e))?;
@@ -79,6 +98,14 @@ pub async fn replay(engine: &Engine, records: Vec<Record>) -> Result<u64, Checkp
     for record in records {
         if let Some(change) = &record.change {
             replay_change(engine, change, record.lsn).await?;
+            continue;
+        }
+        if let Ok(table) = engine.catalog.table(&record.stream) {
+            for batch in &record.batches {
+                crate::table::write::replay(&table, batch, record.lsn)
+                    .await
+                    .map_err(|e| restore_error("insert log record for table", &record.stream, e))?;
+            }
             continue;
         }
         let stream = engine

@@ -76,6 +76,21 @@ pub struct ViewRecord {
     pub files: Vec<StateFile>,
 }
 
+/// A table and where its rows are.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TableRecord {
+    /// Its number: names its directory of rows.
+    pub id: u64,
+    /// Its name.
+    pub name: String,
+    /// Its columns.
+    pub columns: Vec<ColumnRecord>,
+    /// Its primary key's columns (none: a multiset).
+    pub primary_key: Vec<String>,
+    /// Its rows: one full file.
+    pub files: Vec<StateFile>,
+}
+
 /// A Kafka consumer with its options and position.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsumerRecord {
@@ -114,6 +129,15 @@ pub enum CatalogChange {
         /// The view.
         name: String,
     },
+    /// `CREATE TABLE`, empty.
+    CreateTable(TableRecord),
+    /// `DROP TABLE`, with `CASCADE` or not.
+    DropTable {
+        /// The table.
+        name: String,
+        /// Whether the views over it go too.
+        cascade: bool,
+    },
 }
 
 /// One checkpoint.
@@ -133,6 +157,9 @@ pub struct Manifest {
     pub streams: Vec<StreamRecord>,
     /// Views.
     pub views: Vec<ViewRecord>,
+    /// Tables.
+    #[serde(default)]
+    pub tables: Vec<TableRecord>,
     /// Brokers added with `add_broker`.
     pub brokers: Vec<String>,
     /// Kafka consumers.

@@ -187,6 +187,8 @@ pub struct Capture {
     pub streams: Vec<StreamRecord>,
     /// Views with their state to write (`None`: unchanged since the last checkpoint).
     pub views: Vec<(ViewRecord, Option<StateSnapshot>)>,
+    /// Tables with their rows to write (`None`: unchanged since the last checkpoint).
+    pub tables: Vec<(manifest::TableRecord, Option<StateSnapshot>)>,
     /// Brokers.
     pub brokers: Vec<String>,
     /// Consumers and their offsets.
@@ -198,6 +200,9 @@ impl Capture {
     fn unchanged_since(&self, last: &Manifest, log_lsn: u64) -> bool {
         last.log_lsn == log_lsn
             && self.views.iter().all(|(_, s)| s.is_none())
+            && self.tables.iter().all(|(_, s)| s.is_none())
+            && self.tables.len() == last.tables.len()
+            && self.tables.iter().zip(&last.tables).all(|((t, _), l)| t.id == l.id && t.name == l.name)
             && self.streams == last.streams
             && self.brokers == last.brokers
             && self.consumers == last.consumers
@@ -220,7 +225,8 @@ struct Chain {
 impl Chain {
     fn files(&self, view: u64) -> Option<&[StateFile]> {
         let newest = self.kept.last()?;
-        newest.views.iter().find(|v| v.id == view).map(|v| v.files.as_slice())
+        let table = newest.tables.iter().find(|t| t.id == view).map(|t| t.files.as_slice());
+        newest.views.iter().find(|v| v.id == view).map(|v| v.files.as_slice()).or(table)
     }
 }
 
@@ -238,6 +244,8 @@ pub struct Durability {
     gate: RwLock<()>,
     store: Option<Store>,
     next_view_id: AtomicU64,
+    /// The last epoch given out: each write to a table is one.
+    epoch: AtomicU64,
 }
 
 /// A checkpoint found on disk, ready to load.
@@ -252,7 +260,7 @@ pub struct Loaded {
 impl Durability {
     /// Nothing on disk: state lives and dies with the process.
     pub fn ephemeral() -> Arc<Self> {
-        Arc::new(Self { gate: RwLock::new(()), store: None, next_view_id: AtomicU64::new(1) })
+        Arc::new(Self { gate: RwLock::new(()), store: None, next_view_id: AtomicU64::new(1), epoch: AtomicU64::new(0) })
     }
 
     /// Opens (creating if needed) the data directory, and finds the newest
@@ -276,7 +284,12 @@ impl Durability {
         let store =
             Store { root: root.to_path_buf(), log: OnceLock::new(), chain: AsyncMutex::new(chain), _lock: lock };
         let durability =
-            Arc::new(Self { gate: RwLock::new(()), store: Some(store), next_view_id: AtomicU64::new(next_view_id) });
+            Arc::new(Self {
+                gate: RwLock::new(()),
+                store: Some(store),
+                next_view_id: AtomicU64::new(next_view_id),
+                epoch: AtomicU64::new(0),
+            });
         Ok((durability, loaded))
     }
 
@@ -285,7 +298,12 @@ impl Durability {
         self.store.is_some()
     }
 
-    /// A number for a new view.
+    /// A number for a new write to a table: the epoch of its changes.
+    pub fn next_epoch(&self) -> u64 {
+        self.epoch.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The next relation number (views and tables), which names its files.
     pub fn next_view_id(&self) -> u64 {
         self.next_view_id.fetch_add(1, Ordering::Relaxed)
     }
@@ -383,8 +401,14 @@ impl Durability {
         let seq = chain.seq + 1;
         let root = store.root.clone();
         let next_view_id = self.next_view_id.load(Ordering::Relaxed);
-        let previous: BTreeMap<u64, Vec<StateFile>> =
-            chain.kept.last().map(|m| m.views.iter().map(|v| (v.id, v.files.clone())).collect()).unwrap_or_default();
+        let previous: BTreeMap<u64, Vec<StateFile>> = chain
+            .kept
+            .last()
+            .map(|m| {
+                let views = m.views.iter().map(|v| (v.id, v.files.clone()));
+                views.chain(m.tables.iter().map(|t| (t.id, t.files.clone()))).collect()
+            })
+            .unwrap_or_default();
         let written = tokio::task::spawn_blocking(move || {
             write_checkpoint(&root, seq, log_lsn, next_view_id, captured, &previous)
         })
@@ -436,6 +460,19 @@ fn write_checkpoint(
         record.files = files;
         views.push(record);
     }
+    let mut tables = Vec::with_capacity(captured.tables.len());
+    for (mut record, snapshot) in captured.tables {
+        record.files = match snapshot {
+            Some(snapshot) => {
+                let file = state_file::write(root, record.id, seq, &snapshot)?;
+                groups += file.rows;
+                bytes += file.bytes;
+                vec![file]
+            }
+            None => previous.get(&record.id).cloned().unwrap_or_default(),
+        };
+        tables.push(record);
+    }
     let manifest = Manifest {
         version: manifest::FORMAT_VERSION,
         seq,
@@ -444,6 +481,7 @@ fn write_checkpoint(
         next_view_id,
         streams: captured.streams,
         views,
+        tables,
         brokers: captured.brokers,
         consumers: captured.consumers,
     };
@@ -468,6 +506,9 @@ fn collect_garbage(root: &Path, kept: &[Manifest]) {
     for m in kept {
         for v in &m.views {
             referenced.entry(v.id.to_string()).or_default().extend(v.files.iter().map(|f| f.name.clone()));
+        }
+        for t in &m.tables {
+            referenced.entry(t.id.to_string()).or_default().extend(t.files.iter().map(|f| f.name.clone()));
         }
     }
     if let Ok(dirs) = std::fs::read_dir(root.join("state")) {
@@ -548,6 +589,11 @@ fn load(root: &Path, path: &Path) -> Result<Loaded, CheckpointError> {
     for view in &manifest.views {
         let snapshots = view.files.iter().map(|f| state_file::read(root, view.id, f)).collect::<Result<Vec<_>, _>>()?;
         states.insert(view.id, snapshots);
+    }
+    for table in &manifest.tables {
+        let snapshots =
+            table.files.iter().map(|f| state_file::read(root, table.id, f)).collect::<Result<Vec<_>, _>>()?;
+        states.insert(table.id, snapshots);
     }
     Ok(Loaded { manifest, states })
 }

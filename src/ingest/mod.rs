@@ -20,6 +20,7 @@ use crate::catalog::StreamEntry;
 use crate::catalog::types::{PG_TYPE_KEY, UTC};
 pub use crate::checkpoint::log::Commit;
 use crate::stream::ViewRuntime;
+use crate::stream::change::ChangeBatch;
 
 /// Errors writing rows.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +59,9 @@ pub enum IngestError {
     /// The view was dropped or the server is shutting down.
     #[error("continuous view \"{0}\" stopped before applying the rows")]
     ViewStopped(String),
+    /// A table's constraint refused the change.
+    #[error(transparent)]
+    Table(#[from] crate::table::TableError),
     /// A bug: the write stopped inside the server.
     #[error("internal error while writing rows: {0}")]
     Internal(String),
@@ -125,26 +129,56 @@ pub(crate) async fn apply_batch(stream: &StreamEntry, batch: RecordBatch) -> Res
     let batch = stamp_arrival(batch, stream.clock().now_micros())?;
     let views = stream.views();
     let on_time = on_time_rows(stream, &batch, &views)?;
-    let prepared = join_all(views.iter().map(|v| {
+    let epoch = stream.durability().next_epoch();
+    // A view dropped while the write was on its way has nothing to apply.
+    let still_there = |v: &Arc<ViewRuntime>| stream.views().iter().any(|w| Arc::ptr_eq(v, w));
+    let changes_for = |v: &Arc<ViewRuntime>| {
         let rows = match &on_time {
             Some(on_time) if v.event_windowed() => on_time.clone(),
             _ => batch.clone(),
         };
-        v.prepare(rows)
-    }))
-    .await;
+        ChangeBatch::inserts(rows, epoch)
+    };
+    let prepared = prepare_views(&views, changes_for, &still_there).await?;
+    stream.count_rows(batch.num_rows() as u64);
+    merge_views(prepared, &still_there).await
+}
+
+/// A view's input and what it made of it.
+pub(crate) type PreparedView = (Arc<ViewRuntime>, crate::stream::view::Prepared);
+
+/// Has every view in `views` prepare its changes (`changes_for(view)`), all
+/// at once; fails with the first error of a view that is still there
+/// (`still_there`: views dropped meanwhile are skipped).
+pub(crate) async fn prepare_views(
+    views: &[Arc<ViewRuntime>],
+    changes_for: impl Fn(&Arc<ViewRuntime>) -> ChangeBatch,
+    still_there: &(dyn Fn(&Arc<ViewRuntime>) -> bool + Sync),
+) -> Result<Vec<PreparedView>, IngestError> {
+    let outcomes = join_all(views.iter().map(|v| v.prepare(changes_for(v)))).await;
     let mut ready = Vec::with_capacity(views.len());
-    for (view, outcome) in views.iter().zip(prepared) {
+    for (view, outcome) in views.iter().zip(outcomes) {
         match outcome {
-            Ok(p) => ready.push((view, p)),
-            Err(e) => dropped_meanwhile(stream, view, e)?,
+            Ok(p) => ready.push((view.clone(), p)),
+            Err(e) if dropped_meanwhile(view, &e, still_there) => {}
+            Err(e) => return Err(e),
         }
     }
-    stream.count_rows(batch.num_rows() as u64);
-    let merged = join_all(ready.into_iter().map(|(v, p)| async move { (v, v.merge(p).await) })).await;
+    Ok(ready)
+}
+
+/// Merges what [`prepare_views`] made into every view. A view that was
+/// dropped meanwhile (`still_there` says no) is skipped.
+pub(crate) async fn merge_views(
+    prepared: Vec<PreparedView>,
+    still_there: &(dyn Fn(&Arc<ViewRuntime>) -> bool + Sync),
+) -> Result<(), IngestError> {
+    let merged = join_all(prepared.into_iter().map(|(v, p)| async move { (v.clone(), v.merge(p).await) })).await;
     for (view, outcome) in merged {
-        if let Err(e) = outcome {
-            dropped_meanwhile(stream, view, e)?;
+        if let Err(e) = outcome
+            && !dropped_meanwhile(&view, &e, still_there)
+        {
+            return Err(e);
         }
     }
     Ok(())
@@ -152,9 +186,8 @@ pub(crate) async fn apply_batch(stream: &StreamEntry, batch: RecordBatch) -> Res
 
 /// A view dropped while a write was on its way to it has nothing to apply
 /// the rows to: that is not the write's failure. Any other error is.
-fn dropped_meanwhile(stream: &StreamEntry, view: &Arc<ViewRuntime>, e: IngestError) -> Result<(), IngestError> {
-    let gone = matches!(e, IngestError::ViewStopped(_)) && !stream.views().iter().any(|v| Arc::ptr_eq(v, view));
-    if gone { Ok(()) } else { Err(e) }
+fn dropped_meanwhile(view: &Arc<ViewRuntime>, e: &IngestError, still_there: &(dyn Fn(&Arc<ViewRuntime>) -> bool + Sync)) -> bool {
+    matches!(e, IngestError::ViewStopped(_)) && !still_there(view)
 }
 
 /// For a stream with event time, the rows that are not late (what windowed

@@ -184,7 +184,7 @@ impl EddyQueryParser {
             statement = crate::sql::statement::prepare::executed(&self.session, &name, args)?;
         }
         let (plan, param_types, result) = match &statement {
-            Statement::Query(ast) | Statement::Insert(ast) => {
+            Statement::Query(ast) | Statement::Write(ast) => {
                 let plan = crate::query::plan(&self.session, (**ast).clone()).await?;
                 let types = ordered_types(&plan.get_parameter_types()?);
                 let result = matches!(statement, Statement::Query(_)).then(|| plan.schema().inner().clone());
@@ -321,9 +321,13 @@ impl EddyHandler {
         let params = bind(portal, &stmt.param_types, &pg_types)?;
         let params = (!stmt.param_types.is_empty()).then_some(params);
         let (schema, batches) = crate::query::run(&self.session, plan, params).await?;
-        if matches!(stmt.statement, Statement::Insert(_)) {
-            let rows = crate::sql::statement::insert::count_rows(&batches);
-            return Ok(Response::Execution(Tag::new("INSERT").with_oid(0).with_rows(rows as usize)));
+        if let Statement::Write(ast) = &stmt.statement {
+            let rows = crate::sql::statement::insert::count_rows(&batches) as usize;
+            let tag = match crate::sql::statement::insert::command(ast) {
+                "INSERT" => Tag::new("INSERT").with_oid(0).with_rows(rows),
+                other => Tag::new(other).with_rows(rows),
+            };
+            return Ok(Response::Execution(tag));
         }
         encode::rows(&schema, batches, &portal.result_column_format).map_err(internal)
     }

@@ -52,6 +52,7 @@ pub fn sqlstate(err: &EddyError) -> &'static str {
         EddyError::Catalog(e) => catalog_state(e),
         EddyError::Plan(e) => plan_state(e),
         EddyError::Ingest(e) => ingest_state(e),
+        EddyError::Table(e) => table_state(e),
         EddyError::Kafka(e) => kafka_state(e),
         EddyError::Checkpoint(e) => checkpoint_state(e),
         EddyError::Query(e) => datafusion_state(e),
@@ -121,6 +122,20 @@ fn ingest_state(e: &IngestError) -> &'static str {
         IngestError::Internal(_) => "XX000",
         IngestError::NotNull { .. } => "23502",
         IngestError::Durability(e) => checkpoint_state(e),
+        IngestError::Table(e) => table_state(e),
+    }
+}
+
+fn table_state(e: &crate::table::TableError) -> &'static str {
+    use crate::table::TableError;
+    match e {
+        TableError::UniqueViolation { .. } => "23505",
+        TableError::NotNull { .. } => "23502",
+        TableError::NoConflictTarget { .. } => "42P10",
+        TableError::AffectsRowTwice => "21000",
+        TableError::Unsupported(_) => FEATURE_NOT_SUPPORTED,
+        TableError::Arrow(e) => arrow_state(e),
+        TableError::Internal(_) => INTERNAL,
     }
 }
 
@@ -161,6 +176,9 @@ fn external_state(inner: &(dyn std::error::Error + Send + Sync + 'static)) -> &'
     }
     if let Some(e) = inner.downcast_ref::<WindowError>() {
         return window_state(e);
+    }
+    if let Some(e) = inner.downcast_ref::<crate::table::TableError>() {
+        return table_state(e);
     }
     if let Some(e) = inner.downcast_ref::<ArrowError>() {
         return arrow_state(e);

@@ -26,7 +26,8 @@ use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, LogicalPlanBuilder};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode, aggregate_expressions};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{Query, Statement as SqlStatement};
 use parking_lot::Mutex;
@@ -62,10 +63,28 @@ pub enum PlanError {
     Window(#[from] WindowError),
 }
 
+/// How a view over an input that removes rows (a table) evaluates a change
+/// batch up to its aggregate: the rows' group keys and each aggregate's
+/// arguments, which are added to or removed from the groups
+/// (`crate::state::RetractInput`).
+pub struct RetractPlan {
+    /// Scan, filter and project over the slot: the aggregate's input.
+    pub lower: Arc<dyn ExecutionPlan>,
+    /// The group keys, over `lower`'s rows.
+    pub group_exprs: Vec<Arc<dyn PhysicalExpr>>,
+    /// Each aggregate's arguments (and ordering columns).
+    pub arg_exprs: Vec<Vec<Arc<dyn PhysicalExpr>>>,
+    /// Each aggregate's `FILTER (WHERE ...)`.
+    pub filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
+}
+
 /// Everything needed to maintain and read one view.
 pub struct IncrementalPlan {
-    /// The stream the view reads.
+    /// The stream or table the view reads.
     pub stream: String,
+    /// With an input that removes rows (a table): how changes reach the
+    /// aggregate. `None` for an append-only input (a stream).
+    pub retract: Option<RetractPlan>,
     /// Where the view's operator puts each micro-batch.
     pub slot: Arc<BatchSlot>,
     /// Scan, filter, project and partial aggregate over the slot.
@@ -116,7 +135,7 @@ pub async fn plan_view(
     let logical = state.statement_to_plan(stmt).await.map_err(unwrap_external)?;
     reject_time_functions(&logical)?;
     let logical = state.optimize(&logical)?;
-    let (stream, slot) = schema.single_stream()?;
+    let (stream, slot, append_only) = schema.single_source()?;
 
     let aggregate = find_aggregate(&logical)?;
     check_lower(&aggregate.input)?;
@@ -136,6 +155,20 @@ pub async fn plan_view(
     if let Some(spec) = session_spec(&aggregate, &windowing)? {
         grouped.set_session(spec);
     }
+    let retract = if append_only {
+        None
+    } else {
+        check_retractable(&stream, &final_exec, &windowing, options)?;
+        let retract = retract_plan(&partial)?;
+        let input_schema = retract.lower.schema();
+        let arg_types = retract
+            .arg_exprs
+            .iter()
+            .map(|args| args.iter().map(|e| e.data_type(&input_schema)).collect::<datafusion::common::Result<Vec<_>>>())
+            .collect::<datafusion::common::Result<Vec<_>>>()?;
+        grouped.set_retracting(&arg_types)?;
+        Some(retract)
+    };
     let grouped = Arc::new(Mutex::new(grouped));
 
     let state_schema: SchemaRef = Arc::clone(aggregate.schema.inner());
@@ -154,6 +187,7 @@ pub async fn plan_view(
     let partial: Arc<dyn ExecutionPlan> = Arc::new(partial);
     Ok(IncrementalPlan {
         stream,
+        retract,
         slot,
         partial,
         layout,
@@ -165,6 +199,39 @@ pub async fn plan_view(
         step_key,
         key_outputs,
         event_windowed,
+    })
+}
+
+/// Over an input that removes rows, windows and TTLs have no meaning yet,
+/// and an aggregate that cannot take a value back (a sketch) is refused.
+fn check_retractable(
+    source: &str,
+    final_exec: &AggregateExec,
+    windowing: &Windowing,
+    options: &ViewOptions,
+) -> Result<(), PlanError> {
+    if windowing.sliding.is_some() || windowing.session.is_some() || options.ttl.is_some() {
+        return Err(PlanError::Unsupported(format!(
+            "windows and TTLs are for streams; \"{source}\" is a table, whose rows are removed by DELETE and UPDATE instead"
+        )));
+    }
+    if let Some(agg) = final_exec.aggr_expr().iter().find(|a| crate::state::cannot_retract(a)) {
+        return Err(PlanError::Unsupported(format!(
+            "aggregate {}() cannot be maintained over \"{source}\": it is approximate and cannot remove a value when a row is updated or deleted; use an exact aggregate such as count(DISTINCT ...)",
+            agg.fun().name()
+        )));
+    }
+    Ok(())
+}
+
+/// The expressions that take a change batch up to the aggregate.
+fn retract_plan(partial: &AggregateExec) -> Result<RetractPlan, PlanError> {
+    let arg_exprs = aggregate_expressions(partial.aggr_expr(), &AggregateMode::Partial, 0)?;
+    Ok(RetractPlan {
+        lower: partial.input().clone(),
+        group_exprs: partial.group_expr().expr().iter().map(|(e, _)| e.clone()).collect(),
+        arg_exprs,
+        filters: partial.filter_expr().to_vec(),
     })
 }
 

@@ -12,8 +12,9 @@ use super::PlanError;
 use super::batch_source::{BatchSlot, StreamSource};
 use crate::catalog::{Catalog, Relation};
 
-/// A stream the view reads: its name, its slot, and its source.
-type Bound = (String, Arc<BatchSlot>, Arc<StreamSource>);
+/// A relation the view reads: its name, its slot, its source, and whether
+/// it only ever adds rows (a stream) or also removes them (a table).
+type Bound = (String, Arc<BatchSlot>, Arc<StreamSource>, bool);
 
 /// Resolves stream names to [`StreamSource`]s and remembers which streams
 /// the view reads.
@@ -29,16 +30,17 @@ impl ViewPlanningSchema {
         Self { catalog, bound: Mutex::new(Vec::new()) }
     }
 
-    /// The one stream the view read; no stream, or several, is an error.
-    pub fn single_stream(&self) -> Result<(String, Arc<BatchSlot>), PlanError> {
+    /// The one relation the view reads, its slot, and whether it is
+    /// append-only; no relation, or several, is an error.
+    pub fn single_source(&self) -> Result<(String, Arc<BatchSlot>, bool), PlanError> {
         let bound = self.bound.lock();
         match bound.as_slice() {
-            [(name, slot, _)] => Ok((name.clone(), slot.clone())),
+            [(name, slot, _, append_only)] => Ok((name.clone(), slot.clone(), *append_only)),
             [] => Err(PlanError::InvalidView(
                 "a continuous view must read from a stream: add FROM stream_name to its query".into(),
             )),
             _ => Err(PlanError::Unsupported(
-                "a continuous view reads exactly one stream; joins between streams are not supported".into(),
+                "a continuous view reads exactly one stream or table; joins are not supported yet".into(),
             )),
         }
     }
@@ -51,22 +53,24 @@ impl SchemaProvider for ViewPlanningSchema {
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
-        match self.catalog.relation(name) {
-            Some(Relation::Stream(stream)) => {
-                let mut bound = self.bound.lock();
-                if let Some((_, _, source)) = bound.iter().find(|(n, _, _)| n == name) {
-                    return Ok(Some(source.clone()));
-                }
-                let slot = Arc::new(BatchSlot::default());
-                let source = Arc::new(StreamSource::new(stream.def.schema.clone(), slot.clone()));
-                bound.push((name.to_string(), slot, source.clone()));
-                Ok(Some(source))
+        let (schema, append_only) = match self.catalog.relation(name) {
+            Some(Relation::Stream(stream)) => (stream.def.schema.clone(), true),
+            Some(Relation::Table(table)) => (table.def.schema.clone(), false),
+            Some(Relation::View(_)) => {
+                return Err(DataFusionError::External(Box::new(PlanError::Unsupported(format!(
+                    "continuous view reads continuous view \"{name}\": views over views are not supported yet; read the stream or table instead"
+                )))));
             }
-            Some(Relation::View(_)) => Err(DataFusionError::External(Box::new(PlanError::Unsupported(format!(
-                "continuous view reads continuous view \"{name}\": views over views are not supported yet; read the stream instead"
-            ))))),
-            None => Ok(None),
+            None => return Ok(None),
+        };
+        let mut bound = self.bound.lock();
+        if let Some((_, _, source, _)) = bound.iter().find(|(n, _, _, _)| n == name) {
+            return Ok(Some(source.clone()));
         }
+        let slot = Arc::new(BatchSlot::default());
+        let source = Arc::new(StreamSource::new(schema, slot.clone()));
+        bound.push((name.to_string(), slot, source.clone(), append_only));
+        Ok(Some(source))
     }
 
     fn table_exist(&self, name: &str) -> bool {

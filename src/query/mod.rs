@@ -32,8 +32,52 @@ pub async fn plan(session: &Session, stmt: ast::Statement) -> Result<LogicalPlan
     }
     crate::sql::statement::insert::with_default_columns(&mut stmt, session);
     pg_functions::inline_current_setting(&mut stmt, session)?;
+    let on_conflict = take_on_conflict(&mut stmt, session)?;
     let plan = session.engine().read_state().statement_to_plan(DFStatement::Statement(Box::new(stmt))).await?;
-    Ok(plan)
+    match on_conflict {
+        Some(relation) => with_insert_target(plan, relation),
+        None => Ok(plan),
+    }
+}
+
+/// DataFusion does not plan `ON CONFLICT`: it is taken off the INSERT,
+/// checked against the table, and becomes the table the INSERT writes to.
+fn take_on_conflict(
+    stmt: &mut ast::Statement,
+    session: &Session,
+) -> Result<Option<crate::table::provider::TableRelation>> {
+    let ast::Statement::Insert(insert) = stmt else {
+        return Ok(None);
+    };
+    let Some(on) = insert.on.take() else {
+        return Ok(None);
+    };
+    let ast::TableObject::TableName(name) = &insert.table else {
+        return Err(crate::sql::SqlError::Unsupported("ON CONFLICT needs a table name".into()).into());
+    };
+    let name = crate::sql::normalize_object_name(name)?;
+    let table = session.engine().catalog.table(&name).map_err(|_| {
+        crate::table::TableError::Unsupported(format!(
+            "ON CONFLICT needs a table with a primary key; \"{name}\" is not a table"
+        ))
+    })?;
+    let alias = insert.table_alias.as_ref().map(|a| &a.alias);
+    let conflict = crate::table::conflict::OnConflict::from_ast(&table, &on, alias)?;
+    Ok(Some(crate::table::provider::TableRelation::with_conflict(table, conflict)))
+}
+
+/// `plan` (an INSERT) writing to `relation` instead.
+fn with_insert_target(plan: LogicalPlan, relation: crate::table::provider::TableRelation) -> Result<LogicalPlan> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    let target = datafusion::datasource::provider_as_source(Arc::new(relation));
+    let out = plan.transform_up(|node| match node {
+        LogicalPlan::Dml(mut dml) => {
+            dml.target = target.clone();
+            Ok(Transformed::yes(LogicalPlan::Dml(dml)))
+        }
+        other => Ok(Transformed::no(other)),
+    })?;
+    Ok(out.data)
 }
 
 /// Runs a planned statement with optional parameter values.

@@ -15,7 +15,8 @@ use datafusion::sql::sqlparser::ast::Ident;
 
 use super::Engine;
 use crate::catalog::{StreamDef, StreamEntry};
-use crate::checkpoint::manifest::{CatalogChange, StreamRecord};
+use crate::checkpoint::manifest::{CatalogChange, StreamRecord, TableRecord};
+use crate::table::{TableDef, TableEntry};
 use crate::error::Result;
 use crate::sql::statement::create_stream::CreateStream;
 
@@ -54,8 +55,31 @@ impl Engine {
                 }
             }
             CatalogChange::DropView { name } => self.catalog.drop_view(name)?.stop(),
+            CatalogChange::CreateTable(record) => {
+                self.add_table_record(record)?;
+            }
+            CatalogChange::DropTable { name, cascade } => {
+                for view in self.catalog.drop_table(name, *cascade)? {
+                    view.stop();
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Adds the empty table `record` describes (from a checkpoint or the log).
+    pub fn add_table_record(&self, record: &TableRecord) -> Result<Arc<TableEntry>> {
+        self.catalog.durability().saw_view_id(record.id);
+        let def = TableDef {
+            id: record.id,
+            name: record.name.clone(),
+            schema: crate::sql::statement::create_table::table_schema(record)?,
+            columns: record.columns.clone(),
+            primary_key: record.primary_key.clone(),
+        };
+        let entry = Arc::new(TableEntry::try_new(def, self.catalog.durability().clone())?);
+        self.catalog.add_table(entry.clone())?;
+        Ok(entry)
     }
 
     /// Adds the stream `record` describes (from a checkpoint or the log).

@@ -142,18 +142,36 @@ impl Engine {
         let record =
             ViewRecord { id, name: name.into(), query: query.to_string(), options: options.clone(), files: Vec::new() };
         let view = self.launch_view(id, name, query, options).await?;
-        let published = {
-            let _admitted = durability.admit().await;
-            match durability.log_change(&CatalogChange::CreateView(record)).await {
-                Ok(()) => self.catalog.add_view(view.clone()).map_err(EddyError::from),
-                Err(e) => Err(e.into()),
-            }
-        };
-        if let Err(e) = published {
+        if let Err(e) = self.publish_view(&view, Some(record)).await {
             view.stop();
             return Err(e);
         }
         self.ddl_done().await
+    }
+
+    /// Makes a started view visible: a view over a table first takes in
+    /// the table's rows (backfill), holding the table's write lock until
+    /// it is published so that no write falls between; with `record`, the
+    /// view's creation is logged first (a live `CREATE VIEW`).
+    async fn publish_view(&self, view: &Arc<ViewRuntime>, record: Option<ViewRecord>) -> Result<()> {
+        let table = self.catalog.table(view.stream_name()).ok();
+        let _writes = match &table {
+            Some(t) => Some(t.begin_write().await),
+            None => None,
+        };
+        if let Some(table) = &table {
+            let rows = table.rows().lock().snapshot()?;
+            let changes = crate::stream::change::ChangeBatch::inserts(rows, 0);
+            let prepared = view.prepare(changes).await?;
+            view.merge(prepared).await?;
+        }
+        let durability = self.catalog.durability().clone();
+        let _admitted = durability.admit().await;
+        if let Some(record) = record {
+            durability.log_change(&CatalogChange::CreateView(record)).await?;
+        }
+        self.catalog.add_view(view.clone())?;
+        Ok(())
     }
 
     /// Plans and starts view `name` (number `id`) and adds it to the catalog.
@@ -165,9 +183,9 @@ impl Engine {
         options: Vec<(String, String)>,
     ) -> Result<Arc<ViewRuntime>> {
         let view = self.launch_view(id, name, query, options).await?;
-        if let Err(e) = self.catalog.add_view(view.clone()) {
+        if let Err(e) = self.publish_view(&view, None).await {
             view.stop();
-            return Err(EddyError::from(e));
+            return Err(e);
         }
         Ok(view)
     }

@@ -13,7 +13,7 @@ use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
 use super::statement::{
-    Statement, copy::CopyFrom, create_stream::CreateStream, create_view::CreateView, drop::Drop, drop::DropKind,
+    Statement, copy::CopyFrom, create_stream::CreateStream, create_table::CreateTable, create_view::CreateView, drop::Drop, drop::DropKind,
     kafka::KafkaCall, set::SetVar, set_ttl::SetTtl, show::ShowVar, transaction::Transaction, truncate::TruncateView,
 };
 use super::{SqlError, normalize_object_name};
@@ -126,12 +126,12 @@ pub fn classify(stmt: ast::Statement) -> Result<Statement, SqlError> {
             Ok(Statement::Query(Box::new(stmt)))
         }
         ast::Statement::Explain { .. } => Ok(Statement::Query(Box::new(stmt))),
-        ast::Statement::Insert(_) => Ok(Statement::Insert(Box::new(stmt))),
+        ast::Statement::Insert(_) | ast::Statement::Update(_) | ast::Statement::Delete(_) => {
+            Ok(Statement::Write(Box::new(stmt)))
+        }
         ast::Statement::CreateExtension(ext) => Ok(Statement::CreateExtension(ext.name.value.to_lowercase())),
         ast::Statement::Discard { .. } => Ok(Statement::Noop("DISCARD ALL")),
-        ast::Statement::CreateTable(_) => Err(SqlError::Unsupported(
-            "CREATE TABLE is not supported: declare a stream with CREATE STREAM name (columns) and aggregate it with CREATE VIEW".into(),
-        )),
+        ast::Statement::CreateTable(ref create) => Ok(Statement::CreateTable(CreateTable::from_ast(create)?)),
         other => Err(SqlError::Unsupported(format!(
             "statement not supported: {}",
             other.to_string().split_whitespace().take(3).collect::<Vec<_>>().join(" ")

@@ -20,12 +20,14 @@ use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use hashbrown::HashTable;
 
 mod intact;
+mod retract;
 mod session;
 mod snapshot;
 #[cfg(test)]
 mod testing;
 mod window;
 
+pub use retract::{MultisetAccumulator, RetractInput, cannot_retract};
 pub use session::SessionSpec;
 
 pub use snapshot::StateSnapshot;
@@ -70,6 +72,9 @@ pub struct GroupedState {
     generation: u64,
     /// Each key's sessions; `None` until built from the groups.
     session_index: Option<session::SessionIndex>,
+    /// For an input that removes rows: how each aggregate retracts, and
+    /// each group's row count.
+    retract: Option<retract::RetractMode>,
 }
 
 impl std::fmt::Debug for GroupedState {
@@ -110,6 +115,7 @@ impl GroupedState {
             session: None,
             session_index: None,
             generation: 0,
+            retract: None,
         };
         if state.converter.is_none() {
             state.push_accumulators()?;
@@ -133,16 +139,30 @@ impl GroupedState {
     pub fn clear(&mut self) -> Result<()> {
         let mut fresh = Self::try_new(&self.key_types, self.aggregates.clone())?;
         fresh.session = self.session.take();
+        if let Some(mode) = self.retract.take() {
+            fresh.hands_over = self.hands_over.clone();
+            fresh.retract = Some(retract::RetractMode { kinds: mode.kinds, weights: Vec::new() });
+            fresh.accumulators.clear();
+            fresh.groups = 0;
+            fresh.is_dirty.clear();
+            if fresh.converter.is_none() {
+                fresh.push_accumulators()?;
+            }
+        }
         fresh.generation = self.generation + 1;
         *self = fresh;
         Ok(())
     }
 
     fn push_accumulators(&mut self) -> Result<()> {
-        for agg in self.aggregates.iter() {
-            self.accumulators.push(agg.create_accumulator()?);
+        for a in 0..self.aggregates.len() {
+            let accumulator = self.new_accumulator(a)?;
+            self.accumulators.push(accumulator);
         }
         self.groups += 1;
+        if let Some(mode) = self.retract.as_mut() {
+            mode.weights.push(0);
+        }
         self.is_dirty.push(false);
         Ok(())
     }

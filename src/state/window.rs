@@ -84,6 +84,13 @@ impl GroupedState {
             accumulators.extend(accs);
             is_dirty.push(self.is_dirty[g]);
         }
+        if let Some(mode) = self.retract.as_mut() {
+            let mut g = 0;
+            mode.weights.retain(|_| {
+                g += 1;
+                keep[g - 1]
+            });
+        }
         self.generation += 1;
         self.dirty = self.dirty.iter().map(|&g| renumbered[g as usize]).filter(|&g| g != u32::MAX).collect();
         self.groups = is_dirty.len();

@@ -11,6 +11,7 @@
 //! on these channels: they cut between writes with the checkpoint gate
 //! (`crate::checkpoint`).
 
+pub mod change;
 pub mod operator;
 pub mod view;
 
@@ -20,6 +21,8 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::error::DataFusionError;
+
+use crate::state::RetractInput;
 use tokio::sync::oneshot;
 
 /// The outcome an operator sends back.
@@ -34,18 +37,27 @@ pub type Ack<T> = oneshot::Sender<Result<T, Arc<DataFusionError>>>;
 pub enum Message {
     /// Rows to pre-aggregate; the sender waits on `ack` for the partials.
     Prepare {
-        /// The rows, with the stream's full schema.
-        batch: RecordBatch,
-        /// Receives the partial aggregates, or the error.
-        ack: Ack<Vec<RecordBatch>>,
+        /// The changes, with the input relation's schema.
+        changes: change::ChangeBatch,
+        /// Receives what to merge, or the error.
+        ack: Ack<Work>,
     },
-    /// Partial aggregates from `Prepare` to merge into the state.
+    /// What `Prepare` made, to merge into the state.
     Merge {
-        /// The partials.
-        partials: Vec<RecordBatch>,
+        /// The prepared work.
+        work: Work,
         /// Receives `Ok` once merged, or the error that stopped the merge.
         ack: Ack<()>,
     },
+}
+
+/// What preparing a change batch gives, ready to merge.
+#[derive(Debug)]
+pub enum Work {
+    /// Over an append-only input: partial aggregates, one row per group.
+    Partials(Vec<RecordBatch>),
+    /// Over an input that removes rows: keys and arguments to add or remove.
+    Changes(Vec<RetractInput>),
 }
 
 /// How many batches may wait for one view before writers wait.

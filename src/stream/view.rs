@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use datafusion::arrow::array::RecordBatch;
 use datafusion::catalog::view::ViewTable;
 use datafusion::datasource::TableProvider;
 use parking_lot::Mutex;
@@ -13,7 +12,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info_span, warn};
 
 use super::operator::aggregate::AggregateOperator;
-use super::{Message, VIEW_QUEUE_BATCHES};
+use super::change::ChangeBatch;
+use super::{Message, VIEW_QUEUE_BATCHES, Work};
 use crate::ingest::IngestError;
 use crate::planner::IncrementalPlan;
 use crate::window::{Ttl, WindowError};
@@ -222,20 +222,37 @@ impl ViewRuntime {
         self.plan.state.lock().size_bytes()
     }
 
-    /// Runs the view's pre-aggregation over `batch`, leaving the state as
+    /// Runs the view's pre-aggregation over `changes`, leaving the state as
     /// it is; [`Self::merge`] applies the result.
-    pub async fn prepare(&self, batch: RecordBatch) -> Result<Prepared, IngestError> {
-        let rows = batch.num_rows() as u64;
-        let partials = self.ask(|ack| Message::Prepare { batch, ack }).await?;
-        Ok(Prepared { partials, rows })
+    pub async fn prepare(&self, changes: ChangeBatch) -> Result<Prepared, IngestError> {
+        let rows = changes.len() as u64;
+        let work = self.ask(|ack| Message::Prepare { changes, ack }).await?;
+        Ok(Prepared { work, rows })
     }
 
     /// Merges what [`Self::prepare`] made, and returns once readers can see it.
     pub async fn merge(&self, prepared: Prepared) -> Result<(), IngestError> {
-        let Prepared { partials, rows } = prepared;
-        self.ask(|ack| Message::Merge { partials, ack }).await?;
+        let Prepared { work, rows } = prepared;
+        self.ask(|ack| Message::Merge { work, ack }).await?;
         self.rows_in.fetch_add(rows, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Whether the view's state is derived from relations that keep their
+    /// rows (a table): then it is rebuilt from them at recovery, not saved.
+    pub fn derived(&self) -> bool {
+        self.plan.retract.is_some()
+    }
+
+    /// The view as a checkpoint records it (without its files).
+    pub fn record(&self) -> crate::checkpoint::manifest::ViewRecord {
+        crate::checkpoint::manifest::ViewRecord {
+            id: self.id,
+            name: self.name.clone(),
+            query: self.definition.clone(),
+            options: self.options(),
+            files: Vec::new(),
+        }
     }
 
     /// Sends the operator a message and waits for its answer.
@@ -261,10 +278,10 @@ impl ViewRuntime {
     }
 }
 
-/// A view's pre-aggregated rows, ready to merge.
+/// A view's prepared changes, ready to merge.
 #[derive(Debug)]
 pub struct Prepared {
-    partials: Vec<RecordBatch>,
+    work: Work,
     rows: u64,
 }
 
@@ -282,11 +299,11 @@ async fn run_operator(mut receiver: mpsc::Receiver<Message>, operator: Aggregate
             Arc::new(e)
         };
         match message {
-            Some(Message::Prepare { batch, ack }) => {
-                let _ = ack.send(operator.prepare(batch).await.map_err(failed));
+            Some(Message::Prepare { changes, ack }) => {
+                let _ = ack.send(operator.prepare(changes).await.map_err(failed));
             }
-            Some(Message::Merge { partials, ack }) => {
-                let _ = ack.send(operator.merge(&partials).map_err(failed));
+            Some(Message::Merge { work, ack }) => {
+                let _ = ack.send(operator.merge(&work).map_err(failed));
             }
             None => break,
         }

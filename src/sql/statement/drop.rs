@@ -16,7 +16,7 @@ pub enum DropKind {
     ForeignTable,
     /// `DROP VIEW` / `DROP CONTINUOUS VIEW`.
     View,
-    /// `DROP TABLE`: Eddy has no tables yet.
+    /// `DROP TABLE`.
     Table,
 }
 
@@ -48,6 +48,10 @@ impl Drop {
             let exists = engine.catalog.relation(name);
             match (self.kind, exists) {
                 (_, None) if self.if_exists => continue,
+                (DropKind::Table, Some(Relation::Table(_))) => {
+                    engine.catalog.drop_table_check(name, self.cascade)?;
+                    engine.change_catalog(CatalogChange::DropTable { name: name.clone(), cascade: self.cascade }).await?;
+                }
                 (DropKind::Table, Some(Relation::Stream(_))) => {
                     return Err(CatalogError::WrongObjectType {
                         name: name.clone(),

@@ -10,11 +10,29 @@ use super::Reply;
 use crate::error::Result;
 use crate::server::Session;
 
-/// Runs the INSERT and replies `INSERT 0 n`.
+/// Runs the INSERT, UPDATE or DELETE and replies with its command tag.
 pub async fn execute(stmt: ast::Statement, session: &Session, params: Option<ParamValues>) -> Result<Reply> {
+    let tag = command(&stmt);
     let plan = crate::query::plan(session, stmt).await?;
     let (_, batches) = crate::query::run(session, plan, params).await?;
-    Ok(Reply::Tag(format!("INSERT 0 {}", count_rows(&batches))))
+    Ok(Reply::Tag(tag_for(tag, count_rows(&batches))))
+}
+
+/// The command a writing statement's tag names.
+pub fn command(stmt: &ast::Statement) -> &'static str {
+    match stmt {
+        ast::Statement::Update(_) => "UPDATE",
+        ast::Statement::Delete(_) => "DELETE",
+        _ => "INSERT",
+    }
+}
+
+/// PostgreSQL's tag: `INSERT 0 n`, `UPDATE n`, `DELETE n`.
+pub fn tag_for(command: &str, rows: u64) -> String {
+    match command {
+        "INSERT" => format!("INSERT 0 {rows}"),
+        other => format!("{other} {rows}"),
+    }
 }
 
 /// `INSERT INTO s VALUES (...)` without a column list fills the stream's
@@ -38,18 +56,16 @@ pub fn with_default_columns(stmt: &mut ast::Statement, session: &Session) {
     let Ok(name) = crate::sql::normalize_object_name(name) else {
         return;
     };
-    let Ok(stream) = session.engine().catalog.stream(&name) else {
-        return;
+    let (fields, user_columns) = match session.engine().catalog.relation(&name) {
+        Some(crate::catalog::Relation::Stream(s)) => (s.def.schema.fields().clone(), s.def.schema.fields().len() - 1),
+        Some(crate::catalog::Relation::Table(t)) => (t.def.schema.fields().clone(), t.def.schema.fields().len()),
+        _ => return,
     };
-    let user_columns = stream.def.schema.fields().len() - 1;
     let given = match insert.source.as_deref().map(|q| q.body.as_ref()) {
         Some(ast::SetExpr::Values(values)) => values.rows.first().map_or(user_columns, |r| r.len()),
         _ => user_columns,
     };
-    insert.columns = stream
-        .def
-        .schema
-        .fields()
+    insert.columns = fields
         .iter()
         .take(given.min(user_columns))
         .map(|f| ast::ObjectName::from(vec![ast::Ident::with_quote('"', f.name().clone())]))

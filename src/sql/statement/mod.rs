@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod copy;
 pub mod create_stream;
+pub mod create_table;
 pub mod create_view;
 pub mod drop;
 pub mod insert;
@@ -55,8 +56,10 @@ pub enum Statement {
     Kafka(kafka::KafkaCall),
     /// `SELECT pipelinedb.set_ttl(...)`.
     SetTtl(set_ttl::SetTtl),
-    /// `INSERT INTO stream ...`.
-    Insert(Box<ast::Statement>),
+    /// `CREATE TABLE`.
+    CreateTable(create_table::CreateTable),
+    /// `INSERT INTO stream | table ...`, `UPDATE table ...`, `DELETE FROM table ...`.
+    Write(Box<ast::Statement>),
     /// `COPY stream FROM STDIN`.
     Copy(copy::CopyFrom),
     /// A query DataFusion runs (`SELECT`, `VALUES`, `EXPLAIN`).
@@ -111,7 +114,8 @@ impl Statement {
             Statement::Truncate(t) => t.execute(session).await,
             Statement::Kafka(k) => k.execute(session).await,
             Statement::SetTtl(t) => t.execute(session).await,
-            Statement::Insert(i) => insert::execute(*i, session, params).await,
+            Statement::CreateTable(t) => t.execute(session).await,
+            Statement::Write(i) => insert::execute(*i, session, params).await,
             Statement::Copy(c) => c.execute(session).await,
             Statement::Query(q) => query::execute(*q, session, params).await,
             Statement::Set(s) => s.execute(session),
@@ -128,11 +132,13 @@ impl Statement {
     /// for statements that only read (or only change the session).
     pub fn writes(&self) -> Option<&'static str> {
         match self {
-            Statement::CreateStream(_) | Statement::CreateView(_) | Statement::Drop(_) => Some("run DDL"),
+            Statement::CreateStream(_) | Statement::CreateView(_) | Statement::CreateTable(_) | Statement::Drop(_) => {
+                Some("run DDL")
+            }
             Statement::Truncate(_) => Some("truncate a view"),
             Statement::Kafka(_) => Some("change Kafka consumers"),
             Statement::SetTtl(_) => Some("change a view's TTL"),
-            Statement::Insert(_) | Statement::Copy(_) => Some("write to a stream"),
+            Statement::Write(_) | Statement::Copy(_) => Some("write to a stream or table"),
             Statement::CreateExtension(_) => Some("create an extension"),
             Statement::Checkpoint => Some("run CHECKPOINT"),
             Statement::Query(_)

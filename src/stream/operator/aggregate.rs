@@ -1,18 +1,26 @@
-//! The incremental aggregate: partial-aggregate a micro-batch with
-//! DataFusion, then merge the partial states into the view's groups.
+//! The incremental aggregate.
+//!
+//! Over an append-only input (a stream), a batch is partial-aggregated by
+//! DataFusion and the partial states are merged into the view's groups.
+//! Over an input that removes rows (a table), the added and the removed
+//! rows are each evaluated up to the aggregate (keys and arguments) and
+//! added to or taken from the groups (`crate::state::RetractInput`).
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::RecordBatch;
-use datafusion::common::Result;
+use datafusion::arrow::array::{Array, BooleanArray, RecordBatch};
+use datafusion::common::{Result, internal_err};
 use futures::StreamExt;
 
-use crate::planner::IncrementalPlan;
+use crate::planner::{IncrementalPlan, RetractPlan};
+use crate::state::RetractInput;
+use crate::stream::Work;
+use crate::stream::change::ChangeBatch;
 
 /// Partial rows merged per hold of the state lock.
 const MERGE_CHUNK_ROWS: usize = 4096;
 
-/// Maintains one view's state from the batches of its stream.
+/// Maintains one view's state from the changes of its input.
 #[derive(Debug, Clone)]
 pub struct AggregateOperator {
     plan: Arc<IncrementalPlan>,
@@ -24,31 +32,59 @@ impl AggregateOperator {
         Self { plan }
     }
 
-    /// Runs the pre-aggregation over `batch` and merges its output.
-    pub async fn process_batch(&self, batch: RecordBatch) -> Result<()> {
-        let partials = self.prepare(batch).await?;
-        self.merge(&partials)
+    /// Prepares `changes` and merges the result.
+    pub async fn process_batch(&self, changes: ChangeBatch) -> Result<()> {
+        let work = self.prepare(changes).await?;
+        self.merge(&work)
     }
 
-    /// Runs the pre-aggregation over `batch` without touching the state:
-    /// the partial aggregates, one row per touched group. This is where a
-    /// view's expressions fail on bad rows (a cast, a division by zero), so
-    /// a write prepares every view before it merges into any.
-    pub async fn prepare(&self, batch: RecordBatch) -> Result<Vec<RecordBatch>> {
-        if batch.num_rows() == 0 {
+    /// Evaluates `changes` up to the aggregate without touching the state.
+    /// This is where a view's expressions fail on bad rows (a cast, a
+    /// division by zero), so a write prepares every view before it merges
+    /// into any.
+    pub async fn prepare(&self, changes: ChangeBatch) -> Result<Work> {
+        let Some(retract) = &self.plan.retract else {
+            debug_assert!(changes.append_only(), "a stream's view was sent removed rows");
+            return Ok(Work::Partials(self.run(&self.plan.partial, changes.rows).await?));
+        };
+        let (added, removed) = changes.split()?;
+        let mut inputs = Vec::new();
+        for (rows, sign) in [(added, 1i8), (removed, -1i8)] {
+            for batch in self.run(&retract.lower, rows).await? {
+                inputs.push(evaluate(retract, &batch, sign)?);
+            }
+        }
+        Ok(Work::Changes(inputs))
+    }
+
+    /// Runs `plan` over `rows` put in the view's slot.
+    async fn run(&self, plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>, rows: RecordBatch) -> Result<Vec<RecordBatch>> {
+        if rows.num_rows() == 0 {
             return Ok(Vec::new());
         }
-        self.plan.slot.put(batch);
-        let mut stream = self.plan.partial.execute(0, self.plan.task_ctx.clone())?;
-        let mut partials = Vec::new();
-        while let Some(partial) = stream.next().await {
-            partials.push(partial?);
+        self.plan.slot.put(rows);
+        let mut stream = plan.execute(0, self.plan.task_ctx.clone())?;
+        let mut out = Vec::new();
+        while let Some(batch) = stream.next().await {
+            out.push(batch?);
         }
-        Ok(partials)
+        Ok(out)
     }
 
-    /// Merges prepared partial aggregates into the state.
-    pub fn merge(&self, partials: &[RecordBatch]) -> Result<()> {
+    /// Merges prepared work into the state.
+    pub fn merge(&self, work: &Work) -> Result<()> {
+        match work {
+            Work::Partials(partials) => self.merge_partials(partials),
+            Work::Changes(inputs) => {
+                for input in inputs {
+                    self.plan.state.lock().apply_changes(input)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn merge_partials(&self, partials: &[RecordBatch]) -> Result<()> {
         for partial in partials {
             // Short, await-free critical sections: a reader waits for at most
             // one chunk, not a whole batch (a batch of 64k new groups takes
@@ -63,4 +99,26 @@ impl AggregateOperator {
         }
         Ok(())
     }
+}
+
+/// Evaluates the group keys, arguments and filters over `batch`.
+fn evaluate(plan: &RetractPlan, batch: &RecordBatch, sign: i8) -> Result<RetractInput> {
+    let rows = batch.num_rows();
+    let column = |e: &Arc<dyn datafusion::physical_expr::PhysicalExpr>| e.evaluate(batch)?.into_array(rows);
+    let keys = plan.group_exprs.iter().map(column).collect::<Result<Vec<_>>>()?;
+    let args = plan.arg_exprs.iter().map(|a| a.iter().map(column).collect::<Result<Vec<_>>>()).collect::<Result<Vec<_>>>()?;
+    let mut filters = Vec::with_capacity(plan.filters.len());
+    for filter in &plan.filters {
+        filters.push(match filter {
+            None => None,
+            Some(f) => {
+                let array = column(f)?;
+                match array.as_any().downcast_ref::<BooleanArray>() {
+                    Some(b) => Some(b.clone()),
+                    None => return internal_err!("an aggregate's FILTER is not boolean"),
+                }
+            }
+        });
+    }
+    Ok(RetractInput { sign, rows, keys, args, filters })
 }

@@ -1,0 +1,143 @@
+//! `CREATE TABLE t (id bigint PRIMARY KEY, ...)`, or without a primary key
+//! (a multiset of rows). Its rows are changed by `INSERT`, `UPDATE`,
+//! `DELETE` and `COPY` (`crate::table`).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::sql::sqlparser::ast;
+
+use super::Reply;
+use crate::catalog::CatalogError;
+use crate::catalog::types::field_for_sql_type;
+use crate::checkpoint::manifest::{CatalogChange, ColumnRecord, TableRecord};
+use crate::error::Result;
+use crate::server::Session;
+use crate::sql::{SqlError, normalize_ident, normalize_object_name};
+
+/// A table declaration.
+#[derive(Debug, Clone)]
+pub struct CreateTable {
+    /// The table's name.
+    pub name: String,
+    /// `IF NOT EXISTS` was given.
+    pub if_not_exists: bool,
+    /// Its columns.
+    pub columns: Vec<ColumnRecord>,
+    /// Its primary key's columns.
+    pub primary_key: Vec<String>,
+}
+
+fn unsupported(what: String) -> SqlError {
+    SqlError::Unsupported(what)
+}
+
+impl CreateTable {
+    /// Reads sqlparser's `CREATE TABLE`.
+    pub fn from_ast(create: &ast::CreateTable) -> std::result::Result<Self, SqlError> {
+        let name = normalize_object_name(&create.name)?;
+        if create.query.is_some() {
+            return Err(unsupported("CREATE TABLE ... AS SELECT is not supported; create the table, then INSERT INTO it ... SELECT".into()));
+        }
+        if !matches!(create.table_options, ast::CreateTableOptions::None) {
+            return Err(unsupported("CREATE TABLE ... WITH (...) options are not supported yet".into()));
+        }
+        if create.temporary || create.external || create.or_replace {
+            return Err(unsupported("TEMPORARY, EXTERNAL and OR REPLACE tables are not supported".into()));
+        }
+        let mut columns = Vec::new();
+        let mut primary_key = Vec::new();
+        for column in &create.columns {
+            let column_name = normalize_ident(&column.name);
+            let mut not_null = false;
+            for option in &column.options {
+                match &option.option {
+                    ast::ColumnOption::NotNull => not_null = true,
+                    ast::ColumnOption::Null => {}
+                    ast::ColumnOption::PrimaryKey(_) => {
+                        not_null = true;
+                        primary_key.push(column_name.clone());
+                    }
+                    other => {
+                        return Err(unsupported(format!(
+                            "column option {other} is not supported in a table; tables take NOT NULL, NULL and PRIMARY KEY"
+                        )));
+                    }
+                }
+            }
+            columns.push(ColumnRecord { name: column_name, sql_type: column.data_type.to_string(), not_null });
+        }
+        for constraint in &create.constraints {
+            match constraint {
+                ast::TableConstraint::PrimaryKey(pk) => {
+                    for c in &pk.columns {
+                        let ast::Expr::Identifier(ident) = &c.column.expr else {
+                            return Err(unsupported("a primary key is a list of columns".into()));
+                        };
+                        primary_key.push(normalize_ident(ident));
+                    }
+                }
+                other => {
+                    return Err(unsupported(format!(
+                        "table constraint {other} is not supported; tables take one PRIMARY KEY"
+                    )));
+                }
+            }
+        }
+        Ok(Self { name, if_not_exists: create.if_not_exists, columns, primary_key })
+    }
+
+    /// Checks the declaration and builds the table's schema.
+    pub fn schema(columns: &[ColumnRecord], primary_key: &[String]) -> Result<Schema> {
+        let mut seen = HashSet::new();
+        let mut fields: Vec<Field> = Vec::with_capacity(columns.len());
+        for c in columns {
+            if !seen.insert(c.name.clone()) {
+                return Err(CatalogError::DuplicateColumn(c.name.clone()).into());
+            }
+            let not_null = c.not_null || primary_key.contains(&c.name);
+            fields.push(field_for_sql_type(&c.name, &c.sql_type)?.with_nullable(!not_null));
+        }
+        let mut keys = HashSet::new();
+        for k in primary_key {
+            if !seen.contains(k) {
+                return Err(CatalogError::UndefinedColumn { relation: "the table".into(), column: k.clone() }.into());
+            }
+            if !keys.insert(k) {
+                return Err(SqlError::Syntax(format!("column \"{k}\" appears twice in primary key constraint")).into());
+            }
+        }
+        if fields.is_empty() {
+            return Err(SqlError::Syntax("a table needs at least one column".into()).into());
+        }
+        Ok(Schema::new(fields))
+    }
+
+    /// Adds the table to the catalog.
+    pub async fn execute(self, session: &Session) -> Result<Reply> {
+        Self::schema(&self.columns, &self.primary_key)?;
+        let engine = session.engine();
+        let _ddl = engine.ddl_lock().await;
+        if self.if_not_exists && engine.catalog.relation(&self.name).is_some() {
+            session.warn(format!("relation \"{}\" already exists, skipping", self.name));
+            return Ok(Reply::Tag("CREATE TABLE".into()));
+        }
+        engine.catalog.check_free(&self.name)?;
+        let record = TableRecord {
+            id: engine.catalog.durability().next_view_id(),
+            name: self.name.clone(),
+            columns: self.columns,
+            primary_key: self.primary_key,
+            files: Vec::new(),
+        };
+        engine.change_catalog(CatalogChange::CreateTable(record)).await?;
+        engine.ddl_done().await?;
+        Ok(Reply::Tag("CREATE TABLE".into()))
+    }
+}
+
+/// The schema of the table `record` declares.
+pub fn table_schema(record: &TableRecord) -> Result<Arc<Schema>> {
+    Ok(Arc::new(CreateTable::schema(&record.columns, &record.primary_key)?))
+}

@@ -1,0 +1,234 @@
+//! Aggregates under retraction: a view whose input removes rows (a table,
+//! or a view over one) adds and subtracts raw values instead of merging
+//! partial states.
+//!
+//! Each group counts its rows, and is removed when the count reaches zero.
+//! Per aggregate:
+//!
+//! - `count`, `sum` and `avg` **subtract**: DataFusion's sliding
+//!   accumulators take `retract_batch` in any order for them.
+//! - Every other aggregate keeps, per group, the **multiset** of its
+//!   argument values ([`MultisetAccumulator`]), and is evaluated on a fresh
+//!   DataFusion accumulator fed that multiset. That is exact for `min`,
+//!   `max`, `count(DISTINCT)`, `string_agg`, `array_agg` and the rest under
+//!   any deletes. (DataFusion's own `retract_batch` for `min`/`max` is only
+//!   right when the oldest value leaves first, as in a sliding frame.)
+//! - Approximate aggregates (sketches) are refused by the planner.
+//!
+//! Such a view is *derived*: its state is a function of the relations it
+//! reads, so a checkpoint does not save it; recovery rebuilds it from them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, UInt32Array};
+use datafusion::arrow::compute::take;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
+use datafusion::common::{Result, ScalarValue, internal_err};
+use datafusion::logical_expr::Accumulator;
+use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
+
+use super::GroupedState;
+
+/// What one batch of a view's input adds (`sign` +1) or removes (−1),
+/// evaluated up to the aggregate: group keys and each aggregate's arguments.
+#[derive(Debug, Clone)]
+pub struct RetractInput {
+    /// +1: rows added; −1: rows removed.
+    pub sign: i8,
+    /// Rows in the batch.
+    pub rows: usize,
+    /// The group key columns.
+    pub keys: Vec<ArrayRef>,
+    /// Per aggregate, its argument columns.
+    pub args: Vec<Vec<ArrayRef>>,
+    /// Per aggregate, its `FILTER (WHERE ...)`, evaluated.
+    pub filters: Vec<Option<BooleanArray>>,
+}
+
+/// How an aggregate follows retractions.
+#[derive(Debug, Clone)]
+pub enum RetractKind {
+    /// Its sliding accumulator subtracts.
+    Subtract,
+    /// A multiset of its argument values, with their types.
+    Multiset(Arc<RowConverter>),
+}
+
+/// The retraction side of a [`GroupedState`].
+#[derive(Debug)]
+pub(super) struct RetractMode {
+    pub(super) kinds: Vec<RetractKind>,
+    /// Rows in each group.
+    pub(super) weights: Vec<i64>,
+}
+
+/// Whether an aggregate subtracts correctly whatever order rows leave in.
+fn subtracts(aggregate: &AggregateFunctionExpr) -> bool {
+    !aggregate.is_distinct() && matches!(aggregate.fun().name(), "count" | "sum" | "avg" | "mean")
+}
+
+/// The approximate aggregates: they cannot retract, and are refused over
+/// input that removes rows.
+pub fn cannot_retract(aggregate: &AggregateFunctionExpr) -> bool {
+    aggregate.fun().name().starts_with("approx_")
+}
+
+impl GroupedState {
+    /// Makes this (empty) state follow an input that removes rows;
+    /// `arg_types` are each aggregate's argument types.
+    pub fn set_retracting(&mut self, arg_types: &[Vec<DataType>]) -> Result<()> {
+        let mut kinds = Vec::with_capacity(self.aggregates.len());
+        for (aggregate, types) in self.aggregates.iter().zip(arg_types) {
+            kinds.push(if subtracts(aggregate) {
+                RetractKind::Subtract
+            } else {
+                let fields = types.iter().map(|t| SortField::new(t.clone())).collect();
+                RetractKind::Multiset(Arc::new(RowConverter::new(fields)?))
+            });
+        }
+        // Nothing here hands its contents over: the multiset evaluates a copy.
+        self.hands_over = vec![false; self.aggregates.len()];
+        self.retract = Some(RetractMode { kinds, weights: Vec::new() });
+        self.accumulators.clear();
+        self.groups = 0;
+        self.is_dirty.clear();
+        if self.converter.is_none() {
+            self.push_accumulators()?;
+        }
+        Ok(())
+    }
+
+    /// Whether this state follows an input that removes rows.
+    pub fn retracting(&self) -> bool {
+        self.retract.is_some()
+    }
+
+    /// A new accumulator for aggregate `a`.
+    pub(super) fn new_accumulator(&self, a: usize) -> Result<Box<dyn Accumulator>> {
+        let aggregate = &self.aggregates[a];
+        match self.retract.as_ref().map(|r| &r.kinds[a]) {
+            None => aggregate.create_accumulator(),
+            Some(RetractKind::Subtract) => aggregate.create_sliding_accumulator(),
+            Some(RetractKind::Multiset(converter)) => {
+                Ok(Box::new(MultisetAccumulator::new(aggregate.clone(), converter.clone())))
+            }
+        }
+    }
+
+    /// Adds or removes one batch of input rows.
+    pub fn apply_changes(&mut self, input: &RetractInput) -> Result<()> {
+        if input.rows == 0 {
+            return Ok(());
+        }
+        let groups = self.intern(&input.keys, input.rows)?;
+        let mut rows_of: HashMap<usize, Vec<u32>> = HashMap::new();
+        for (row, &g) in groups.iter().enumerate() {
+            rows_of.entry(g).or_default().push(row as u32);
+        }
+        let n = self.aggregates.len();
+        for (a, args) in input.args.iter().enumerate() {
+            let mask = input.filters.get(a).and_then(|f| f.as_ref());
+            for (&g, rows) in &rows_of {
+                let kept: Vec<u32> = match mask {
+                    Some(m) => rows.iter().copied().filter(|&r| m.is_valid(r as usize) && m.value(r as usize)).collect(),
+                    None => rows.clone(),
+                };
+                if kept.is_empty() {
+                    continue;
+                }
+                let indices = UInt32Array::from(kept);
+                let arrays = args.iter().map(|c| take(c.as_ref(), &indices, None)).collect::<Result<Vec<_>, _>>()?;
+                let accumulator = &mut self.accumulators[g * n + a];
+                if input.sign > 0 { accumulator.update_batch(&arrays)? } else { accumulator.retract_batch(&arrays)? }
+            }
+        }
+        let Some(mode) = self.retract.as_mut() else {
+            return internal_err!("changes applied to a view that does not retract");
+        };
+        mode.weights.resize(self.groups, 0);
+        let mut emptied = false;
+        for (&g, rows) in &rows_of {
+            mode.weights[g] += i64::from(input.sign) * rows.len() as i64;
+            if mode.weights[g] < 0 {
+                return internal_err!("a view removed more rows from a group than it had");
+            }
+            emptied |= mode.weights[g] == 0;
+        }
+        let keep: Vec<bool> = if emptied { mode.weights.iter().map(|&w| w > 0).collect() } else { Vec::new() };
+        for &g in rows_of.keys() {
+            self.mark_dirty(g);
+        }
+        if emptied && self.converter.is_some() {
+            self.retain(&keep)?;
+        }
+        Ok(())
+    }
+}
+
+/// An aggregate over a multiset of argument values: adding and removing
+/// values is exact, and evaluating feeds the values to a fresh DataFusion
+/// accumulator, so any aggregate works and the live multiset is untouched.
+#[derive(Debug)]
+pub struct MultisetAccumulator {
+    aggregate: Arc<AggregateFunctionExpr>,
+    converter: Arc<RowConverter>,
+    values: HashMap<OwnedRow, u64>,
+}
+
+impl MultisetAccumulator {
+    /// An empty multiset for `aggregate`, whose arguments `converter` encodes.
+    pub fn new(aggregate: Arc<AggregateFunctionExpr>, converter: Arc<RowConverter>) -> Self {
+        Self { aggregate, converter, values: HashMap::new() }
+    }
+}
+
+impl Accumulator for MultisetAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        for row in self.converter.convert_columns(values)?.iter() {
+            *self.values.entry(row.owned()).or_default() += 1;
+        }
+        Ok(())
+    }
+
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        for row in self.converter.convert_columns(values)?.iter() {
+            let owned = row.owned();
+            match self.values.get_mut(&owned) {
+                Some(n) if *n > 1 => *n -= 1,
+                Some(_) => {
+                    self.values.remove(&owned);
+                }
+                None => return internal_err!("a value was removed from an aggregate that never had it"),
+            }
+        }
+        Ok(())
+    }
+
+    fn supports_retract_batch(&self) -> bool {
+        true
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        let mut fresh = self.aggregate.create_accumulator()?;
+        if !self.values.is_empty() {
+            let rows = self.values.iter().flat_map(|(row, n)| std::iter::repeat_n(row.row(), *n as usize));
+            let arrays = self.converter.convert_rows(rows)?;
+            fresh.update_batch(&arrays)?;
+        }
+        fresh.evaluate()
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.values.keys().map(|k| k.as_ref().len() + 40).sum::<usize>()
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        internal_err!("a view over rows that change is rebuilt from its input, not saved")
+    }
+
+    fn merge_batch(&mut self, _states: &[ArrayRef]) -> Result<()> {
+        internal_err!("a view over rows that change does not merge partial states")
+    }
+}

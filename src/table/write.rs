@@ -1,0 +1,78 @@
+//! The write path of a table: one writer at a time computes its change
+//! from the rows as they are, then the change is checked, prepared by every
+//! view, logged, applied to the rows and merged into the views, in that
+//! order, before the write returns.
+//!
+//! Checking and preparing come before the log, so a write that breaks a
+//! constraint, or that a view's expression fails on, changes nothing and
+//! is never replayed. Once logged, applying cannot fail for a reason the
+//! checks did not see, so the rows and the views move together.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+
+use super::{TableEntry, TableError};
+use crate::checkpoint::log::Commit;
+use crate::ingest::IngestError;
+use crate::stream::change::ChangeBatch;
+
+/// The table's write lock, held from reading the rows to the views having
+/// applied the change.
+pub type WriteGuard = tokio::sync::OwnedMutexGuard<()>;
+
+impl TableEntry {
+    /// Takes the table's write lock: writes to one table are serial.
+    pub async fn begin_write(&self) -> WriteGuard {
+        self.writer.clone().lock_owned().await
+    }
+}
+
+/// Removes `deletes` and adds `inserts` (rows of the table's schema), as
+/// one change, and returns once every view of the table shows it. Runs in
+/// a task of its own, so that a client that goes away cannot cut it in
+/// half.
+pub async fn commit(
+    table: &Arc<TableEntry>,
+    guard: WriteGuard,
+    deletes: RecordBatch,
+    inserts: RecordBatch,
+    commit: Commit,
+) -> Result<(), IngestError> {
+    if deletes.num_rows() == 0 && inserts.num_rows() == 0 {
+        return Ok(());
+    }
+    let epoch = table.durability().next_epoch();
+    let changes = ChangeBatch::of(&deletes, &inserts, epoch).map_err(TableError::from)?;
+    table.rows().lock().check(&changes)?;
+    let table = table.clone();
+    let write = async move {
+        let _guard = guard;
+        let views = table.views();
+        let still_there = |v: &Arc<crate::stream::ViewRuntime>| table.views().iter().any(|w| Arc::ptr_eq(v, w));
+        let prepared = crate::ingest::prepare_views(&views, |_| changes.clone(), &still_there).await?;
+        let durability = table.durability().clone();
+        let _admitted = durability.admit().await;
+        durability.log_rows(&table.def.name, &[changes.to_logged().map_err(TableError::from)?], commit).await?;
+        table.rows().lock().apply(&changes)?;
+        table.count_changes(changes.len() as u64);
+        crate::ingest::merge_views(prepared, &still_there).await
+    };
+    let span = tracing::info_span!("table write");
+    match tokio::spawn(tracing::Instrument::instrument(write, span)).await {
+        Ok(done) => done,
+        Err(e) => Err(IngestError::Internal(format!("the write task ended: {e}"))),
+    }
+}
+
+/// Applies a change read back from the insert log: to the rows, then to
+/// every view, as when it was written.
+pub async fn replay(table: &Arc<TableEntry>, logged: &RecordBatch, lsn: u64) -> Result<(), IngestError> {
+    let changes = ChangeBatch::from_logged(logged, lsn)
+        .ok_or_else(|| IngestError::Internal(format!("log record {lsn} for table \"{}\" has no weights", table.def.name)))?;
+    let _guard = table.begin_write().await;
+    table.rows().lock().apply(&changes)?;
+    let views = table.views();
+    let prepared = crate::ingest::prepare_views(&views, |_| changes.clone(), &|_| true).await?;
+    crate::ingest::merge_views(prepared, &|_| true).await
+}
