@@ -32,12 +32,45 @@ pub async fn plan(session: &Session, stmt: ast::Statement) -> Result<LogicalPlan
     }
     crate::sql::statement::insert::with_default_columns(&mut stmt, session);
     pg_functions::inline_current_setting(&mut stmt, session)?;
+    check_change_target(&stmt, session)?;
     let on_conflict = take_on_conflict(&mut stmt, session)?;
     let plan = session.engine().read_state().statement_to_plan(DFStatement::Statement(Box::new(stmt))).await?;
     match on_conflict {
         Some(relation) => with_insert_target(plan, relation),
         None => Ok(plan),
     }
+}
+
+/// `UPDATE` and `DELETE` change tables only: a stream has no rows to
+/// change, and a view follows the relations it reads.
+fn check_change_target(stmt: &ast::Statement, session: &Session) -> Result<()> {
+    let (tables, command) = match stmt {
+        ast::Statement::Update(update) => (std::slice::from_ref(&update.table), "UPDATE"),
+        ast::Statement::Delete(delete) => match &delete.from {
+            ast::FromTable::WithFromKeyword(t) | ast::FromTable::WithoutKeyword(t) => (t.as_slice(), "DELETE"),
+        },
+        _ => return Ok(()),
+    };
+    for table in tables {
+        let ast::TableFactor::Table { name, .. } = &table.relation else {
+            continue;
+        };
+        let name = crate::sql::normalize_object_name(name)?;
+        let hint = match session.engine().catalog.relation(&name) {
+            Some(crate::catalog::Relation::Stream(_)) => "streams keep no rows to change; only tables take UPDATE and DELETE",
+            Some(crate::catalog::Relation::View(_)) => {
+                "a continuous view follows the relations it reads; change those instead"
+            }
+            _ => continue,
+        };
+        return Err(crate::catalog::CatalogError::WrongObjectType {
+            name,
+            expected: if command == "UPDATE" { "table (UPDATE changes tables)" } else { "table (DELETE changes tables)" },
+            hint: hint.into(),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// DataFusion does not plan `ON CONFLICT`: it is taken off the INSERT,
@@ -61,8 +94,8 @@ fn take_on_conflict(
             "ON CONFLICT needs a table with a primary key; \"{name}\" is not a table"
         ))
     })?;
-    let alias = insert.table_alias.as_ref().map(|a| &a.alias);
-    let conflict = crate::table::conflict::OnConflict::from_ast(&table, &on, alias)?;
+    let alias = insert.table_alias.take().map(|a| a.alias);
+    let conflict = crate::table::conflict::OnConflict::from_ast(&table, &on, alias.as_ref())?;
     Ok(Some(crate::table::provider::TableRelation::with_conflict(table, conflict)))
 }
 

@@ -106,7 +106,8 @@ impl TableEntry {
         if key.len() != def.primary_key.len() {
             return Err(TableError::Internal(format!("primary key of \"{}\" names a missing column", def.name)));
         }
-        let rows = TableRows::try_new(&def.name, def.schema.clone(), key)?;
+        let not_null = def.columns.iter().map(|c| c.not_null || def.primary_key.contains(&c.name)).collect();
+        let rows = TableRows::try_new(&def.name, def.schema.clone(), key, not_null)?;
         Ok(Self {
             def,
             rows: Mutex::new(rows),

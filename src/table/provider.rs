@@ -39,17 +39,22 @@ const INSERT_HELD_MAX_BYTES: usize = 1 << 30;
 pub struct TableRelation {
     table: Arc<TableEntry>,
     on_conflict: Option<Arc<OnConflict>>,
+    /// The table's columns, all nullable: NOT NULL is checked by the table
+    /// itself, with PostgreSQL's error (23502), not by DataFusion first.
+    schema: SchemaRef,
 }
 
 impl TableRelation {
     /// `table`, inserting without `ON CONFLICT`.
     pub fn new(table: Arc<TableEntry>) -> Self {
-        Self { table, on_conflict: None }
+        let fields = table.def.schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true));
+        let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(fields.collect::<Vec<_>>()));
+        Self { table, on_conflict: None, schema }
     }
 
     /// `table`, inserting with `on_conflict`.
     pub fn with_conflict(table: Arc<TableEntry>, on_conflict: OnConflict) -> Self {
-        Self { table, on_conflict: Some(Arc::new(on_conflict)) }
+        Self { on_conflict: Some(Arc::new(on_conflict)), ..Self::new(table) }
     }
 
     /// The primary-key values a filter pins the (one-column) key to.
@@ -95,15 +100,13 @@ impl TableRelation {
     }
 
     fn sink(&self, op: WriteOp) -> Arc<dyn ExecutionPlan> {
-        let schema = self.table.def.schema.clone();
-        let nullable = schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>();
-        let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(nullable));
+        let schema = self.schema.clone();
         let sink = Arc::new(TableSink { table: self.table.clone(), schema: schema.clone(), op });
         Arc::new(DataSinkExec::new(Arc::new(EmptyExec::new(schema)), sink, None))
     }
 
     fn physical(&self, state: &dyn Session, exprs: &[Expr]) -> Result<Vec<Arc<dyn PhysicalExpr>>> {
-        let schema = DFSchema::try_from_qualified_schema(self.table.def.name.as_str(), &self.table.def.schema)?;
+        let schema = DFSchema::try_from_qualified_schema(self.table.def.name.as_str(), &self.schema)?;
         exprs.iter().map(|e| state.create_physical_expr(e.clone(), &schema)).collect()
     }
 }
@@ -115,7 +118,7 @@ fn external(e: impl Into<IngestError>) -> DataFusionError {
 #[async_trait]
 impl TableProvider for TableRelation {
     fn schema(&self) -> SchemaRef {
-        self.table.def.schema.clone()
+        self.schema.clone()
     }
 
     fn table_type(&self) -> TableType {
@@ -143,6 +146,7 @@ impl TableProvider for TableRelation {
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let rows = self.candidates(filters)?;
+        let rows = RecordBatch::try_new(self.schema.clone(), rows.columns().to_vec())?;
         Ok(MemorySourceConfig::try_new_exec(&[vec![rows]], self.schema(), projection.cloned())?)
     }
 
@@ -152,9 +156,7 @@ impl TableProvider for TableRelation {
         input: Arc<dyn ExecutionPlan>,
         _insert_op: InsertOp,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let schema = self.table.def.schema.clone();
-        let nullable = schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>();
-        let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(nullable));
+        let schema = self.schema.clone();
         let op = WriteOp::Insert(self.on_conflict.clone());
         let sink = Arc::new(TableSink { table: self.table.clone(), schema, op });
         Ok(Arc::new(DataSinkExec::new(input, sink, None)))

@@ -21,6 +21,8 @@ pub struct TableRows {
     name: String,
     schema: SchemaRef,
     primary_key: Vec<usize>,
+    /// Per column: declared NOT NULL (or in the primary key).
+    not_null: Vec<bool>,
     row_converter: RowConverter,
     key_converter: Option<RowConverter>,
     rows: HashMap<OwnedRow, (OwnedRow, u64)>,
@@ -31,7 +33,12 @@ pub struct TableRows {
 impl TableRows {
     /// An empty table `name` of `schema`, keyed by the columns `primary_key`
     /// (none: a multiset).
-    pub fn try_new(name: &str, schema: SchemaRef, primary_key: Vec<usize>) -> Result<Self, TableError> {
+    pub fn try_new(
+        name: &str,
+        schema: SchemaRef,
+        primary_key: Vec<usize>,
+        not_null: Vec<bool>,
+    ) -> Result<Self, TableError> {
         let fields = |columns: &mut dyn Iterator<Item = usize>| {
             RowConverter::new(columns.map(|i| SortField::new(schema.field(i).data_type().clone())).collect())
         };
@@ -42,6 +49,7 @@ impl TableRows {
             name: name.to_string(),
             schema,
             primary_key,
+            not_null,
             row_converter,
             key_converter,
             rows: HashMap::new(),
@@ -196,7 +204,8 @@ impl TableRows {
 
     fn check_not_null(&self, added: &RecordBatch) -> Result<(), TableError> {
         for (i, field) in self.schema.fields().iter().enumerate() {
-            if (!field.is_nullable() || self.primary_key.contains(&i)) && added.column(i).null_count() > 0 {
+            let not_null = self.not_null.get(i).copied().unwrap_or(false) || self.primary_key.contains(&i);
+            if not_null && added.column(i).null_count() > 0 {
                 return Err(TableError::NotNull { column: field.name().clone(), table: self.name.clone() });
             }
         }
@@ -238,7 +247,7 @@ mod tests {
 
     #[test]
     fn keyed_rows_reject_duplicates_and_update_all_or_nothing() {
-        let mut t = TableRows::try_new("t", schema(), vec![0]).unwrap();
+        let mut t = TableRows::try_new("t", schema(), vec![0], vec![true, false]).unwrap();
         t.apply(&ChangeBatch::inserts(batch(&[(1, "a"), (2, "b")]), 1)).unwrap();
         let dup = t.apply(&ChangeBatch::inserts(batch(&[(3, "c"), (1, "x")]), 2));
         assert!(matches!(dup, Err(TableError::UniqueViolation { ref key, .. }) if key == "(id)=(1)"));
@@ -250,7 +259,7 @@ mod tests {
 
     #[test]
     fn a_table_without_a_key_is_a_multiset() {
-        let mut t = TableRows::try_new("m", schema(), vec![]).unwrap();
+        let mut t = TableRows::try_new("m", schema(), vec![], vec![false, false]).unwrap();
         t.apply(&ChangeBatch::inserts(batch(&[(1, "a"), (1, "a"), (2, "b")]), 1)).unwrap();
         assert_eq!(t.len(), 3);
         t.apply(&ChangeBatch::of(&batch(&[(1, "a")]), &batch(&[]), 2).unwrap()).unwrap();

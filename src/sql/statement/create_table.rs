@@ -137,7 +137,10 @@ impl CreateTable {
     }
 }
 
-/// The schema of the table `record` declares.
+/// The schema of the table `record` declares, with every column nullable:
+/// the table checks NOT NULL itself, with PostgreSQL's error (23502).
 pub fn table_schema(record: &TableRecord) -> Result<Arc<Schema>> {
-    Ok(Arc::new(CreateTable::schema(&record.columns, &record.primary_key)?))
+    let declared = CreateTable::schema(&record.columns, &record.primary_key)?;
+    let fields: Vec<Field> = declared.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+    Ok(Arc::new(Schema::new(fields)))
 }
