@@ -57,8 +57,17 @@ impl PrepareSql {
     pub async fn execute(self, session: &Session) -> Result<Reply> {
         match self {
             Self::Prepare { name, types, statement } => {
-                // Checked now, as PostgreSQL does: a statement Eddy cannot run is refused at PREPARE.
-                crate::sql::parser::classify((*statement).clone())?;
+                // Checked now, as PostgreSQL does: a statement Eddy cannot run is refused at PREPARE,
+                // and only queries and DML can be prepared.
+                use super::Statement as S;
+                if let S::CreateStream(_) | S::CreateView(_) | S::CreateTable(_) | S::Drop(_) =
+                    crate::sql::parser::classify((*statement).clone())?
+                {
+                    return Err(SqlError::Unsupported(
+                        "DDL cannot be prepared; PREPARE takes SELECT, VALUES, INSERT, UPDATE and DELETE".into(),
+                    )
+                    .into());
+                }
                 session.keep_prepared(name, Kept { types, statement: *statement })?;
                 Ok(Reply::Tag("PREPARE".into()))
             }
