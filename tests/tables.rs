@@ -53,7 +53,9 @@ async fn churn(db: &Client) {
         .await
         .expect("upsert");
     assert_eq!(upserted, 2);
-    db.batch_execute("DELETE FROM tags WHERE tag = 'a' AND tag <> 'x'; INSERT INTO tags VALUES ('c')").await.expect("tags");
+    db.batch_execute("DELETE FROM tags WHERE tag = 'a' AND tag <> 'x'; INSERT INTO tags VALUES ('c')")
+        .await
+        .expect("tags");
 }
 
 async fn connect(port: u16) -> Client {
@@ -96,10 +98,12 @@ async fn tables_and_their_views_survive_a_restart_and_kill_9() {
 async fn concurrent_updates_of_one_row_lose_nothing() {
     let server = common::start_server().await;
     let db = common::connect(&server).await;
-    db.batch_execute("CREATE TABLE counter (id int PRIMARY KEY, n bigint); INSERT INTO counter VALUES (1, 0);
-        CREATE VIEW total AS SELECT sum(n) AS n FROM counter")
-        .await
-        .expect("setup");
+    db.batch_execute(
+        "CREATE TABLE counter (id int PRIMARY KEY, n bigint); INSERT INTO counter VALUES (1, 0);
+        CREATE VIEW total AS SELECT sum(n) AS n FROM counter",
+    )
+    .await
+    .expect("setup");
     let mut writers = Vec::new();
     for _ in 0..8 {
         let client = common::connect(&server).await;
@@ -117,5 +121,36 @@ async fn concurrent_updates_of_one_row_lose_nothing() {
     assert_eq!(n, 200, "every increment counted once");
     let total: i64 = db.query_one("SELECT n FROM total", &[]).await.expect("view").get(0);
     assert_eq!(total, 200, "the view follows every update");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_into_a_table_is_all_or_nothing_and_reaches_its_views() {
+    let server = common::start_server().await;
+    let db = common::connect(&server).await;
+    db.batch_execute("CREATE TABLE items (id int PRIMARY KEY, kind text); CREATE VIEW kinds AS SELECT kind, count(*) AS n FROM items GROUP BY kind")
+        .await
+        .expect("setup");
+    let copy = |data: &'static [u8]| {
+        let db = &db;
+        async move {
+            let sink = db.copy_in("COPY items FROM STDIN WITH (FORMAT csv)").await?;
+            futures::pin_mut!(sink);
+            futures::SinkExt::send(&mut sink, bytes::Bytes::from_static(data)).await?;
+            sink.finish().await
+        }
+    };
+    assert_eq!(copy(b"1,a\n2,b\n3,a\n").await.expect("copy"), 3);
+    let e = copy(b"4,a\n1,b\n").await.expect_err("a taken key");
+    assert_eq!(e.code().map(|c| c.code()), Some("23505"));
+    let rows = db.simple_query("SELECT kind, n FROM kinds ORDER BY kind").await.expect("read");
+    let got: Vec<String> = rows
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(format!("{}={}", r.get(0)?, r.get(1)?)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, vec!["a=2", "b=1"], "the failed COPY changed nothing");
     server.shutdown().await;
 }

@@ -283,13 +283,12 @@ impl Durability {
         let next_view_id = loaded.as_ref().map_or(1, |l| l.manifest.next_view_id);
         let store =
             Store { root: root.to_path_buf(), log: OnceLock::new(), chain: AsyncMutex::new(chain), _lock: lock };
-        let durability =
-            Arc::new(Self {
-                gate: RwLock::new(()),
-                store: Some(store),
-                next_view_id: AtomicU64::new(next_view_id),
-                epoch: AtomicU64::new(0),
-            });
+        let durability = Arc::new(Self {
+            gate: RwLock::new(()),
+            store: Some(store),
+            next_view_id: AtomicU64::new(next_view_id),
+            epoch: AtomicU64::new(0),
+        });
         Ok((durability, loaded))
     }
 

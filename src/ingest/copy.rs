@@ -11,13 +11,52 @@ use datafusion::arrow::array::RecordBatch;
 
 use super::decode::RowDecoder;
 use super::{Commit, IngestError, write_batches};
-use crate::catalog::StreamEntry;
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::SchemaRef;
+
+use crate::catalog::{Catalog, CatalogError, Relation, StreamEntry};
 use crate::sql::statement::copy::CopyFrom;
+use crate::table::{TableEntry, TableError};
+
+/// What a COPY writes to.
+#[derive(Debug, Clone)]
+pub enum CopyTarget {
+    /// A stream: its views see the rows.
+    Stream(Arc<StreamEntry>),
+    /// A table: the rows are inserted, as by one INSERT.
+    Table(Arc<TableEntry>),
+}
+
+impl CopyTarget {
+    /// The stream or table called `name`.
+    pub fn find(catalog: &Catalog, name: &str) -> Result<Self, CatalogError> {
+        match catalog.relation(name) {
+            Some(Relation::Table(t)) => Ok(Self::Table(t)),
+            _ => catalog.stream(name).map(Self::Stream),
+        }
+    }
+
+    /// Its full schema.
+    pub fn schema(&self) -> &SchemaRef {
+        match self {
+            Self::Stream(s) => &s.def.schema,
+            Self::Table(t) => &t.def.schema,
+        }
+    }
+
+    /// The columns a COPY without a column list fills.
+    pub fn user_columns(&self) -> &[datafusion::arrow::datatypes::FieldRef] {
+        match self {
+            Self::Stream(s) => crate::catalog::user_fields(&s.def.schema),
+            Self::Table(t) => &t.def.schema.fields()[..],
+        }
+    }
+}
 
 /// One COPY's progress.
 #[derive(Debug)]
 pub struct CopyIn {
-    stream: Arc<StreamEntry>,
+    target: CopyTarget,
     decoder: RowDecoder,
     batches: Vec<RecordBatch>,
     bytes: usize,
@@ -28,17 +67,17 @@ pub struct CopyIn {
 }
 
 impl CopyIn {
-    /// Starts a COPY into `stream`.
+    /// Starts a COPY into `target`.
     /// `max_bytes` bounds the rows held, `max_record_bytes` one record.
     pub fn new(
-        stream: Arc<StreamEntry>,
+        target: CopyTarget,
         copy: &CopyFrom,
         max_bytes: usize,
         max_record_bytes: usize,
     ) -> Result<Self, IngestError> {
-        let decoder = RowDecoder::new(copy.format.clone(), stream.def.schema.clone(), &copy.columns)?
+        let decoder = RowDecoder::new(copy.format.clone(), target.schema().clone(), &copy.columns)?
             .with_max_record_bytes(max_record_bytes);
-        Ok(Self { stream, decoder, batches: Vec::new(), bytes: 0, max_bytes, error: None })
+        Ok(Self { target, decoder, batches: Vec::new(), bytes: 0, max_bytes, error: None })
     }
 
     /// Takes one CopyData chunk.
@@ -78,6 +117,15 @@ impl CopyIn {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
-        write_batches(&self.stream, self.batches, commit).await
+        match self.target {
+            CopyTarget::Stream(stream) => write_batches(&stream, self.batches, commit).await,
+            CopyTarget::Table(table) => {
+                let rows = concat_batches(&table.def.schema, &self.batches).map_err(TableError::from)?;
+                let n = rows.num_rows() as u64;
+                let guard = table.begin_write().await;
+                crate::table::write::commit(&table, guard, rows.slice(0, 0), rows, commit).await?;
+                Ok(n)
+            }
+        }
     }
 }

@@ -186,7 +186,11 @@ pub(crate) async fn merge_views(
 
 /// A view dropped while a write was on its way to it has nothing to apply
 /// the rows to: that is not the write's failure. Any other error is.
-fn dropped_meanwhile(view: &Arc<ViewRuntime>, e: &IngestError, still_there: &(dyn Fn(&Arc<ViewRuntime>) -> bool + Sync)) -> bool {
+fn dropped_meanwhile(
+    view: &Arc<ViewRuntime>,
+    e: &IngestError,
+    still_there: &(dyn Fn(&Arc<ViewRuntime>) -> bool + Sync),
+) -> bool {
     matches!(e, IngestError::ViewStopped(_)) && !still_there(view)
 }
 

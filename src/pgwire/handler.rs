@@ -68,10 +68,10 @@ impl EddyHandler {
             Reply::TransactionStart(t) => Response::TransactionStart(Tag::new(&t)),
             Reply::TransactionEnd(t) => Response::TransactionEnd(Tag::new(&t)),
             Reply::CopyIn(copy) => {
-                let stream = self.session.engine().catalog.stream(&copy.stream)?;
+                let target = crate::ingest::copy::CopyTarget::find(&self.session.engine().catalog, &copy.stream)?;
                 let columns = copy.columns.len();
                 let config = &self.session.engine().config;
-                let state = CopyIn::new(stream, &copy, config.copy_max_bytes, config.max_record_bytes)?;
+                let state = CopyIn::new(target, &copy, config.copy_max_bytes, config.max_record_bytes)?;
                 *self.session.copy.lock() = Some(state);
                 Response::CopyIn(CopyResponse::new(0, columns, stream::empty()))
             }

@@ -57,7 +57,9 @@ fn check_change_target(stmt: &ast::Statement, session: &Session) -> Result<()> {
         };
         let name = crate::sql::normalize_object_name(name)?;
         let hint = match session.engine().catalog.relation(&name) {
-            Some(crate::catalog::Relation::Stream(_)) => "streams keep no rows to change; only tables take UPDATE and DELETE",
+            Some(crate::catalog::Relation::Stream(_)) => {
+                "streams keep no rows to change; only tables take UPDATE and DELETE"
+            }
             Some(crate::catalog::Relation::View(_)) => {
                 "a continuous view follows the relations it reads; change those instead"
             }
@@ -65,7 +67,11 @@ fn check_change_target(stmt: &ast::Statement, session: &Session) -> Result<()> {
         };
         return Err(crate::catalog::CatalogError::WrongObjectType {
             name,
-            expected: if command == "UPDATE" { "table (UPDATE changes tables)" } else { "table (DELETE changes tables)" },
+            expected: if command == "UPDATE" {
+                "table (UPDATE changes tables)"
+            } else {
+                "table (DELETE changes tables)"
+            },
             hint: hint.into(),
         }
         .into());

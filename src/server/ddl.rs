@@ -16,9 +16,9 @@ use datafusion::sql::sqlparser::ast::Ident;
 use super::Engine;
 use crate::catalog::{StreamDef, StreamEntry};
 use crate::checkpoint::manifest::{CatalogChange, StreamRecord, TableRecord};
-use crate::table::{TableDef, TableEntry};
 use crate::error::Result;
 use crate::sql::statement::create_stream::CreateStream;
+use crate::table::{TableDef, TableEntry};
 
 impl Engine {
     /// Serializes catalog changes: held from a DDL statement's checks to

@@ -13,8 +13,9 @@ use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
 use super::statement::{
-    Statement, copy::CopyFrom, create_stream::CreateStream, create_table::CreateTable, create_view::CreateView, drop::Drop, drop::DropKind,
-    kafka::KafkaCall, set::SetVar, set_ttl::SetTtl, show::ShowVar, transaction::Transaction, truncate::TruncateView,
+    Statement, copy::CopyFrom, create_stream::CreateStream, create_table::CreateTable, create_view::CreateView,
+    drop::Drop, drop::DropKind, kafka::KafkaCall, set::SetVar, set_ttl::SetTtl, show::ShowVar,
+    transaction::Transaction, truncate::TruncateView,
 };
 use super::{SqlError, normalize_object_name};
 

@@ -132,7 +132,9 @@ impl GroupedState {
             let mask = input.filters.get(a).and_then(|f| f.as_ref());
             for (&g, rows) in &rows_of {
                 let kept: Vec<u32> = match mask {
-                    Some(m) => rows.iter().copied().filter(|&r| m.is_valid(r as usize) && m.value(r as usize)).collect(),
+                    Some(m) => {
+                        rows.iter().copied().filter(|&r| m.is_valid(r as usize) && m.value(r as usize)).collect()
+                    }
                     None => rows.clone(),
                 };
                 if kept.is_empty() {

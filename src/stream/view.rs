@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info_span, warn};
 
-use super::operator::aggregate::AggregateOperator;
 use super::change::ChangeBatch;
+use super::operator::aggregate::AggregateOperator;
 use super::{Message, VIEW_QUEUE_BATCHES, Work};
 use crate::ingest::IngestError;
 use crate::planner::IncrementalPlan;

@@ -89,11 +89,16 @@ impl OnConflict {
                 let mut set = Vec::new();
                 for assignment in &update.assignments {
                     let ast::AssignmentTarget::ColumnName(column) = &assignment.target else {
-                        return Err(unsupported("ON CONFLICT DO UPDATE SET (a, b) = ... is not supported; set each column"));
+                        return Err(unsupported(
+                            "ON CONFLICT DO UPDATE SET (a, b) = ... is not supported; set each column",
+                        ));
                     };
                     let column = column.0.last().and_then(|p| p.as_ident()).map(crate::sql::normalize_ident);
                     let Some(column) = column.filter(|c| table.def.schema.index_of(c).is_ok()) else {
-                        return Err(unsupported(&format!("ON CONFLICT DO UPDATE sets an unknown column: {}", assignment.target)));
+                        return Err(unsupported(&format!(
+                            "ON CONFLICT DO UPDATE sets an unknown column: {}",
+                            assignment.target
+                        )));
                     };
                     set.push((column, qualify(assignment.value.clone(), &target_name)));
                 }
@@ -137,7 +142,8 @@ impl OnConflict {
             let n = fresh.num_rows() as u64;
             return Ok((held, fresh, n));
         }
-        let (updated, which) = self.updated_rows(&table.def.schema, &held, &conflicting, set, selection.as_ref()).await?;
+        let (updated, which) =
+            self.updated_rows(&table.def.schema, &held, &conflicting, set, selection.as_ref()).await?;
         let removed = take_record_batch(&held, &which).map_err(arrow)?;
         let n = (fresh.num_rows() + updated.num_rows()) as u64;
         let added = concat_batches(&table.def.schema, [&fresh, &updated]).map_err(arrow)?;
@@ -155,7 +161,9 @@ impl OnConflict {
         selection: Option<&ast::Expr>,
     ) -> Result<(RecordBatch, UInt32Array), IngestError> {
         let ctx = SessionContext::new();
-        let failed = |e: datafusion::error::DataFusionError| IngestError::InvalidText(crate::error::clean_datafusion_message(&e));
+        let failed = |e: datafusion::error::DataFusionError| {
+            IngestError::InvalidText(crate::error::clean_datafusion_message(&e))
+        };
         for (name, rows) in [(self.target_name.as_str(), held), ("excluded", proposed)] {
             let numbered = with_row_numbers(rows)?;
             let provider = MemTable::try_new(numbered.schema(), vec![vec![numbered]]).map_err(failed)?;
@@ -183,7 +191,11 @@ impl OnConflict {
         };
         let n = schema.fields().len();
         let which = datafusion::arrow::compute::cast(all.column(n), &DataType::UInt32).map_err(arrow)?;
-        let which = which.as_any().downcast_ref::<UInt32Array>().cloned().unwrap_or_else(|| UInt32Array::from(Vec::<u32>::new()));
+        let which = which
+            .as_any()
+            .downcast_ref::<UInt32Array>()
+            .cloned()
+            .unwrap_or_else(|| UInt32Array::from(Vec::<u32>::new()));
         let options = datafusion::arrow::compute::CastOptions { safe: false, ..Default::default() };
         let columns = (0..n)
             .map(|i| {

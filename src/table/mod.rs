@@ -101,8 +101,7 @@ pub struct TableEntry {
 impl TableEntry {
     /// A new, empty table.
     pub fn try_new(def: TableDef, durability: Arc<Durability>) -> Result<Self, TableError> {
-        let key: Vec<usize> =
-            def.primary_key.iter().filter_map(|k| def.schema.index_of(k).ok()).collect::<Vec<_>>();
+        let key: Vec<usize> = def.primary_key.iter().filter_map(|k| def.schema.index_of(k).ok()).collect::<Vec<_>>();
         if key.len() != def.primary_key.len() {
             return Err(TableError::Internal(format!("primary key of \"{}\" names a missing column", def.name)));
         }

@@ -24,8 +24,8 @@ use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, SendableRecordBatchStream};
 use futures::StreamExt;
 
-use super::conflict::OnConflict;
 use super::TableEntry;
+use super::conflict::OnConflict;
 use crate::checkpoint::SessionCommit;
 use crate::checkpoint::log::Commit;
 use crate::ingest::IngestError;
@@ -199,16 +199,9 @@ enum WriteOp {
     /// `INSERT`, with its `ON CONFLICT`.
     Insert(Option<Arc<OnConflict>>),
     /// `DELETE ... WHERE filters`.
-    Delete {
-        filters: Vec<Expr>,
-        physical: Vec<Arc<dyn PhysicalExpr>>,
-    },
+    Delete { filters: Vec<Expr>, physical: Vec<Arc<dyn PhysicalExpr>> },
     /// `UPDATE ... SET set WHERE filters`.
-    Update {
-        filters: Vec<Expr>,
-        physical: Vec<Arc<dyn PhysicalExpr>>,
-        set: Vec<(usize, Arc<dyn PhysicalExpr>)>,
-    },
+    Update { filters: Vec<Expr>, physical: Vec<Arc<dyn PhysicalExpr>>, set: Vec<(usize, Arc<dyn PhysicalExpr>)> },
 }
 
 /// Computes a statement's change and commits it.
@@ -309,9 +302,8 @@ fn assign(schema: &SchemaRef, rows: &RecordBatch, set: &[(usize, Arc<dyn Physica
 fn typed(schema: &SchemaRef, held: &[RecordBatch]) -> Result<RecordBatch> {
     let mut batches = Vec::with_capacity(held.len());
     for batch in held {
-        let columns = (0..schema.fields().len())
-            .map(|i| cast_checked(batch.column(i), schema, i))
-            .collect::<Result<Vec<_>>>()?;
+        let columns =
+            (0..schema.fields().len()).map(|i| cast_checked(batch.column(i), schema, i)).collect::<Result<Vec<_>>>()?;
         batches.push(RecordBatch::try_new(schema.clone(), columns)?);
     }
     Ok(datafusion::arrow::compute::concat_batches(schema, &batches)?)

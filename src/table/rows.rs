@@ -43,8 +43,7 @@ impl TableRows {
             RowConverter::new(columns.map(|i| SortField::new(schema.field(i).data_type().clone())).collect())
         };
         let row_converter = fields(&mut (0..schema.fields().len()))?;
-        let key_converter =
-            if primary_key.is_empty() { None } else { Some(fields(&mut primary_key.iter().copied())?) };
+        let key_converter = if primary_key.is_empty() { None } else { Some(fields(&mut primary_key.iter().copied())?) };
         Ok(Self {
             name: name.to_string(),
             schema,
@@ -104,7 +103,10 @@ impl TableRows {
         self.batch_of(found.into_iter())
     }
 
-    fn batch_of<'a>(&self, rows: impl Iterator<Item = datafusion::arrow::row::Row<'a>>) -> Result<RecordBatch, TableError> {
+    fn batch_of<'a>(
+        &self,
+        rows: impl Iterator<Item = datafusion::arrow::row::Row<'a>>,
+    ) -> Result<RecordBatch, TableError> {
         let columns = self.row_converter.convert_rows(rows)?;
         Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
     }

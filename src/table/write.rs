@@ -68,8 +68,9 @@ pub async fn commit(
 /// Applies a change read back from the insert log: to the rows, then to
 /// every view, as when it was written.
 pub async fn replay(table: &Arc<TableEntry>, logged: &RecordBatch, lsn: u64) -> Result<(), IngestError> {
-    let changes = ChangeBatch::from_logged(logged, lsn)
-        .ok_or_else(|| IngestError::Internal(format!("log record {lsn} for table \"{}\" has no weights", table.def.name)))?;
+    let changes = ChangeBatch::from_logged(logged, lsn).ok_or_else(|| {
+        IngestError::Internal(format!("log record {lsn} for table \"{}\" has no weights", table.def.name))
+    })?;
     let _guard = table.begin_write().await;
     table.rows().lock().apply(&changes)?;
     let views = table.views();

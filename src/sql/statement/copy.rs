@@ -63,10 +63,10 @@ impl CopyFrom {
 
     /// Checks the stream and columns, then asks the client for the data.
     pub async fn execute(mut self, session: &Session) -> Result<Reply> {
-        let stream = session.engine().catalog.stream(&self.stream)?;
-        let schema = &stream.def.schema;
+        let target = crate::ingest::copy::CopyTarget::find(&session.engine().catalog, &self.stream)?;
+        let schema = target.schema();
         if self.columns.is_empty() {
-            self.columns = schema.fields().iter().take(schema.fields().len() - 1).map(|f| f.name().clone()).collect();
+            self.columns = target.user_columns().iter().map(|f| f.name().clone()).collect();
         }
         for c in &self.columns {
             if schema.index_of(c).is_err() {

@@ -38,7 +38,9 @@ impl CreateTable {
     pub fn from_ast(create: &ast::CreateTable) -> std::result::Result<Self, SqlError> {
         let name = normalize_object_name(&create.name)?;
         if create.query.is_some() {
-            return Err(unsupported("CREATE TABLE ... AS SELECT is not supported; create the table, then INSERT INTO it ... SELECT".into()));
+            return Err(unsupported(
+                "CREATE TABLE ... AS SELECT is not supported; create the table, then INSERT INTO it ... SELECT".into(),
+            ));
         }
         if !matches!(create.table_options, ast::CreateTableOptions::None) {
             return Err(unsupported("CREATE TABLE ... WITH (...) options are not supported yet".into()));

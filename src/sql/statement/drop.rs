@@ -50,7 +50,9 @@ impl Drop {
                 (_, None) if self.if_exists => continue,
                 (DropKind::Table, Some(Relation::Table(_))) => {
                     engine.catalog.drop_table_check(name, self.cascade)?;
-                    engine.change_catalog(CatalogChange::DropTable { name: name.clone(), cascade: self.cascade }).await?;
+                    engine
+                        .change_catalog(CatalogChange::DropTable { name: name.clone(), cascade: self.cascade })
+                        .await?;
                 }
                 (DropKind::Table, Some(Relation::Stream(_))) => {
                     return Err(CatalogError::WrongObjectType {

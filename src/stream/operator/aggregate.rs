@@ -58,7 +58,11 @@ impl AggregateOperator {
     }
 
     /// Runs `plan` over `rows` put in the view's slot.
-    async fn run(&self, plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>, rows: RecordBatch) -> Result<Vec<RecordBatch>> {
+    async fn run(
+        &self,
+        plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+        rows: RecordBatch,
+    ) -> Result<Vec<RecordBatch>> {
         if rows.num_rows() == 0 {
             return Ok(Vec::new());
         }
@@ -106,7 +110,8 @@ fn evaluate(plan: &RetractPlan, batch: &RecordBatch, sign: i8) -> Result<Retract
     let rows = batch.num_rows();
     let column = |e: &Arc<dyn datafusion::physical_expr::PhysicalExpr>| e.evaluate(batch)?.into_array(rows);
     let keys = plan.group_exprs.iter().map(column).collect::<Result<Vec<_>>>()?;
-    let args = plan.arg_exprs.iter().map(|a| a.iter().map(column).collect::<Result<Vec<_>>>()).collect::<Result<Vec<_>>>()?;
+    let args =
+        plan.arg_exprs.iter().map(|a| a.iter().map(column).collect::<Result<Vec<_>>>()).collect::<Result<Vec<_>>>()?;
     let mut filters = Vec::with_capacity(plan.filters.len());
     for filter in &plan.filters {
         filters.push(match filter {
