@@ -619,9 +619,7 @@ mod tests {
         let checkpointing = {
             let durability = durability.clone();
             tokio::spawn(async move {
-                let capture = |_: &dyn Fn(u64) -> Option<Vec<StateFile>>, _| {
-                    Ok(Capture { streams: Vec::new(), views: Vec::new(), brokers: Vec::new(), consumers: Vec::new() })
-                };
+                let capture = |_: &dyn Fn(u64) -> Option<Vec<StateFile>>, _| Ok(Capture::default());
                 durability.checkpoint(capture).await.map(|s| s.seq)
             })
         };

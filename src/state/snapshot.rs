@@ -199,8 +199,14 @@ mod tests {
         let (watched, untouched, rebuilt) = (Arc::new(plan().await), Arc::new(plan().await), plan().await);
         let mut snapshots = Vec::new();
         for b in &batches {
-            AggregateOperator::new(watched.clone()).process_batch(b.clone()).await.unwrap();
-            AggregateOperator::new(untouched.clone()).process_batch(b.clone()).await.unwrap();
+            AggregateOperator::new(watched.clone())
+                .process_batch(crate::stream::change::ChangeBatch::inserts(b.clone(), 0))
+                .await
+                .unwrap();
+            AggregateOperator::new(untouched.clone())
+                .process_batch(crate::stream::change::ChangeBatch::inserts(b.clone(), 0))
+                .await
+                .unwrap();
             snapshots.push(watched.state.lock().take_snapshot(false).unwrap());
         }
         assert!(snapshots[0].full, "the first snapshot of a view is full");

@@ -59,7 +59,7 @@ pub async fn try_apply(plan: &Arc<IncrementalPlan>, rows: &[(&str, i64, i64)]) -
         ],
     )
     .unwrap();
-    AggregateOperator::new(plan.clone()).process_batch(batch).await
+    AggregateOperator::new(plan.clone()).process_batch(crate::stream::change::ChangeBatch::inserts(batch, 0)).await
 }
 
 /// A batch as sorted lines of `|`-separated cells.

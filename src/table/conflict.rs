@@ -34,7 +34,7 @@ pub enum ConflictAction {
         /// Column and new value (SQL, columns qualified).
         set: Vec<(String, ast::Expr)>,
         /// Only rows where this holds are updated.
-        selection: Option<ast::Expr>,
+        selection: Option<Box<ast::Expr>>,
     },
 }
 
@@ -102,7 +102,7 @@ impl OnConflict {
                     };
                     set.push((column, qualify(assignment.value.clone(), &target_name)));
                 }
-                let selection = update.selection.clone().map(|e| qualify(e, &target_name));
+                let selection = update.selection.clone().map(|e| Box::new(qualify(e, &target_name)));
                 ConflictAction::DoUpdate { set, selection }
             }
         };
@@ -143,7 +143,7 @@ impl OnConflict {
             return Ok((held, fresh, n));
         }
         let (updated, which) =
-            self.updated_rows(&table.def.schema, &held, &conflicting, set, selection.as_ref()).await?;
+            self.updated_rows(&table.def.schema, &held, &conflicting, set, selection.as_deref()).await?;
         let removed = take_record_batch(&held, &which).map_err(arrow)?;
         let n = (fresh.num_rows() + updated.num_rows()) as u64;
         let added = concat_batches(&table.def.schema, [&fresh, &updated]).map_err(arrow)?;
@@ -213,7 +213,7 @@ fn with_row_numbers(rows: &RecordBatch) -> Result<RecordBatch, IngestError> {
     fields.push(Arc::new(Field::new(ROW_NUMBER, DataType::UInt32, false)));
     let mut columns = rows.columns().to_vec();
     columns.push(Arc::new(UInt32Array::from_iter_values(0..rows.num_rows() as u32)));
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(arrow)?)
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(arrow)
 }
 
 fn quote(name: &str) -> String {
