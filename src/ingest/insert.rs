@@ -7,6 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
 use datafusion::common::{DataFusionError, Result};
@@ -95,24 +96,33 @@ impl DataSink for StreamSink {
         &self.schema
     }
 
-    async fn write_all(&self, mut data: SendableRecordBatchStream, context: &Arc<TaskContext>) -> Result<u64> {
-        let commit = context.session_config().get_extension::<SessionCommit>().map_or(Commit::Sync, |c| c.0);
-        // The whole statement is held before any of it is applied, so an
-        // error in a later batch (a bad cast, invalid JSON) leaves the views
-        // untouched, as COPY does.
-        let mut held = Vec::new();
-        let mut bytes = 0usize;
-        while let Some(batch) = data.next().await {
-            let batch = batch?;
-            bytes += batch.get_array_memory_size();
-            if bytes > INSERT_HELD_MAX_BYTES {
-                return Err(DataFusionError::External(Box::new(IngestError::TooLarge(format!(
-                    "INSERT holds more than {} MiB of rows; split it into several INSERT statements",
-                    INSERT_HELD_MAX_BYTES / (1024 * 1024)
-                )))));
-            }
-            held.push(batch);
-        }
+    async fn write_all(&self, data: SendableRecordBatchStream, context: &Arc<TaskContext>) -> Result<u64> {
+        let (held, commit) = hold_statement(data, context).await?;
         write_batches(&self.stream, held, commit).await.map_err(|e| DataFusionError::External(Box::new(e)))
     }
+}
+
+/// Collects a writing statement's rows, and its session's commit mode.
+/// The whole statement is held before any of it is applied, so an error in
+/// a later batch (a bad cast, invalid JSON) changes nothing, as COPY does;
+/// what is held is bounded by [`INSERT_HELD_MAX_BYTES`].
+pub async fn hold_statement(
+    mut data: SendableRecordBatchStream,
+    context: &Arc<TaskContext>,
+) -> Result<(Vec<RecordBatch>, Commit)> {
+    let commit = context.session_config().get_extension::<SessionCommit>().map_or(Commit::Sync, |c| c.0);
+    let mut held = Vec::new();
+    let mut bytes = 0usize;
+    while let Some(batch) = data.next().await {
+        let batch = batch?;
+        bytes += batch.get_array_memory_size();
+        if bytes > INSERT_HELD_MAX_BYTES {
+            return Err(DataFusionError::External(Box::new(IngestError::TooLarge(format!(
+                "INSERT holds more than {} MiB of rows; split it into several INSERT statements",
+                INSERT_HELD_MAX_BYTES / (1024 * 1024)
+            )))));
+        }
+        held.push(batch);
+    }
+    Ok((held, commit))
 }

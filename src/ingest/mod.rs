@@ -14,7 +14,6 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Schema};
-use futures::future::join_all;
 
 use crate::catalog::StreamEntry;
 use crate::catalog::types::{PG_TYPE_KEY, UTC};
@@ -132,66 +131,16 @@ pub(crate) async fn apply_batch(stream: &StreamEntry, batch: RecordBatch) -> Res
     let epoch = stream.durability().next_epoch();
     // A view dropped while the write was on its way has nothing to apply.
     let still_there = |v: &Arc<ViewRuntime>| stream.views().iter().any(|w| Arc::ptr_eq(v, w));
-    let changes_for = |v: &Arc<ViewRuntime>| {
-        let rows = match &on_time {
-            Some(on_time) if v.event_windowed() => on_time.clone(),
-            _ => batch.clone(),
-        };
-        ChangeBatch::inserts(rows, epoch)
+    // Built once, shared by every view (their arrays are reference counted).
+    let all = ChangeBatch::inserts(batch.clone(), epoch);
+    let on_time = on_time.map(|rows| ChangeBatch::inserts(rows, epoch));
+    let changes_for = |v: &Arc<ViewRuntime>| match &on_time {
+        Some(on_time) if v.event_windowed() => on_time.clone(),
+        _ => all.clone(),
     };
-    let prepared = prepare_views(&views, changes_for, &still_there).await?;
+    let prepared = crate::stream::prepare_views(&views, changes_for, &still_there).await?;
     stream.count_rows(batch.num_rows() as u64);
-    merge_views(prepared, &still_there).await
-}
-
-/// A view's input and what it made of it.
-pub(crate) type PreparedView = (Arc<ViewRuntime>, crate::stream::view::Prepared);
-
-/// Has every view in `views` prepare its changes (`changes_for(view)`), all
-/// at once; fails with the first error of a view that is still there
-/// (`still_there`: views dropped meanwhile are skipped).
-pub(crate) async fn prepare_views(
-    views: &[Arc<ViewRuntime>],
-    changes_for: impl Fn(&Arc<ViewRuntime>) -> ChangeBatch,
-    still_there: &(dyn Fn(&Arc<ViewRuntime>) -> bool + Sync),
-) -> Result<Vec<PreparedView>, IngestError> {
-    let outcomes = join_all(views.iter().map(|v| v.prepare(changes_for(v)))).await;
-    let mut ready = Vec::with_capacity(views.len());
-    for (view, outcome) in views.iter().zip(outcomes) {
-        match outcome {
-            Ok(p) => ready.push((view.clone(), p)),
-            Err(e) if dropped_meanwhile(view, &e, still_there) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(ready)
-}
-
-/// Merges what [`prepare_views`] made into every view. A view that was
-/// dropped meanwhile (`still_there` says no) is skipped.
-pub(crate) async fn merge_views(
-    prepared: Vec<PreparedView>,
-    still_there: &(dyn Fn(&Arc<ViewRuntime>) -> bool + Sync),
-) -> Result<(), IngestError> {
-    let merged = join_all(prepared.into_iter().map(|(v, p)| async move { (v.clone(), v.merge(p).await) })).await;
-    for (view, outcome) in merged {
-        if let Err(e) = outcome
-            && !dropped_meanwhile(&view, &e, still_there)
-        {
-            return Err(e);
-        }
-    }
-    Ok(())
-}
-
-/// A view dropped while a write was on its way to it has nothing to apply
-/// the rows to: that is not the write's failure. Any other error is.
-fn dropped_meanwhile(
-    view: &Arc<ViewRuntime>,
-    e: &IngestError,
-    still_there: &(dyn Fn(&Arc<ViewRuntime>) -> bool + Sync),
-) -> bool {
-    matches!(e, IngestError::ViewStopped(_)) && !still_there(view)
+    crate::stream::merge_views(prepared, &still_there).await
 }
 
 /// For a stream with event time, the rows that are not late (what windowed

@@ -141,11 +141,7 @@ impl Engine {
         let id = durability.next_view_id();
         let record =
             ViewRecord { id, name: name.into(), query: query.to_string(), options: options.clone(), files: Vec::new() };
-        let view = self.launch_view(id, name, query, options).await?;
-        if let Err(e) = self.publish_view(&view, Some(record)).await {
-            view.stop();
-            return Err(e);
-        }
+        self.start_and_publish(id, name, query, options, Some(record)).await?;
         self.ddl_done().await
     }
 
@@ -182,8 +178,21 @@ impl Engine {
         query: &Query,
         options: Vec<(String, String)>,
     ) -> Result<Arc<ViewRuntime>> {
+        self.start_and_publish(id, name, query, options, None).await
+    }
+
+    /// Plans and starts a view, then publishes it (logging `record` first,
+    /// if given); a view that cannot be published is stopped.
+    async fn start_and_publish(
+        &self,
+        id: u64,
+        name: &str,
+        query: &Query,
+        options: Vec<(String, String)>,
+        record: Option<ViewRecord>,
+    ) -> Result<Arc<ViewRuntime>> {
         let view = self.launch_view(id, name, query, options).await?;
-        if let Err(e) = self.publish_view(&view, None).await {
+        if let Err(e) = self.publish_view(&view, record).await {
             view.stop();
             return Err(e);
         }

@@ -140,14 +140,7 @@ impl GroupedState {
         let mut fresh = Self::try_new(&self.key_types, self.aggregates.clone())?;
         fresh.session = self.session.take();
         if let Some(mode) = self.retract.take() {
-            fresh.hands_over = self.hands_over.clone();
-            fresh.retract = Some(retract::RetractMode { kinds: mode.kinds, weights: Vec::new() });
-            fresh.accumulators.clear();
-            fresh.groups = 0;
-            fresh.is_dirty.clear();
-            if fresh.converter.is_none() {
-                fresh.push_accumulators()?;
-            }
+            fresh.start_retracting(mode.kinds)?;
         }
         fresh.generation = self.generation + 1;
         *self = fresh;

@@ -88,6 +88,11 @@ impl GroupedState {
                 RetractKind::Multiset(Arc::new(RowConverter::new(fields)?))
             });
         }
+        self.start_retracting(kinds)
+    }
+
+    /// Empties this state and has it retract with `kinds` from now on.
+    pub(super) fn start_retracting(&mut self, kinds: Vec<RetractKind>) -> Result<()> {
         // Nothing here hands its contents over: the multiset evaluates a copy.
         self.hands_over = vec![false; self.aggregates.len()];
         self.retract = Some(RetractMode { kinds, weights: Vec::new() });

@@ -6,7 +6,9 @@
 //! `Merge` to all of them, and waits until each has merged it
 //! (read-your-writes); rows one view cannot prepare change no view. A slow
 //! view fills its channel and so slows its writers; it never buffers without
-//! bound. Each view runs in its own named, tracked task, so one failing view
+//! bound. [`prepare_views`] and [`merge_views`] are how every source (a
+//! stream's writes, a table's) routes one change to all its views. Each
+//! view runs in its own named, tracked task, so one failing view
 //! reports its error without stopping the others. Checkpoints do not travel
 //! on these channels: they cut between writes with the checkpoint gate
 //! (`crate::checkpoint`).
@@ -22,8 +24,12 @@ use std::sync::Arc;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::error::DataFusionError;
 
-use crate::state::RetractInput;
+use futures::future::join_all;
 use tokio::sync::oneshot;
+
+use crate::ingest::IngestError;
+use crate::state::RetractInput;
+use change::ChangeBatch;
 
 /// The outcome an operator sends back.
 pub type Ack<T> = oneshot::Sender<Result<T, Arc<DataFusionError>>>;
@@ -62,3 +68,53 @@ pub enum Work {
 
 /// How many batches may wait for one view before writers wait.
 pub const VIEW_QUEUE_BATCHES: usize = 16;
+
+/// A view's input and what it made of it.
+pub type PreparedView = (Arc<ViewRuntime>, view::Prepared);
+
+/// Has every view in `views` prepare its changes (`changes_for(view)`), all
+/// at once; fails with the first error of a view that is still there
+/// (`still_there`: views dropped meanwhile are skipped).
+pub async fn prepare_views(
+    views: &[Arc<ViewRuntime>],
+    changes_for: impl Fn(&Arc<ViewRuntime>) -> ChangeBatch,
+    still_there: &(dyn Fn(&Arc<ViewRuntime>) -> bool + Sync),
+) -> Result<Vec<PreparedView>, IngestError> {
+    let outcomes = join_all(views.iter().map(|v| v.prepare(changes_for(v)))).await;
+    let mut ready = Vec::with_capacity(views.len());
+    for (view, outcome) in views.iter().zip(outcomes) {
+        match outcome {
+            Ok(p) => ready.push((view.clone(), p)),
+            Err(e) if dropped_meanwhile(view, &e, still_there) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(ready)
+}
+
+/// Merges what [`prepare_views`] made into every view. A view that was
+/// dropped meanwhile (`still_there` says no) is skipped.
+pub async fn merge_views(
+    prepared: Vec<PreparedView>,
+    still_there: &(dyn Fn(&Arc<ViewRuntime>) -> bool + Sync),
+) -> Result<(), IngestError> {
+    let merged = join_all(prepared.into_iter().map(|(v, p)| async move { (v.clone(), v.merge(p).await) })).await;
+    for (view, outcome) in merged {
+        if let Err(e) = outcome
+            && !dropped_meanwhile(&view, &e, still_there)
+        {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// A view dropped while a write was on its way to it has nothing to apply
+/// the rows to: that is not the write's failure. Any other error is.
+fn dropped_meanwhile(
+    view: &Arc<ViewRuntime>,
+    e: &IngestError,
+    still_there: &(dyn Fn(&Arc<ViewRuntime>) -> bool + Sync),
+) -> bool {
+    matches!(e, IngestError::ViewStopped(_)) && !still_there(view)
+}

@@ -22,16 +22,10 @@ use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPu
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, SendableRecordBatchStream};
-use futures::StreamExt;
 
 use super::TableEntry;
 use super::conflict::OnConflict;
-use crate::checkpoint::SessionCommit;
-use crate::checkpoint::log::Commit;
 use crate::ingest::IngestError;
-
-/// The rows of one statement an `INSERT` may hold before it is applied.
-const INSERT_HELD_MAX_BYTES: usize = 1 << 30;
 
 /// A table, for DataFusion; with `on_conflict`, its inserts follow
 /// `ON CONFLICT`.
@@ -59,13 +53,10 @@ impl TableRelation {
 
     /// The primary-key values a filter pins the (one-column) key to.
     fn key_values(&self, filter: &Expr) -> Option<Vec<ScalarValue>> {
-        let rows = self.table.rows().lock();
-        let [key] = rows.primary_key() else {
+        let [key_name] = self.table.def.primary_key.as_slice() else {
             return None;
         };
-        let key_name = self.table.def.schema.field(*key).name().clone();
-        drop(rows);
-        let is_key = |e: &Expr| matches!(e, Expr::Column(c) if c.name == key_name);
+        let is_key = |e: &Expr| matches!(e, Expr::Column(c) if &c.name == key_name);
         match filter {
             Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) => match (left.as_ref(), right.as_ref()) {
                 (col, Expr::Literal(v, _)) | (Expr::Literal(v, _), col) if is_key(col) => Some(vec![v.clone()]),
@@ -99,10 +90,12 @@ impl TableRelation {
         found.map_err(external)
     }
 
-    fn sink(&self, op: WriteOp) -> Arc<dyn ExecutionPlan> {
+    /// The plan that runs `op`, over `input`'s rows (an INSERT's) or none.
+    fn sink(&self, op: WriteOp, input: Option<Arc<dyn ExecutionPlan>>) -> Arc<dyn ExecutionPlan> {
         let schema = self.schema.clone();
-        let sink = Arc::new(TableSink { table: self.table.clone(), schema: schema.clone(), op });
-        Arc::new(DataSinkExec::new(Arc::new(EmptyExec::new(schema)), sink, None))
+        let input = input.unwrap_or_else(|| Arc::new(EmptyExec::new(schema.clone())));
+        let sink = Arc::new(TableSink { table: self.table.clone(), schema, op });
+        Arc::new(DataSinkExec::new(input, sink, None))
     }
 
     fn physical(&self, state: &dyn Session, exprs: &[Expr]) -> Result<Vec<Arc<dyn PhysicalExpr>>> {
@@ -156,15 +149,12 @@ impl TableProvider for TableRelation {
         input: Arc<dyn ExecutionPlan>,
         _insert_op: InsertOp,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let schema = self.schema.clone();
-        let op = WriteOp::Insert(self.on_conflict.clone());
-        let sink = Arc::new(TableSink { table: self.table.clone(), schema, op });
-        Ok(Arc::new(DataSinkExec::new(input, sink, None)))
+        Ok(self.sink(WriteOp::Insert(self.on_conflict.clone()), Some(input)))
     }
 
     async fn delete_from(&self, state: &dyn Session, filters: Vec<Expr>) -> Result<Arc<dyn ExecutionPlan>> {
         let physical = self.physical(state, &filters)?;
-        Ok(self.sink(WriteOp::Delete { filters, physical }))
+        Ok(self.sink(WriteOp::Delete { filters, physical }, None))
     }
 
     async fn update(
@@ -189,7 +179,7 @@ impl TableProvider for TableRelation {
                 .map_err(|_| DataFusionError::Internal("one expression planned into several".into()))?;
             set.push((index, value));
         }
-        Ok(self.sink(WriteOp::Update { filters, physical, set }))
+        Ok(self.sink(WriteOp::Update { filters, physical, set }, None))
     }
 }
 
@@ -229,20 +219,8 @@ impl DataSink for TableSink {
         &self.schema
     }
 
-    async fn write_all(&self, mut data: SendableRecordBatchStream, context: &Arc<TaskContext>) -> Result<u64> {
-        let commit = context.session_config().get_extension::<SessionCommit>().map_or(Commit::Sync, |c| c.0);
-        let mut held = Vec::new();
-        let mut bytes = 0usize;
-        while let Some(batch) = data.next().await {
-            let batch = batch?;
-            bytes += batch.get_array_memory_size();
-            if bytes > INSERT_HELD_MAX_BYTES {
-                return Err(external(IngestError::TooLarge(
-                    "INSERT holds more than 1024 MiB of rows; split it into several statements".into(),
-                )));
-            }
-            held.push(batch);
-        }
+    async fn write_all(&self, data: SendableRecordBatchStream, context: &Arc<TaskContext>) -> Result<u64> {
+        let (held, commit) = crate::ingest::insert::hold_statement(data, context).await?;
         let relation = TableRelation::new(self.table.clone());
         let guard = self.table.begin_write().await;
         let (deletes, inserts, count) = match &self.op {

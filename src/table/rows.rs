@@ -163,6 +163,12 @@ impl TableRows {
     /// Applies `changes`, all or nothing (see [`Self::check`]).
     pub fn apply(&mut self, changes: &ChangeBatch) -> Result<(), TableError> {
         self.check(changes)?;
+        self.apply_checked(changes)
+    }
+
+    /// Applies `changes` that [`Self::check`] passed, with no write since
+    /// (the caller holds the table's write lock).
+    pub fn apply_checked(&mut self, changes: &ChangeBatch) -> Result<(), TableError> {
         let (added, removed) = changes.split()?;
         let removed_keys = self.keys(&removed)?;
         let added_keys = self.keys(&added)?;

@@ -50,13 +50,13 @@ pub async fn commit(
         let _guard = guard;
         let views = table.views();
         let still_there = |v: &Arc<crate::stream::ViewRuntime>| table.views().iter().any(|w| Arc::ptr_eq(v, w));
-        let prepared = crate::ingest::prepare_views(&views, |_| changes.clone(), &still_there).await?;
+        let prepared = crate::stream::prepare_views(&views, |_| changes.clone(), &still_there).await?;
         let durability = table.durability().clone();
         let _admitted = durability.admit().await;
         durability.log_rows(&table.def.name, &[changes.to_logged().map_err(TableError::from)?], commit).await?;
-        table.rows().lock().apply(&changes)?;
+        table.rows().lock().apply_checked(&changes)?;
         table.count_changes(changes.len() as u64);
-        crate::ingest::merge_views(prepared, &still_there).await
+        crate::stream::merge_views(prepared, &still_there).await
     };
     let span = tracing::info_span!("table write");
     match tokio::spawn(tracing::Instrument::instrument(write, span)).await {
@@ -74,6 +74,6 @@ pub async fn replay(table: &Arc<TableEntry>, logged: &RecordBatch, lsn: u64) -> 
     let _guard = table.begin_write().await;
     table.rows().lock().apply(&changes)?;
     let views = table.views();
-    let prepared = crate::ingest::prepare_views(&views, |_| changes.clone(), &|_| true).await?;
-    crate::ingest::merge_views(prepared, &|_| true).await
+    let prepared = crate::stream::prepare_views(&views, |_| changes.clone(), &|_| true).await?;
+    crate::stream::merge_views(prepared, &|_| true).await
 }
