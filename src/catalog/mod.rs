@@ -6,6 +6,7 @@
 //! (or cascade) when views depend on it. The catalog is saved with every
 //! checkpoint (`crate::checkpoint`), and every DDL statement takes one.
 
+mod dependents;
 pub mod relations;
 pub mod schema_provider;
 pub mod types;
@@ -268,30 +269,6 @@ impl Catalog {
         Ok(())
     }
 
-    /// Fails if table `name` does not exist, or has views and `cascade` is
-    /// not given.
-    pub fn drop_table_check(&self, name: &str, cascade: bool) -> Result<(), CatalogError> {
-        let dependents = self.table(name)?.views();
-        if !dependents.is_empty() && !cascade {
-            let views = dependents.iter().map(|v| v.name().to_string()).collect::<Vec<_>>().join(", ");
-            return Err(CatalogError::DependentObjects { stream: name.to_string(), views });
-        }
-        Ok(())
-    }
-
-    /// Removes a table. With `cascade`, its views go too and are returned;
-    /// without it, dependent views are an error.
-    pub fn drop_table(&self, name: &str, cascade: bool) -> Result<Vec<Arc<ViewRuntime>>, CatalogError> {
-        self.drop_table_check(name, cascade)?;
-        let dependents = self.table(name)?.views();
-        let mut inner = self.inner.write();
-        for v in &dependents {
-            inner.views.remove(v.name());
-        }
-        inner.tables.remove(name);
-        Ok(dependents)
-    }
-
     /// The continuous view called `name`.
     pub fn view(&self, name: &str) -> Result<Arc<ViewRuntime>, CatalogError> {
         match self.relation(name) {
@@ -364,50 +341,12 @@ impl Catalog {
             stream.views.write().push(view.clone());
         } else if let Some(table) = inner.tables.get(source) {
             table.add_view(view.clone());
+        } else if let Some(upstream) = inner.views.get(source) {
+            upstream.add_reader(view.clone());
         } else {
             return Err(CatalogError::UndefinedRelation(source.to_string()));
         }
         inner.views.insert(name, view);
         Ok(())
-    }
-
-    /// Removes a view; returns it so the caller can stop its operator.
-    pub fn drop_view(&self, name: &str) -> Result<Arc<ViewRuntime>, CatalogError> {
-        self.view(name)?;
-        let mut inner = self.inner.write();
-        let view = inner.views.remove(name).ok_or_else(|| CatalogError::UndefinedRelation(name.to_string()))?;
-        if let Some(stream) = inner.streams.get(view.stream_name()) {
-            stream.views.write().retain(|v| v.name() != name);
-        }
-        if let Some(table) = inner.tables.get(view.stream_name()) {
-            table.remove_view(name);
-        }
-        Ok(view)
-    }
-
-    /// Fails if stream `name` does not exist, or has views and `cascade` is
-    /// not given.
-    pub fn check_drop_stream(&self, name: &str, cascade: bool) -> Result<(), CatalogError> {
-        let dependents = self.stream(name)?.views();
-        if !dependents.is_empty() && !cascade {
-            let views = dependents.iter().map(|v| v.name().to_string()).collect::<Vec<_>>().join(", ");
-            return Err(CatalogError::DependentObjects { stream: name.to_string(), views });
-        }
-        Ok(())
-    }
-
-    /// Removes a stream. With `cascade`, its views go too and are returned;
-    /// without it, dependent views are an error.
-    pub fn drop_stream(&self, name: &str, cascade: bool) -> Result<Vec<Arc<ViewRuntime>>, CatalogError> {
-        self.check_drop_stream(name, cascade)?;
-        let mut inner = self.inner.write();
-        let stream =
-            inner.streams.get(name).cloned().ok_or_else(|| CatalogError::UndefinedRelation(name.to_string()))?;
-        let dependents = stream.views();
-        for v in &dependents {
-            inner.views.remove(v.name());
-        }
-        inner.streams.remove(name);
-        Ok(dependents)
     }
 }

@@ -114,3 +114,11 @@ mod tests {
         assert_eq!(pg_type_name(&json), "json");
     }
 }
+
+/// `schema` with every column nullable: how a relation whose rows another
+/// view reads is declared to that view (NOT NULL is checked at the source).
+pub fn all_nullable(schema: &datafusion::arrow::datatypes::Schema) -> datafusion::arrow::datatypes::SchemaRef {
+    let fields: Vec<datafusion::arrow::datatypes::Field> =
+        schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+    std::sync::Arc::new(datafusion::arrow::datatypes::Schema::new(fields))
+}

@@ -72,7 +72,10 @@ pub async fn restore(engine: &Engine, loaded: Loaded) -> Result<(), CheckpointEr
             entry.rows().lock().apply(&changes).map_err(|e| restore_error("table", &table.name, e))?;
         }
     }
-    for view in &manifest.views {
+    // In creation order: a view that reads another view comes after it.
+    let mut views: Vec<_> = manifest.views.iter().collect();
+    views.sort_by_key(|v| v.id);
+    for view in views {
         let query = crate::sql::parser::parse_query(&view.query).map_err(|e| restore_error("view", &view.name, e))?;
         let runtime = engine
             .start_view(view.id, &view.name, &query, view.options.clone())

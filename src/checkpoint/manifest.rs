@@ -128,6 +128,9 @@ pub enum CatalogChange {
     DropView {
         /// The view.
         name: String,
+        /// Whether the views over it go too.
+        #[serde(default)]
+        cascade: bool,
     },
     /// `CREATE TABLE`, empty.
     CreateTable(TableRecord),

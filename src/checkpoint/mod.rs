@@ -309,7 +309,10 @@ impl Durability {
 
     /// The checkpoint barrier: the gate for writing, taken between writes
     /// (see the module doc).
-    async fn barrier(&self) -> tokio::sync::RwLockWriteGuard<'_, ()> {
+    /// Holds every write to the views out until dropped (a checkpoint's
+    /// barrier; also a view's backfill from another view). It waits for
+    /// the writes already admitted.
+    pub async fn barrier(&self) -> tokio::sync::RwLockWriteGuard<'_, ()> {
         let deadline = Instant::now() + BARRIER_PATIENCE;
         let mut wait = Duration::from_micros(200);
         while Instant::now() < deadline {

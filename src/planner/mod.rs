@@ -78,8 +78,22 @@ pub struct RetractPlan {
     pub filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
 }
 
+/// How a view turns evaluated groups into its output rows, so that views
+/// over it can follow it: the view's read plan, row by row, over a slot
+/// that holds the evaluated groups. Only views whose part above the
+/// aggregate works row by row (projection, HAVING) have one.
+pub struct EmitPlan {
+    /// Where the evaluated groups go.
+    pub slot: Arc<BatchSlot>,
+    /// Projection and filter over the slot: the view's rows.
+    pub plan: Arc<dyn ExecutionPlan>,
+}
+
 /// Everything needed to maintain and read one view.
 pub struct IncrementalPlan {
+    /// How the view's output rows are made from its groups, when views
+    /// may read it; `None` when its query sorts, limits or windows.
+    pub emit: Option<EmitPlan>,
     /// The stream or table the view reads.
     pub stream: String,
     /// With an input that removes rows (a table): how changes reach the
@@ -134,7 +148,7 @@ pub async fn plan_view(
     let stmt = DFStatement::Statement(Box::new(SqlStatement::Query(Box::new(query))));
     let logical = state.statement_to_plan(stmt).await.map_err(unwrap_external)?;
     reject_time_functions(&logical)?;
-    let logical = state.optimize(&logical)?;
+    let logical = with_row_counts(state.optimize(&logical)?)?;
     let (stream, slot, append_only) = schema.single_source()?;
 
     let aggregate = find_aggregate(&logical)?;
@@ -181,11 +195,13 @@ pub async fn plan_view(
     });
     let sliding = windowing.sliding.clone().map(|s| (s, clock));
     let table = Arc::new(StateTable::new(state_schema.clone(), layout.group_columns, grouped.clone(), sliding));
+    let emit = emit_plan(&state, &logical, &aggregate, &state_schema).await?;
     let upper = replace_aggregate(logical, &aggregate, &format!("__eddy_state_{name}"), table)?;
     let upper = limits_as_nodes(upper)?;
     tracing::debug!(view = name, plan = %upper.display_indent(), "view read plan");
     let partial: Arc<dyn ExecutionPlan> = Arc::new(partial);
     Ok(IncrementalPlan {
+        emit,
         stream,
         retract,
         slot,
@@ -262,6 +278,50 @@ fn session_spec(aggregate: &Aggregate, windowing: &Windowing) -> Result<Option<S
         }
         _ => Err(unsupported()),
     }
+}
+
+/// The hidden count of a view without aggregates: how many times each
+/// distinct row is held.
+const ROW_COUNT: &str = "__eddy_rows";
+/// The hidden copies of a row, one per time it is held.
+const ROW_COPIES: &str = "__eddy_copies";
+
+/// A view without aggregates keeps the rows it selects, as PipelineDB's
+/// did. It is planned as an aggregate like any other: grouped by every
+/// output column with a hidden `count(*)`, and read back with each distinct
+/// row repeated as many times as it is held (an unnest of `range(count)`).
+/// So it is incremental, retracts, checkpoints and takes `ttl_column` by
+/// the same machinery.
+fn with_row_counts(plan: LogicalPlan) -> Result<LogicalPlan, PlanError> {
+    let mut aggregates = false;
+    plan.apply(|node| {
+        aggregates |= matches!(node, LogicalPlan::Aggregate(_) | LogicalPlan::Distinct(_));
+        Ok(if aggregates { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+    })?;
+    if aggregates {
+        return Ok(plan);
+    }
+    if let LogicalPlan::Sort(_) | LogicalPlan::Limit(_) = &plan {
+        // ORDER BY and LIMIT stay on top, applied when the view is read.
+        let input = plan.inputs().first().map(|i| (*i).clone());
+        if let Some(input) = input {
+            let wrapped = with_row_counts(input)?;
+            return Ok(plan.with_new_exprs(plan.expressions(), vec![wrapped])?);
+        }
+    }
+    use datafusion::functions_aggregate::expr_fn::count;
+    use datafusion::logical_expr::{col, lit};
+    let columns: Vec<Expr> = plan.schema().columns().into_iter().map(Expr::Column).collect();
+    let copies = datafusion::functions_nested::expr_fn::range(lit(0i64), col(ROW_COUNT), lit(1i64)).alias(ROW_COPIES);
+    let mut with_copies = columns.clone();
+    with_copies.push(copies);
+    let plan = LogicalPlanBuilder::from(plan)
+        .aggregate(columns.clone(), vec![count(lit(1i64)).alias(ROW_COUNT)])?
+        .project(with_copies)?
+        .unnest_column(ROW_COPIES)?
+        .project(columns)?
+        .build()?;
+    Ok(plan)
 }
 
 /// A sliding window's step is the last group key the rewrite added.
@@ -364,6 +424,7 @@ fn find_aggregate(plan: &LogicalPlan) -> Result<Aggregate, PlanError> {
             | LogicalPlan::Sort(_)
             | LogicalPlan::Limit(_)
             | LogicalPlan::Window(_)
+            | LogicalPlan::Unnest(_)
             | LogicalPlan::SubqueryAlias(_) => {
                 let inputs = node.inputs();
                 node = inputs.first().ok_or_else(|| PlanError::Unsupported("unexpected plan shape".into()))?;
@@ -466,13 +527,47 @@ fn limits_as_nodes(plan: LogicalPlan) -> Result<LogicalPlan, PlanError> {
     Ok(out.data)
 }
 
-/// Replaces the aggregate with a scan of the state table, projected to the
-/// aggregate's exact (qualified) output schema.
+/// The view's part above the aggregate over a slot of evaluated groups,
+/// if that part works row by row.
+async fn emit_plan(
+    state: &datafusion::execution::SessionState,
+    logical: &LogicalPlan,
+    aggregate: &Aggregate,
+    state_schema: &SchemaRef,
+) -> Result<Option<EmitPlan>, PlanError> {
+    let mut row_wise = true;
+    let mut above = logical;
+    while !matches!(above, LogicalPlan::Aggregate(_)) {
+        row_wise &= matches!(
+            above,
+            LogicalPlan::Projection(_)
+                | LogicalPlan::Filter(_)
+                | LogicalPlan::SubqueryAlias(_)
+                | LogicalPlan::Unnest(_)
+        );
+        match above.inputs().first() {
+            Some(input) => above = input,
+            None => break,
+        }
+    }
+    if !row_wise {
+        return Ok(None);
+    }
+    let slot = Arc::new(BatchSlot::default());
+    let source = Arc::new(batch_source::StreamSource::new(state_schema.clone(), slot.clone()));
+    let over_slot = replace_aggregate(logical.clone(), aggregate, "__eddy_groups", source)?;
+    let plan = state.create_physical_plan(&over_slot).await?;
+    Ok(Some(EmitPlan { slot, plan }))
+}
+
+/// Replaces the aggregate with a scan of `table` (the state, or a slot of
+/// evaluated groups), projected to the aggregate's exact (qualified)
+/// output schema.
 fn replace_aggregate(
     plan: LogicalPlan,
     aggregate: &Aggregate,
     table_name: &str,
-    table: Arc<StateTable>,
+    table: Arc<dyn datafusion::datasource::TableProvider>,
 ) -> Result<LogicalPlan, PlanError> {
     let scan = LogicalPlanBuilder::scan(table_name, provider_as_source(table), None)?;
     let exprs: Vec<Expr> = aggregate

@@ -56,11 +56,10 @@ impl SchemaProvider for ViewPlanningSchema {
         let (schema, append_only) = match self.catalog.relation(name) {
             Some(Relation::Stream(stream)) => (stream.def.schema.clone(), true),
             Some(Relation::Table(table)) => (table.def.schema.clone(), false),
-            Some(Relation::View(_)) => {
-                return Err(DataFusionError::External(Box::new(PlanError::Unsupported(format!(
-                    "continuous view reads continuous view \"{name}\": views over views are not supported yet; read the stream or table instead"
-                )))));
-            }
+            Some(Relation::View(view)) => match view.unreadable_by_views() {
+                None => (view.output_schema(), false),
+                Some(why) => return Err(DataFusionError::External(Box::new(PlanError::Unsupported(why)))),
+            },
             None => return Ok(None),
         };
         let mut bound = self.bound.lock();

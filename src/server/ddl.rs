@@ -54,7 +54,11 @@ impl Engine {
                     view.stop();
                 }
             }
-            CatalogChange::DropView { name } => self.catalog.drop_view(name)?.stop(),
+            CatalogChange::DropView { name, cascade } => {
+                for view in self.catalog.drop_view(name, *cascade)? {
+                    view.stop();
+                }
+            }
             CatalogChange::CreateTable(record) => {
                 self.add_table_record(record)?;
             }

@@ -12,9 +12,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::config::Config;
-use crate::catalog::Catalog;
 use crate::catalog::relations as pipelinedb;
 use crate::catalog::schema_provider::CatalogSchema;
+use crate::catalog::{Catalog, Relation};
 use crate::checkpoint::manifest::{CatalogChange, ViewRecord};
 use crate::checkpoint::{CheckpointError, CheckpointStats, Durability, image};
 use crate::clock::Clock;
@@ -150,24 +150,49 @@ impl Engine {
     /// it is published so that no write falls between; with `record`, the
     /// view's creation is logged first (a live `CREATE VIEW`).
     async fn publish_view(&self, view: &Arc<ViewRuntime>, record: Option<ViewRecord>) -> Result<()> {
-        let table = self.catalog.table(view.stream_name()).ok();
-        let _writes = match &table {
-            Some(t) => Some(t.begin_write().await),
-            None => None,
-        };
-        if let Some(table) = &table {
-            let rows = table.rows().lock().snapshot()?;
-            let changes = crate::stream::change::ChangeBatch::inserts(rows, 0);
-            let prepared = view.prepare(changes).await?;
-            view.merge(prepared).await?;
-        }
         let durability = self.catalog.durability().clone();
-        let _admitted = durability.admit().await;
+        match self.catalog.relation(view.stream_name()) {
+            Some(Relation::Table(table)) => {
+                let _writes = table.begin_write().await;
+                let rows = table.rows().lock().snapshot()?;
+                backfill(view, rows).await?;
+                let _admitted = durability.admit().await;
+                self.log_and_add(view, record).await
+            }
+            Some(Relation::View(upstream)) => {
+                // Every write is held out while the view takes in what the
+                // view it reads shows, so that none falls between.
+                let _barrier = durability.barrier().await;
+                let rows = self.read_view(&upstream).await?;
+                backfill(view, rows).await?;
+                self.log_and_add(view, record).await
+            }
+            _ => {
+                let _admitted = durability.admit().await;
+                self.log_and_add(view, record).await
+            }
+        }
+    }
+
+    /// Logs the view's creation (a live `CREATE VIEW`) and publishes it;
+    /// the caller holds the checkpoint gate.
+    async fn log_and_add(&self, view: &Arc<ViewRuntime>, record: Option<ViewRecord>) -> Result<()> {
         if let Some(record) = record {
-            durability.log_change(&CatalogChange::CreateView(record)).await?;
+            self.catalog.durability().log_change(&CatalogChange::CreateView(record)).await?;
         }
         self.catalog.add_view(view.clone())?;
         Ok(())
+    }
+
+    /// Every row `view` shows, as one batch of its output schema.
+    async fn read_view(&self, view: &Arc<ViewRuntime>) -> Result<datafusion::arrow::array::RecordBatch> {
+        let source = datafusion::datasource::provider_as_source(view.table());
+        let plan = datafusion::logical_expr::LogicalPlanBuilder::scan(view.name(), source, None)?.build()?;
+        let batches = datafusion::prelude::DataFrame::new(self.session_state(), plan).collect().await?;
+        let schema = view.output_schema();
+        let arrow = |e| EddyError::from(datafusion::error::DataFusionError::from(e));
+        let all = datafusion::arrow::compute::concat_batches(&view.table().schema(), &batches).map_err(arrow)?;
+        datafusion::arrow::array::RecordBatch::try_new(schema, all.columns().to_vec()).map_err(arrow)
     }
 
     /// Plans and starts view `name` (number `id`) and adds it to the catalog.
@@ -280,4 +305,11 @@ impl Engine {
             span,
         ));
     }
+}
+
+/// Gives a new view the rows its source already holds.
+async fn backfill(view: &Arc<ViewRuntime>, rows: datafusion::arrow::array::RecordBatch) -> Result<()> {
+    let prepared = view.prepare(crate::stream::change::ChangeBatch::inserts(rows, 0)).await?;
+    view.merge(prepared).await?;
+    Ok(())
 }

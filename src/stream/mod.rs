@@ -52,8 +52,12 @@ pub enum Message {
     Merge {
         /// The prepared work.
         work: Work,
-        /// Receives `Ok` once merged, or the error that stopped the merge.
-        ack: Ack<()>,
+        /// With the write's epoch: also say how the view's rows changed,
+        /// for the views that read this one.
+        emit: Option<u64>,
+        /// Receives the view's output changes (with `emit`) once merged,
+        /// or the error that stopped the merge.
+        ack: Ack<Option<ChangeBatch>>,
     },
 }
 
@@ -99,12 +103,22 @@ pub async fn merge_views(
     still_there: &(dyn Fn(&Arc<ViewRuntime>) -> bool + Sync),
 ) -> Result<(), IngestError> {
     let merged = join_all(prepared.into_iter().map(|(v, p)| async move { (v.clone(), v.merge(p).await) })).await;
+    let mut downstream = Vec::new();
     for (view, outcome) in merged {
-        if let Err(e) = outcome
-            && !dropped_meanwhile(&view, &e, still_there)
-        {
-            return Err(e);
+        match outcome {
+            Ok(Some(changes)) if !changes.is_empty() => downstream.push((view, changes)),
+            Ok(_) => {}
+            Err(e) if dropped_meanwhile(&view, &e, still_there) => {}
+            Err(e) => return Err(e),
         }
+    }
+    // The views over these views take the change in the same epoch,
+    // level by level, before the write returns.
+    for (view, changes) in downstream {
+        let readers = view.readers();
+        let still_reading = |r: &Arc<ViewRuntime>| view.readers().iter().any(|w| Arc::ptr_eq(r, w));
+        let prepared = prepare_views(&readers, |_| changes.clone(), &still_reading).await?;
+        Box::pin(merge_views(prepared, &still_reading)).await?;
     }
     Ok(())
 }

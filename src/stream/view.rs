@@ -70,6 +70,8 @@ pub struct ViewRuntime {
     sender: mpsc::Sender<Message>,
     stop: CancellationToken,
     rows_in: AtomicU64,
+    /// The views that read this one.
+    readers: parking_lot::RwLock<Vec<Arc<ViewRuntime>>>,
 }
 
 impl ViewRuntime {
@@ -106,6 +108,7 @@ impl ViewRuntime {
             sender,
             stop,
             rows_in: AtomicU64::new(0),
+            readers: parking_lot::RwLock::new(Vec::new()),
         }))
     }
 
@@ -131,6 +134,12 @@ impl ViewRuntime {
 
     /// Sets (or, with `None`, removes) the view's TTL.
     pub fn set_ttl(&self, ttl: Option<Ttl>) -> Result<(), WindowError> {
+        if ttl.is_some() && !self.readers.read().is_empty() {
+            return Err(WindowError::Unsupported(format!(
+                "views read \"{}\", and cannot follow the groups a TTL would expire; drop them first",
+                self.name
+            )));
+        }
         let resolved = match ttl {
             Some(ttl) => Some(resolve_ttl(&self.plan, ttl)?),
             None => None,
@@ -226,16 +235,56 @@ impl ViewRuntime {
     /// it is; [`Self::merge`] applies the result.
     pub async fn prepare(&self, changes: ChangeBatch) -> Result<Prepared, IngestError> {
         let rows = changes.len() as u64;
+        let epoch = changes.epoch;
         let work = self.ask(|ack| Message::Prepare { changes, ack }).await?;
-        Ok(Prepared { work, rows })
+        Ok(Prepared { work, rows, epoch })
     }
 
-    /// Merges what [`Self::prepare`] made, and returns once readers can see it.
-    pub async fn merge(&self, prepared: Prepared) -> Result<(), IngestError> {
-        let Prepared { work, rows } = prepared;
-        self.ask(|ack| Message::Merge { work, ack }).await?;
+    /// Merges what [`Self::prepare`] made, and returns once readers can see
+    /// it; when views read this one, with how this view's rows changed.
+    pub async fn merge(&self, prepared: Prepared) -> Result<Option<ChangeBatch>, IngestError> {
+        let Prepared { work, rows, epoch } = prepared;
+        let emit = (!self.readers.read().is_empty()).then_some(epoch);
+        let changes = self.ask(|ack| Message::Merge { work, emit, ack }).await?;
         self.rows_in.fetch_add(rows, Ordering::Relaxed);
-        Ok(())
+        Ok(changes)
+    }
+
+    /// The views that read this one, as a snapshot.
+    pub fn readers(&self) -> Vec<Arc<ViewRuntime>> {
+        self.readers.read().clone()
+    }
+
+    /// Wires a view that reads this one.
+    pub fn add_reader(&self, view: Arc<ViewRuntime>) {
+        self.readers.write().push(view);
+    }
+
+    /// Unwires a view that read this one.
+    pub fn remove_reader(&self, name: &str) {
+        self.readers.write().retain(|v| v.name() != name);
+    }
+
+    /// Why other views cannot read this one, if they cannot.
+    pub fn unreadable_by_views(&self) -> Option<String> {
+        if self.plan.emit.is_none() {
+            return Some(format!(
+                "continuous view \"{}\" sorts, limits or uses window functions, so other views cannot follow it; read its source instead, or drop ORDER BY/LIMIT from it and put them in the view that reads it",
+                self.name
+            ));
+        }
+        if self.plan.windowing.sliding.is_some() || self.plan.windowing.session.is_some() || self.ttl().is_some() {
+            return Some(format!(
+                "continuous view \"{}\" has a sliding or session window or a TTL, whose expiry other views cannot follow yet; read its source instead",
+                self.name
+            ));
+        }
+        None
+    }
+
+    /// The view's output columns.
+    pub fn output_schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+        crate::catalog::types::all_nullable(&self.table.schema())
     }
 
     /// Whether the view's state is derived from relations that keep their
@@ -269,6 +318,12 @@ impl ViewRuntime {
 
     /// Forgets every group.
     pub fn truncate(&self) -> datafusion::common::Result<()> {
+        if !self.readers.read().is_empty() || self.derived() {
+            return Err(datafusion::error::DataFusionError::NotImplemented(format!(
+                "cannot truncate \"{}\": it reads a table or a view, or views read it, and they would no longer agree",
+                self.name
+            )));
+        }
         self.plan.state.lock().clear()
     }
 
@@ -283,6 +338,7 @@ impl ViewRuntime {
 pub struct Prepared {
     work: Work,
     rows: u64,
+    epoch: u64,
 }
 
 async fn run_operator(mut receiver: mpsc::Receiver<Message>, operator: AggregateOperator, stop: CancellationToken) {
@@ -302,8 +358,11 @@ async fn run_operator(mut receiver: mpsc::Receiver<Message>, operator: Aggregate
             Some(Message::Prepare { changes, ack }) => {
                 let _ = ack.send(operator.prepare(changes).await.map_err(failed));
             }
-            Some(Message::Merge { work, ack }) => {
-                let _ = ack.send(operator.merge(&work).map_err(failed));
+            Some(Message::Merge { work, emit: None, ack }) => {
+                let _ = ack.send(operator.merge(&work).map(|()| None).map_err(failed));
+            }
+            Some(Message::Merge { work, emit: Some(epoch), ack }) => {
+                let _ = ack.send(operator.merge_emitting(&work, epoch).await.map_err(failed));
             }
             None => break,
         }

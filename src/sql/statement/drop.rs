@@ -81,7 +81,10 @@ impl Drop {
                 }
                 (DropKind::View, _) => {
                     engine.catalog.view(name)?;
-                    engine.change_catalog(CatalogChange::DropView { name: name.clone() }).await?;
+                    engine.catalog.check_dependents(name, self.cascade)?;
+                    engine
+                        .change_catalog(CatalogChange::DropView { name: name.clone(), cascade: self.cascade })
+                        .await?;
                 }
             }
         }

@@ -8,10 +8,12 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, BooleanArray, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::{Result, internal_err};
 use futures::StreamExt;
 
+use crate::planner::batch_source::BatchSlot;
 use crate::planner::{IncrementalPlan, RetractPlan};
 use crate::state::RetractInput;
 use crate::stream::Work;
@@ -38,6 +40,33 @@ impl AggregateOperator {
         self.merge(&work)
     }
 
+    /// Merges `work` and returns how the view's output rows changed (the
+    /// rows of the touched groups before, removed, and after, added), for
+    /// the views that read this one. `epoch` is the write's.
+    pub async fn merge_emitting(&self, work: &Work, epoch: u64) -> Result<Option<ChangeBatch>> {
+        let Some(emit) = &self.plan.emit else {
+            self.merge(work)?;
+            return Ok(None);
+        };
+        let keys = touched_keys(work, self.plan.layout.group_columns)?;
+        if keys.is_empty() && self.plan.layout.group_columns > 0 {
+            self.merge(work)?;
+            return Ok(None); // no group touched
+        }
+        let schema = &self.plan.state_schema;
+        let before = self.plan.state.lock().evaluate_keys(&keys, schema)?;
+        self.merge(work)?;
+        let after = self.plan.state.lock().evaluate_keys(&keys, schema)?;
+        let out_schema = crate::catalog::types::all_nullable(&emit.plan.schema());
+        let mut rows = Vec::with_capacity(2);
+        for groups in [before, after] {
+            let out = self.run(&emit.plan, &emit.slot, groups).await?;
+            let out = datafusion::arrow::compute::concat_batches(&emit.plan.schema(), &out)?;
+            rows.push(RecordBatch::try_new(out_schema.clone(), out.columns().to_vec())?);
+        }
+        Ok(Some(ChangeBatch::of(&rows[0], &rows[1], epoch)?))
+    }
+
     /// Evaluates `changes` up to the aggregate without touching the state.
     /// This is where a view's expressions fail on bad rows (a cast, a
     /// division by zero), so a write prepares every view before it merges
@@ -45,12 +74,12 @@ impl AggregateOperator {
     pub async fn prepare(&self, changes: ChangeBatch) -> Result<Work> {
         let Some(retract) = &self.plan.retract else {
             debug_assert!(changes.append_only(), "a stream's view was sent removed rows");
-            return Ok(Work::Partials(self.run(&self.plan.partial, changes.rows).await?));
+            return Ok(Work::Partials(self.run(&self.plan.partial, &self.plan.slot, changes.rows).await?));
         };
         let (added, removed) = changes.split()?;
         let mut inputs = Vec::new();
         for (rows, sign) in [(added, 1i8), (removed, -1i8)] {
-            for batch in self.run(&retract.lower, rows).await? {
+            for batch in self.run(&retract.lower, &self.plan.slot, rows).await? {
                 inputs.push(evaluate(retract, &batch, sign)?);
             }
         }
@@ -61,12 +90,13 @@ impl AggregateOperator {
     async fn run(
         &self,
         plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+        slot: &BatchSlot,
         rows: RecordBatch,
     ) -> Result<Vec<RecordBatch>> {
         if rows.num_rows() == 0 {
             return Ok(Vec::new());
         }
-        self.plan.slot.put(rows);
+        slot.put(rows);
         let mut stream = plan.execute(0, self.plan.task_ctx.clone())?;
         let mut out = Vec::new();
         while let Some(batch) = stream.next().await {
@@ -103,6 +133,32 @@ impl AggregateOperator {
         }
         Ok(())
     }
+}
+
+/// The distinct group keys `work` touches.
+fn touched_keys(work: &Work, group_columns: usize) -> Result<Vec<ArrayRef>> {
+    let columns: Vec<Vec<ArrayRef>> = match work {
+        Work::Partials(partials) => partials.iter().map(|p| p.columns()[..group_columns].to_vec()).collect(),
+        Work::Changes(inputs) => inputs.iter().map(|i| i.keys.clone()).collect(),
+    };
+    let Some(first) = columns.first() else {
+        return Ok(Vec::new());
+    };
+    if first.is_empty() {
+        return Ok(Vec::new());
+    }
+    let fields = first.iter().map(|c| SortField::new(c.data_type().clone())).collect();
+    let converter = RowConverter::new(fields)?;
+    let mut seen = std::collections::HashSet::new();
+    let mut distinct = converter.empty_rows(0, 0);
+    for batch in &columns {
+        for row in converter.convert_columns(batch)?.iter() {
+            if seen.insert(row.owned()) {
+                distinct.push(row);
+            }
+        }
+    }
+    Ok(converter.convert_rows(distinct.iter())?)
 }
 
 /// Evaluates the group keys, arguments and filters over `batch`.

@@ -1,0 +1,116 @@
+//! Who reads whom, and dropping with it: a view reads one stream, table or
+//! view; `DROP` without `CASCADE` refuses while any view reads the relation
+//! (2BP01), and with it drops every view that reads it, however deep.
+
+use std::sync::Arc;
+
+use super::{Catalog, CatalogError, Inner};
+use crate::stream::ViewRuntime;
+
+impl Inner {
+    /// The views that read relation `name` directly.
+    fn readers_of(&self, name: &str) -> Vec<Arc<ViewRuntime>> {
+        if let Some(s) = self.streams.get(name) {
+            return s.views();
+        }
+        if let Some(t) = self.tables.get(name) {
+            return t.views();
+        }
+        self.views.get(name).map(|v| v.readers()).unwrap_or_default()
+    }
+
+    /// The views that read `name`, directly or through other views.
+    fn all_readers_of(&self, name: &str) -> Vec<Arc<ViewRuntime>> {
+        let mut out: Vec<Arc<ViewRuntime>> = Vec::new();
+        let mut pending = self.readers_of(name);
+        while let Some(view) = pending.pop() {
+            if out.iter().any(|v| Arc::ptr_eq(v, &view)) {
+                continue;
+            }
+            pending.extend(self.readers_of(view.name()));
+            out.push(view);
+        }
+        out
+    }
+
+    /// Removes `view` and unwires it from the relation it reads.
+    fn remove_view(&mut self, view: &Arc<ViewRuntime>) {
+        let (name, source) = (view.name(), view.stream_name());
+        self.views.remove(name);
+        if let Some(stream) = self.streams.get(source) {
+            stream.views.write().retain(|v| v.name() != name);
+        }
+        if let Some(table) = self.tables.get(source) {
+            table.remove_view(name);
+        }
+        if let Some(upstream) = self.views.get(source) {
+            upstream.remove_reader(name);
+        }
+    }
+
+    /// Removes every view that reads `name`, however deep; returns them.
+    fn remove_readers(&mut self, name: &str) -> Vec<Arc<ViewRuntime>> {
+        let readers = self.all_readers_of(name);
+        for view in &readers {
+            self.remove_view(view);
+        }
+        readers
+    }
+}
+
+impl Catalog {
+    /// Fails if views read relation `name` and `cascade` is not given.
+    pub fn check_dependents(&self, name: &str, cascade: bool) -> Result<(), CatalogError> {
+        let readers = self.inner.read().readers_of(name);
+        if !readers.is_empty() && !cascade {
+            let views = readers.iter().map(|v| v.name().to_string()).collect::<Vec<_>>().join(", ");
+            return Err(CatalogError::DependentObjects { stream: name.to_string(), views });
+        }
+        Ok(())
+    }
+
+    /// Fails if stream `name` does not exist, or has views and `cascade` is
+    /// not given.
+    pub fn check_drop_stream(&self, name: &str, cascade: bool) -> Result<(), CatalogError> {
+        self.stream(name)?;
+        self.check_dependents(name, cascade)
+    }
+
+    /// Fails if table `name` does not exist, or has views and `cascade` is
+    /// not given.
+    pub fn drop_table_check(&self, name: &str, cascade: bool) -> Result<(), CatalogError> {
+        self.table(name)?;
+        self.check_dependents(name, cascade)
+    }
+
+    /// Removes a stream. With `cascade`, the views over it go too (however
+    /// deep) and are returned, so the caller can stop them.
+    pub fn drop_stream(&self, name: &str, cascade: bool) -> Result<Vec<Arc<ViewRuntime>>, CatalogError> {
+        self.check_drop_stream(name, cascade)?;
+        let mut inner = self.inner.write();
+        let dropped = inner.remove_readers(name);
+        inner.streams.remove(name);
+        Ok(dropped)
+    }
+
+    /// Removes a table, as [`Self::drop_stream`] does a stream.
+    pub fn drop_table(&self, name: &str, cascade: bool) -> Result<Vec<Arc<ViewRuntime>>, CatalogError> {
+        self.drop_table_check(name, cascade)?;
+        let mut inner = self.inner.write();
+        let dropped = inner.remove_readers(name);
+        inner.tables.remove(name);
+        Ok(dropped)
+    }
+
+    /// Removes a view (with `cascade`, the views over it too); returns
+    /// every view removed, so the caller can stop their operators.
+    pub fn drop_view(&self, name: &str, cascade: bool) -> Result<Vec<Arc<ViewRuntime>>, CatalogError> {
+        let view = self.view(name)?;
+        self.check_dependents(name, cascade)?;
+        let mut inner = self.inner.write();
+        let mut dropped = inner.remove_readers(name);
+        inner.remove_view(&view);
+        dropped.push(view);
+        Ok(dropped)
+    }
+}
