@@ -14,6 +14,11 @@ const SETUP: &str = "
     CREATE VIEW by_plan AS SELECT plan, count(*) AS n, sum(seats) AS seats, max(seats) AS biggest,
         string_agg(CAST(id AS text), ',' ORDER BY id) AS ids FROM customers GROUP BY plan;
     CREATE VIEW tag_counts AS SELECT tag, count(*) AS n FROM tags GROUP BY tag;
+    CREATE VIEW busy_plans AS SELECT plan, n FROM by_plan WHERE n > 12;
+    CREATE VIEW plan_summary AS SELECT count(*) AS plans, sum(n) AS customers FROM busy_plans;
+    CREATE STREAM visits (customer bigint);
+    CREATE VIEW visit_counts AS SELECT customer, count(*) AS n FROM visits GROUP BY customer;
+    CREATE VIEW regulars AS SELECT customer FROM visit_counts WHERE n >= 2;
 ";
 
 /// Every answer the tests compare, as text.
@@ -23,6 +28,9 @@ async fn answers(db: &Client) -> Vec<String> {
         "SELECT plan, n, seats, biggest, ids FROM by_plan ORDER BY plan",
         "SELECT tag, n FROM tag_counts ORDER BY tag",
         "SELECT id, plan, seats FROM customers ORDER BY id",
+        "SELECT plan, n FROM busy_plans ORDER BY plan",
+        "SELECT plans, customers FROM plan_summary",
+        "SELECT customer FROM regulars ORDER BY customer",
     ] {
         for row in db.simple_query(q).await.expect(q) {
             if let tokio_postgres::SimpleQueryMessage::Row(r) = row {
@@ -40,7 +48,12 @@ async fn churn(db: &Client) {
         let plan = ["free", "pro", "team"][i as usize % 3];
         db.execute("INSERT INTO customers VALUES ($1, $2, $3)", &[&i, &plan, &(i as i32)]).await.expect("insert");
     }
-    db.batch_execute("INSERT INTO tags VALUES ('a'), ('a'), ('b'); CHECKPOINT").await.expect("checkpoint");
+    db.batch_execute(
+        "INSERT INTO tags VALUES ('a'), ('a'), ('b'); INSERT INTO visits VALUES (1), (1), (2); CHECKPOINT",
+    )
+    .await
+    .expect("checkpoint");
+    db.batch_execute("INSERT INTO visits VALUES (2), (3)").await.expect("visits after the checkpoint");
     let moved = db.execute("UPDATE customers SET plan = 'pro', seats = seats * 2 WHERE id < $1", &[&10i64]).await;
     assert_eq!(moved.expect("update"), 10);
     let gone = db.execute("DELETE FROM customers WHERE id IN (30, 31, 32)", &[]).await.expect("delete");
@@ -75,14 +88,21 @@ async fn tables_and_their_views_survive_a_restart_and_kill_9() {
     assert!(before.iter().any(|r| r == "5|pro|17"), "{before:?}");
     assert!(before.iter().any(|r| r == "b|1") && before.iter().any(|r| r == "c|1"), "{before:?}");
     assert!(!before.iter().any(|r| r.starts_with("a|")), "{before:?}");
+    // The chains: pro has 19 customers after the churn, the other plans 10 or fewer;
+    // customers 1 and 2 visited twice, 3 once.
+    assert!(before.iter().any(|r| r == "pro|19") && before.iter().any(|r| r == "1|19"), "{before:?}");
+    assert!(before.ends_with(&["1".to_string(), "2".to_string()]), "{before:?}");
     drop(db);
 
     server.terminate();
     tokio::task::block_in_place(|| server.restart());
     let db = connect(server.port).await;
     assert_eq!(answers(&db).await, before, "after a clean restart");
-    db.batch_execute("UPDATE customers SET seats = 0 WHERE id = 100").await.expect("update after restart");
+    db.batch_execute("UPDATE customers SET seats = 0 WHERE id = 100; INSERT INTO visits VALUES (3)")
+        .await
+        .expect("writes after restart");
     let before = answers(&db).await;
+    assert!(before.ends_with(&["1".to_string(), "2".to_string(), "3".to_string()]), "{before:?}");
     drop(db);
 
     server.kill9();

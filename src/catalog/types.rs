@@ -95,6 +95,14 @@ pub fn pg_type_name(field: &Field) -> String {
     }
 }
 
+/// `schema` with every column nullable: how a relation whose rows another
+/// view reads is declared to that view (NOT NULL is checked at the source).
+pub fn all_nullable(schema: &datafusion::arrow::datatypes::Schema) -> datafusion::arrow::datatypes::SchemaRef {
+    let fields: Vec<datafusion::arrow::datatypes::Field> =
+        schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+    std::sync::Arc::new(datafusion::arrow::datatypes::Schema::new(fields))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,12 +121,4 @@ mod tests {
         let json = field_for_sql_type("p", "json").unwrap();
         assert_eq!(pg_type_name(&json), "json");
     }
-}
-
-/// `schema` with every column nullable: how a relation whose rows another
-/// view reads is declared to that view (NOT NULL is checked at the source).
-pub fn all_nullable(schema: &datafusion::arrow::datatypes::Schema) -> datafusion::arrow::datatypes::SchemaRef {
-    let fields: Vec<datafusion::arrow::datatypes::Field> =
-        schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
-    std::sync::Arc::new(datafusion::arrow::datatypes::Schema::new(fields))
 }
