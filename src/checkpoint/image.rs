@@ -137,8 +137,8 @@ async fn replay_change(engine: &Engine, change: &CatalogChange, lsn: u64) -> Res
         .apply_change(change)
         .await
         .map_err(|e| CheckpointError::Restore(format!("catalog change {lsn} in the insert log: {e}")))?;
-    if let CatalogChange::DropStream { name, .. } = change {
-        engine.kafka.stream_dropped(name).await;
+    if let CatalogChange::DropStream { name, .. } | CatalogChange::DropTable { name, .. } = change {
+        engine.kafka.relation_dropped(name).await;
     }
     Ok(())
 }

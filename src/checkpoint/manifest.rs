@@ -87,6 +87,9 @@ pub struct TableRecord {
     pub columns: Vec<ColumnRecord>,
     /// Its primary key's columns (none: a multiset).
     pub primary_key: Vec<String>,
+    /// The Kafka topic that feeds it, if any: then SQL may not write to it.
+    #[serde(default)]
+    pub kafka_topic: Option<String>,
     /// Its rows: one full file.
     pub files: Vec<StateFile>,
 }

@@ -133,7 +133,7 @@ fn table_state(e: &crate::table::TableError) -> &'static str {
         TableError::NotNull { .. } => "23502",
         TableError::NoConflictTarget { .. } => "42P10",
         TableError::AffectsRowTwice => "21000",
-        TableError::Unsupported(_) => FEATURE_NOT_SUPPORTED,
+        TableError::Unsupported(_) | TableError::FedByKafka { .. } => FEATURE_NOT_SUPPORTED,
         TableError::Arrow(e) => arrow_state(e),
         TableError::Internal(_) => INTERNAL,
     }

@@ -80,6 +80,7 @@ impl Engine {
             schema: crate::sql::statement::create_table::table_schema(record)?,
             columns: record.columns.clone(),
             primary_key: record.primary_key.clone(),
+            kafka_topic: record.kafka_topic.clone(),
         };
         let entry = Arc::new(TableEntry::try_new(def, self.catalog.durability().clone())?);
         self.catalog.add_table(entry.clone())?;

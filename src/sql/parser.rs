@@ -259,6 +259,11 @@ fn parse_with_options(parser: &mut Parser) -> Result<Vec<(String, String)>, SqlE
     parser.expect_token(&Token::LParen).map_err(syntax)?;
     let options = parser.parse_comma_separated(|p| p.parse_sql_option()).map_err(syntax)?;
     parser.expect_token(&Token::RParen).map_err(syntax)?;
+    option_pairs(options)
+}
+
+/// `key = value` options, as lower-case keys and unquoted values.
+pub fn option_pairs(options: Vec<SqlOption>) -> Result<WithOptions, SqlError> {
     options
         .into_iter()
         .map(|o| match o {

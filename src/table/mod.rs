@@ -58,6 +58,16 @@ pub enum TableError {
         "ON CONFLICT DO UPDATE command cannot affect row a second time; ensure that no rows proposed for insertion within the same command have duplicate constrained values"
     )]
     AffectsRowTwice,
+    /// `INSERT`, `UPDATE`, `DELETE` or `COPY` into a table that a Kafka topic feeds.
+    #[error(
+        "table \"{table}\" is fed by Kafka topic \"{topic}\" and cannot be changed by SQL; produce to the topic instead (a message with a null value deletes its key)"
+    )]
+    FedByKafka {
+        /// The table.
+        table: String,
+        /// Its topic.
+        topic: String,
+    },
     /// Valid SQL that tables do not support (yet).
     #[error("{0}")]
     Unsupported(String),
@@ -82,6 +92,9 @@ pub struct TableDef {
     pub columns: Vec<ColumnRecord>,
     /// The primary key's columns, by name (none: a multiset of rows).
     pub primary_key: Vec<String>,
+    /// The Kafka topic whose messages are the table's rows, ksqlDB style:
+    /// then the consumer is its only writer.
+    pub kafka_topic: Option<String>,
 }
 
 /// A table, running: its rows, its views, and the lock its writers take.
@@ -124,6 +137,7 @@ impl TableEntry {
             name: self.def.name.clone(),
             columns: self.def.columns.clone(),
             primary_key: self.def.primary_key.clone(),
+            kafka_topic: self.def.kafka_topic.clone(),
             files: Vec::new(),
         }
     }

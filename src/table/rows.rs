@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use datafusion::arrow::array::{Array, ArrayRef, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::row::{OwnedRow, RowConverter, Rows, SortField};
 use datafusion::common::ScalarValue;
@@ -192,6 +192,42 @@ impl TableRows {
         Ok(())
     }
 
+    /// The change that upserts each row of `batch` by its primary key, or
+    /// deletes its key where `deleted`; of several rows with one key, the
+    /// last wins. Returns the held rows it replaces or deletes, and the rows
+    /// it adds. A row equal to the one held changes nothing, so applying
+    /// the same messages twice changes nothing the second time.
+    pub fn upsert_change(&self, batch: &RecordBatch, deleted: &[bool]) -> Result<(RecordBatch, RecordBatch), TableError> {
+        debug_assert!(self.key_converter.is_some(), "upserts need a primary key");
+        debug_assert_eq!(deleted.len(), batch.num_rows(), "one flag per row");
+        let keys = self.keys(batch)?;
+        let mut last: HashMap<&[u8], usize> = HashMap::with_capacity(batch.num_rows());
+        for (i, key) in keys.iter().enumerate() {
+            last.insert(key.data(), i);
+        }
+        let mut winners: Vec<usize> = last.into_values().collect();
+        winners.sort_unstable();
+        let new_rows = self.row_converter.convert_columns(batch.columns())?;
+        let mut removed = Vec::new();
+        let mut added: Vec<u32> = Vec::new();
+        for i in winners {
+            let held = self.rows.get(&keys.row(i).owned()).map(|(row, _)| row.row());
+            match held {
+                Some(row) if deleted[i] => removed.push(row),
+                None if deleted[i] => {}
+                Some(row) if row == new_rows.row(i) => {}
+                Some(row) => {
+                    removed.push(row);
+                    added.push(i as u32);
+                }
+                None => added.push(i as u32),
+            }
+        }
+        let removed = self.batch_of(removed.into_iter())?;
+        let added = datafusion::arrow::compute::take_record_batch(batch, &UInt32Array::from(added))?;
+        Ok((removed, added))
+    }
+
     /// The key of each row of `batch`, encoded.
     pub fn key_rows(&self, batch: &RecordBatch) -> Result<Rows, TableError> {
         self.keys(batch)
@@ -272,5 +308,20 @@ mod tests {
         assert_eq!(t.len(), 3);
         t.apply(&ChangeBatch::of(&batch(&[(1, "a")]), &batch(&[]), 2).unwrap()).unwrap();
         assert_eq!(t.snapshot().unwrap().num_rows(), 2);
+    }
+
+    #[test]
+    fn upserts_keep_the_last_row_of_a_key_and_skip_rows_already_held() {
+        let mut t = TableRows::try_new("t", schema(), vec![0], vec![true, false]).unwrap();
+        t.apply(&ChangeBatch::inserts(batch(&[(1, "a"), (2, "b")]), 1)).unwrap();
+        let messages = batch(&[(1, "x"), (3, "c"), (1, "y"), (2, ""), (4, "d"), (4, ""), (5, "")]);
+        let deleted = [false, false, false, true, false, true, true];
+        let (removed, added) = t.upsert_change(&messages, &deleted).unwrap();
+        let ids = |b: &RecordBatch| b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec();
+        assert_eq!(ids(&removed), vec![1, 2], "1 is replaced, 2 deleted; 4 and 5 were never held");
+        assert_eq!(ids(&added), vec![3, 1]);
+        t.apply(&ChangeBatch::of(&removed, &added, 2).unwrap()).unwrap();
+        let (removed, added) = t.upsert_change(&messages, &deleted).unwrap();
+        assert_eq!((removed.num_rows(), added.num_rows()), (0, 0), "the same messages again change nothing");
     }
 }

@@ -39,6 +39,9 @@ pub async fn commit(
     inserts: RecordBatch,
     commit: Commit,
 ) -> Result<(), IngestError> {
+    if let Some(topic) = &table.def.kafka_topic {
+        return Err(TableError::FedByKafka { table: table.def.name.clone(), topic: topic.clone() }.into());
+    }
     if deletes.num_rows() == 0 && inserts.num_rows() == 0 {
         return Ok(());
     }
@@ -63,6 +66,42 @@ pub async fn commit(
         Ok(done) => done,
         Err(e) => Err(IngestError::Internal(format!("the write task ended: {e}"))),
     }
+}
+
+/// Applies a micro-batch of messages from the Kafka topic that feeds the
+/// table: each row of `rows` upserts its key, or deletes it where `deleted`
+/// (see [`super::rows::TableRows::upsert_change`]).
+///
+/// Not logged: the topic is the log. A checkpoint records the rows with the
+/// consumer's offsets, and recovery reads the topic again from them.
+/// `applied`, which advances the offsets, runs inside the checkpoint gate
+/// once the rows and every view show the change, so that a checkpoint sees
+/// the change and its offsets together or neither. The table's lock is
+/// taken before the gate, as every writer of a table takes them.
+pub async fn upsert(
+    table: &Arc<TableEntry>,
+    rows: &RecordBatch,
+    deleted: &[bool],
+    applied: impl FnOnce(),
+) -> Result<(), IngestError> {
+    let _guard = table.begin_write().await;
+    let (deletes, inserts) = table.rows().lock().upsert_change(rows, deleted)?;
+    let changes = ChangeBatch::of(&deletes, &inserts, table.durability().next_epoch()).map_err(TableError::from)?;
+    table.rows().lock().check(&changes)?;
+    let views = table.views();
+    let still_there = |v: &Arc<crate::stream::ViewRuntime>| table.views().iter().any(|w| Arc::ptr_eq(v, w));
+    let prepared = if changes.is_empty() {
+        Vec::new()
+    } else {
+        crate::stream::prepare_views(&views, |_| changes.clone(), &still_there).await?
+    };
+    let durability = table.durability().clone();
+    let _admitted = durability.admit().await;
+    table.rows().lock().apply_checked(&changes)?;
+    table.count_changes(changes.len() as u64);
+    crate::stream::merge_views(prepared, &still_there).await?;
+    applied();
+    Ok(())
 }
 
 /// Applies a change read back from the insert log: to the rows, then to

@@ -19,6 +19,10 @@ pub struct MessageRef {
     pub offset: i64,
     start: usize,
     end: usize,
+    /// Where its key sits in the buffer, if it has one.
+    key: Option<(usize, usize)>,
+    /// Its value is null (a tombstone), not merely empty.
+    null_value: bool,
 }
 
 /// Messages copied out of the consumer, back to back in one buffer.
@@ -29,11 +33,33 @@ pub struct MessageBatch {
 }
 
 impl MessageBatch {
-    /// Appends one message's payload (an absent payload is empty).
+    /// Appends one message's payload, without a key.
     pub fn push(&mut self, partition: i32, offset: i64, payload: &[u8]) {
+        self.push_keyed(partition, offset, None, Some(payload));
+    }
+
+    /// Appends one message: its key and its value, either of which may be
+    /// null. Streams read a null value as empty; tables as a tombstone.
+    pub fn push_keyed(&mut self, partition: i32, offset: i64, key: Option<&[u8]>, payload: Option<&[u8]>) {
+        let key = key.map(|k| {
+            let start = self.data.len();
+            self.data.extend_from_slice(k);
+            (start, self.data.len())
+        });
         let start = self.data.len();
-        self.data.extend_from_slice(payload);
-        self.messages.push(MessageRef { partition, offset, start, end: self.data.len() });
+        self.data.extend_from_slice(payload.unwrap_or_default());
+        let end = self.data.len();
+        self.messages.push(MessageRef { partition, offset, start, end, key, null_value: payload.is_none() });
+    }
+
+    /// The key of message `i`, if it has one.
+    pub fn key(&self, i: usize) -> Option<&[u8]> {
+        self.messages[i].key.map(|(start, end)| &self.data[start..end])
+    }
+
+    /// Whether message `i`'s value is null: a tombstone.
+    pub fn is_tombstone(&self, i: usize) -> bool {
+        self.messages[i].null_value
     }
 
     /// Messages held.
@@ -46,7 +72,7 @@ impl MessageBatch {
         self.messages.is_empty()
     }
 
-    /// Payload bytes held.
+    /// Key and payload bytes held.
     pub fn bytes(&self) -> usize {
         self.data.len()
     }
@@ -118,6 +144,8 @@ pub struct Decoded {
     /// can be applied again one message at a time (empty until the reader
     /// hands them over).
     pub source: MessageBatch,
+    /// For a table: each row's message, and whether it deletes its key.
+    pub keyed: Option<super::keyed::KeyedRows>,
 }
 
 /// Decodes messages into rows of one stream.
@@ -159,6 +187,7 @@ impl MessageDecoder {
             messages: batch.len() as u64,
             bytes: batch.bytes() as u64,
             source: MessageBatch::default(),
+            keyed: None,
         })
     }
 
@@ -212,7 +241,7 @@ fn decode_copy(
 
 /// Decodes messages as consecutive COPY data; a message without a final
 /// newline ends its last row anyway.
-fn decode_rows<'a>(
+pub(super) fn decode_rows<'a>(
     format: &CopyFormat,
     schema: &SchemaRef,
     columns: &[String],

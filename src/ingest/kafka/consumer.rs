@@ -32,9 +32,11 @@ use tracing::Instrument;
 
 use super::batch::{BadMessage, Decoded, MessageBatch, MessageDecoder};
 use super::options::{ConsumerOptions, StartOffset};
+use super::target::{Decoder, Target};
 use super::{Consumer, ErrorSink};
 use crate::catalog::StreamEntry;
 use crate::ingest::{IngestError, apply_batch};
+use crate::table::TableEntry;
 
 /// How long a reader waits for a message when its batch is empty.
 const IDLE_POLL: Duration = Duration::from_millis(100);
@@ -159,8 +161,8 @@ pub fn high_watermarks(probe: &Mutex<Option<Probe>>, topic: &str, partitions: &[
 pub struct Runner {
     /// The consumer.
     pub consumer: Arc<Consumer>,
-    /// The stream it feeds.
-    pub stream: Arc<StreamEntry>,
+    /// The stream or table it feeds.
+    pub target: Target,
     /// `bootstrap.servers`.
     pub brokers: String,
     /// Cancelled by `consume_end`, `DROP STREAM` and shutdown.
@@ -308,7 +310,7 @@ impl Runner {
         client.assign(&assignment).map_err(|e| e.to_string())?;
         let reader = Reader {
             client,
-            decoder: MessageDecoder::new(&options.format, self.stream.def.schema.clone()),
+            decoder: self.target.decoder(options),
             tx,
             stop: self.stop.clone(),
             status,
@@ -320,7 +322,7 @@ impl Runner {
         Ok(self.tasks.spawn_blocking(move || span.in_scope(|| reader.run())))
     }
 
-    /// Applies decoded batches in order, then advances the offsets.
+    /// Applies decoded batches in order, each with its offsets.
     async fn write(&self, mut rx: mpsc::Receiver<Decoded>, options: &ConsumerOptions) {
         let consumer = &self.consumer;
         loop {
@@ -331,53 +333,111 @@ impl Runner {
                     None => break,
                 },
             };
-            // The batch and its offsets move together past a checkpoint's barrier.
-            let durability = self.stream.durability().clone();
-            let _admitted = durability.admit().await;
-            let decoded_rows = decoded.rows.as_ref().map_or(0, |r| r.num_rows() as u64);
             let bad = std::mem::take(&mut decoded.bad);
             if !bad.is_empty() {
                 self.errors.bad_messages(consumer, bad);
             }
-            if let Some(rows) = decoded.rows.take() {
-                let applied = match apply_batch(&self.stream, rows).await {
-                    Ok(()) => Ok(decoded_rows),
-                    Err(IngestError::ViewFailed { .. }) => self.apply_each(&decoded, options).await,
-                    Err(e) => Err(e),
-                };
-                match applied {
-                    Ok(n) => consumer.stats.rows.fetch_add(n, Ordering::Relaxed),
-                    Err(e) => {
-                        // The batch did not reach every view (the server is
-                        // stopping, or a view was dropped under it): the
-                        // offsets stay, and the batch is read again.
-                        self.errors.failed_batch(consumer, &decoded.next_offsets, e.to_string());
-                        if !self.stop.is_cancelled() {
-                            let detail = format!(
-                                "stopped without moving its offsets, so consume_begin reads the batch again: {e}"
-                            );
-                            consumer.status.set("failed", Some(detail));
-                        }
-                        break;
-                    }
-                };
+            let applied = match &self.target {
+                Target::Stream(stream) => self.write_stream(stream, &mut decoded, options).await,
+                Target::Table(table) => self.write_table(table, &mut decoded).await,
+            };
+            if let Err(e) = applied {
+                // The batch did not reach every view (the server is
+                // stopping, or a view was dropped under it): the offsets
+                // stay, and the batch is read again.
+                self.errors.failed_batch(consumer, &decoded.next_offsets, e.to_string());
+                if !self.stop.is_cancelled() {
+                    let detail =
+                        format!("stopped without moving its offsets, so consume_begin reads the batch again: {e}");
+                    consumer.status.set("failed", Some(detail));
+                }
+                break;
             }
-            consumer.advance(&decoded.next_offsets);
-            consumer.stats.messages.fetch_add(decoded.messages, Ordering::Relaxed);
-            consumer.stats.bytes.fetch_add(decoded.bytes, Ordering::Relaxed);
-            consumer.stats.batches.fetch_add(1, Ordering::Relaxed);
             if options.group_id.is_some() {
                 self.commit(&decoded.next_offsets);
             }
         }
     }
 
+    /// Moves the offsets past `decoded`, and counts it.
+    fn advance(&self, decoded: &Decoded, rows: u64) {
+        let stats = &self.consumer.stats;
+        self.consumer.advance(&decoded.next_offsets);
+        stats.rows.fetch_add(rows, Ordering::Relaxed);
+        stats.messages.fetch_add(decoded.messages, Ordering::Relaxed);
+        stats.bytes.fetch_add(decoded.bytes, Ordering::Relaxed);
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Appends a batch's rows to the stream. The rows and the offsets move
+    /// together past a checkpoint's barrier.
+    async fn write_stream(
+        &self,
+        stream: &Arc<StreamEntry>,
+        decoded: &mut Decoded,
+        options: &ConsumerOptions,
+    ) -> Result<(), IngestError> {
+        let durability = stream.durability().clone();
+        let _admitted = durability.admit().await;
+        let mut applied = 0;
+        if let Some(rows) = decoded.rows.take() {
+            let n = rows.num_rows() as u64;
+            applied = match apply_batch(stream, rows).await {
+                Ok(()) => n,
+                Err(IngestError::ViewFailed { .. }) => self.apply_each(stream, decoded, options).await?,
+                Err(e) => return Err(e),
+            };
+        }
+        self.advance(decoded, applied);
+        Ok(())
+    }
+
+    /// Upserts and deletes a batch's keys in the table; the offsets move
+    /// inside the table's write (see [`crate::table::write::upsert`]).
+    async fn write_table(&self, table: &Arc<TableEntry>, decoded: &mut Decoded) -> Result<(), IngestError> {
+        let (Some(rows), Some(keyed)) = (decoded.rows.take(), decoded.keyed.take()) else {
+            let durability = table.durability().clone();
+            let _admitted = durability.admit().await;
+            self.advance(decoded, 0);
+            return Ok(());
+        };
+        let n = rows.num_rows() as u64;
+        let done = &*decoded;
+        match crate::table::write::upsert(table, &rows, &keyed.deleted, || self.advance(done, n)).await {
+            Err(IngestError::ViewFailed { .. }) => {}
+            other => return other,
+        }
+        // Some view failed on a row, and so nothing was applied: one
+        // message at a time, a message a view cannot apply is a bad one.
+        let mut applied = 0;
+        for (r, &message) in keyed.message.iter().enumerate() {
+            let row = rows.slice(r, 1);
+            match crate::table::write::upsert(table, &row, &keyed.deleted[r..=r], || {}).await {
+                Ok(()) => applied += 1,
+                Err(e @ IngestError::ViewFailed { .. }) => {
+                    let bad = BadMessage::new(&decoded.source, message, e.to_string());
+                    self.errors.bad_messages(&self.consumer, vec![bad]);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let durability = table.durability().clone();
+        let _admitted = durability.admit().await;
+        self.advance(decoded, applied);
+        Ok(())
+    }
+
     /// Applies a batch that some view could not apply (and so no view did)
     /// one message at a time: a message that a view cannot apply is a bad
     /// message, reported with its offset, and the others are applied.
     /// Returns the rows applied; an error other than a view's stops it.
-    async fn apply_each(&self, decoded: &Decoded, options: &ConsumerOptions) -> Result<u64, IngestError> {
-        let decoder = MessageDecoder::new(&options.format, self.stream.def.schema.clone());
+    async fn apply_each(
+        &self,
+        stream: &Arc<StreamEntry>,
+        decoded: &Decoded,
+        options: &ConsumerOptions,
+    ) -> Result<u64, IngestError> {
+        let decoder = MessageDecoder::new(&options.format, stream.def.schema.clone());
         let source = &decoded.source;
         let mut applied = 0;
         for i in 0..source.len() {
@@ -385,7 +445,7 @@ impl Runner {
                 continue; // no rows, or bad and already reported
             };
             let n = rows.num_rows() as u64;
-            match apply_batch(&self.stream, rows).await {
+            match apply_batch(stream, rows).await {
                 Ok(()) => applied += n,
                 Err(e @ IngestError::ViewFailed { .. }) => {
                     self.errors.bad_messages(&self.consumer, vec![BadMessage::new(source, i, e.to_string())]);
@@ -416,7 +476,7 @@ impl Runner {
 /// One reader thread: polls, batches, decodes, sends.
 struct Reader {
     client: Client,
-    decoder: MessageDecoder,
+    decoder: Decoder,
     tx: mpsc::Sender<Decoded>,
     stop: CancellationToken,
     status: Arc<StatusCell>,
@@ -433,7 +493,7 @@ impl Reader {
             let wait = first_at.map_or(IDLE_POLL, |t| self.linger.saturating_sub(t.elapsed()));
             match self.client.poll(wait) {
                 Some(Ok(m)) => {
-                    batch.push(m.partition(), m.offset(), m.payload().unwrap_or_default());
+                    batch.push_keyed(m.partition(), m.offset(), m.key(), m.payload());
                     first_at.get_or_insert_with(Instant::now);
                 }
                 Some(Err(e)) => self.status.set("retrying", Some(e.to_string())),

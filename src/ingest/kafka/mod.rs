@@ -12,8 +12,10 @@
 
 pub mod batch;
 mod consumer;
+pub mod keyed;
 pub mod options;
 pub mod relations;
+pub mod target;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -28,6 +30,7 @@ use tokio_util::task::TaskTracker;
 use self::batch::BadMessage;
 use self::consumer::{Probe, StatusCell};
 use self::options::ConsumerOptions;
+use self::target::Target;
 use crate::catalog::Catalog;
 use crate::checkpoint::manifest::ConsumerRecord;
 use crate::error::Result;
@@ -309,8 +312,7 @@ impl Kafka {
             if !consumer.active.load(Ordering::Relaxed) || consumer.is_running() {
                 continue;
             }
-            let started = catalog
-                .stream(&consumer.stream)
+            let started = Target::resolve(catalog, &consumer.stream)
                 .map_err(crate::error::EddyError::from)
                 .and_then(|entry| Ok((entry, self.brokers_for(&consumer.options())?)));
             match started {
@@ -339,7 +341,7 @@ impl Kafka {
         stream: &str,
         options: ConsumerOptions,
     ) -> Result<Begun> {
-        let entry = catalog.stream(stream)?;
+        let entry = Target::resolve(catalog, stream)?;
         let key = (topic.to_string(), stream.to_string());
         let existing = self.consumers.lock().get(&key).cloned();
         if existing.as_ref().is_some_and(|c| c.is_running()) {
@@ -377,7 +379,7 @@ impl Kafka {
             if consumer.is_running() {
                 continue;
             }
-            let entry = catalog.stream(&consumer.stream)?;
+            let entry = Target::resolve(catalog, &consumer.stream)?;
             let brokers = self.brokers_for(&consumer.options())?;
             consumer.options.lock().start_offset = options::StartOffset::Stored;
             self.start(consumer, entry, brokers, None);
@@ -410,8 +412,8 @@ impl Kafka {
         running.len()
     }
 
-    /// A stream was dropped: its consumers stop and are forgotten.
-    pub async fn stream_dropped(&self, stream: &str) {
+    /// A stream or table was dropped: its consumers stop and are forgotten.
+    pub async fn relation_dropped(&self, stream: &str) {
         let gone: Vec<Arc<Consumer>> = {
             let mut consumers = self.consumers.lock();
             let keys: Vec<_> = consumers.keys().filter(|(_, s)| s == stream).cloned().collect();
@@ -438,7 +440,7 @@ impl Kafka {
     fn start(
         &self,
         consumer: Arc<Consumer>,
-        stream: Arc<crate::catalog::StreamEntry>,
+        target: Target,
         brokers: String,
         known: Option<(Probe, Vec<i32>)>,
     ) {
@@ -449,7 +451,7 @@ impl Kafka {
         consumer.active.store(true, Ordering::Relaxed);
         let run = consumer::Runner {
             consumer: consumer.clone(),
-            stream,
+            target,
             brokers,
             stop: stop.clone(),
             probe: probe.clone(),

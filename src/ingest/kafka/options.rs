@@ -107,6 +107,49 @@ pub struct ConsumerOptions {
     pub timeout_ms: u64,
     /// Brokers for this consumer; empty means those added with `add_broker`.
     pub brokers: Option<String>,
+    /// How a table's message keys are decoded (streams ignore keys).
+    #[serde(default)]
+    pub key_format: KeyFormat,
+}
+
+/// How the key of a message to a table is decoded into its primary key,
+/// as ksqlDB's `key_format`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum KeyFormat {
+    /// Kafka's own serializers: UTF-8 text for text columns, big-endian
+    /// binary for `smallint`, `integer`, `bigint`, `real` and `double
+    /// precision` (Java's `IntegerSerializer`, `LongSerializer`, ...); any
+    /// other type as text.
+    #[default]
+    Kafka,
+    /// The key's text, as one COPY field: `42`, `alice`.
+    Delimited,
+    /// JSON: the bare value for a one-column key (`42`, `"alice"`), or an
+    /// object with the key's columns.
+    Json,
+}
+
+impl KeyFormat {
+    /// Reads `key_format = '...'`.
+    pub fn from_text(text: &str) -> Result<Self, KafkaError> {
+        match text.to_ascii_lowercase().as_str() {
+            "kafka" => Ok(KeyFormat::Kafka),
+            "delimited" | "text" | "csv" => Ok(KeyFormat::Delimited),
+            "json" => Ok(KeyFormat::Json),
+            other => Err(KafkaError::InvalidOption(format!(
+                "key_format '{other}' is not supported; use 'kafka' (Kafka's serializers), 'delimited' (the key as text) or 'json'"
+            ))),
+        }
+    }
+
+    /// The name `key_format` takes.
+    pub fn name(&self) -> &'static str {
+        match self {
+            KeyFormat::Kafka => "kafka",
+            KeyFormat::Delimited => "delimited",
+            KeyFormat::Json => "json",
+        }
+    }
 }
 
 impl Default for ConsumerOptions {
@@ -120,6 +163,7 @@ impl Default for ConsumerOptions {
             group_id: None,
             timeout_ms: DEFAULT_TIMEOUT_MS,
             brokers: None,
+            key_format: KeyFormat::Kafka,
         }
     }
 }

@@ -11,9 +11,7 @@ use crate::catalog::CatalogError;
 use crate::catalog::types::{field_for_sql_type, timestamptz};
 use crate::checkpoint::manifest::{CatalogChange, ColumnRecord, StreamRecord};
 use crate::error::Result;
-use crate::ingest::decode::{CopyFormat, FormatKind};
 use crate::ingest::kafka::Begun;
-use crate::ingest::kafka::options::{ConsumerOptions, MessageFormat, StartOffset};
 use crate::planner::PlanError;
 use crate::server::Session;
 use crate::sql::{SqlError, normalize_ident};
@@ -82,7 +80,7 @@ impl CreateStream {
             .into());
         }
         let (event_time, rest) = EventTime::from_options(&self.options).map_err(PlanError::from)?;
-        let binding = kafka_binding(&rest)?;
+        let binding = super::kafka_binding::binding(&rest, super::kafka_binding::Bound::Stream)?;
         // The schema is built here to check the declaration; the stream
         // itself is built from the logged record's columns, as on replay.
         let schema = self.schema()?;
@@ -127,73 +125,4 @@ fn check_event_time(schema: &Schema, column: &str) -> Result<()> {
             Err(CatalogError::UndefinedColumn { relation: "the stream".into(), column: column.to_string() }.into())
         }
     }
-}
-
-/// ksqlDB's binding of a stream to a topic:
-/// `WITH (kafka_topic = 't', value_format = 'json', kafka_brokers = 'host:port',
-/// start_offset = 'earliest' | 'latest' | N, value_delimiter = ',')`.
-/// Returns the topic and how to consume it, or `None` without `kafka_topic`.
-fn kafka_binding(options: &[(String, String)]) -> Result<Option<(String, ConsumerOptions)>> {
-    let mut topic = None;
-    let mut tuning = Vec::new();
-    let mut brokers = None;
-    let mut start_offset = StartOffset::Latest;
-    let mut format = "json".to_string();
-    let mut delimiter = None;
-    for (key, value) in options {
-        match key.as_str() {
-            "kafka_topic" => topic = Some(value.clone()),
-            "value_format" | "format" => format = value.to_ascii_lowercase(),
-            "kafka_brokers" => brokers = Some(value.clone()),
-            "start_offset" | "auto.offset.reset" => start_offset = StartOffset::from_text(value)?,
-            "value_delimiter" => delimiter = Some(value.clone()),
-            "batchsize" | "parallelism" | "group_id" | "maxbytes" | "timeout" => {
-                tuning.push((key.clone(), Some(value.clone())));
-            }
-            other => {
-                return Err(SqlError::Unsupported(format!(
-                    "stream option \"{other}\" is not supported; a stream takes timestamp, lateness, idle_timeout, kafka_topic, value_format, kafka_brokers, start_offset, value_delimiter, batchsize, parallelism, maxbytes, timeout and group_id"
-                ))
-                .into());
-            }
-        }
-    }
-    let Some(topic) = topic else {
-        if let Some((key, _)) = options.first() {
-            return Err(SqlError::Unsupported(format!(
-                "stream option \"{key}\" needs kafka_topic to bind the stream to a topic"
-            ))
-            .into());
-        }
-        return Ok(None);
-    };
-    let delimiter = match delimiter.as_deref().map(|d| d.to_ascii_lowercase()) {
-        None => None,
-        Some(d) if d == "tab" => Some(b'\t'),
-        Some(d) if d == "space" => Some(b' '),
-        Some(d) if d.len() == 1 => Some(d.as_bytes()[0]),
-        Some(d) => {
-            return Err(SqlError::InvalidParameter(format!(
-                "value_delimiter '{d}' must be one character, TAB or SPACE"
-            ))
-            .into());
-        }
-    };
-    let mut consumer = ConsumerOptions::from_args(&tuning)?;
-    consumer.brokers = brokers;
-    consumer.start_offset = start_offset;
-    consumer.format = match format.as_str() {
-        "json" => MessageFormat::Json,
-        "delimited" | "csv" => {
-            MessageFormat::Copy(CopyFormat { kind: FormatKind::Csv, delimiter, ..CopyFormat::default() })
-        }
-        "text" => MessageFormat::Copy(CopyFormat { kind: FormatKind::Text, delimiter, ..CopyFormat::default() }),
-        other => {
-            return Err(SqlError::Unsupported(format!(
-                "value_format '{other}' is not supported; use 'json', 'delimited' (csv) or 'text'"
-            ))
-            .into());
-        }
-    };
-    Ok(Some((topic, consumer)))
 }

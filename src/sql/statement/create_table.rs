@@ -9,10 +9,13 @@ use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::sql::sqlparser::ast;
 
 use super::Reply;
+use super::kafka_binding::{Bound, binding};
 use crate::catalog::CatalogError;
 use crate::catalog::types::field_for_sql_type;
 use crate::checkpoint::manifest::{CatalogChange, ColumnRecord, TableRecord};
 use crate::error::Result;
+use crate::ingest::kafka::Begun;
+use crate::ingest::kafka::options::KeyFormat;
 use crate::server::Session;
 use crate::sql::{SqlError, normalize_ident, normalize_object_name};
 
@@ -27,6 +30,8 @@ pub struct CreateTable {
     pub columns: Vec<ColumnRecord>,
     /// Its primary key's columns.
     pub primary_key: Vec<String>,
+    /// `WITH (...)` options: a Kafka topic that feeds it.
+    pub options: Vec<(String, String)>,
 }
 
 fn unsupported(what: String) -> SqlError {
@@ -42,9 +47,11 @@ impl CreateTable {
                 "CREATE TABLE ... AS SELECT is not supported; create the table, then INSERT INTO it ... SELECT".into(),
             ));
         }
-        if !matches!(create.table_options, ast::CreateTableOptions::None) {
-            return Err(unsupported("CREATE TABLE ... WITH (...) options are not supported yet".into()));
-        }
+        let options = match &create.table_options {
+            ast::CreateTableOptions::None => Vec::new(),
+            ast::CreateTableOptions::With(options) => crate::sql::parser::option_pairs(options.clone())?,
+            other => return Err(unsupported(format!("table options {other} are not supported; use WITH (...)"))),
+        };
         if create.temporary || create.external || create.or_replace {
             return Err(unsupported("TEMPORARY, EXTERNAL and OR REPLACE tables are not supported".into()));
         }
@@ -87,7 +94,7 @@ impl CreateTable {
                 }
             }
         }
-        Ok(Self { name, if_not_exists: create.if_not_exists, columns, primary_key })
+        Ok(Self { name, if_not_exists: create.if_not_exists, columns, primary_key, options })
     }
 
     /// Checks the declaration and builds the table's schema.
@@ -118,7 +125,11 @@ impl CreateTable {
 
     /// Adds the table to the catalog.
     pub async fn execute(self, session: &Session) -> Result<Reply> {
-        Self::schema(&self.columns, &self.primary_key)?;
+        let schema = Self::schema(&self.columns, &self.primary_key)?;
+        let binding = binding(&self.options, Bound::Table)?;
+        if let Some((_, options)) = &binding {
+            check_kafka_key(&schema, &self.primary_key, options.key_format)?;
+        }
         let engine = session.engine();
         let _ddl = engine.ddl_lock().await;
         if self.if_not_exists && engine.catalog.relation(&self.name).is_some() {
@@ -131,9 +142,22 @@ impl CreateTable {
             name: self.name.clone(),
             columns: self.columns,
             primary_key: self.primary_key,
+            kafka_topic: binding.as_ref().map(|(topic, _)| topic.clone()),
             files: Vec::new(),
         };
         engine.change_catalog(CatalogChange::CreateTable(record)).await?;
+        if let Some((topic, options)) = binding {
+            match engine.kafka.consume_begin(&engine.catalog, &topic, &self.name, options).await {
+                Ok(Begun::Started) => {}
+                Ok(Begun::Retrying(why)) => session.warn(format!(
+                    "Kafka broker not reachable ({why}); the table's consumer keeps retrying in the background, see pipeline_kafka.consumers"
+                )),
+                Err(e) => {
+                    engine.change_catalog(CatalogChange::DropTable { name: self.name.clone(), cascade: true }).await?;
+                    return Err(e);
+                }
+            }
+        }
         engine.ddl_done().await?;
         Ok(Reply::Tag("CREATE TABLE".into()))
     }
@@ -145,4 +169,25 @@ pub fn table_schema(record: &TableRecord) -> Result<Arc<Schema>> {
     let declared = CreateTable::schema(&record.columns, &record.primary_key)?;
     let fields: Vec<Field> = declared.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
     Ok(Arc::new(Schema::new(fields)))
+}
+
+/// A table fed by Kafka needs a primary key for the message keys to fill;
+/// the `kafka` and `delimited` key formats hold one column.
+fn check_kafka_key(schema: &Schema, primary_key: &[String], format: KeyFormat) -> Result<()> {
+    if primary_key.is_empty() {
+        return Err(unsupported(
+            "a table fed by a Kafka topic needs a PRIMARY KEY: each message's key is a row's primary key".into(),
+        )
+        .into());
+    }
+    if primary_key.len() > 1 && format != KeyFormat::Json {
+        return Err(unsupported(format!(
+            "key_format '{}' holds one column, and the primary key has {}; use key_format = 'json' with keys like {{\"a\": 1, \"b\": 2}}",
+            format.name(),
+            primary_key.len()
+        ))
+        .into());
+    }
+    debug_assert!(primary_key.iter().all(|k| schema.index_of(k).is_ok()), "checked by Self::schema");
+    Ok(())
 }

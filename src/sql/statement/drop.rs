@@ -53,6 +53,7 @@ impl Drop {
                     engine
                         .change_catalog(CatalogChange::DropTable { name: name.clone(), cascade: self.cascade })
                         .await?;
+                    engine.kafka.relation_dropped(name).await;
                 }
                 (DropKind::Table, Some(Relation::Stream(_))) => {
                     return Err(CatalogError::WrongObjectType {
@@ -77,7 +78,7 @@ impl Drop {
                     engine.catalog.check_drop_stream(name, self.cascade)?;
                     let change = CatalogChange::DropStream { name: name.clone(), cascade: self.cascade };
                     engine.change_catalog(change).await?;
-                    engine.kafka.stream_dropped(name).await;
+                    engine.kafka.relation_dropped(name).await;
                 }
                 (DropKind::View, _) => {
                     engine.catalog.view(name)?;

@@ -9,6 +9,7 @@ pub mod create_view;
 pub mod drop;
 pub mod insert;
 pub mod kafka;
+pub mod kafka_binding;
 pub mod prepare;
 pub mod query;
 pub mod set;
