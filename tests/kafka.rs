@@ -422,3 +422,143 @@ async fn an_end_of_copy_marker_in_a_message_drops_nothing() {
     assert_eq!(scalar(&client, "SELECT \"offset\" FROM pipeline_kafka.errors").await, 49);
     server.shutdown().await;
 }
+
+/// A keyed message: partition, key (empty: none), and value (`None`: a tombstone).
+type Keyed = (i32, Vec<u8>, Option<String>);
+
+fn produce_keyed(brokers: &str, topic: &str, messages: &[Keyed]) {
+    let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", brokers).create().expect("producer");
+    for (partition, key, value) in messages {
+        let mut record = BaseRecord::<[u8], str>::to(topic).partition(*partition);
+        if !key.is_empty() {
+            record = record.key(key.as_slice());
+        }
+        if let Some(value) = value {
+            record = record.payload(value.as_str());
+        }
+        producer.send(record).expect("queued");
+    }
+    producer.flush(Duration::from_secs(10)).expect("flushed");
+}
+
+/// Customers `c0`..`c39` over several rounds of plan changes and
+/// tombstones; each key stays in one partition, so its messages keep their
+/// order. Returns the messages and, per customer still there, its plan.
+fn customer_messages(round: u64, model: &mut std::collections::BTreeMap<String, String>) -> Vec<Keyed> {
+    let plans = ["free", "pro", "team", "enterprise"];
+    let mut messages = Vec::new();
+    for step in 0..200u64 {
+        let c = (step * 7 + round * 13) % 40;
+        let key = format!("c{c}");
+        let value = if (step + round) % 9 == 4 {
+            model.remove(&key);
+            None
+        } else {
+            let plan = plans[((step * 3 + round + c) % 4) as usize].to_string();
+            model.insert(key.clone(), plan.clone());
+            Some(format!("{{\"plan\": \"{plan}\", \"seats\": {step}}}"))
+        };
+        messages.push(((c % 3) as i32, key.into_bytes(), value));
+    }
+    messages
+}
+
+async fn plans_by_count(client: &Client, sql: &str) -> Vec<(String, i64)> {
+    client.query(sql, &[]).await.unwrap().iter().map(|r| (r.get(0), r.get(1))).collect()
+}
+
+fn expected_counts(model: &std::collections::BTreeMap<String, String>) -> Vec<(String, i64)> {
+    let mut counts = std::collections::BTreeMap::<String, i64>::new();
+    for plan in model.values() {
+        *counts.entry(plan.clone()).or_default() += 1;
+    }
+    counts.into_iter().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kafka_table_keeps_the_last_value_per_key_and_tombstones_delete() {
+    let mock = cluster();
+    let brokers = mock.bootstrap_servers();
+    mock.create_topic("accounts", 3, 1).unwrap();
+    let mut model = std::collections::BTreeMap::new();
+    produce_keyed(&brokers, "accounts", &customer_messages(0, &mut model));
+    // A message without a key, and one whose value breaks NOT NULL: both reported, neither applied.
+    produce_keyed(&brokers, "accounts", &[(0, Vec::new(), Some("{\"plan\": \"x\"}".into()))]);
+    produce_keyed(&brokers, "accounts", &[(1, b"zz".to_vec(), Some("{\"seats\": 1}".into()))]);
+    let server = start_server().await;
+    let client = connect(&server).await;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE customers (id text PRIMARY KEY, plan text NOT NULL, seats int)
+               WITH (kafka_topic = 'accounts', value_format = 'json', kafka_brokers = '{brokers}');
+             CREATE VIEW by_plan AS SELECT plan, count(*) AS n FROM customers GROUP BY plan;
+             CREATE VIEW top_plans AS SELECT plan, n FROM by_plan WHERE n >= 5;"
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let count = "SELECT count(*) FROM customers";
+    wait_for(&client, count, model.len() as i64).await;
+    wait_for(&client, "SELECT count(*) FROM pipeline_kafka.errors", 2).await;
+    let rows = client.query("SELECT id, plan FROM customers ORDER BY id", &[]).await.unwrap();
+    let got: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(got, model.clone().into_iter().collect::<Vec<_>>());
+    // The table follows the topic after the views exist, through a view over a view.
+    for round in 1..4 {
+        produce_keyed(&brokers, "accounts", &customer_messages(round, &mut model));
+        let expected = expected_counts(&model);
+        let total: i64 = expected.iter().map(|(_, n)| n).sum();
+        wait_for(&client, "SELECT sum(n)::bigint FROM by_plan", total).await;
+        wait_for(&client, count, model.len() as i64).await;
+        assert_eq!(plans_by_count(&client, "SELECT plan, n FROM by_plan WHERE n > 0 ORDER BY plan").await, expected);
+        let top: Vec<_> = expected.into_iter().filter(|(_, n)| *n >= 5).collect();
+        assert_eq!(plans_by_count(&client, "SELECT plan, n FROM top_plans ORDER BY plan").await, top);
+    }
+    // SQL may not write to it: the topic is its only writer.
+    for sql in
+        ["INSERT INTO customers VALUES ('c999', 'free', 1)", "DELETE FROM customers", "UPDATE customers SET seats = 0"]
+    {
+        let err = client.batch_execute(sql).await.expect_err(sql);
+        assert_eq!(err.code().map(|c| c.code()), Some("0A000"), "{sql}: {err:?}");
+        assert!(format!("{err:?}").contains("produce to the topic"), "{err:?}");
+    }
+    client.batch_execute("DROP TABLE customers CASCADE").await.unwrap();
+    assert_eq!(scalar(&client, "SELECT count(*) FROM pipeline_kafka.consumers").await, 0);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_tables_take_binary_text_and_json_keys() {
+    let mock = cluster();
+    let brokers = mock.bootstrap_servers();
+    for topic in ["binary", "text", "json"] {
+        mock.create_topic(topic, 1, 1).unwrap();
+    }
+    let value = |v: &str| Some(format!("{{\"v\": \"{v}\"}}"));
+    produce_keyed(&brokers, "binary", &[(0, 7i64.to_be_bytes().to_vec(), value("a")), (0, b"7".to_vec(), value("b"))]);
+    produce_keyed(&brokers, "text", &[(0, b"7".to_vec(), value("a")), (0, b"8".to_vec(), None)]);
+    let json = [(0, br#"{"region": "eu", "id": 7}"#.to_vec(), value("a")), (0, br#"{"id": 7}"#.to_vec(), value("b"))];
+    produce_keyed(&brokers, "json", &json);
+    let server = start_server().await;
+    let client = connect(&server).await;
+    client
+        .batch_execute(&format!(
+            "SELECT pipeline_kafka.add_broker('{brokers}');
+             CREATE TABLE b (id bigint PRIMARY KEY, v text) WITH (kafka_topic = 'binary');
+             CREATE TABLE t (id bigint PRIMARY KEY, v text) WITH (kafka_topic = 'text', key_format = 'delimited');
+             CREATE TABLE j (region text, id int, v text, PRIMARY KEY (region, id))
+               WITH (kafka_topic = 'json', key_format = 'json');"
+        ))
+        .await
+        .unwrap();
+    wait_for(&client, "SELECT count(*) FROM pipeline_kafka.errors", 2).await;
+    wait_for(&client, "SELECT sum(id) FROM b", 7).await;
+    wait_for(&client, "SELECT sum(id) FROM t", 7).await;
+    wait_for(&client, "SELECT sum(id)::bigint FROM j WHERE region = 'eu'", 7).await;
+    let errors = client.query("SELECT topic, error FROM pipeline_kafka.errors ORDER BY topic", &[]).await.unwrap();
+    let errors: Vec<(String, String)> = errors.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(errors[0].0, "binary");
+    assert!(errors[0].1.contains("key_format = 'delimited'"), "{errors:?}");
+    assert_eq!(errors[1].0, "json");
+    assert!(errors[1].1.contains("\"region\""), "{errors:?}");
+    server.shutdown().await;
+}

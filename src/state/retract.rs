@@ -285,7 +285,14 @@ mod tests {
 
     async fn view() -> Arc<IncrementalPlan> {
         let catalog = Arc::new(Catalog::default());
-        let def = TableDef { id: 1, name: "t".into(), schema: schema(), columns: Vec::new(), primary_key: Vec::new(), kafka_topic: None };
+        let def = TableDef {
+            id: 1,
+            name: "t".into(),
+            schema: schema(),
+            columns: Vec::new(),
+            primary_key: Vec::new(),
+            kafka_topic: None,
+        };
         catalog.add_table(Arc::new(TableEntry::try_new(def, Durability::ephemeral()).unwrap())).unwrap();
         let query = crate::sql::parser::parse_query(QUERY).unwrap();
         Arc::new(plan_view(catalog, "v", &query, &ViewOptions::default()).await.unwrap())

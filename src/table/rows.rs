@@ -197,7 +197,11 @@ impl TableRows {
     /// last wins. Returns the held rows it replaces or deletes, and the rows
     /// it adds. A row equal to the one held changes nothing, so applying
     /// the same messages twice changes nothing the second time.
-    pub fn upsert_change(&self, batch: &RecordBatch, deleted: &[bool]) -> Result<(RecordBatch, RecordBatch), TableError> {
+    pub fn upsert_change(
+        &self,
+        batch: &RecordBatch,
+        deleted: &[bool],
+    ) -> Result<(RecordBatch, RecordBatch), TableError> {
         debug_assert!(self.key_converter.is_some(), "upserts need a primary key");
         debug_assert_eq!(deleted.len(), batch.num_rows(), "one flag per row");
         let keys = self.keys(batch)?;

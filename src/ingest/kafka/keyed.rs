@@ -341,9 +341,15 @@ fn binary_keys(raw: &[Option<&[u8]>], field: &Field, width: usize) -> (ArrayRef,
         }
     }
     let array: ArrayRef = match field.data_type() {
-        DataType::Int16 => Arc::new(bytes.iter().map(|b| b.map(|b| i16::from_be_bytes([b[0], b[1]]))).collect::<Int16Array>()),
-        DataType::Int32 => Arc::new(bytes.iter().map(|b| b.map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))).collect::<Int32Array>()),
-        DataType::Float32 => Arc::new(bytes.iter().map(|b| b.map(|b| f32::from_be_bytes([b[0], b[1], b[2], b[3]]))).collect::<Float32Array>()),
+        DataType::Int16 => {
+            Arc::new(bytes.iter().map(|b| b.map(|b| i16::from_be_bytes([b[0], b[1]]))).collect::<Int16Array>())
+        }
+        DataType::Int32 => Arc::new(
+            bytes.iter().map(|b| b.map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))).collect::<Int32Array>(),
+        ),
+        DataType::Float32 => Arc::new(
+            bytes.iter().map(|b| b.map(|b| f32::from_be_bytes([b[0], b[1], b[2], b[3]]))).collect::<Float32Array>(),
+        ),
         DataType::Float64 => Arc::new(bytes.iter().map(|b| b.map(f64::from_be_bytes)).collect::<Float64Array>()),
         _ => Arc::new(bytes.iter().map(|b| b.map(i64::from_be_bytes)).collect::<Int64Array>()),
     };
@@ -373,7 +379,8 @@ fn text_keys(raw: &[Option<&[u8]>], field: &Field) -> (ArrayRef, Slots) {
     let (array, bad) = cast_lenient(&texts, field);
     for row in bad {
         let shown: String = texts.value(row).chars().take(60).collect();
-        slots[row] = Err(format!("invalid input syntax for type {}: \"{shown}\" (the message key)", pg_type_name(field)));
+        slots[row] =
+            Err(format!("invalid input syntax for type {}: \"{shown}\" (the message key)", pg_type_name(field)));
     }
     (array, number_slots(slots))
 }

@@ -437,13 +437,7 @@ impl Kafka {
 
     /// Starts `consumer`'s run; `known` is a connected client and the
     /// partitions it found, if `consume_begin` asked the broker already.
-    fn start(
-        &self,
-        consumer: Arc<Consumer>,
-        target: Target,
-        brokers: String,
-        known: Option<(Probe, Vec<i32>)>,
-    ) {
+    fn start(&self, consumer: Arc<Consumer>, target: Target, brokers: String, known: Option<(Probe, Vec<i32>)>) {
         let stop = self.shutdown.child_token();
         let (client, partitions) = known.unzip();
         let probe = Arc::new(Mutex::new(client));

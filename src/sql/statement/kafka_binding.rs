@@ -95,7 +95,9 @@ fn delimiter_byte(value: &str) -> Result<u8> {
         "tab" => Ok(b'\t'),
         "space" => Ok(b' '),
         d if d.len() == 1 => Ok(d.as_bytes()[0]),
-        d => Err(SqlError::InvalidParameter(format!("value_delimiter '{d}' must be one character, TAB or SPACE")).into()),
+        d => {
+            Err(SqlError::InvalidParameter(format!("value_delimiter '{d}' must be one character, TAB or SPACE")).into())
+        }
     }
 }
 
