@@ -53,8 +53,9 @@ struct GenerateArgs {
     /// Message format: json, csv or text.
     #[arg(long, default_value = "json")]
     format: String,
-    /// Event schema: `logs`, or Nexmark's events as JSON: `nexmark` (bids),
-    /// `nexmark-bid`, `nexmark-auction` or `nexmark-person`.
+    /// Event schema: `logs`; `customers`, keyed messages with tombstones for
+    /// a table fed by the topic; or Nexmark's events as JSON: `nexmark`
+    /// (bids), `nexmark-bid`, `nexmark-auction` or `nexmark-person`.
     #[arg(long, default_value = "logs")]
     schema: String,
 }

@@ -22,6 +22,11 @@
 //!   read by a chain of views (`counter_total`, then `counter_big` over
 //!   it); a view over `per_service` (`busy_services`) is a chain over the
 //!   stream. An update in doubt is resolved by reading the client's row.
+//! - `eddy generate --schema customers` produces 40,000 keyed messages to
+//!   a second topic, one in ten a tombstone, which feeds the table
+//!   `customers` (ksqlDB style), read by `customers_by_plan` and
+//!   `big_plans` over it. At the end the table must hold the last value of
+//!   each key, and its views must agree.
 //! - At the end, every view must equal a batch recompute over every message
 //!   in the topic (read back from the broker) plus every insert that landed,
 //!   and the table and its chain must hold every update that landed.
@@ -49,6 +54,11 @@ const ROWS_PER_INSERT: i64 = 3;
 const TABLE_CLIENTS: usize = 2;
 /// `busy_services` keeps the services with at least this many events.
 const BUSY: i64 = 1000;
+const CUSTOMERS_TOPIC: &str = "customers";
+const CUSTOMER_MESSAGES: u64 = 40_000;
+const CUSTOMER_KEYS: u64 = 500;
+/// `big_plans` keeps the plans with at least this many customers.
+const BIG_PLAN: i64 = 100;
 
 /// What the views must hold, per key.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -346,6 +356,46 @@ async fn check_ddl(port: u16, expected: &BTreeSet<String>, in_doubt: Option<&str
     assert_eq!(found, expected, "views created and dropped under load, as acknowledged");
 }
 
+/// The customers table holds the last value of each key, and its views agree.
+async fn check_customers(port: u16) {
+    let mut model = BTreeMap::<String, Option<(String, i32)>>::new();
+    for seq in 0..CUSTOMER_MESSAGES {
+        let (key, _, value) = eddy::generate::customers_message(seq, CUSTOMER_KEYS);
+        let row = value.map(|v| {
+            let v: serde_json::Value = serde_json::from_str(&v).expect("json");
+            (v["plan"].as_str().expect("plan").to_string(), v["seats"].as_i64().expect("seats") as i32)
+        });
+        model.insert(key, row);
+    }
+    let model: BTreeMap<String, (String, i32)> = model.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect();
+    let db = connect(port).await.expect("connect for the customers check");
+    let rows = db.query("SELECT id, plan, seats FROM customers ORDER BY id", &[]).await.expect("customers");
+    let got: BTreeMap<String, (String, i32)> = rows.iter().map(|r| (r.get(0), (r.get(1), r.get(2)))).collect();
+    assert_eq!(got.len(), model.len(), "customers held");
+    assert!(got == model, "the customers table holds the last value of every key");
+    let mut by_plan = BTreeMap::<String, (i64, i64)>::new();
+    for (plan, seats) in model.values() {
+        let e = by_plan.entry(plan.clone()).or_default();
+        e.0 += 1;
+        e.1 += *seats as i64;
+    }
+    let rows = db.query("SELECT plan, n, seats FROM customers_by_plan ORDER BY plan", &[]).await.expect("by plan");
+    let got: BTreeMap<String, (i64, i64)> = rows.iter().map(|r| (r.get(0), (r.get(1), r.get(2)))).collect();
+    assert_eq!(got, by_plan, "customers_by_plan");
+    let rows = db.query("SELECT plan, n FROM big_plans ORDER BY plan", &[]).await.expect("big plans");
+    let got: Vec<(String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let big: Vec<(String, i64)> =
+        by_plan.into_iter().filter(|(_, (n, _))| *n >= BIG_PLAN).map(|(p, (n, _))| (p, n)).collect();
+    assert_eq!(got, big, "big_plans, over customers_by_plan");
+}
+
+/// Messages of the customers topic the table has applied.
+async fn customer_offsets(port: u16) -> Option<i64> {
+    let db = connect(port).await?;
+    let sql = format!("SELECT sum(\"offset\")::bigint FROM pipeline_kafka.offsets WHERE topic = '{CUSTOMERS_TOPIC}'");
+    db.query_one(sql.as_str(), &[]).await.ok()?.get::<_, Option<i64>>(0)
+}
+
 async fn kafka_rows(port: u16) -> Option<i64> {
     let db = connect(port).await?;
     let row = db.query_one("SELECT sum(n) FROM per_service WHERE service NOT LIKE 'client-%'", &[]).await.ok()?;
@@ -358,6 +408,7 @@ async fn views_are_exact_after_repeated_kill_9() {
     let _tansu = start_tansu("127.0.0.1", broker_port);
     let brokers = format!("127.0.0.1:{broker_port}");
     generate(&brokers, TOPIC, 0, 0); // creates the topic
+    generate(&brokers, CUSTOMERS_TOPIC, 0, 0);
     let mut server = EddyProcess::start_with("crash", &["--checkpoint-interval-ms", "100"]);
     let port = server.port;
     let setup = [
@@ -372,6 +423,11 @@ async fn views_are_exact_after_repeated_kill_9() {
         "INSERT INTO counters VALUES (0, 0), (1, 0)".into(),
         "CREATE VIEW counter_total AS SELECT sum(n) AS total, count(*) AS clients FROM counters".into(),
         "CREATE VIEW counter_big AS SELECT total FROM counter_total WHERE total > 0".into(),
+        format!(
+            "CREATE TABLE customers (id text PRIMARY KEY, plan text NOT NULL, seats int, name text) WITH (kafka_topic = '{CUSTOMERS_TOPIC}', value_format = 'json', kafka_brokers = '{brokers}', batchsize = 500)"
+        ),
+        "CREATE VIEW customers_by_plan AS SELECT plan, count(*) AS n, sum(seats) AS seats FROM customers GROUP BY plan".into(),
+        format!("CREATE VIEW big_plans AS SELECT plan, n FROM customers_by_plan WHERE n >= {BIG_PLAN}"),
     ];
     let db = connect(port).await.expect("connect");
     for sql in &setup {
@@ -381,6 +437,10 @@ async fn views_are_exact_after_repeated_kill_9() {
 
     let mut producer =
         generate_command(&brokers, TOPIC, MESSAGES, 0).args(["--rate", "8000"]).spawn().expect("generate");
+    let mut customers = generate_command(&brokers, CUSTOMERS_TOPIC, CUSTOMER_MESSAGES, 0)
+        .args(["--schema", "customers", "--keys", &CUSTOMER_KEYS.to_string(), "--rate", "2000"])
+        .spawn()
+        .expect("generate customers");
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(AtomicU64::new(0));
     let clients: Vec<_> = (0..CLIENTS).map(|c| tokio::spawn(client(c, port, stop.clone(), acked.clone()))).collect();
@@ -415,6 +475,8 @@ async fn views_are_exact_after_repeated_kill_9() {
     assert!(!with_ddl || ddl_statements >= 20, "only {ddl_statements} DDL statements ran under the load");
     let status = tokio::task::block_in_place(|| producer.wait()).expect("generate ends");
     assert!(status.success(), "eddy generate failed");
+    let status = tokio::task::block_in_place(|| customers.wait()).expect("generate customers ends");
+    assert!(status.success(), "eddy generate --schema customers failed");
 
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -426,6 +488,15 @@ async fn views_are_exact_after_repeated_kill_9() {
         assert!(Instant::now() < deadline, "Kafka rows stuck at {n:?} of {MESSAGES}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    loop {
+        let n = customer_offsets(port).await;
+        if n == Some(CUSTOMER_MESSAGES as i64) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the customers table stuck at offset {n:?} of {CUSTOMER_MESSAGES}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    check_customers(port).await;
     let messages = tokio::task::block_in_place(|| topic_messages(&brokers));
     let expected = expected(&messages, &landed);
     check_views(port, &expected).await;
@@ -437,9 +508,10 @@ async fn views_are_exact_after_repeated_kill_9() {
     check_views(port, &expected).await;
     check_ddl(port, &ddl_views, ddl_in_doubt.as_deref()).await;
     check_chains(port, &counters, &expected.0).await;
+    check_customers(port).await;
     let statements: usize = landed.iter().map(Vec::len).sum();
     println!(
-        "survived {crashes} kill -9s and {terms} SIGTERMs: {MESSAGES} Kafka messages and {statements} INSERT statements ({} acknowledged before a crash) counted exactly once; {ddl_statements} CREATE/DROP VIEWs as acknowledged; table updates {counters:?} in the table and its view chain",
+        "survived {crashes} kill -9s and {terms} SIGTERMs: {MESSAGES} Kafka messages and {statements} INSERT statements ({} acknowledged before a crash) counted exactly once; {ddl_statements} CREATE/DROP VIEWs as acknowledged; table updates {counters:?} in the table and its view chain; {CUSTOMER_MESSAGES} keyed messages with tombstones in the customers table and its chain",
         acked.load(Ordering::Relaxed)
     );
     assert!(crashes >= 16 && terms >= 8);

@@ -11,6 +11,12 @@
 //!
 //! The `nexmark` schemas give the Nexmark benchmark's events (see
 //! [`nexmark`]), as JSON.
+//!
+//! The `customers` schema gives keyed messages for a table fed by the topic
+//! (ksqlDB style): the key is a customer id (`c42`, one of `keys`), the
+//! value a JSON object with `plan`, `seats` and `name`, and every tenth
+//! message is a tombstone (a null value) that deletes its customer. Each
+//! customer's messages go to one partition, so they keep their order.
 
 pub mod nexmark;
 
@@ -45,8 +51,9 @@ pub struct Generate {
     pub start: u64,
     /// `json`, `csv` or `text`.
     pub format: String,
-    /// `logs`, or one of the Nexmark schemas (`nexmark`, `nexmark-bid`,
-    /// `nexmark-auction`, `nexmark-person`), which are JSON only.
+    /// `logs`, `customers`, or one of the Nexmark schemas (`nexmark`,
+    /// `nexmark-bid`, `nexmark-auction`, `nexmark-person`); all but `logs`
+    /// are JSON only.
     pub schema: String,
 }
 
@@ -76,6 +83,29 @@ pub fn logs_message(seq: u64, keys: u64, format: &str, ts_micros: i64) -> String
             "{{\"ts\":{ts_micros},\"service\":\"{service}\",\"user_id\":{user},\"latency_ms\":{latency},\"message\":\"request {seq} served to user {user} by {service}; status ok, cache warm, payload padded to a realistic size\"}}"
         ),
     }
+}
+
+const PLANS: [&str; 4] = ["free", "pro", "team", "enterprise"];
+
+/// Message `seq` of the `customers` schema: the customer id `c<n>` (the
+/// key), the number that picks its partition, and the value (`None`: a
+/// tombstone). The last message of each key says what a table holds.
+pub fn customers_message(seq: u64, keys: u64) -> (String, u64, Option<String>) {
+    let id = seq.wrapping_mul(2_654_435_761) % keys.max(1);
+    let value = (seq % 10 != 9).then(|| {
+        let plan = PLANS[((seq / 7 + id) % PLANS.len() as u64) as usize];
+        format!("{{\"plan\":\"{plan}\",\"seats\":{},\"name\":\"customer {id}\"}}", seq % 50 + 1)
+    });
+    (format!("c{id}"), id, value)
+}
+
+/// One message to produce.
+struct Outgoing {
+    key: Option<String>,
+    /// `None`: a tombstone.
+    value: Option<String>,
+    /// Picks the partition: messages with one route keep their order.
+    route: u64,
 }
 
 /// Creates the topic unless it exists; returns its partition count.
@@ -127,9 +157,9 @@ pub async fn run(g: Generate) -> Result<u64, GenerateError> {
     if !matches!(g.format.as_str(), "json" | "csv" | "text") {
         return Err(GenerateError::Invalid(format!("format {} is not one of json, csv, text", g.format)));
     }
-    if g.schema != "logs" && nexmark::event_type(&g.schema).is_none() {
+    if !matches!(g.schema.as_str(), "logs" | "customers") && nexmark::event_type(&g.schema).is_none() {
         return Err(GenerateError::Invalid(format!(
-            "schema {} is not one of logs, nexmark, nexmark-bid, nexmark-auction, nexmark-person",
+            "schema {} is not one of logs, customers, nexmark, nexmark-bid, nexmark-auction, nexmark-person",
             g.schema
         )));
     }
@@ -173,10 +203,15 @@ fn produce(g: &Generate, partitions: i32) -> Result<u64, GenerateError> {
                 std::thread::sleep(wait);
             }
         }
-        let seq = g.start + i;
-        let Some(payload) = payloads.next() else { break };
-        let partition = (seq % partitions as u64) as i32;
-        let mut record = BaseRecord::<(), String>::to(&g.topic).payload(&payload).partition(partition);
+        let Some(message) = payloads.next() else { break };
+        let partition = (message.route % partitions as u64) as i32;
+        let mut record = BaseRecord::<str, str>::to(&g.topic).partition(partition);
+        if let Some(key) = &message.key {
+            record = record.key(key.as_str());
+        }
+        if let Some(value) = &message.value {
+            record = record.payload(value.as_str());
+        }
         loop {
             match producer.send(record) {
                 Ok(()) => break,
@@ -196,12 +231,23 @@ fn produce(g: &Generate, partitions: i32) -> Result<u64, GenerateError> {
 }
 
 /// The messages of `g`'s schema, in order.
-fn payloads(g: &Generate) -> Box<dyn Iterator<Item = String> + '_> {
+fn payloads(g: &Generate) -> Box<dyn Iterator<Item = Outgoing> + '_> {
+    let keyless = |(seq, value): (u64, String)| Outgoing { key: None, value: Some(value), route: seq };
+    if g.schema == "customers" {
+        return Box::new((g.start..).map(|seq| {
+            let (key, route, value) = customers_message(seq, g.keys);
+            Outgoing { key: Some(key), value, route }
+        }));
+    }
     match nexmark::event_type(&g.schema) {
-        Some(kind) => Box::new(nexmark::events(kind, g.start).map(|e| nexmark::to_json(&e))),
-        None => {
-            Box::new((g.start..).map(|seq| logs_message(seq, g.keys, &g.format, chrono::Utc::now().timestamp_micros())))
+        Some(kind) => {
+            Box::new((g.start..).zip(nexmark::events(kind, g.start).map(|e| nexmark::to_json(&e))).map(keyless))
         }
+        None => Box::new(
+            (g.start..)
+                .map(|seq| (seq, logs_message(seq, g.keys, &g.format, chrono::Utc::now().timestamp_micros())))
+                .map(keyless),
+        ),
     }
 }
 
@@ -216,5 +262,14 @@ mod tests {
         assert_eq!(v.as_object().unwrap().len(), 5);
         assert!((150..260).contains(&m.len()), "{} bytes", m.len());
         assert_eq!(logs_message(7, 10_000, "csv", 1).split(',').count(), 5);
+    }
+
+    #[test]
+    fn customers_messages_are_keyed_with_a_tombstone_in_ten() {
+        let messages: Vec<_> = (0..100).map(|seq| customers_message(seq, 20)).collect();
+        assert_eq!(messages.iter().filter(|m| m.2.is_none()).count(), 10);
+        assert!(messages.iter().all(|(key, route, _)| key == &format!("c{route}") && *route < 20));
+        let v: serde_json::Value = serde_json::from_str(messages[0].2.as_deref().unwrap()).unwrap();
+        assert!(PLANS.contains(&v["plan"].as_str().unwrap()));
     }
 }
