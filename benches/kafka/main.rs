@@ -8,6 +8,10 @@
 //! - a stream with a `GROUP BY` view over 10,000 keys, with one and with two
 //!   partition readers.
 //!
+//! Upsert tables: 1,000,000 keyed messages over 100,000 keys (one in ten a
+//! tombstone) into a table fed by the topic, with no view and with a
+//! `GROUP BY` view, and the same messages into a stream for comparison.
+//!
 //! Freshness: events produced at half the view's measured rate; a client
 //! polls a one-row view of `max(ts)` (the produce time each event carries)
 //! and records how old the newest visible event is.
@@ -23,6 +27,7 @@ mod common;
 #[allow(dead_code)]
 mod cpu;
 mod run;
+mod tables;
 
 use std::process::ExitCode;
 

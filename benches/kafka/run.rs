@@ -13,14 +13,15 @@ use tokio::runtime::Runtime;
 use tokio_postgres::{Client, NoTls};
 
 use crate::cpu;
+use crate::tables::{self, Into, TABLE_TOPIC};
 
 use crate::common::BenchResult;
 use crate::common::broker::Broker;
 
-type DynError = Box<dyn Error + Send + Sync>;
+pub type DynError = Box<dyn Error + Send + Sync>;
 
 /// The server's runtime threads carry this name.
-const SERVER_THREAD: &str = "eddy-server";
+pub const SERVER_THREAD: &str = "eddy-server";
 const TOPIC: &str = "bench_logs";
 const FRESH_TOPIC: &str = "bench_fresh";
 /// How long consumption may take before the case fails.
@@ -35,6 +36,9 @@ pub struct Plan {
     /// Fixed rates whose freshness is measured, besides half the measured maximum.
     fresh_rates: Vec<u64>,
     tansu: bool,
+    /// Keyed messages for the upsert-table cases, and their distinct keys.
+    pub table_messages: u64,
+    pub table_keys: u64,
 }
 
 impl Plan {
@@ -47,6 +51,8 @@ impl Plan {
             freshness: Duration::from_secs(10),
             fresh_rates: vec![10_000, 100_000],
             tansu: true,
+            table_messages: 1_000_000,
+            table_keys: 100_000,
         }
     }
 
@@ -59,16 +65,18 @@ impl Plan {
             freshness: Duration::from_secs(1),
             fresh_rates: Vec::new(),
             tansu: false,
+            table_messages: 20_000,
+            table_keys: 1_000,
         }
     }
 }
 
 /// One consumption case.
-struct Case {
-    label: String,
-    elapsed: Duration,
-    cpu: Duration,
-    check: String,
+pub struct Case {
+    pub label: String,
+    pub elapsed: Duration,
+    pub cpu: Duration,
+    pub check: String,
 }
 
 impl Case {
@@ -85,7 +93,7 @@ impl Case {
 pub fn run(plan: &Plan, mut progress: impl FnMut(&str)) -> BenchResult<String> {
     let server_rt = tokio::runtime::Builder::new_multi_thread().thread_name(SERVER_THREAD).enable_all().build()?;
     let client_rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let mut topics = vec![(TOPIC.to_string(), plan.partitions)];
+    let mut topics = vec![(TOPIC.to_string(), plan.partitions), (TABLE_TOPIC.to_string(), plan.partitions)];
     topics.extend((0..=plan.fresh_rates.len()).map(|i| (format!("{FRESH_TOPIC}_{i}"), plan.partitions)));
     let broker = Broker::start(plan.tansu, &topics)?;
     let brokers = broker.brokers();
@@ -94,12 +102,21 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(&str)) -> BenchResult<String> {
     let job = generate(plan, &brokers, TOPIC, plan.messages, None);
     client_rt.block_on(produce(job))?;
     let produce_time = started.elapsed();
+    progress(&format!("producing {} keyed messages", plan.table_messages));
+    let mut keyed = generate(plan, &brokers, TABLE_TOPIC, plan.table_messages, None);
+    (keyed.schema, keyed.keys) = ("customers".into(), plan.table_keys);
+    client_rt.block_on(produce(keyed))?;
     let mut cases = Vec::new();
     progress("baseline: a bare librdkafka consumer");
     cases.push(raw_consume(&brokers, plan)?);
     for (view, parallelism) in [(false, 1), (true, 1), (true, 2)] {
         progress(&format!("eddy: view {view}, parallelism {parallelism}"));
         cases.push(eddy_consume(&server_rt, &client_rt, &brokers, plan, view, parallelism)?);
+    }
+    let mut table_cases = Vec::new();
+    for into in [Into::Stream, Into::Table, Into::TableAndView] {
+        progress(&format!("keyed messages into {into:?}"));
+        table_cases.push(tables::consume(&server_rt, &client_rt, &brokers, plan, into)?);
     }
     let view_rate = cases[2].rate(plan.messages);
     let half = (view_rate / 2.0).max(1_000.0) as u64;
@@ -109,7 +126,14 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(&str)) -> BenchResult<String> {
         let topic = format!("{FRESH_TOPIC}_{i}");
         fresh.push((rate, freshness(&server_rt, &client_rt, &brokers, plan, &topic, rate)?));
     }
-    Ok(render(plan, broker.name(), produce_time, &cases, &fresh))
+    let mut report = render(plan, broker.name(), produce_time, &cases, &fresh);
+    let _ = writeln!(
+        report,
+        "\n{} keyed JSON messages (`eddy generate --schema customers`, {} keys, one in ten a tombstone):\n",
+        plan.table_messages, plan.table_keys
+    );
+    report.push_str(&case_table(&table_cases, plan.table_messages));
+    Ok(report)
 }
 
 fn generate(plan: &Plan, brokers: &str, topic: &str, count: u64, rate: Option<u64>) -> Generate {
@@ -156,7 +180,7 @@ fn raw_consume(brokers: &str, plan: &Plan) -> BenchResult<Case> {
     Ok(Case { label: "bare librdkafka consumer (baseline)".into(), elapsed, cpu: used.process, check })
 }
 
-async fn connect(server: &Server) -> BenchResult<Client> {
+pub async fn connect(server: &Server) -> BenchResult<Client> {
     let conn = format!("host=127.0.0.1 port={} user=eddy dbname=eddy", server.local_addr().port());
     let (client, connection) = tokio_postgres::connect(&conn, NoTls).await?;
     tokio::spawn(async move {
@@ -169,7 +193,7 @@ const STREAM: &str = "CREATE STREAM logs (ts bigint, service text, user_id int, 
 const VIEW: &str = "CREATE VIEW per_user AS SELECT user_id, count(*) AS n, sum(latency_ms) AS latency, max(ts) AS last_ts \
                     FROM logs GROUP BY user_id";
 
-fn start_server(server_rt: &Runtime) -> BenchResult<Server> {
+pub fn start_server(server_rt: &Runtime) -> BenchResult<Server> {
     let config = Config { listen: SocketAddr::from(([127, 0, 0, 1], 0)), ..Config::default() };
     Ok(server_rt.block_on(Server::start(config))?)
 }
@@ -283,6 +307,25 @@ fn freshness(
     Ok(samples)
 }
 
+/// The cases as a Markdown table, for `n` messages each.
+fn case_table(cases: &[Case], n: u64) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "| case | seconds | messages/s | messages per CPU-second | check |");
+    let _ = writeln!(out, "|---|---:|---:|---:|---|");
+    for c in cases {
+        let per_cpu = c.per_cpu(n).map_or("n/a".into(), |v| format!("{v:.0}"));
+        let _ = writeln!(
+            out,
+            "| {} | {:.2} | {:.0} | {per_cpu} | {} |",
+            c.label,
+            c.elapsed.as_secs_f64(),
+            c.rate(n),
+            c.check
+        );
+    }
+    out
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -301,19 +344,7 @@ fn render(plan: &Plan, broker: &str, produce_time: Duration, cases: &[Case], fre
         produce_time.as_secs_f64(),
         n as f64 / produce_time.as_secs_f64()
     );
-    let _ = writeln!(out, "| case | seconds | messages/s | messages per CPU-second | check |");
-    let _ = writeln!(out, "|---|---:|---:|---:|---|");
-    for c in cases {
-        let per_cpu = c.per_cpu(n).map_or("n/a".into(), |v| format!("{v:.0}"));
-        let _ = writeln!(
-            out,
-            "| {} | {:.2} | {:.0} | {per_cpu} | {} |",
-            c.label,
-            c.elapsed.as_secs_f64(),
-            c.rate(n),
-            c.check
-        );
-    }
+    out.push_str(&case_table(cases, n));
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let _ = writeln!(out, "\n| freshness: produce rate (messages/s) | polls | p50 ms | p99 ms | max ms |");
     let _ = writeln!(out, "|---:|---:|---:|---:|---:|");

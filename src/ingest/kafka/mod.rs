@@ -339,13 +339,19 @@ impl Kafka {
         catalog: &Catalog,
         topic: &str,
         stream: &str,
-        options: ConsumerOptions,
+        mut options: ConsumerOptions,
     ) -> Result<Begun> {
         let entry = Target::resolve(catalog, stream)?;
         let key = (topic.to_string(), stream.to_string());
         let existing = self.consumers.lock().get(&key).cloned();
         if existing.as_ref().is_some_and(|c| c.is_running()) {
             return Err(KafkaError::AlreadyConsuming { topic: key.0, stream: key.1 }.into());
+        }
+        if let Some(old) = existing.as_ref().map(|c| c.options()) {
+            // What consume_begin's arguments cannot say stays as declared
+            // (by CREATE STREAM or CREATE TABLE ... WITH).
+            options.brokers = options.brokers.or(old.brokers);
+            options.key_format = old.key_format;
         }
         let status = existing.map_or_else(|| Arc::new(StatusCell::default()), |c| c.status.clone());
         let brokers = self.brokers_for(&options)?;
