@@ -35,7 +35,6 @@
 /// queues for the barrier, holding new writes back until it has it.
 pub const BARRIER_PATIENCE: Duration = Duration::from_secs(10);
 
-pub mod image;
 pub mod log;
 pub mod log_format;
 pub mod manifest;

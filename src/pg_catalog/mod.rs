@@ -13,7 +13,9 @@
 //!   ([`rewrite`]).
 //! - Eddy's own: streams are foreign tables (`relkind` `f`), as PipelineDB
 //!   showed them; continuous views are views (`v`) and `pg_views` lists them
-//!   with their definitions.
+//!   with their definitions; tables' primary keys are indexes and
+//!   constraints, and their `NOT NULL` columns are not null
+//!   ([`patched`], [`primary_keys`]).
 //!
 //! OIDs of relations are handed out as relations are first seen, so they
 //! are stable while the server runs but not across restarts.
@@ -24,7 +26,8 @@ mod comments;
 mod information_schema;
 mod keys;
 mod like_escape;
-mod relkind;
+mod patched;
+mod primary_keys;
 mod viewdef;
 mod visibility;
 
@@ -58,6 +61,7 @@ use datafusion_pg_catalog::sql::rules::{self, SqlStatementRewriteRule};
 
 use crate::catalog::Catalog;
 use crate::query::context::{DATABASE, SCHEMA as PUBLIC};
+use patched::Patch;
 
 /// The schema name.
 pub const SCHEMA: &str = "pg_catalog";
@@ -71,6 +75,7 @@ type Inner = PgCatalogSchemaProvider<WeakCatalogList, EmptyContextProvider>;
 pub struct PgCatalogSchema {
     inner: Inner,
     catalog: Arc<Catalog>,
+    definitions: primary_keys::IndexDefinitions,
 }
 
 /// The crate's static relations, decoded once per process.
@@ -90,15 +95,27 @@ impl SchemaProvider for PgCatalogSchema {
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
-        match name.to_ascii_lowercase().as_str() {
-            "pg_class" => {
-                let Some(inner) = self.inner.table(name).await? else { return Ok(None) };
-                let streams = self.catalog.streams().iter().map(|s| s.def.name.clone()).collect();
-                Ok(Some(Arc::new(relkind::StreamsAsForeignTables::new(inner, streams))))
-            }
-            "pg_views" => Ok(Some(self.pg_views()?)),
-            _ => self.inner.table(name).await,
-        }
+        let lower = name.to_ascii_lowercase();
+        let patch = match lower.as_str() {
+            "pg_class" => Patch::Class,
+            "pg_attribute" => Patch::Attribute,
+            "pg_index" => Patch::Index,
+            "pg_constraint" => Patch::Constraint,
+            "pg_views" => return Ok(Some(self.pg_views()?)),
+            _ => return self.inner.table(name).await,
+        };
+        let (Some(inner), Some(pg_class)) = (self.inner.table(&lower).await?, self.inner.table("pg_class").await?)
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Arc::new(patched::Patched {
+            inner,
+            pg_class,
+            streams: self.catalog.streams().iter().map(|s| s.def.name.clone()).collect(),
+            tables: primary_keys::Declared::all(&self.catalog),
+            definitions: self.definitions.clone(),
+            patch,
+        })))
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -135,7 +152,8 @@ impl PgCatalogSchema {
 pub fn register(state: SessionState, catalog: Arc<Catalog>) -> Result<SessionState> {
     let list = WeakCatalogList::new(state.catalog_list());
     let inner = PgCatalogSchemaProvider::try_new(list.clone(), static_tables()?, EmptyContextProvider)?;
-    let schema = Arc::new(PgCatalogSchema { inner, catalog });
+    let definitions = primary_keys::IndexDefinitions::default();
+    let schema = Arc::new(PgCatalogSchema { inner, catalog, definitions: definitions.clone() });
     let eddy = state
         .catalog_list()
         .catalog(DATABASE)
@@ -169,6 +187,7 @@ pub fn register(state: SessionState, catalog: Arc<Catalog>) -> Result<SessionSta
         quote_ident_udf::create_parse_ident_udf(),
         array_bounds_udf::create_array_upper_udf(),
         array_bounds_udf::create_array_lower_udf(),
+        primary_keys::pg_get_indexdef(definitions),
     ];
     for udf in udfs {
         state.register_udf(Arc::new(udf))?;

@@ -212,7 +212,7 @@ fn format_text(args: &ScalarFunctionArgs) -> Result<ColumnarValue> {
 
 /// An identifier as PostgreSQL writes it: quoted unless it is lower case
 /// letters, digits and underscores, not starting with a digit.
-fn quote_ident(s: &str) -> String {
+pub(crate) fn quote_ident(s: &str) -> String {
     let plain = s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
         && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if plain { s.to_string() } else { quote(s, '"') }

@@ -16,7 +16,8 @@ use crate::catalog::relations as pipelinedb;
 use crate::catalog::schema_provider::CatalogSchema;
 use crate::catalog::{Catalog, Relation};
 use crate::checkpoint::manifest::{CatalogChange, ViewRecord};
-use crate::checkpoint::{CheckpointError, CheckpointStats, Durability, image};
+use crate::checkpoint::{CheckpointError, CheckpointStats, Durability};
+use crate::server::recovery;
 use crate::clock::Clock;
 use crate::error::{EddyError, Result};
 use crate::ingest::kafka::Kafka;
@@ -61,11 +62,11 @@ impl Engine {
         let log_lsn = loaded.as_ref().map_or(0, |l| l.manifest.log_lsn);
         let checkpoint = loaded.as_ref().map(|l| l.manifest.seq);
         if let Some(loaded) = loaded {
-            image::restore(&engine, loaded).await?;
+            recovery::restore(&engine, loaded).await?;
         }
         let (records, last_lsn) = durability.replay_log(log_lsn, checkpoint.is_some())?;
         let replayed = records.len();
-        let rows = image::replay(&engine, records).await?;
+        let rows = recovery::replay(&engine, records).await?;
         durability.start_log(last_lsn + 1)?;
         if durability.is_persistent() {
             engine.checkpoint().await?;
@@ -241,7 +242,7 @@ impl Engine {
 
     /// Takes a checkpoint now (nothing happens without a data directory).
     pub async fn checkpoint(&self) -> Result<CheckpointStats, CheckpointError> {
-        self.catalog.durability().checkpoint(|files, force_full| image::capture(self, files, force_full)).await
+        self.catalog.durability().checkpoint(|files, force_full| recovery::capture(self, files, force_full)).await
     }
 
     /// Makes a catalog change durable before it is acknowledged.

@@ -11,6 +11,7 @@ pub mod config;
 mod connection;
 mod ddl;
 pub mod engine;
+pub mod recovery;
 pub mod session;
 
 use std::net::SocketAddr;

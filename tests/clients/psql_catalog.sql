@@ -4,6 +4,7 @@
 -- (with the figures of \timing's "Time:" lines replaced by N).
 CREATE STREAM clicks (url text NOT NULL, user_id bigint, at timestamptz, payload json);
 CREATE CONTINUOUS VIEW per_url AS SELECT url, count(*) AS hits, count(DISTINCT user_id) AS users, max(at) AS last_at FROM clicks GROUP BY url;
+CREATE TABLE accounts (id bigint PRIMARY KEY, plan text NOT NULL, seats int);
 -- Streams are foreign tables, as in PipelineDB; continuous views are views.
 \d
 \dt
@@ -11,6 +12,9 @@ CREATE CONTINUOUS VIEW per_url AS SELECT url, count(*) AS hits, count(DISTINCT u
 -- Eddy's own relations are in their schemas, off the search path.
 \dt pipelinedb.*
 \d per_url
+-- A table shows its NOT NULL columns and its primary key, as PostgreSQL's do.
+\d accounts
+\di
 \df
 \l
 -- \copy into a stream, then the view in expanded display.

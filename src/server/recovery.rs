@@ -1,11 +1,15 @@
-//! The engine as a checkpoint sees it: [`capture`] takes the catalog, the
-//! Kafka positions and the views' changed state at the barrier; [`restore`]
-//! rebuilds them at startup; [`replay`] applies the insert log after the
-//! checkpoint's LSN.
+//! Recovery and checkpoint capture, the engine's side of durability:
+//! [`capture`] takes the catalog, the Kafka positions, the tables' rows and
+//! the views' changed state at the barrier; [`restore`] rebuilds them at
+//! startup; [`replay`] applies the insert log after the checkpoint's LSN.
+//!
+//! It sits beside the server because it orchestrates every room (catalog,
+//! tables, views, Kafka); `crate::checkpoint` below it only stores and
+//! loads files, and never calls up.
 
-use super::log::Record;
-use super::manifest::{CatalogChange, StateFile};
-use super::{Capture, CheckpointError, Loaded};
+use crate::checkpoint::log::Record;
+use crate::checkpoint::manifest::{CatalogChange, StateFile};
+use crate::checkpoint::{Capture, CheckpointError, Loaded};
 use crate::server::Engine;
 
 /// Takes what a checkpoint saves. Runs at the barrier: no write is in
