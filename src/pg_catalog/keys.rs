@@ -1,6 +1,8 @@
-//! Catalog queries about primary and foreign keys. Eddy's relations have no
-//! keys, so two driver queries whose SQL DataFusion cannot plan are answered
-//! with their (always empty) result instead:
+//! Catalog queries about primary and foreign keys whose SQL DataFusion
+//! cannot plan, answered with an empty result instead. Eddy has no foreign
+//! keys. Tables' primary keys are in `pg_index` and `pg_constraint`
+//! ([`super::primary_keys`]), where psql and most drivers find them, but
+//! pgjdbc's query for them is still answered empty (a known gap):
 //!
 //! - pgjdbc's `DatabaseMetaData.getPrimaryKeys`, which reads
 //!   `information_schema._pg_expandarray(i.indkey)` and fields of its
@@ -11,7 +13,7 @@
 //! Each is recognized by a fragment only it has, as datafusion-pg-catalog's
 //! blacklist recognizes psql's queries.
 
-/// pgjdbc's getPrimaryKeys: no primary keys.
+/// pgjdbc's getPrimaryKeys: answered with no rows (see the module doc).
 const PRIMARY_KEYS: &str = "SELECT CAST(NULL AS TEXT) AS \"TABLE_CAT\", CAST(NULL AS TEXT) AS \"TABLE_SCHEM\", \
     CAST(NULL AS TEXT) AS \"TABLE_NAME\", CAST(NULL AS TEXT) AS \"COLUMN_NAME\", CAST(NULL AS SMALLINT) AS \"KEY_SEQ\", \
     CAST(NULL AS TEXT) AS \"PK_NAME\" WHERE false";

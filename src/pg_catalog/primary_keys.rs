@@ -298,10 +298,6 @@ impl std::hash::Hash for PgGetIndexDef {
 }
 
 impl ScalarUDFImpl for PgGetIndexDef {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
     fn name(&self) -> &str {
         "pg_get_indexdef"
     }

@@ -17,13 +17,13 @@ use crate::catalog::schema_provider::CatalogSchema;
 use crate::catalog::{Catalog, Relation};
 use crate::checkpoint::manifest::{CatalogChange, ViewRecord};
 use crate::checkpoint::{CheckpointError, CheckpointStats, Durability};
-use crate::server::recovery;
 use crate::clock::Clock;
 use crate::error::{EddyError, Result};
 use crate::ingest::kafka::Kafka;
 use crate::ingest::kafka::relations as kafka_relations;
 use crate::planner::plan_view;
 use crate::query::context::{ExtraSchemas, read_state};
+use crate::server::recovery;
 use crate::stream::{ViewDefinition, ViewRuntime};
 use crate::window::ViewOptions;
 
