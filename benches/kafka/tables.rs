@@ -91,7 +91,7 @@ pub fn consume(server_rt: &Runtime, client_rt: &Runtime, brokers: &str, plan: &P
         }
         let elapsed = started.elapsed();
         let used = cpu::sample(SERVER_THREAD).since(&before);
-        let check = check(&client, into, messages, plan.table_keys).await?;
+        let check = check(client, into, messages, plan.table_keys).await?;
         let label = match into {
             Into::Stream => "the same keyed messages into a stream (no view)".to_string(),
             Into::Table => format!("upsert table, {} keys, no view", plan.table_keys),

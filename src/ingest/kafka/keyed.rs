@@ -56,6 +56,10 @@ enum ValueDecoder {
 /// Per message of a micro-batch: where its decoded part is, or why not.
 type Slots = Vec<Result<u32, String>>;
 
+/// Per message: where its value's row is, or why not (`None`: it has no
+/// value to decode, being a tombstone or without a good key).
+type ValueSlots = Vec<Option<Result<u32, String>>>;
+
 /// `fields` and a last column the JSON decoder leaves empty (it stands
 /// where a stream's `arrival_timestamp` is).
 fn with_end(fields: impl Iterator<Item = Field>) -> SchemaRef {
@@ -177,13 +181,9 @@ impl KeyedDecoder {
 
     /// The rows of every message with a good key and a value, and where
     /// each message's row is (`None`: a tombstone, or no good key).
-    fn values(
-        &self,
-        batch: &MessageBatch,
-        keys: &Slots,
-    ) -> Result<(Option<RecordBatch>, Vec<Option<Result<u32, String>>>), IngestError> {
+    fn values(&self, batch: &MessageBatch, keys: &Slots) -> Result<(Option<RecordBatch>, ValueSlots), IngestError> {
         let wanted: Vec<usize> = (0..batch.len()).filter(|&i| keys[i].is_ok() && !batch.is_tombstone(i)).collect();
-        let mut out: Vec<Option<Result<u32, String>>> = vec![None; batch.len()];
+        let mut out: ValueSlots = vec![None; batch.len()];
         let (rows, slots) = match &self.value {
             ValueDecoder::Json(decoder) => {
                 let (rows, errors) = decoder.decode(wanted.iter().map(|&i| batch.payload(i)))?;
@@ -296,10 +296,8 @@ fn kept_slots(n: usize, errors: impl Iterator<Item = (usize, String)>) -> Slots 
     for (i, e) in errors {
         slots[i] = Err(e);
     }
-    let mut next = 0;
-    for slot in slots.iter_mut().filter(|s| s.is_ok()) {
-        *slot = Ok(next);
-        next += 1;
+    for (next, slot) in slots.iter_mut().filter(|s| s.is_ok()).enumerate() {
+        *slot = Ok(next as u32);
     }
     slots
 }
