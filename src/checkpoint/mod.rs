@@ -233,7 +233,8 @@ impl Chain {
 struct Store {
     root: PathBuf,
     log: OnceLock<InsertLog>,
-    chain: AsyncMutex<Chain>,
+    /// Shared with a checkpoint's writing task, which outlives its caller.
+    chain: Arc<AsyncMutex<Chain>>,
     _lock: File,
 }
 
@@ -280,8 +281,12 @@ impl Durability {
         }
         let (loaded, chain) = find_checkpoint(root)?;
         let next_view_id = loaded.as_ref().map_or(1, |l| l.manifest.next_view_id);
-        let store =
-            Store { root: root.to_path_buf(), log: OnceLock::new(), chain: AsyncMutex::new(chain), _lock: lock };
+        let store = Store {
+            root: root.to_path_buf(),
+            log: OnceLock::new(),
+            chain: Arc::new(AsyncMutex::new(chain)),
+            _lock: lock,
+        };
         let durability = Arc::new(Self {
             gate: RwLock::new(()),
             store: Some(store),
@@ -386,7 +391,7 @@ impl Durability {
             return Ok(CheckpointStats::default());
         };
         let started = Instant::now();
-        let mut chain = store.chain.lock().await;
+        let chain = store.chain.clone().lock_owned().await;
         let (log_lsn, captured) = {
             let _barrier = self.barrier().await;
             let log_lsn = log.rotate().await?;
@@ -394,14 +399,48 @@ impl Durability {
             (log_lsn, capture(&files, chain.force_full)?)
         };
         let paused = started.elapsed();
+        // The capture took the views' changes since the last checkpoint (a
+        // delta is relative to it). From here on the checkpoint runs in a
+        // task of its own: a caller that goes away (a DDL statement cut
+        // short by shutdown, say) must not leave the changes taken and the
+        // chain not told, or the next delta would leave them out.
+        let finish = Finish {
+            root: store.root.clone(),
+            next_view_id: self.next_view_id.load(Ordering::Relaxed),
+            log_lsn,
+            started,
+            paused,
+        };
+        match tokio::spawn(finish.run(chain, captured)).await {
+            Ok(outcome) => outcome,
+            Err(e) => Err(CheckpointError::Encode(format!("checkpoint writer failed: {e}"))),
+        }
+    }
+}
+
+/// What a checkpoint does after its capture: write the files and the
+/// manifest, then record it in the chain.
+struct Finish {
+    root: PathBuf,
+    next_view_id: u64,
+    log_lsn: u64,
+    started: Instant,
+    paused: Duration,
+}
+
+impl Finish {
+    async fn run(
+        self,
+        mut chain: tokio::sync::OwnedMutexGuard<Chain>,
+        captured: Capture,
+    ) -> Result<CheckpointStats, CheckpointError> {
+        let Finish { root, next_view_id, log_lsn, started, paused } = self;
         if let Some(last) = chain.kept.last()
             && captured.unchanged_since(last, log_lsn)
         {
             return Ok(CheckpointStats { seq: last.seq, paused, total: started.elapsed(), ..Default::default() });
         }
         let seq = chain.seq + 1;
-        let root = store.root.clone();
-        let next_view_id = self.next_view_id.load(Ordering::Relaxed);
         let previous: BTreeMap<u64, Vec<StateFile>> = chain
             .kept
             .last()
@@ -410,8 +449,9 @@ impl Durability {
                 views.chain(m.tables.iter().map(|t| (t.id, t.files.clone()))).collect()
             })
             .unwrap_or_default();
+        let dir = root.clone();
         let written = tokio::task::spawn_blocking(move || {
-            write_checkpoint(&root, seq, log_lsn, next_view_id, captured, &previous)
+            write_checkpoint(&dir, seq, log_lsn, next_view_id, captured, &previous)
         })
         .await
         .map_err(|e| CheckpointError::Encode(format!("checkpoint writer failed: {e}")));
@@ -419,7 +459,8 @@ impl Durability {
             Ok(w) => w,
             Err(e) => {
                 // The changes taken at the barrier were not saved: the next
-                // checkpoint writes everything.
+                // checkpoint writes everything, under a new number.
+                chain.seq = seq;
                 chain.force_full = true;
                 return Err(e);
             }
@@ -430,7 +471,7 @@ impl Durability {
         if chain.kept.len() > 2 {
             chain.kept.remove(0);
         }
-        collect_garbage(&store.root, &chain.kept);
+        collect_garbage(&root, &chain.kept);
         Ok(CheckpointStats { seq, paused, total: started.elapsed(), groups_written, bytes_written })
     }
 }
@@ -633,6 +674,61 @@ mod tests {
         drop(long_write);
         let seq = tokio::time::timeout(Duration::from_secs(5), checkpointing).await.unwrap().unwrap().unwrap();
         assert!(seq > 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn view_capture(rows: Option<(i64, bool)>) -> Capture {
+        use datafusion::arrow::array::Int64Array;
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        let record =
+            ViewRecord { id: 1, name: "v".into(), query: "SELECT 1".into(), options: Vec::new(), files: Vec::new() };
+        let snapshot = rows.map(|(value, full)| {
+            let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)]));
+            let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![value]))]).unwrap();
+            StateSnapshot { batch, full }
+        });
+        Capture { views: vec![(record, snapshot)], ..Capture::default() }
+    }
+
+    /// A checkpoint whose caller goes away after the capture (a DDL
+    /// statement cut short by shutdown) still finishes: the changes it
+    /// took are in the chain, and the next checkpoint's delta builds on
+    /// them. It once left them out, and a view lost rows across a SIGTERM.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_checkpoint_whose_caller_goes_away_still_counts() {
+        let dir = std::env::temp_dir().join(format!("eddy-cut-checkpoint-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (durability, _) = Durability::open(&dir).unwrap();
+        durability.start_log(1).unwrap();
+        durability.checkpoint(|_, _| Ok(view_capture(Some((1, true))))).await.unwrap();
+        let captured = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = captured.clone();
+        let mut cut = Box::pin(durability.checkpoint(move |_, _| {
+            flag.store(true, Ordering::SeqCst);
+            Ok(view_capture(Some((2, false))))
+        }));
+        while !captured.load(Ordering::SeqCst) {
+            assert!(futures::poll!(&mut cut).is_pending(), "the checkpoint finished before it could be cut");
+            tokio::task::yield_now().await;
+        }
+        drop(cut);
+        durability.checkpoint(|_, _| Ok(view_capture(None))).await.unwrap();
+        drop(durability);
+        let (_, loaded) = Durability::open(&dir).unwrap();
+        let loaded = loaded.expect("a checkpoint");
+        let values: Vec<i64> = loaded.states[&1]
+            .iter()
+            .flat_map(|s| {
+                s.batch
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                    .unwrap()
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        assert_eq!(values, vec![1, 2], "the delta of the checkpoint whose caller went away is kept");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

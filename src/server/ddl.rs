@@ -29,12 +29,22 @@ impl Engine {
 
     /// Logs `change`, then applies it. The caller has checked that it
     /// applies (a free name, a stream without views unless cascading), so
-    /// that the log never holds a change that failed.
-    pub async fn change_catalog(&self, change: CatalogChange) -> Result<()> {
-        let durability = self.catalog.durability().clone();
-        let _admitted = durability.admit().await;
-        durability.log_change(&change).await?;
-        self.apply_change(&change).await
+    /// that the log never holds a change that failed. Runs in a task of its
+    /// own: a statement cut short (its client gone, or the server shutting
+    /// down) must not leave a change logged and not applied, which the next
+    /// checkpoint would skip.
+    pub async fn change_catalog(self: &Arc<Self>, change: CatalogChange) -> Result<()> {
+        let engine = self.clone();
+        let change_and_log = async move {
+            let durability = engine.catalog.durability().clone();
+            let _admitted = durability.admit().await;
+            durability.log_change(&change).await?;
+            engine.apply_change(&change).await
+        };
+        match tokio::spawn(change_and_log).await {
+            Ok(done) => done,
+            Err(e) => Err(crate::error::EddyError::Internal(format!("a catalog change's task ended: {e}"))),
+        }
     }
 
     /// Applies a catalog change, live or replayed from the log. Dropping a
