@@ -562,3 +562,35 @@ async fn kafka_tables_take_binary_text_and_json_keys() {
     assert!(errors[1].1.contains("\"region\""), "{errors:?}");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_a_view_over_a_kafka_table_cannot_apply_is_reported_and_the_rest_applied() {
+    let mock = cluster();
+    let brokers = mock.bootstrap_servers();
+    mock.create_topic("seats", 1, 1).unwrap();
+    let messages: Vec<Keyed> = (0..200)
+        .map(|i| {
+            (0, format!("k{i}").into_bytes(), Some(format!("{{\"seats\": {}}}", if i == 77 { 0 } else { 1 + i % 3 })))
+        })
+        .collect();
+    produce_keyed(&brokers, "seats", &messages);
+    let server = start_server().await;
+    let client = connect(&server).await;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE holders (id text PRIMARY KEY, seats int)
+               WITH (kafka_topic = 'seats', kafka_brokers = '{brokers}', start_offset = 'latest');
+             CREATE VIEW per_seat AS SELECT sum(600 / seats) AS shares, count(*) AS n FROM holders;
+             SELECT pipeline_kafka.consume_end('seats', 'holders');
+             SELECT pipeline_kafka.consume_begin('seats', 'holders', format := 'json', start_offset := -2);"
+        ))
+        .await
+        .unwrap();
+    wait_for(&client, "SELECT count(*) FROM pipeline_kafka.errors", 1).await;
+    wait_for(&client, "SELECT count(*) FROM holders", 199).await;
+    let expected: i64 = (0..200).filter(|&i| i != 77).map(|i| 600 / (1 + i % 3)).sum();
+    assert_eq!(scalar(&client, "SELECT shares FROM per_seat").await, expected);
+    let offset: i64 = scalar(&client, "SELECT \"offset\" FROM pipeline_kafka.errors").await;
+    assert_eq!(offset, 77, "the message the view failed on is the one reported");
+    server.shutdown().await;
+}

@@ -17,6 +17,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::concat_batches;
+use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use rdkafka::ClientConfig;
 use rdkafka::Offset;
@@ -407,20 +410,19 @@ impl Runner {
             Err(IngestError::ViewFailed { .. }) => {}
             other => return other,
         }
-        // Some view failed on a row, and so nothing was applied: one
-        // message at a time, a message a view cannot apply is a bad one.
-        let mut applied = 0;
-        for (r, &message) in keyed.message.iter().enumerate() {
-            let row = rows.slice(r, 1);
-            match crate::table::write::upsert(table, &row, &keyed.deleted[r..=r], || {}).await {
-                Ok(()) => applied += 1,
-                Err(e @ IngestError::ViewFailed { .. }) => {
-                    let bad = BadMessage::new(&decoded.source, message, e.to_string());
-                    self.errors.bad_messages(&self.consumer, vec![bad]);
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        // Some view failed on a row, and so nothing was applied: the rows
+        // are applied in halves, down to the messages a view cannot apply.
+        let (rows, keyed) = (&rows, &keyed);
+        let apply = |r: std::ops::Range<usize>| -> BoxFuture<'_, Result<u64, IngestError>> {
+            Box::pin(async move {
+                let part = rows.slice(r.start, r.len());
+                crate::table::write::upsert(table, &part, &keyed.deleted[r.clone()], || {})
+                    .await
+                    .map(|()| r.len() as u64)
+            })
+        };
+        let (applied, bad) = bisect(keyed.message.len(), apply).await?;
+        self.report(&decoded.source, bad.into_iter().map(|(r, e)| (keyed.message[r], e)));
         let durability = table.durability().clone();
         let _admitted = durability.admit().await;
         self.advance(decoded, applied);
@@ -428,9 +430,9 @@ impl Runner {
     }
 
     /// Applies a batch that some view could not apply (and so no view did)
-    /// one message at a time: a message that a view cannot apply is a bad
-    /// message, reported with its offset, and the others are applied.
-    /// Returns the rows applied; an error other than a view's stops it.
+    /// in halves, down to the messages a view cannot apply, which are
+    /// reported with their offsets; the others are applied. Returns the
+    /// rows applied; an error other than a view's stops it.
     async fn apply_each(
         &self,
         stream: &Arc<StreamEntry>,
@@ -439,21 +441,32 @@ impl Runner {
     ) -> Result<u64, IngestError> {
         let decoder = MessageDecoder::new(&options.format, stream.def.schema.clone());
         let source = &decoded.source;
-        let mut applied = 0;
-        for i in 0..source.len() {
-            let Ok(Some(rows)) = decoder.decode_message(source, i) else {
-                continue; // no rows, or bad and already reported
-            };
-            let n = rows.num_rows() as u64;
-            match apply_batch(stream, rows).await {
-                Ok(()) => applied += n,
-                Err(e @ IngestError::ViewFailed { .. }) => {
-                    self.errors.bad_messages(&self.consumer, vec![BadMessage::new(source, i, e.to_string())]);
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        // Bad messages were reported when the batch was decoded.
+        let parts: Vec<(usize, RecordBatch)> = (0..source.len())
+            .filter_map(|i| decoder.decode_message(source, i).ok().flatten().map(|r| (i, r)))
+            .collect();
+        let parts = &parts;
+        let schema = stream.def.schema.clone();
+        let apply = |r: std::ops::Range<usize>| -> BoxFuture<'_, Result<u64, IngestError>> {
+            let schema = schema.clone();
+            Box::pin(async move {
+                let batch = concat_batches(&schema, parts[r].iter().map(|(_, b)| b))
+                    .map_err(|e| IngestError::Internal(format!("could not join messages: {e}")))?;
+                let n = batch.num_rows() as u64;
+                apply_batch(stream, batch).await.map(|()| n)
+            })
+        };
+        let (applied, bad) = bisect(parts.len(), apply).await?;
+        self.report(source, bad.into_iter().map(|(p, e)| (parts[p].0, e)));
         Ok(applied)
+    }
+
+    /// Reports messages (by index in `source`) that a view could not apply.
+    fn report(&self, source: &MessageBatch, bad: impl Iterator<Item = (usize, IngestError)>) {
+        let bad: Vec<BadMessage> = bad.map(|(i, e)| BadMessage::new(source, i, e.to_string())).collect();
+        if !bad.is_empty() {
+            self.errors.bad_messages(&self.consumer, bad);
+        }
     }
 
     /// Commits offsets to Kafka for monitoring tools; Eddy never reads them back.
@@ -519,5 +532,64 @@ impl Reader {
                 return;
             }
         }
+    }
+}
+
+/// Applies items `0..n`, in order, through `apply` (which says how many
+/// rows it applied). A range that a view fails on is split in halves, down
+/// to single items, which are returned as bad: one bad message in a batch
+/// of 2,000 costs about 22 applies instead of 2,000.
+async fn bisect<'a>(
+    n: usize,
+    mut apply: impl FnMut(std::ops::Range<usize>) -> BoxFuture<'a, Result<u64, IngestError>>,
+) -> Result<(u64, Vec<(usize, IngestError)>), IngestError> {
+    let mut pending: Vec<std::ops::Range<usize>> = Vec::with_capacity(64);
+    pending.push(0..n);
+    let (mut applied, mut bad) = (0, Vec::new());
+    while let Some(range) = pending.pop() {
+        if range.is_empty() {
+            continue;
+        }
+        match apply(range.clone()).await {
+            Ok(rows) => applied += rows,
+            Err(e @ IngestError::ViewFailed { .. }) if range.len() == 1 => bad.push((range.start, e)),
+            Err(IngestError::ViewFailed { .. }) => {
+                let middle = range.start + range.len() / 2;
+                pending.push(middle..range.end);
+                pending.push(range.start..middle);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((applied, bad))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bisect_finds_the_bad_items_in_order_with_few_applies() {
+        let bad_items = [3usize, 1500];
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let seen = Mutex::new(Vec::new());
+        let apply = |r: std::ops::Range<usize>| -> BoxFuture<'_, Result<u64, IngestError>> {
+            calls.fetch_add(1, Ordering::Relaxed);
+            let (seen, bad) = (&seen, &bad_items);
+            Box::pin(async move {
+                if bad.iter().any(|b| r.contains(b)) {
+                    let source = Arc::new(datafusion::error::DataFusionError::Execution("divide by zero".into()));
+                    return Err(IngestError::ViewFailed { view: "v".into(), source });
+                }
+                seen.lock().extend(r.clone());
+                Ok(r.len() as u64)
+            })
+        };
+        let (applied, bad) = bisect(2000, apply).await.unwrap();
+        assert_eq!(applied, 1998);
+        assert_eq!(bad.iter().map(|(i, _)| *i).collect::<Vec<_>>(), bad_items);
+        let seen = seen.into_inner();
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "applied in order");
+        assert!(calls.load(Ordering::Relaxed) < 60, "{} applies", calls.load(Ordering::Relaxed));
     }
 }
