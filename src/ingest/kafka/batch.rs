@@ -141,7 +141,7 @@ pub struct Decoded {
     /// Payload bytes in the batch.
     pub bytes: u64,
     /// The messages themselves, kept so that a batch a view cannot apply
-    /// can be applied again one message at a time (empty until the reader
+    /// can be applied again in parts (empty until the reader
     /// hands them over).
     pub source: MessageBatch,
     /// For a table: each row's message, and whether it deletes its key.
