@@ -7,11 +7,11 @@ use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::sql::sqlparser::ast::Ident;
 
 use super::Reply;
+use super::kafka_binding::Bound;
 use crate::catalog::CatalogError;
 use crate::catalog::types::{field_for_sql_type, timestamptz};
 use crate::checkpoint::manifest::{CatalogChange, ColumnRecord, StreamRecord};
 use crate::error::Result;
-use crate::ingest::kafka::Begun;
 use crate::planner::PlanError;
 use crate::server::Session;
 use crate::sql::{SqlError, normalize_ident};
@@ -80,7 +80,7 @@ impl CreateStream {
             .into());
         }
         let (event_time, rest) = EventTime::from_options(&self.options).map_err(PlanError::from)?;
-        let binding = super::kafka_binding::binding(&rest, super::kafka_binding::Bound::Stream)?;
+        let binding = super::kafka_binding::binding(&rest, Bound::Stream)?;
         // The schema is built here to check the declaration; the stream
         // itself is built from the logged record's columns, as on replay.
         let schema = self.schema()?;
@@ -96,17 +96,9 @@ impl CreateStream {
         let record =
             StreamRecord { name: self.name.clone(), columns: self.column_records(), event_time, watermark: None };
         engine.change_catalog(CatalogChange::CreateStream(record)).await?;
-        if let Some((topic, options)) = binding {
-            match engine.kafka.consume_begin(&engine.catalog, &topic, &self.name, options).await {
-                Ok(Begun::Started) => {}
-                Ok(Begun::Retrying(why)) => session.warn(format!(
-                    "Kafka broker not reachable ({why}); the stream's consumer keeps retrying in the background, see pipeline_kafka.consumers"
-                )),
-                Err(e) => {
-                    engine.change_catalog(CatalogChange::DropStream { name: self.name.clone(), cascade: true }).await?;
-                    return Err(e);
-                }
-            }
+        if let Some(binding) = binding {
+            let undo = CatalogChange::DropStream { name: self.name.clone(), cascade: true };
+            super::kafka_binding::start(session, Bound::Stream, &self.name, binding, undo).await?;
         }
         engine.ddl_done().await?;
         Ok(Reply::Tag(tag.into()))

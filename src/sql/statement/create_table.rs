@@ -14,7 +14,6 @@ use crate::catalog::CatalogError;
 use crate::catalog::types::field_for_sql_type;
 use crate::checkpoint::manifest::{CatalogChange, ColumnRecord, TableRecord};
 use crate::error::Result;
-use crate::ingest::kafka::Begun;
 use crate::ingest::kafka::options::KeyFormat;
 use crate::server::Session;
 use crate::sql::{SqlError, normalize_ident, normalize_object_name};
@@ -146,17 +145,9 @@ impl CreateTable {
             files: Vec::new(),
         };
         engine.change_catalog(CatalogChange::CreateTable(record)).await?;
-        if let Some((topic, options)) = binding {
-            match engine.kafka.consume_begin(&engine.catalog, &topic, &self.name, options).await {
-                Ok(Begun::Started) => {}
-                Ok(Begun::Retrying(why)) => session.warn(format!(
-                    "Kafka broker not reachable ({why}); the table's consumer keeps retrying in the background, see pipeline_kafka.consumers"
-                )),
-                Err(e) => {
-                    engine.change_catalog(CatalogChange::DropTable { name: self.name.clone(), cascade: true }).await?;
-                    return Err(e);
-                }
-            }
+        if let Some(binding) = binding {
+            let undo = CatalogChange::DropTable { name: self.name.clone(), cascade: true };
+            super::kafka_binding::start(session, Bound::Table, &self.name, binding, undo).await?;
         }
         engine.ddl_done().await?;
         Ok(Reply::Tag("CREATE TABLE".into()))

@@ -8,9 +8,12 @@
 //! A stream starts at the end of its topic (ksqlDB's default); a table reads
 //! its topic from the beginning, since it is the topic's latest value per key.
 
+use crate::checkpoint::manifest::CatalogChange;
 use crate::error::Result;
 use crate::ingest::decode::{CopyFormat, FormatKind};
+use crate::ingest::kafka::Begun;
 use crate::ingest::kafka::options::{ConsumerOptions, KeyFormat, MessageFormat, StartOffset};
+use crate::server::Session;
 use crate::sql::SqlError;
 
 /// What the topic feeds.
@@ -27,6 +30,34 @@ impl Bound {
         match self {
             Bound::Stream => "stream",
             Bound::Table => "table",
+        }
+    }
+}
+
+/// Starts consuming `topic` into the relation `name` just created; if the
+/// topic cannot be consumed, the relation is dropped again (`undo`) and the
+/// statement fails. A broker that does not answer yet is a warning: the
+/// consumer keeps retrying.
+pub async fn start(
+    session: &Session,
+    bound: Bound,
+    name: &str,
+    (topic, options): (String, ConsumerOptions),
+    undo: CatalogChange,
+) -> Result<()> {
+    let engine = session.engine();
+    match engine.kafka.consume_begin(&engine.catalog, &topic, name, options).await {
+        Ok(Begun::Started) => Ok(()),
+        Ok(Begun::Retrying(why)) => {
+            session.warn(format!(
+                "Kafka broker not reachable ({why}); the {}'s consumer keeps retrying in the background, see pipeline_kafka.consumers",
+                bound.noun()
+            ));
+            Ok(())
+        }
+        Err(e) => {
+            engine.change_catalog(undo).await?;
+            Err(e)
         }
     }
 }
