@@ -44,6 +44,23 @@ fn random_event(rng: &mut StdRng) -> Event {
     }
 }
 
+/// `events` as the rows of an `INSERT ... VALUES` into `s (k, g, v, b)`.
+fn values_sql(events: &[Event]) -> String {
+    let rows: Vec<String> = events
+        .iter()
+        .map(|e| {
+            format!(
+                "({}, {}, {}, {})",
+                sql_value(&e.k, false),
+                sql_value(&e.g, true),
+                sql_value(&e.v, false),
+                sql_value(&e.b, false)
+            )
+        })
+        .collect();
+    rows.join(", ")
+}
+
 fn sql_value<T: ToString>(v: &Option<T>, quote: bool) -> String {
     match v {
         None => "NULL".into(),
@@ -126,22 +143,9 @@ async fn views_equal_batch_recompute_after_every_batch() {
         let n = rng.random_range(0..300);
         let events: Vec<Event> = (0..n).map(|_| random_event(&mut rng)).collect();
         if !events.is_empty() {
-            let values: Vec<String> = events
-                .iter()
-                .map(|e| {
-                    format!(
-                        "({}, {}, {}, {})",
-                        sql_value(&e.k, false),
-                        sql_value(&e.g, true),
-                        sql_value(&e.v, false),
-                        sql_value(&e.b, false)
-                    )
-                })
-                .collect();
-            let inserted = client
-                .execute(&format!("INSERT INTO s (k, g, v, b) VALUES {}", values.join(", ")), &[])
-                .await
-                .expect("insert");
+            let values = values_sql(&events);
+            let inserted =
+                client.execute(&format!("INSERT INTO s (k, g, v, b) VALUES {values}"), &[]).await.expect("insert");
             assert_eq!(inserted, n as u64);
         }
         all.extend(events);
@@ -299,19 +303,8 @@ async fn random_writes(
 
     let fresh: Vec<Event> = (0..rng.random_range(0..50)).map(|_| random_event(rng)).collect();
     if !fresh.is_empty() {
-        let values: Vec<String> = fresh
-            .iter()
-            .map(|e| {
-                format!(
-                    "({}, {}, {}, {})",
-                    sql_value(&e.k, false),
-                    sql_value(&e.g, true),
-                    sql_value(&e.v, false),
-                    sql_value(&e.b, false)
-                )
-            })
-            .collect();
-        client.batch_execute(&format!("INSERT INTO s VALUES {}", values.join(", "))).await.expect("stream insert");
+        let values = values_sql(&fresh);
+        client.batch_execute(&format!("INSERT INTO s VALUES {values}")).await.expect("stream insert");
         events.extend(fresh);
     }
 }
