@@ -1,6 +1,7 @@
 //! Who reads whom, and dropping with it: a view reads one stream, table or
-//! view; `DROP` without `CASCADE` refuses while any view reads the relation
-//! (2BP01), and with it drops every view that reads it, however deep.
+//! view, and may look rows up in tables and views it joins with; `DROP`
+//! without `CASCADE` refuses while any view reads the relation (2BP01), and
+//! with it drops every view that reads it, however deep.
 
 use std::sync::Arc;
 
@@ -8,15 +9,22 @@ use super::{Catalog, CatalogError, Inner};
 use crate::stream::ViewRuntime;
 
 impl Inner {
-    /// The views that read relation `name` directly.
+    /// The views that read relation `name` directly: those its changes
+    /// feed, and those that look rows up in it (a join with a stream).
     fn readers_of(&self, name: &str) -> Vec<Arc<ViewRuntime>> {
-        if let Some(s) = self.streams.get(name) {
-            return s.views();
+        let mut readers = if let Some(s) = self.streams.get(name) {
+            s.views()
+        } else if let Some(t) = self.tables.get(name) {
+            t.views()
+        } else {
+            self.views.get(name).map(|v| v.readers()).unwrap_or_default()
+        };
+        for view in self.views.values() {
+            if view.lookups().iter().any(|l| l.name() == name) && !readers.iter().any(|r| Arc::ptr_eq(r, view)) {
+                readers.push(view.clone());
+            }
         }
-        if let Some(t) = self.tables.get(name) {
-            return t.views();
-        }
-        self.views.get(name).map(|v| v.readers()).unwrap_or_default()
+        readers
     }
 
     /// The views that read `name`, directly or through other views.

@@ -100,6 +100,7 @@ pub async fn write_batches(
     }
     let stream = stream.clone();
     let write = async move {
+        let _lookups = lock_lookups(&stream).await;
         let durability = stream.durability();
         let _admitted = durability.admit().await;
         durability.log_rows(&stream.def.name, &stamped, commit).await?;
@@ -115,6 +116,30 @@ pub async fn write_batches(
         Ok(written) => written,
         Err(e) => Err(IngestError::Internal(format!("the write task ended: {e}"))),
     }
+}
+
+/// Takes the write lock of every table that a view of `stream` joins its
+/// events with, in name order (a table's own writers take only theirs), so
+/// that no write to those tables falls between this write's place in the
+/// log and its views' lookups: a replay after a crash then joins each event
+/// with the table exactly as it was.
+async fn lock_lookups(stream: &StreamEntry) -> Vec<crate::table::write::WriteGuard> {
+    let mut tables: Vec<Arc<crate::table::TableEntry>> = Vec::new();
+    for view in stream.views() {
+        for lookup in view.lookups() {
+            if let crate::planner::Lookup::Table(table) = lookup
+                && !tables.iter().any(|t| Arc::ptr_eq(t, table))
+            {
+                tables.push(table.clone());
+            }
+        }
+    }
+    tables.sort_by(|a, b| a.def.name.cmp(&b.def.name));
+    let mut guards = Vec::with_capacity(tables.len());
+    for table in tables {
+        guards.push(table.begin_write().await);
+    }
+    guards
 }
 
 /// Stamps a checked batch and hands it to every view of `stream`, all or

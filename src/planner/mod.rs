@@ -39,7 +39,8 @@ use crate::state::{GroupedState, PartialLayout, SessionSpec};
 use crate::window::rewrite::{SESSION_KEY, Windowing, rewrite_view};
 use crate::window::{ViewOptions, WindowError};
 use batch_source::BatchSlot;
-use resolve::ViewPlanningSchema;
+pub use resolve::Lookup;
+use resolve::{Sources, ViewPlanningSchema};
 
 /// Why a view's query cannot be maintained incrementally.
 #[derive(Debug, thiserror::Error)]
@@ -94,8 +95,14 @@ pub struct IncrementalPlan {
     /// How the view's output rows are made from its groups, when views
     /// may read it; `None` when its query sorts, limits or windows.
     pub emit: Option<EmitPlan>,
-    /// The stream or table the view reads.
+    /// The stream or table whose changes feed the view.
     pub stream: String,
+    /// The tables and views the stream's events are joined with, as they
+    /// are when each event is processed.
+    pub lookups: Vec<Lookup>,
+    /// Whether the plan below the aggregate joins: its join operators keep
+    /// what they built, so each run starts from a fresh copy of the plan.
+    pub joins: bool,
     /// With an input that removes rows (a table): how changes reach the
     /// aggregate. `None` for an append-only input (a stream).
     pub retract: Option<RetractPlan>,
@@ -143,16 +150,16 @@ pub async fn plan_view(
         |stream: &str| catalog.stream(stream).ok().and_then(|s| s.def.event_time.clone()).map(|e| e.column);
     let (query, windowing) = rewrite_view(query, options, &event_time)?;
     let clock = catalog.clock().clone();
-    let schema = Arc::new(ViewPlanningSchema::new(catalog.clone()));
+    let schema = Arc::new(ViewPlanningSchema::new(catalog.clone(), &query));
     let state = planning_state(schema.clone())?;
     let stmt = DFStatement::Statement(Box::new(SqlStatement::Query(Box::new(query))));
     let logical = state.statement_to_plan(stmt).await.map_err(unwrap_external)?;
     reject_time_functions(&logical)?;
     let logical = with_row_counts(state.optimize(&logical)?)?;
-    let (stream, slot, append_only) = schema.single_source()?;
+    let Sources { driving: stream, slot, append_only, lookups } = schema.sources()?;
 
     let aggregate = find_aggregate(&logical)?;
-    check_lower(&aggregate.input)?;
+    let joins = check_lower(&aggregate.input, &stream)?;
     if aggregate.group_expr.iter().any(|e| matches!(e, Expr::GroupingSet(_))) {
         return Err(PlanError::Unsupported(
             "GROUPING SETS, CUBE and ROLLUP are not supported in continuous views; create one view per grouping".into(),
@@ -203,6 +210,8 @@ pub async fn plan_view(
     Ok(IncrementalPlan {
         emit,
         stream,
+        lookups,
+        joins,
         retract,
         slot,
         partial,
@@ -444,22 +453,84 @@ fn find_aggregate(plan: &LogicalPlan) -> Result<Aggregate, PlanError> {
     }
 }
 
-/// The part below the aggregate runs on each micro-batch alone, so it may
-/// only filter and project rows of the one stream.
-fn check_lower(plan: &LogicalPlan) -> Result<(), PlanError> {
-    plan.apply(|node| match node {
-        LogicalPlan::Projection(_)
-        | LogicalPlan::Filter(_)
-        | LogicalPlan::TableScan(_)
-        | LogicalPlan::SubqueryAlias(_)
-        | LogicalPlan::Unnest(_) => Ok(TreeNodeRecursion::Continue),
-        other => Err(DataFusionError::External(Box::new(PlanError::Unsupported(format!(
-            "continuous views support one level of aggregation over one stream; {} below the aggregate is not supported",
-            describe(other)
-        ))))),
-    })
-    .map_err(unwrap_external)?;
-    Ok(())
+/// The part below the aggregate runs on each change batch of the driving
+/// relation. On the path from the aggregate down to that relation's scan it
+/// may filter, project and join; what it joins with (a lookup: a table or
+/// a view, read live) may be any query. Returns whether it joins.
+fn check_lower(plan: &LogicalPlan, driving: &str) -> Result<bool, PlanError> {
+    let mut node = plan;
+    let mut joins = false;
+    loop {
+        match node {
+            LogicalPlan::Projection(_)
+            | LogicalPlan::Filter(_)
+            | LogicalPlan::SubqueryAlias(_)
+            | LogicalPlan::Unnest(_) => match node.inputs().first() {
+                Some(input) => node = input,
+                None => return Ok(joins),
+            },
+            LogicalPlan::TableScan(_) => return Ok(joins),
+            LogicalPlan::Join(join) => {
+                joins = true;
+                node = driving_side(join, driving)?;
+            }
+            other => {
+                return Err(PlanError::Unsupported(format!(
+                    "continuous views support one level of aggregation over one stream; {} below the aggregate is not supported",
+                    describe(other)
+                )));
+            }
+        }
+    }
+}
+
+/// The side of `join` that reads the driving relation; the join must keep
+/// that side's rows (INNER, or an outer or semi join that preserves it).
+fn driving_side<'a>(join: &'a datafusion::logical_expr::Join, driving: &str) -> Result<&'a LogicalPlan, PlanError> {
+    use datafusion::logical_expr::JoinType::*;
+    let (left, right) = (reads(&join.left, driving), reads(&join.right, driving));
+    let stream_left = match (left, right) {
+        (true, false) => true,
+        (false, true) => false,
+        (true, true) => {
+            return Err(PlanError::Unsupported(format!(
+                "this view joins stream \"{driving}\" with itself: a join of two streams must be bounded in time, and interval joins are not supported yet"
+            )));
+        }
+        (false, false) => {
+            return Err(PlanError::DataFusion(DataFusionError::Internal(format!(
+                "neither side of a join reads \"{driving}\""
+            ))));
+        }
+    };
+    let keeps_stream = match join.join_type {
+        Inner => true,
+        Left | LeftSemi | LeftAnti | LeftMark => stream_left,
+        Right | RightSemi | RightAnti | RightMark => !stream_left,
+        Full => false,
+    };
+    if !keeps_stream {
+        return Err(PlanError::Unsupported(format!(
+            "a {} join that keeps the rows of a table or view with no matching event is not supported in a continuous view: each event of stream \"{driving}\" is looked up in the table as it arrives; write FROM {driving} LEFT JOIN the table, or an inner JOIN",
+            join.join_type
+        )));
+    }
+    Ok(if stream_left { &join.left } else { &join.right })
+}
+
+/// Whether `plan` scans relation `name`.
+fn reads(plan: &LogicalPlan, name: &str) -> bool {
+    let mut found = false;
+    let _ = plan.apply(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && scan.table_name.table() == name
+        {
+            found = true;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
 }
 
 fn describe(plan: &LogicalPlan) -> &'static str {

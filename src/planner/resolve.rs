@@ -1,4 +1,13 @@
-//! Name resolution while planning a view: streams become batch sources.
+//! Name resolution while planning a view: which relations feed it, and
+//! which it only looks rows up in.
+//!
+//! The relations whose changes flow into the view (its *driving* input) are
+//! read through a [`BatchSlot`]: each run of the plan sees one change
+//! batch. A view that reads a stream and also tables or views joins each
+//! event with those as they are when the event is processed (a lookup join,
+//! as PipelineDB, ksqlDB and RisingWave's process-time joins do): the
+//! tables and views are read in full, live, on each run, and their own
+//! changes do not feed the view.
 
 use std::sync::Arc;
 
@@ -6,43 +15,117 @@ use async_trait::async_trait;
 use datafusion::catalog::SchemaProvider;
 use datafusion::common::DataFusionError;
 use datafusion::datasource::TableProvider;
+use datafusion::sql::sqlparser::ast::{Query, visit_relations};
 use parking_lot::Mutex;
 
 use super::PlanError;
 use super::batch_source::{BatchSlot, StreamSource};
 use crate::catalog::{Catalog, Relation};
+use crate::table::TableEntry;
+use crate::table::provider::TableRelation;
 
 /// A relation the view reads: its name, its slot, its source, and whether
 /// it only ever adds rows (a stream) or also removes them (a table).
 type Bound = (String, Arc<BatchSlot>, Arc<StreamSource>, bool);
 
-/// Resolves stream names to [`StreamSource`]s and remembers which streams
-/// the view reads.
+/// A relation a view looks rows up in when an event arrives: a table or a
+/// view joined with the view's stream. Its changes do not feed the view.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    /// A table, read live on each run.
+    Table(Arc<TableEntry>),
+    /// A view, read live (evaluated) on each run.
+    View(String),
+}
+
+impl Lookup {
+    /// The relation's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Lookup::Table(t) => &t.def.name,
+            Lookup::View(name) => name,
+        }
+    }
+}
+
+/// What a view reads: the one input whose changes feed it, and what it
+/// looks up.
+#[derive(Debug)]
+pub struct Sources {
+    /// The driving relation's name.
+    pub driving: String,
+    /// Where its change batches go.
+    pub slot: Arc<BatchSlot>,
+    /// Whether it only ever adds rows (a stream).
+    pub append_only: bool,
+    /// The tables and views joined with it.
+    pub lookups: Vec<Lookup>,
+}
+
+/// Resolves the names of a view's query to batch sources (the driving
+/// input) and live relations (lookups), and remembers them.
 #[derive(Debug)]
 pub struct ViewPlanningSchema {
     catalog: Arc<Catalog>,
+    /// Whether the query reads a stream: then its tables and views are
+    /// lookups.
+    reads_stream: bool,
     bound: Mutex<Vec<Bound>>,
+    lookups: Mutex<Vec<Lookup>>,
 }
 
 impl ViewPlanningSchema {
-    /// A resolver over `catalog`.
-    pub fn new(catalog: Arc<Catalog>) -> Self {
-        Self { catalog, bound: Mutex::new(Vec::new()) }
+    /// A resolver over `catalog` for `query`.
+    pub fn new(catalog: Arc<Catalog>, query: &Query) -> Self {
+        let mut reads_stream = false;
+        let _ = visit_relations(query, |name| {
+            if let Ok(name) = crate::sql::normalize_object_name(name) {
+                reads_stream |= matches!(catalog.relation(&name), Some(Relation::Stream(_)));
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+        Self { catalog, reads_stream, bound: Mutex::new(Vec::new()), lookups: Mutex::new(Vec::new()) }
     }
 
-    /// The one relation the view reads, its slot, and whether it is
-    /// append-only; no relation, or several, is an error.
-    pub fn single_source(&self) -> Result<(String, Arc<BatchSlot>, bool), PlanError> {
+    /// The relation that feeds the view, and its lookups; no relation, or
+    /// several that would each feed it, is an error.
+    pub fn sources(&self) -> Result<Sources, PlanError> {
         let bound = self.bound.lock();
+        let lookups = self.lookups.lock().clone();
         match bound.as_slice() {
-            [(name, slot, _, append_only)] => Ok((name.clone(), slot.clone(), *append_only)),
+            [(name, slot, _, append_only)] => {
+                Ok(Sources { driving: name.clone(), slot: slot.clone(), append_only: *append_only, lookups })
+            }
             [] => Err(PlanError::InvalidView(
                 "a continuous view must read from a stream: add FROM stream_name to its query".into(),
             )),
-            _ => Err(PlanError::Unsupported(
-                "a continuous view reads exactly one stream or table; joins are not supported yet".into(),
-            )),
+            several if self.reads_stream => {
+                let names = several.iter().map(|b| b.0.as_str()).collect::<Vec<_>>().join(" and ");
+                Err(PlanError::Unsupported(format!(
+                    "this view joins the streams {names}: a join of two streams must be bounded in time, and interval joins are not supported yet; keep one side in a table (CREATE TABLE, fed by INSERT or a Kafka topic) and join the stream with it"
+                )))
+            }
+            several => {
+                let names = several.iter().map(|b| b.0.as_str()).collect::<Vec<_>>().join(" and ");
+                Err(PlanError::Unsupported(format!(
+                    "this view joins {names}, which all change: joins between tables and views are not maintained yet; a view may join one stream with tables and views (a lookup join)"
+                )))
+            }
         }
+    }
+
+    /// `relation`, as a live lookup.
+    fn lookup(&self, name: &str, relation: Relation) -> Option<Arc<dyn TableProvider>> {
+        let (lookup, provider): (Lookup, Arc<dyn TableProvider>) = match relation {
+            Relation::Table(table) => (Lookup::Table(table.clone()), Arc::new(TableRelation::new(table))),
+            Relation::View(view) => (Lookup::View(name.to_string()), view.table()),
+            Relation::Stream(_) => return None,
+        };
+        let mut lookups = self.lookups.lock();
+        if !lookups.iter().any(|l| l.name() == name) {
+            lookups.push(lookup);
+        }
+        Some(provider)
     }
 }
 
@@ -53,14 +136,21 @@ impl SchemaProvider for ViewPlanningSchema {
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
-        let (schema, append_only) = match self.catalog.relation(name) {
-            Some(Relation::Stream(stream)) => (stream.def.schema.clone(), true),
-            Some(Relation::Table(table)) => (table.def.schema.clone(), false),
-            Some(Relation::View(view)) => match view.unreadable_by_views() {
+        let Some(relation) = self.catalog.relation(name) else {
+            return Ok(None);
+        };
+        if self.reads_stream
+            && let Some(provider) = self.lookup(name, relation.clone())
+        {
+            return Ok(Some(provider));
+        }
+        let (schema, append_only) = match relation {
+            Relation::Stream(stream) => (stream.def.schema.clone(), true),
+            Relation::Table(table) => (table.def.schema.clone(), false),
+            Relation::View(view) => match view.unreadable_by_views() {
                 None => (view.output_schema(), false),
                 Some(why) => return Err(DataFusionError::External(Box::new(PlanError::Unsupported(why)))),
             },
-            None => return Ok(None),
         };
         let mut bound = self.bound.lock();
         if let Some((_, _, source, _)) = bound.iter().find(|(n, _, _, _)| n == name) {

@@ -83,8 +83,12 @@ const COMBINE_AGGREGATES_RULE: &str = "CombinePartialFinalAggregate";
 pub fn planning_state(schema: Arc<dyn SchemaProvider>) -> Result<SessionState> {
     let rules = Optimizer::new().rules.into_iter().filter(|r| r.name() != SINGLE_DISTINCT_RULE).collect();
     let physical = PhysicalOptimizer::new().rules.into_iter().filter(|r| r.name() != COMBINE_AGGREGATES_RULE).collect();
+    let mut config = base_config(1);
+    // A view's plan runs once per change batch: filters a join pushes into
+    // its inputs while running would outlive the run.
+    config.options_mut().optimizer.enable_dynamic_filter_pushdown = false;
     let builder = SessionStateBuilder::new()
-        .with_config(base_config(1))
+        .with_config(config)
         .with_default_features()
         .with_optimizer_rules(rules)
         .with_physical_optimizer_rules(physical);

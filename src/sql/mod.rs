@@ -10,6 +10,7 @@
 pub mod complexity;
 pub mod naming;
 pub mod parser;
+pub mod proctime;
 pub mod statement;
 
 pub use parser::parse_sql;

@@ -42,6 +42,7 @@ pub fn parse_sql(sql: &str) -> Result<Vec<Statement>, SqlError> {
         }
     }
     let tokens = crate::window::rewrite::ksql_window_tokens(tokens).map_err(|e| SqlError::Syntax(e.to_string()))?;
+    let tokens = super::proctime::strip_proctime(tokens);
     let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
     let mut out = Vec::new();
     loop {

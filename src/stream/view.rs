@@ -206,6 +206,11 @@ impl ViewRuntime {
         &self.plan.stream
     }
 
+    /// The tables and views the view's events are joined with.
+    pub fn lookups(&self) -> &[crate::planner::Lookup] {
+        &self.plan.lookups
+    }
+
     /// The view's query, as SQL.
     pub fn definition(&self) -> &str {
         &self.definition

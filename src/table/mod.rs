@@ -11,6 +11,7 @@
 pub mod conflict;
 pub mod provider;
 pub mod rows;
+pub mod scan;
 pub mod write;
 
 use std::sync::Arc;

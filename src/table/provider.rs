@@ -9,11 +9,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
-use datafusion::arrow::compute::{and_kleene, cast, filter_record_batch};
+use datafusion::arrow::compute::{and_kleene, filter_record_batch};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
 use datafusion::common::{DFSchema, DataFusionError, Result, ScalarValue};
-use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::sink::{DataSink, DataSinkExec};
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::execution::TaskContext;
@@ -25,6 +24,7 @@ use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Sen
 
 use super::TableEntry;
 use super::conflict::OnConflict;
+use super::scan::TableScanExec;
 use crate::ingest::IngestError;
 
 /// A table, for DataFusion; with `on_conflict`, its inserts follow
@@ -74,20 +74,11 @@ impl TableRelation {
         }
     }
 
-    /// The rows the filters could select: a lookup when one pins the
+    /// The rows the filters could select, now: a lookup when one pins the
     /// primary key, else every row.
     fn candidates(&self, filters: &[Expr]) -> Result<RecordBatch> {
-        let key = filters.iter().find_map(|f| self.key_values(f));
-        let rows = self.table.rows().lock();
-        let found = match key {
-            Some(values) => {
-                let key_type = self.table.def.schema.field(rows.primary_key()[0]).data_type().clone();
-                let array = ScalarValue::iter_to_array(values)?;
-                rows.lookup(&[cast(&array, &key_type)?])
-            }
-            None => rows.snapshot(),
-        };
-        found.map_err(external)
+        let keys = filters.iter().find_map(|f| self.key_values(f));
+        TableScanExec::try_new(self.table.clone(), self.table.def.schema.clone(), keys, None)?.rows()
     }
 
     /// The plan that runs `op`, over `input`'s rows (an INSERT's) or none.
@@ -138,9 +129,11 @@ impl TableProvider for TableRelation {
         filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let rows = self.candidates(filters)?;
-        let rows = RecordBatch::try_new(self.schema.clone(), rows.columns().to_vec())?;
-        Ok(MemorySourceConfig::try_new_exec(&[vec![rows]], self.schema(), projection.cloned())?)
+        // A lookup when a filter pins the primary key, else every row; read
+        // when the plan runs (see `super::scan`).
+        let keys = filters.iter().find_map(|f| self.key_values(f));
+        let scan = TableScanExec::try_new(self.table.clone(), self.schema.clone(), keys, projection.cloned())?;
+        Ok(Arc::new(scan))
     }
 
     async fn insert_into(

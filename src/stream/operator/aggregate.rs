@@ -97,6 +97,14 @@ impl AggregateOperator {
             return Ok(Vec::new());
         }
         slot.put(rows);
+        let fresh;
+        let plan = if self.plan.joins {
+            // A hash join keeps the table it built; each run builds anew.
+            fresh = datafusion::physical_plan::execution_plan::reset_plan_states(plan.clone())?;
+            &fresh
+        } else {
+            plan
+        };
         let mut stream = plan.execute(0, self.plan.task_ctx.clone())?;
         let mut out = Vec::new();
         while let Some(batch) = stream.next().await {
