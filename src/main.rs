@@ -54,7 +54,8 @@ struct GenerateArgs {
     #[arg(long, default_value = "json")]
     format: String,
     /// Event schema: `logs`; `customers`, keyed messages with tombstones for
-    /// a table fed by the topic; or Nexmark's events as JSON: `nexmark`
+    /// a table fed by the topic; `orders`, the orders of those customers;
+    /// or Nexmark's events as JSON: `nexmark`
     /// (bids), `nexmark-bid`, `nexmark-auction` or `nexmark-person`.
     #[arg(long, default_value = "logs")]
     schema: String,

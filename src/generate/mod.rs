@@ -17,6 +17,10 @@
 //! value a JSON object with `plan`, `seats` and `name`, and every tenth
 //! message is a tombstone (a null value) that deletes its customer. Each
 //! customer's messages go to one partition, so they keep their order.
+//!
+//! The `orders` schema gives the orders those customers place, to join with
+//! their table: JSON objects with `customer_id` (`c42`, one of `keys`; some
+//! may have been deleted) and `amount`.
 
 pub mod nexmark;
 
@@ -99,6 +103,13 @@ pub fn customers_message(seq: u64, keys: u64) -> (String, u64, Option<String>) {
     (format!("c{id}"), id, value)
 }
 
+/// Message `seq` of the `orders` schema: an order of customer `c<n>` (one
+/// of `keys`).
+pub fn orders_message(seq: u64, keys: u64) -> String {
+    let id = seq.wrapping_mul(40_503) % keys.max(1);
+    format!("{{\"customer_id\":\"c{id}\",\"amount\":{}}}", seq % 97 + 3)
+}
+
 /// One message to produce.
 struct Outgoing {
     key: Option<String>,
@@ -157,9 +168,9 @@ pub async fn run(g: Generate) -> Result<u64, GenerateError> {
     if !matches!(g.format.as_str(), "json" | "csv" | "text") {
         return Err(GenerateError::Invalid(format!("format {} is not one of json, csv, text", g.format)));
     }
-    if !matches!(g.schema.as_str(), "logs" | "customers") && nexmark::event_type(&g.schema).is_none() {
+    if !matches!(g.schema.as_str(), "logs" | "customers" | "orders") && nexmark::event_type(&g.schema).is_none() {
         return Err(GenerateError::Invalid(format!(
-            "schema {} is not one of logs, customers, nexmark, nexmark-bid, nexmark-auction, nexmark-person",
+            "schema {} is not one of logs, customers, orders, nexmark, nexmark-bid, nexmark-auction, nexmark-person",
             g.schema
         )));
     }
@@ -238,6 +249,9 @@ fn payloads(g: &Generate) -> Box<dyn Iterator<Item = Outgoing> + '_> {
             let (key, route, value) = customers_message(seq, g.keys);
             Outgoing { key: Some(key), value, route }
         }));
+    }
+    if g.schema == "orders" {
+        return Box::new((g.start..).map(|seq| (seq, orders_message(seq, g.keys))).map(keyless));
     }
     match nexmark::event_type(&g.schema) {
         Some(kind) => {

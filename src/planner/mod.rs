@@ -14,6 +14,7 @@
 //! ORDER BY, LIMIT and window functions in a view are exact.
 
 pub mod batch_source;
+pub mod lookup;
 mod resolve;
 
 use std::sync::Arc;
@@ -167,6 +168,8 @@ pub async fn plan_view(
     }
     let physical =
         state.query_planner().create_physical_plan(&LogicalPlan::Aggregate(aggregate.clone()), &state).await?;
+    let physical = if joins { lookup::point_lookups(physical)? } else { physical };
+    tracing::debug!(view = name, plan = %datafusion::physical_plan::displayable(physical.as_ref()).indent(false), "view write plan");
     let (final_exec, partial) = split_physical(&physical)?;
     let layout = partial_layout(&partial)?;
     let key_types: Vec<DataType> =

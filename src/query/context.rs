@@ -86,7 +86,11 @@ pub fn planning_state(schema: Arc<dyn SchemaProvider>) -> Result<SessionState> {
     let mut config = base_config(1);
     // A view's plan runs once per change batch: filters a join pushes into
     // its inputs while running would outlive the run.
-    config.options_mut().optimizer.enable_dynamic_filter_pushdown = false;
+    let optimizer = &mut config.options_mut().optimizer;
+    optimizer.enable_dynamic_filter_pushdown = false;
+    optimizer.enable_join_dynamic_filter_pushdown = false;
+    optimizer.enable_topk_dynamic_filter_pushdown = false;
+    optimizer.enable_aggregate_dynamic_filter_pushdown = false;
     let builder = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()

@@ -99,7 +99,15 @@ impl TableRows {
             return self.snapshot();
         };
         let wanted = converter.convert_columns(keys)?;
-        let found: Vec<_> = wanted.iter().filter_map(|k| self.rows.get(&k.owned())).map(|(r, _)| r.row()).collect();
+        // A key asked for twice (`id IN (1, 1)`, two events of one user)
+        // still gives its row once.
+        let mut seen = std::collections::HashSet::new();
+        let found: Vec<_> = wanted
+            .iter()
+            .filter(|k| seen.insert(*k))
+            .filter_map(|k| self.rows.get(&k.owned()))
+            .map(|(r, _)| r.row())
+            .collect();
         self.batch_of(found.into_iter())
     }
 
