@@ -214,6 +214,28 @@ const CHANGELOG_VIEWS: &[(&str, &str)] = &[
     ("s_by_g", "SELECT g, count(*) AS n, sum(v) AS total FROM s GROUP BY g"),
     ("s_busy", "SELECT g, n FROM s_by_g WHERE n >= 5"),
     ("s_busy_total", "SELECT count(*), sum(n) FROM s_busy"),
+    (
+        "t1_t2_by_g",
+        "SELECT t1.g, count(*) AS n, sum(t2.k) AS ks, max(t1.v), count(DISTINCT t1.id) FROM t1 JOIN t2 ON t1.g = t2.g GROUP BY t1.g",
+    ),
+    ("t1_t2_pairs", "SELECT t1.id, t1.g, t2.g AS g2 FROM t1 JOIN t2 ON t1.id = t2.k WHERE t1.v > -50"),
+    ("t1_t2_pairs_by_g", "SELECT g2, count(*) AS n FROM t1_t2_pairs GROUP BY g2"),
+];
+
+/// Lookup joins of the stream with `t1`: each event is joined with `t1` as
+/// it was when the event was written. The oracle reads `s_t1`, the events
+/// joined at write time by the model (`tg`: t1's g, `v`: the event's v).
+const LOOKUP_VIEWS: &[(&str, &str, &str)] = &[
+    (
+        "s_t1_by_g",
+        "SELECT t1.g AS tg, count(*) AS n, sum(s.v) AS total FROM s JOIN t1 ON s.k = t1.id GROUP BY t1.g",
+        "SELECT tg, count(*) AS n, sum(v) AS total FROM s_t1 WHERE matched GROUP BY tg",
+    ),
+    (
+        "s_t1_left",
+        "SELECT t1.g AS tg, count(*) AS n FROM s LEFT JOIN t1 ON s.k = t1.id GROUP BY t1.g",
+        "SELECT tg, count(*) AS n FROM s_t1 GROUP BY tg",
+    ),
 ];
 
 /// A row of `t1 (id int PRIMARY KEY, g text, v float8, b bool)`.
@@ -255,6 +277,7 @@ async fn random_writes(
     t1: &mut std::collections::BTreeMap<i32, Row1>,
     t2: &mut Vec<(Option<i32>, Option<String>)>,
     events: &mut Vec<Event>,
+    joined: &mut Vec<(Option<String>, Option<f64>, bool)>,
     big: bool,
 ) {
     let upserts = if big { 5000 } else { rng.random_range(0..40) };
@@ -305,8 +328,29 @@ async fn random_writes(
     if !fresh.is_empty() {
         let values = values_sql(&fresh);
         client.batch_execute(&format!("INSERT INTO s VALUES {values}")).await.expect("stream insert");
+        for e in &fresh {
+            match e.k.and_then(|k| t1.get(&k)) {
+                Some(row) => joined.push((row.g.clone(), e.v, true)),
+                None => joined.push((None, e.v, false)),
+            }
+        }
         events.extend(fresh);
     }
+}
+
+/// The events joined with `t1` when they were written: `tg` (t1's g), `v`
+/// (the event's), and whether a row of `t1` matched.
+fn joined_table(rows: &[(Option<String>, Option<f64>, bool)]) -> MemTable {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("tg", DataType::Utf8, true),
+        Field::new("v", DataType::Float64, true),
+        Field::new("matched", DataType::Boolean, false),
+    ]));
+    let tg: ArrayRef = Arc::new(rows.iter().map(|r| r.0.clone()).collect::<StringArray>());
+    let v: ArrayRef = Arc::new(rows.iter().map(|r| r.1).collect::<Float64Array>());
+    let matched: ArrayRef = Arc::new(rows.iter().map(|r| Some(r.2)).collect::<BooleanArray>());
+    let batch = RecordBatch::try_new(schema.clone(), vec![tg, v, matched]).expect("s_t1 batch");
+    MemTable::try_new(schema, vec![vec![batch]]).expect("s_t1")
 }
 
 /// Reads `name` from Eddy and from the oracle, and compares them.
@@ -339,8 +383,10 @@ async fn compare(client: &tokio_postgres::Client, ctx: &SessionContext, name: &s
 
 /// Random upserts, updates and deletes on two tables (one keyed, one a
 /// multiset) and stream events; after every round, every view (over the
-/// tables, over views three deep, without aggregates) equals DataFusion's
-/// batch computation over the tables' current rows and all the events.
+/// tables, over views three deep, without aggregates, joins of the two
+/// tables) equals DataFusion's batch computation over the tables' current
+/// rows and all the events; and the stream's lookup joins with `t1` equal
+/// the events joined with `t1` as it was when each was written.
 /// One round upserts 5,000 rows, past the 4,096-row merge chunk.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tables_and_view_chains_equal_batch_recompute() {
@@ -362,9 +408,13 @@ async fn tables_and_view_chains_equal_batch_recompute() {
         for (name, sql) in CHANGELOG_VIEWS {
             client.batch_execute(&format!("CREATE VIEW {name} AS {sql}")).await.expect(name);
         }
+        for (name, sql, _) in LOOKUP_VIEWS {
+            client.batch_execute(&format!("CREATE VIEW {name} AS {sql}")).await.expect(name);
+        }
         let (mut t1, mut t2, mut events) = (std::collections::BTreeMap::new(), Vec::new(), Vec::new());
+        let mut joined = Vec::new();
         for round in 0..15 {
-            random_writes(&client, &mut rng, &mut t1, &mut t2, &mut events, round == 7).await;
+            random_writes(&client, &mut rng, &mut t1, &mut t2, &mut events, &mut joined, round == 7).await;
             let ctx = SessionContext::new();
             let t1_table = MemTable::try_new(t1_batch(&t1).schema(), vec![vec![t1_batch(&t1)]]).expect("t1");
             ctx.register_table("t1", Arc::new(t1_table)).expect("register t1");
@@ -378,7 +428,14 @@ async fn tables_and_view_chains_equal_batch_recompute() {
             for (name, sql) in CHANGELOG_VIEWS {
                 ctx.sql(&format!("CREATE VIEW {name} AS {sql}")).await.expect("oracle view");
             }
+            ctx.register_table("s_t1", Arc::new(joined_table(&joined))).expect("register s_t1");
+            for (name, _, sql) in LOOKUP_VIEWS {
+                ctx.sql(&format!("CREATE VIEW {name} AS {sql}")).await.expect("oracle view");
+            }
             for (name, _) in CHANGELOG_VIEWS {
+                compare(&client, &ctx, name, &format!("seed {seed}, round {round}")).await;
+            }
+            for (name, _, _) in LOOKUP_VIEWS {
                 compare(&client, &ctx, name, &format!("seed {seed}, round {round}")).await;
             }
         }

@@ -41,18 +41,20 @@ impl Inner {
         out
     }
 
-    /// Removes `view` and unwires it from the relation it reads.
+    /// Removes `view` and unwires it from the relations it reads.
     fn remove_view(&mut self, view: &Arc<ViewRuntime>) {
-        let (name, source) = (view.name(), view.stream_name());
+        let name = view.name();
         self.views.remove(name);
-        if let Some(stream) = self.streams.get(source) {
-            stream.views.write().retain(|v| v.name() != name);
-        }
-        if let Some(table) = self.tables.get(source) {
-            table.remove_view(name);
-        }
-        if let Some(upstream) = self.views.get(source) {
-            upstream.remove_reader(name);
+        for source in view.inputs() {
+            if let Some(stream) = self.streams.get(source) {
+                stream.views.write().retain(|v| v.name() != name);
+            }
+            if let Some(table) = self.tables.get(source) {
+                table.remove_view(name);
+            }
+            if let Some(upstream) = self.views.get(source) {
+                upstream.remove_reader(name);
+            }
         }
     }
 

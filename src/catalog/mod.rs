@@ -329,22 +329,24 @@ impl Catalog {
         Ok(())
     }
 
-    /// Adds a view and wires it to the stream it reads.
+    /// Adds a view and wires it to the relations whose changes feed it.
     pub fn add_view(&self, view: Arc<ViewRuntime>) -> Result<(), CatalogError> {
         let mut inner = self.inner.write();
         let name = view.name().to_string();
         if inner.taken(&name) {
             return Err(CatalogError::DuplicateRelation(name));
         }
-        let source = view.stream_name();
-        if let Some(stream) = inner.streams.get(source) {
-            stream.views.write().push(view.clone());
-        } else if let Some(table) = inner.tables.get(source) {
-            table.add_view(view.clone());
-        } else if let Some(upstream) = inner.views.get(source) {
-            upstream.add_reader(view.clone());
-        } else {
-            return Err(CatalogError::UndefinedRelation(source.to_string()));
+        if let Some(missing) = view.inputs().iter().find(|source| !inner.taken(source)) {
+            return Err(CatalogError::UndefinedRelation(missing.to_string()));
+        }
+        for source in view.inputs() {
+            if let Some(stream) = inner.streams.get(source) {
+                stream.views.write().push(view.clone());
+            } else if let Some(table) = inner.tables.get(source) {
+                table.add_view(view.clone());
+            } else if let Some(upstream) = inner.views.get(source) {
+                upstream.add_reader(view.clone());
+            }
         }
         inner.views.insert(name, view);
         Ok(())

@@ -123,7 +123,7 @@ pub async fn write_batches(
 /// that no write to those tables falls between this write's place in the
 /// log and its views' lookups: a replay after a crash then joins each event
 /// with the table exactly as it was.
-async fn lock_lookups(stream: &StreamEntry) -> Vec<crate::table::write::WriteGuard> {
+async fn lock_lookups(stream: &StreamEntry) -> crate::table::write::WriteGuard {
     let mut tables: Vec<Arc<crate::table::TableEntry>> = Vec::new();
     for view in stream.views() {
         for lookup in view.lookups() {
@@ -134,12 +134,7 @@ async fn lock_lookups(stream: &StreamEntry) -> Vec<crate::table::write::WriteGua
             }
         }
     }
-    tables.sort_by(|a, b| a.def.name.cmp(&b.def.name));
-    let mut guards = Vec::with_capacity(tables.len());
-    for table in tables {
-        guards.push(table.begin_write().await);
-    }
-    guards
+    crate::table::write::lock_tables(tables).await
 }
 
 /// Stamps a checked batch and hands it to every view of `stream`, all or
@@ -163,7 +158,7 @@ pub(crate) async fn apply_batch(stream: &StreamEntry, batch: RecordBatch) -> Res
         Some(on_time) if v.event_windowed() => on_time.clone(),
         _ => all.clone(),
     };
-    let prepared = crate::stream::prepare_views(&views, changes_for, &still_there).await?;
+    let prepared = crate::stream::prepare_views(&views, &stream.def.name, changes_for, &still_there).await?;
     stream.count_rows(batch.num_rows() as u64);
     crate::stream::merge_views(prepared, &still_there).await
 }

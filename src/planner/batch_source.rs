@@ -3,9 +3,16 @@
 //! A view's pre-aggregation plan is built once. Its scan of the stream is a
 //! [`BatchSourceExec`] that, each time the plan runs, yields whatever batch
 //! the view's operator put in its [`BatchSlot`].
+//!
+//! A view that joins several tables has one [`DeltaSource`] per table: a
+//! change to one table is joined with the others as they are (the delta
+//! rule of a join: Δ(A ⋈ B) = ΔA ⋈ B while B does not change), so each
+//! table's scan yields the change batch when the change is that table's,
+//! and its rows otherwise.
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
@@ -23,6 +30,9 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, SendableRecordBatchStream,
 };
 use parking_lot::Mutex;
+
+use crate::table::TableEntry;
+use crate::table::scan::TableScanExec;
 
 /// Where an operator hands a micro-batch to its plan.
 #[derive(Debug, Default)]
@@ -138,5 +148,110 @@ impl ExecutionPlan for BatchSourceExec {
             None => batches,
         };
         Ok(Box::pin(MemoryStream::try_new(batches, schema, None)?))
+    }
+}
+
+/// Which input of a join view the change being evaluated came from.
+#[derive(Debug, Default)]
+pub struct ActiveInput(AtomicUsize);
+
+impl ActiveInput {
+    /// The change being evaluated is input `index`'s.
+    pub fn set(&self, index: usize) {
+        self.0.store(index, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A table that is one of several inputs of a join view (see the module
+/// doc).
+#[derive(Debug)]
+pub struct DeltaSource {
+    index: usize,
+    active: Arc<ActiveInput>,
+    slot: Arc<BatchSlot>,
+    table: Arc<TableEntry>,
+}
+
+impl DeltaSource {
+    /// Input `index` of a join view, `table`, fed through `slot`.
+    pub fn new(index: usize, active: Arc<ActiveInput>, slot: Arc<BatchSlot>, table: Arc<TableEntry>) -> Self {
+        Self { index, active, slot, table }
+    }
+}
+
+#[async_trait]
+impl TableProvider for DeltaSource {
+    fn schema(&self) -> SchemaRef {
+        self.table.def.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let schema = self.schema();
+        let delta = BatchSourceExec::try_new(schema.clone(), self.slot.clone(), projection.cloned())?;
+        let live = TableScanExec::try_new(self.table.clone(), schema, None, projection.cloned())?;
+        Ok(Arc::new(DeltaScanExec { index: self.index, active: self.active.clone(), delta, live }))
+    }
+}
+
+/// Yields the change batch when the change is its table's, else the
+/// table's rows as they are.
+#[derive(Debug)]
+pub struct DeltaScanExec {
+    index: usize,
+    active: Arc<ActiveInput>,
+    delta: BatchSourceExec,
+    live: TableScanExec,
+}
+
+impl DisplayAs for DeltaScanExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "DeltaScanExec: input={}", self.index)
+    }
+}
+
+impl ExecutionPlan for DeltaScanExec {
+    fn name(&self) -> &str {
+        "DeltaScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        self.delta.properties()
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(self: Arc<Self>, _children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        if self.active.get() == self.index {
+            self.delta.execute(partition, context)
+        } else {
+            self.live.execute(partition, context)
+        }
     }
 }

@@ -39,7 +39,7 @@ use crate::query::state_table::StateTable;
 use crate::state::{GroupedState, PartialLayout, SessionSpec};
 use crate::window::rewrite::{SESSION_KEY, Windowing, rewrite_view};
 use crate::window::{ViewOptions, WindowError};
-use batch_source::BatchSlot;
+use batch_source::{ActiveInput, BatchSlot};
 pub use resolve::Lookup;
 use resolve::{Sources, ViewPlanningSchema};
 
@@ -96,8 +96,17 @@ pub struct IncrementalPlan {
     /// How the view's output rows are made from its groups, when views
     /// may read it; `None` when its query sorts, limits or windows.
     pub emit: Option<EmitPlan>,
-    /// The stream or table whose changes feed the view.
+    /// The stream, table or view whose changes feed the view (the first
+    /// table of a join of tables).
     pub stream: String,
+    /// Every relation whose changes feed the view: one, or the tables of a
+    /// join of tables.
+    pub inputs: Vec<String>,
+    /// Which input's change the plan is evaluating.
+    pub active: Arc<ActiveInput>,
+    /// The tables of a join of tables: a writer of one holds the write
+    /// locks of all (`crate::table::write`).
+    pub joined_tables: Vec<Arc<crate::table::TableEntry>>,
     /// The tables and views the stream's events are joined with, as they
     /// are when each event is processed.
     pub lookups: Vec<Lookup>,
@@ -107,8 +116,8 @@ pub struct IncrementalPlan {
     /// With an input that removes rows (a table): how changes reach the
     /// aggregate. `None` for an append-only input (a stream).
     pub retract: Option<RetractPlan>,
-    /// Where the view's operator puts each micro-batch.
-    pub slot: Arc<BatchSlot>,
+    /// Where the view's operator puts each change batch, per input.
+    pub slots: Vec<Arc<BatchSlot>>,
     /// Scan, filter, project and partial aggregate over the slot.
     pub partial: Arc<dyn ExecutionPlan>,
     /// Column layout of `partial`'s output.
@@ -157,10 +166,16 @@ pub async fn plan_view(
     let logical = state.statement_to_plan(stmt).await.map_err(unwrap_external)?;
     reject_time_functions(&logical)?;
     let logical = with_row_counts(state.optimize(&logical)?)?;
-    let Sources { driving: stream, slot, append_only, lookups } = schema.sources()?;
+    let Sources { inputs, slots, active, joined_tables, append_only, lookups } = schema.sources()?;
+    let stream = inputs.first().cloned().unwrap_or_default();
 
     let aggregate = find_aggregate(&logical)?;
-    let joins = check_lower(&aggregate.input, &stream)?;
+    let joins = if inputs.len() > 1 {
+        check_table_join(&aggregate.input)?;
+        true
+    } else {
+        check_lower(&aggregate.input, &stream)?
+    };
     if aggregate.group_expr.iter().any(|e| matches!(e, Expr::GroupingSet(_))) {
         return Err(PlanError::Unsupported(
             "GROUPING SETS, CUBE and ROLLUP are not supported in continuous views; create one view per grouping".into(),
@@ -213,10 +228,13 @@ pub async fn plan_view(
     Ok(IncrementalPlan {
         emit,
         stream,
+        inputs,
+        active,
+        joined_tables,
         lookups,
         joins,
         retract,
-        slot,
+        slots,
         partial,
         layout,
         state: grouped,
@@ -487,6 +505,32 @@ fn check_lower(plan: &LogicalPlan, driving: &str) -> Result<bool, PlanError> {
     }
 }
 
+/// Below the aggregate of a join of tables, each change of one table is
+/// joined with the others as they are; that is exact for inner joins (the
+/// delta rule), which are all this allows for now.
+fn check_table_join(plan: &LogicalPlan) -> Result<(), PlanError> {
+    plan.apply(|node| match node {
+        LogicalPlan::Projection(_)
+        | LogicalPlan::Filter(_)
+        | LogicalPlan::TableScan(_)
+        | LogicalPlan::SubqueryAlias(_)
+        | LogicalPlan::Unnest(_) => Ok(TreeNodeRecursion::Continue),
+        LogicalPlan::Join(join) if join.join_type == datafusion::logical_expr::JoinType::Inner => {
+            Ok(TreeNodeRecursion::Continue)
+        }
+        LogicalPlan::Join(join) => Err(DataFusionError::External(Box::new(PlanError::Unsupported(format!(
+            "a {} join between tables is not maintained yet: a view over several tables may join them with inner joins only; for an enrichment that keeps every row, join a stream with the tables instead",
+            join.join_type
+        ))))),
+        other => Err(DataFusionError::External(Box::new(PlanError::Unsupported(format!(
+            "continuous views over a join of tables support one level of aggregation; {} below the aggregate is not supported",
+            describe(other)
+        ))))),
+    })
+    .map_err(unwrap_external)?;
+    Ok(())
+}
+
 /// The side of `join` that reads the driving relation; the join must keep
 /// that side's rows (INNER, or an outer or semi join that preserves it).
 fn driving_side<'a>(join: &'a datafusion::logical_expr::Join, driving: &str) -> Result<&'a LogicalPlan, PlanError> {
@@ -497,7 +541,7 @@ fn driving_side<'a>(join: &'a datafusion::logical_expr::Join, driving: &str) -> 
         (false, true) => false,
         (true, true) => {
             return Err(PlanError::Unsupported(format!(
-                "this view joins stream \"{driving}\" with itself: a join of two streams must be bounded in time, and interval joins are not supported yet"
+                "this view joins \"{driving}\" with itself, which is not supported in a continuous view yet (for a stream, such a join must also be bounded in time)"
             )));
         }
         (false, false) => {

@@ -7,7 +7,8 @@
 //! event with those as they are when the event is processed (a lookup join,
 //! as PipelineDB, ksqlDB and RisingWave's process-time joins do): the
 //! tables and views are read in full, live, on each run, and their own
-//! changes do not feed the view.
+//! changes do not feed the view. A view that joins several tables (and no
+//! stream) is fed by each of them: every table is a [`DeltaSource`].
 
 use std::sync::Arc;
 
@@ -19,14 +20,14 @@ use datafusion::sql::sqlparser::ast::{Query, visit_relations};
 use parking_lot::Mutex;
 
 use super::PlanError;
-use super::batch_source::{BatchSlot, StreamSource};
+use super::batch_source::{ActiveInput, BatchSlot, DeltaSource, StreamSource};
 use crate::catalog::{Catalog, Relation};
 use crate::table::TableEntry;
 use crate::table::provider::TableRelation;
 
 /// A relation the view reads: its name, its slot, its source, and whether
 /// it only ever adds rows (a stream) or also removes them (a table).
-type Bound = (String, Arc<BatchSlot>, Arc<StreamSource>, bool);
+type Bound = (String, Arc<BatchSlot>, Arc<dyn TableProvider>, bool);
 
 /// A relation a view looks rows up in when an event arrives: a table or a
 /// view joined with the view's stream. Its changes do not feed the view.
@@ -48,17 +49,22 @@ impl Lookup {
     }
 }
 
-/// What a view reads: the one input whose changes feed it, and what it
-/// looks up.
+/// What a view reads: the inputs whose changes feed it (one, or the
+/// tables of a join), and what it looks up.
 #[derive(Debug)]
 pub struct Sources {
-    /// The driving relation's name.
-    pub driving: String,
-    /// Where its change batches go.
-    pub slot: Arc<BatchSlot>,
-    /// Whether it only ever adds rows (a stream).
+    /// The inputs' names, in the order their slots are listed.
+    pub inputs: Vec<String>,
+    /// Where each input's change batches go.
+    pub slots: Vec<Arc<BatchSlot>>,
+    /// Which input's change is being evaluated (a join of tables).
+    pub active: Arc<ActiveInput>,
+    /// The tables of a join of tables, whose writers must hold each
+    /// other's write locks.
+    pub joined_tables: Vec<Arc<TableEntry>>,
+    /// Whether the one input only ever adds rows (a stream).
     pub append_only: bool,
-    /// The tables and views joined with it.
+    /// The tables and views joined with a stream.
     pub lookups: Vec<Lookup>,
 }
 
@@ -70,48 +76,75 @@ pub struct ViewPlanningSchema {
     /// Whether the query reads a stream: then its tables and views are
     /// lookups.
     reads_stream: bool,
+    /// Whether it reads several relations and no stream: a join of tables.
+    joins_tables: bool,
+    active: Arc<ActiveInput>,
     bound: Mutex<Vec<Bound>>,
     lookups: Mutex<Vec<Lookup>>,
+    joined_tables: Mutex<Vec<Arc<TableEntry>>>,
 }
 
 impl ViewPlanningSchema {
     /// A resolver over `catalog` for `query`.
     pub fn new(catalog: Arc<Catalog>, query: &Query) -> Self {
         let mut reads_stream = false;
+        let mut names: Vec<String> = Vec::new();
         let _ = visit_relations(query, |name| {
-            if let Ok(name) = crate::sql::normalize_object_name(name) {
-                reads_stream |= matches!(catalog.relation(&name), Some(Relation::Stream(_)));
+            if let Ok(name) = crate::sql::normalize_object_name(name)
+                && let Some(relation) = catalog.relation(&name)
+            {
+                reads_stream |= matches!(relation, Relation::Stream(_));
+                if !names.contains(&name) {
+                    names.push(name);
+                }
             }
             std::ops::ControlFlow::<()>::Continue(())
         });
-        Self { catalog, reads_stream, bound: Mutex::new(Vec::new()), lookups: Mutex::new(Vec::new()) }
+        Self {
+            catalog,
+            reads_stream,
+            joins_tables: !reads_stream && names.len() > 1,
+            active: Arc::new(ActiveInput::default()),
+            bound: Mutex::new(Vec::new()),
+            lookups: Mutex::new(Vec::new()),
+            joined_tables: Mutex::new(Vec::new()),
+        }
     }
 
-    /// The relation that feeds the view, and its lookups; no relation, or
-    /// several that would each feed it, is an error.
+    /// The relations that feed the view, and its lookups; no relation, two
+    /// streams, or views among several inputs, is an error.
     pub fn sources(&self) -> Result<Sources, PlanError> {
         let bound = self.bound.lock();
-        let lookups = self.lookups.lock().clone();
+        let names = || bound.iter().map(|b| b.0.as_str()).collect::<Vec<_>>().join(" and ");
         match bound.as_slice() {
-            [(name, slot, _, append_only)] => {
-                Ok(Sources { driving: name.clone(), slot: slot.clone(), append_only: *append_only, lookups })
+            [] => {
+                return Err(PlanError::InvalidView(
+                    "a continuous view must read from a stream: add FROM stream_name to its query".into(),
+                ));
             }
-            [] => Err(PlanError::InvalidView(
-                "a continuous view must read from a stream: add FROM stream_name to its query".into(),
-            )),
-            several if self.reads_stream => {
-                let names = several.iter().map(|b| b.0.as_str()).collect::<Vec<_>>().join(" and ");
-                Err(PlanError::Unsupported(format!(
-                    "this view joins the streams {names}: a join of two streams must be bounded in time, and interval joins are not supported yet; keep one side in a table (CREATE TABLE, fed by INSERT or a Kafka topic) and join the stream with it"
-                )))
+            [_] => {}
+            _ if self.reads_stream => {
+                return Err(PlanError::Unsupported(format!(
+                    "this view joins the streams {}: a join of two streams must be bounded in time, and interval joins are not supported yet; keep one side in a table (CREATE TABLE, fed by INSERT or a Kafka topic) and join the stream with it",
+                    names()
+                )));
             }
-            several => {
-                let names = several.iter().map(|b| b.0.as_str()).collect::<Vec<_>>().join(" and ");
-                Err(PlanError::Unsupported(format!(
-                    "this view joins {names}, which all change: joins between tables and views are not maintained yet; a view may join one stream with tables and views (a lookup join)"
-                )))
+            several if several.iter().any(|b| matches!(self.catalog.relation(&b.0), Some(Relation::View(_)))) => {
+                return Err(PlanError::Unsupported(format!(
+                    "this view joins {}: a join of views with tables or views is not maintained yet; join the tables they read, or join a stream with them (a lookup join)",
+                    names()
+                )));
             }
+            _ => {}
         }
+        Ok(Sources {
+            inputs: bound.iter().map(|b| b.0.clone()).collect(),
+            slots: bound.iter().map(|b| b.1.clone()).collect(),
+            active: self.active.clone(),
+            joined_tables: self.joined_tables.lock().clone(),
+            append_only: bound.len() == 1 && bound[0].3,
+            lookups: self.lookups.lock().clone(),
+        })
     }
 
     /// `relation`, as a live lookup.
@@ -144,6 +177,20 @@ impl SchemaProvider for ViewPlanningSchema {
         {
             return Ok(Some(provider));
         }
+        let mut bound = self.bound.lock();
+        if let Some((_, _, source, _)) = bound.iter().find(|(n, _, _, _)| n == name) {
+            return Ok(Some(source.clone()));
+        }
+        let slot = Arc::new(BatchSlot::default());
+        if self.joins_tables
+            && let Relation::Table(table) = &relation
+        {
+            let source: Arc<dyn TableProvider> =
+                Arc::new(DeltaSource::new(bound.len(), self.active.clone(), slot.clone(), table.clone()));
+            bound.push((name.to_string(), slot, source.clone(), false));
+            self.joined_tables.lock().push(table.clone());
+            return Ok(Some(source));
+        }
         let (schema, append_only) = match relation {
             Relation::Stream(stream) => (stream.def.schema.clone(), true),
             Relation::Table(table) => (table.def.schema.clone(), false),
@@ -152,12 +199,7 @@ impl SchemaProvider for ViewPlanningSchema {
                 Some(why) => return Err(DataFusionError::External(Box::new(PlanError::Unsupported(why)))),
             },
         };
-        let mut bound = self.bound.lock();
-        if let Some((_, _, source, _)) = bound.iter().find(|(n, _, _, _)| n == name) {
-            return Ok(Some(source.clone()));
-        }
-        let slot = Arc::new(BatchSlot::default());
-        let source = Arc::new(StreamSource::new(schema, slot.clone()));
+        let source: Arc<dyn TableProvider> = Arc::new(StreamSource::new(schema, slot.clone()));
         bound.push((name.to_string(), slot, source.clone(), append_only));
         Ok(Some(source))
     }

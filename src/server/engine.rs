@@ -154,7 +154,11 @@ impl Engine {
         let durability = self.catalog.durability().clone();
         match self.catalog.relation(view.stream_name()) {
             Some(Relation::Table(table)) => {
-                let _writes = table.begin_write().await;
+                // A join of tables holds every one of them still: its first
+                // table's rows are joined with the others as they are.
+                let mut tables = view.joined_tables().to_vec();
+                tables.push(table.clone());
+                let _writes = crate::table::write::lock_tables(tables).await;
                 let rows = table.rows().lock().snapshot()?;
                 backfill(view, rows).await?;
                 let _admitted = durability.admit().await;
@@ -310,7 +314,7 @@ impl Engine {
 
 /// Gives a new view the rows its source already holds.
 async fn backfill(view: &Arc<ViewRuntime>, rows: datafusion::arrow::array::RecordBatch) -> Result<()> {
-    let prepared = view.prepare(crate::stream::change::ChangeBatch::inserts(rows, 0)).await?;
+    let prepared = view.prepare(view.stream_name(), crate::stream::change::ChangeBatch::inserts(rows, 0)).await?;
     view.merge(prepared).await?;
     Ok(())
 }

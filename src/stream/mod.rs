@@ -45,6 +45,8 @@ pub enum Message {
     Prepare {
         /// The changes, with the input relation's schema.
         changes: change::ChangeBatch,
+        /// Which of the view's inputs changed (0 but in a join of tables).
+        input: usize,
         /// Receives what to merge, or the error.
         ack: Ack<Work>,
     },
@@ -76,15 +78,17 @@ pub const VIEW_QUEUE_BATCHES: usize = 16;
 /// A view's input and what it made of it.
 pub type PreparedView = (Arc<ViewRuntime>, view::Prepared);
 
-/// Has every view in `views` prepare its changes (`changes_for(view)`), all
+/// Has every view in `views` prepare its changes (`changes_for(view)`) of
+/// relation `source`, all
 /// at once; fails with the first error of a view that is still there
 /// (`still_there`: views dropped meanwhile are skipped).
 pub async fn prepare_views(
     views: &[Arc<ViewRuntime>],
+    source: &str,
     changes_for: impl Fn(&Arc<ViewRuntime>) -> ChangeBatch,
     still_there: &(dyn Fn(&Arc<ViewRuntime>) -> bool + Sync),
 ) -> Result<Vec<PreparedView>, IngestError> {
-    let outcomes = join_all(views.iter().map(|v| v.prepare(changes_for(v)))).await;
+    let outcomes = join_all(views.iter().map(|v| v.prepare(source, changes_for(v)))).await;
     let mut ready = Vec::with_capacity(views.len());
     for (view, outcome) in views.iter().zip(outcomes) {
         match outcome {
@@ -117,7 +121,7 @@ pub async fn merge_views(
     for (view, changes) in downstream {
         let readers = view.readers();
         let still_reading = |r: &Arc<ViewRuntime>| view.readers().iter().any(|w| Arc::ptr_eq(r, w));
-        let prepared = prepare_views(&readers, |_| changes.clone(), &still_reading).await?;
+        let prepared = prepare_views(&readers, view.name(), |_| changes.clone(), &still_reading).await?;
         Box::pin(merge_views(prepared, &still_reading)).await?;
     }
     Ok(())

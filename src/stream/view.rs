@@ -211,6 +211,17 @@ impl ViewRuntime {
         &self.plan.lookups
     }
 
+    /// Every relation whose changes feed the view (several for a join of
+    /// tables).
+    pub fn inputs(&self) -> &[String] {
+        &self.plan.inputs
+    }
+
+    /// The tables of a join of tables.
+    pub fn joined_tables(&self) -> &[Arc<crate::table::TableEntry>] {
+        &self.plan.joined_tables
+    }
+
     /// The view's query, as SQL.
     pub fn definition(&self) -> &str {
         &self.definition
@@ -238,10 +249,14 @@ impl ViewRuntime {
 
     /// Runs the view's pre-aggregation over `changes`, leaving the state as
     /// it is; [`Self::merge`] applies the result.
-    pub async fn prepare(&self, changes: ChangeBatch) -> Result<Prepared, IngestError> {
+    /// `source` is the relation that changed.
+    pub async fn prepare(&self, source: &str, changes: ChangeBatch) -> Result<Prepared, IngestError> {
         let rows = changes.len() as u64;
         let epoch = changes.epoch;
-        let work = self.ask(|ack| Message::Prepare { changes, ack }).await?;
+        let input = self.plan.inputs.iter().position(|n| n == source);
+        debug_assert!(input.is_some(), "view \"{}\" was sent a change of \"{source}\"", self.name);
+        let input = input.unwrap_or(0);
+        let work = self.ask(|ack| Message::Prepare { changes, input, ack }).await?;
         Ok(Prepared { work, rows, epoch })
     }
 
@@ -360,8 +375,8 @@ async fn run_operator(mut receiver: mpsc::Receiver<Message>, operator: Aggregate
             Arc::new(e)
         };
         match message {
-            Some(Message::Prepare { changes, ack }) => {
-                let _ = ack.send(operator.prepare(changes).await.map_err(failed));
+            Some(Message::Prepare { changes, input, ack }) => {
+                let _ = ack.send(operator.prepare(changes, input).await.map_err(failed));
             }
             Some(Message::Merge { work, emit: None, ack }) => {
                 let _ = ack.send(operator.merge(&work).map(|()| None).map_err(failed));

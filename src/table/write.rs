@@ -17,14 +17,47 @@ use crate::checkpoint::log::Commit;
 use crate::ingest::IngestError;
 use crate::stream::change::ChangeBatch;
 
-/// The table's write lock, held from reading the rows to the views having
+/// Table write locks, held from reading the rows to the views having
 /// applied the change.
-pub type WriteGuard = tokio::sync::OwnedMutexGuard<()>;
+#[derive(Debug)]
+pub struct WriteGuard {
+    _held: Vec<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+/// Takes the write locks of `tables` in name order (every writer takes its
+/// locks in that order, so none waits on another in a cycle).
+pub async fn lock_tables(mut tables: Vec<Arc<TableEntry>>) -> WriteGuard {
+    tables.sort_by(|a, b| a.def.name.cmp(&b.def.name));
+    tables.dedup_by(|a, b| Arc::ptr_eq(a, b));
+    let mut held = Vec::with_capacity(tables.len());
+    for table in tables {
+        held.push(table.writer.clone().lock_owned().await);
+    }
+    WriteGuard { _held: held }
+}
 
 impl TableEntry {
-    /// Takes the table's write lock: writes to one table are serial.
-    pub async fn begin_write(&self) -> WriteGuard {
-        self.writer.clone().lock_owned().await
+    /// Takes the table's write lock, and those of the tables its views join
+    /// it with: writes to one table are serial, and a change of one table
+    /// of a join is evaluated against the others while they hold still.
+    pub async fn begin_write(self: &Arc<Self>) -> WriteGuard {
+        loop {
+            let tables = self.write_set();
+            let guard = lock_tables(tables.clone()).await;
+            // A join view created while this writer waited joins more tables.
+            if self.write_set().iter().all(|t| tables.iter().any(|u| Arc::ptr_eq(t, u))) {
+                return guard;
+            }
+        }
+    }
+
+    /// This table and the tables its views join it with.
+    fn write_set(self: &Arc<Self>) -> Vec<Arc<TableEntry>> {
+        let mut tables = vec![self.clone()];
+        for view in self.views() {
+            tables.extend(view.joined_tables().iter().cloned());
+        }
+        tables
     }
 }
 
@@ -53,7 +86,7 @@ pub async fn commit(
         let _guard = guard;
         let views = table.views();
         let still_there = |v: &Arc<crate::stream::ViewRuntime>| table.views().iter().any(|w| Arc::ptr_eq(v, w));
-        let prepared = crate::stream::prepare_views(&views, |_| changes.clone(), &still_there).await?;
+        let prepared = crate::stream::prepare_views(&views, &table.def.name, |_| changes.clone(), &still_there).await?;
         let durability = table.durability().clone();
         let _admitted = durability.admit().await;
         durability.log_rows(&table.def.name, &[changes.to_logged().map_err(TableError::from)?], commit).await?;
@@ -93,7 +126,7 @@ pub async fn upsert(
     let prepared = if changes.is_empty() {
         Vec::new()
     } else {
-        crate::stream::prepare_views(&views, |_| changes.clone(), &still_there).await?
+        crate::stream::prepare_views(&views, &table.def.name, |_| changes.clone(), &still_there).await?
     };
     let durability = table.durability().clone();
     let _admitted = durability.admit().await;
@@ -113,6 +146,6 @@ pub async fn replay(table: &Arc<TableEntry>, logged: &RecordBatch, lsn: u64) -> 
     let _guard = table.begin_write().await;
     table.rows().lock().apply(&changes)?;
     let views = table.views();
-    let prepared = crate::stream::prepare_views(&views, |_| changes.clone(), &|_| true).await?;
+    let prepared = crate::stream::prepare_views(&views, &table.def.name, |_| changes.clone(), &|_| true).await?;
     crate::stream::merge_views(prepared, &|_| true).await
 }

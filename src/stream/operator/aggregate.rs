@@ -34,9 +34,9 @@ impl AggregateOperator {
         Self { plan }
     }
 
-    /// Prepares `changes` and merges the result.
+    /// Prepares `changes` (of the view's first input) and merges the result.
     pub async fn process_batch(&self, changes: ChangeBatch) -> Result<()> {
-        let work = self.prepare(changes).await?;
+        let work = self.prepare(changes, 0).await?;
         self.merge(&work)
     }
 
@@ -71,15 +71,21 @@ impl AggregateOperator {
     /// This is where a view's expressions fail on bad rows (a cast, a
     /// division by zero), so a write prepares every view before it merges
     /// into any.
-    pub async fn prepare(&self, changes: ChangeBatch) -> Result<Work> {
+    /// `input` says which of the view's inputs changed (0 but in a join of
+    /// tables).
+    pub async fn prepare(&self, changes: ChangeBatch, input: usize) -> Result<Work> {
+        let Some(slot) = self.plan.slots.get(input) else {
+            return internal_err!("a change of input {input} of a view with {} inputs", self.plan.slots.len());
+        };
+        self.plan.active.set(input);
         let Some(retract) = &self.plan.retract else {
             debug_assert!(changes.append_only(), "a stream's view was sent removed rows");
-            return Ok(Work::Partials(self.run(&self.plan.partial, &self.plan.slot, changes.rows).await?));
+            return Ok(Work::Partials(self.run(&self.plan.partial, slot, changes.rows).await?));
         };
         let (added, removed) = changes.split()?;
         let mut inputs = Vec::new();
         for (rows, sign) in [(added, 1i8), (removed, -1i8)] {
-            for batch in self.run(&retract.lower, &self.plan.slot, rows).await? {
+            for batch in self.run(&retract.lower, slot, rows).await? {
                 inputs.push(evaluate(retract, &batch, sign)?);
             }
         }
