@@ -31,6 +31,8 @@
 //!   the `cart` events of user 7): each such message is
 //!   reported and applied to no view, the rest of its batch to every view,
 //!   also across restarts.
+//! - A view joins the stream with a table (`per_team`, a lookup join), and
+//!   a view joins the counters with a second table (`counters_by_group`).
 //! - At the end, every view must equal a batch recompute over every message
 //!   in the topic (read back from the broker) plus every insert that landed,
 //!   and the table and its chain must hold every update that landed.
@@ -65,6 +67,9 @@ const CUSTOMER_KEYS: u64 = 500;
 const FRAGILE_USER: i64 = 7;
 /// `big_plans` keeps the plans with at least this many customers.
 const BIG_PLAN: i64 = 100;
+/// The table `teams` that `per_team` joins the events with: the services
+/// it maps (the others are left out by the inner join).
+const TEAMS: [(&str, &str); 4] = [("checkout", "money"), ("cart", "money"), ("search", "find"), ("catalog", "find")];
 
 /// What the views must hold, per key.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -210,6 +215,26 @@ async fn check_chains(port: u16, counters: &[i64], by_service: &BTreeMap<String,
     let want: Vec<(String, i64)> =
         by_service.iter().filter(|(_, a)| a.count >= BUSY).map(|(s, a)| (s.clone(), a.count)).collect();
     assert_eq!(got, want, "busy_services");
+    // A lookup join of the stream with `teams`, and a join of two tables.
+    let rows = db.query("SELECT team, n, total FROM per_team ORDER BY team", &[]).await.expect("per_team");
+    let got: Vec<(String, i64, i64)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    let mut want = BTreeMap::<String, (i64, i64)>::new();
+    for (service, agg) in by_service {
+        if let Some((_, team)) = TEAMS.iter().find(|(s, _)| s == service) {
+            let e = want.entry(team.to_string()).or_default();
+            e.0 += agg.count;
+            e.1 += agg.sum;
+        }
+    }
+    let want: Vec<(String, i64, i64)> = want.into_iter().map(|(t, (n, total))| (t, n, total)).collect();
+    assert_eq!(got, want, "per_team");
+    let rows = db.query("SELECT grp, total FROM counters_by_group ORDER BY grp", &[]).await.expect("counters_by_group");
+    let got: Vec<(String, Option<i64>)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        got,
+        vec![("even".to_string(), Some(counters[0])), ("odd".to_string(), Some(counters[1]))],
+        "counters_by_group"
+    );
 }
 
 /// A client running DDL under the same load: it creates and drops views
@@ -446,6 +471,12 @@ async fn views_are_exact_after_repeated_kill_9() {
         ),
         "CREATE VIEW customers_by_plan AS SELECT plan, count(*) AS n, sum(seats) AS seats FROM customers GROUP BY plan".into(),
         format!("CREATE VIEW big_plans AS SELECT plan, n FROM customers_by_plan WHERE n >= {BIG_PLAN}"),
+        "CREATE TABLE teams (service text PRIMARY KEY, team text NOT NULL)".into(),
+        format!("INSERT INTO teams VALUES {}", TEAMS.iter().map(|(s, t)| format!("('{s}', '{t}')")).collect::<Vec<_>>().join(", ")),
+        "CREATE VIEW per_team AS SELECT t.team, count(*) AS n, sum(e.user_id) AS total FROM events e JOIN teams t ON e.service = t.service GROUP BY t.team".into(),
+        "CREATE TABLE client_groups (client int PRIMARY KEY, grp text NOT NULL)".into(),
+        "INSERT INTO client_groups VALUES (0, 'even'), (1, 'odd')".into(),
+        "CREATE VIEW counters_by_group AS SELECT g.grp, sum(c.n) AS total FROM counters c JOIN client_groups g ON g.client = c.client GROUP BY g.grp".into(),
     ];
     let db = connect(port).await.expect("connect");
     for sql in &setup {
