@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod pg;
 
 use std::future::Future;
 use std::process::ExitCode;

@@ -22,15 +22,14 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-use std::net::SocketAddr;
+use common::pg::{connect, copy};
+
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use common::BenchResult;
-use eddy::{Config, Server};
-use futures::SinkExt;
-use tokio_postgres::{Client, NoTls};
+use eddy::Server;
+use tokio_postgres::Client;
 
 struct Plan {
     users: usize,
@@ -79,37 +78,12 @@ async fn run(plan: &Plan) -> BenchResult<String> {
 
 /// A server with the users table and view `v` over `clicks`.
 async fn start(plan: &Plan, view: &str) -> BenchResult<(Server, Client)> {
-    let config = Config { listen: SocketAddr::from(([127, 0, 0, 1], 0)), ..Config::default() };
-    let server = Server::start(config).await?;
-    let client = connect(&server).await?;
+    let (server, client) = common::pg::start().await?;
     client.batch_execute("CREATE TABLE users (id bigint PRIMARY KEY, tier text NOT NULL)").await?;
     copy(&client, "users", plan.users, |i| format!("{i}\ttier{}\n", i % 10)).await?;
     client.batch_execute("CREATE STREAM clicks (user_id bigint, ms int)").await?;
     client.batch_execute(&format!("CREATE VIEW v AS {view}")).await?;
     Ok((server, client))
-}
-
-async fn connect(server: &Server) -> BenchResult<Client> {
-    let conn = format!("host=127.0.0.1 port={} user=eddy dbname=eddy", server.local_addr().port());
-    let (client, connection) = tokio_postgres::connect(&conn, NoTls).await?;
-    tokio::spawn(connection);
-    Ok(client)
-}
-
-/// COPYs `rows` lines made by `line` into `target`, in chunks.
-async fn copy(client: &Client, target: &str, rows: usize, line: impl Fn(usize) -> String) -> BenchResult<()> {
-    let sink = client.copy_in(&format!("COPY {target} FROM STDIN")).await?;
-    futures::pin_mut!(sink);
-    let mut chunk = String::new();
-    for i in 0..rows {
-        chunk.push_str(&line(i));
-        if chunk.len() > 1 << 20 {
-            sink.send(Bytes::from(std::mem::take(&mut chunk))).await?;
-        }
-    }
-    sink.send(Bytes::from(chunk)).await?;
-    sink.finish().await?;
-    Ok(())
 }
 
 /// Fails unless view `v` counted `events` events.
