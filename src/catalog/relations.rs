@@ -67,7 +67,7 @@ fn views(catalog: &Catalog) -> Result<RecordBatch> {
     let all = catalog.views();
     batch(vec![
         ("name", text(all.iter().map(|v| Some(v.name().to_string())))),
-        ("stream", text(all.iter().map(|v| Some(v.stream_name().to_string())))),
+        ("stream", text(all.iter().map(|v| Some(v.inputs().join(", "))))),
         ("query", text(all.iter().map(|v| Some(v.definition().to_string())))),
         ("rows_in", int64(all.iter().map(|v| Some(v.rows_in() as i64)))),
         ("groups", int64(all.iter().map(|v| Some(v.groups() as i64)))),
@@ -86,6 +86,13 @@ fn views(catalog: &Catalog) -> Result<RecordBatch> {
             timestamptz(all.iter().map(|v| {
                 let stream = catalog.stream(v.stream_name()).ok()?;
                 v.event_windowed().then(|| stream.watermark_now()).flatten()
+            })),
+        ),
+        (
+            "lookups",
+            text(all.iter().map(|v| {
+                let names: Vec<&str> = v.lookups().iter().map(|l| l.name()).collect();
+                (!names.is_empty()).then(|| names.join(", "))
             })),
         ),
     ])
