@@ -16,6 +16,13 @@
 //!   `SELECT user_id % 10, count(*), sum(ms) FROM clicks GROUP BY 1`.
 //! - **INSERT.** 4 connections run a prepared single-row `INSERT INTO
 //!   clicks` for a while, with each view: what one event's lookup costs.
+//! - **A join of tables.** `orders (id PRIMARY KEY, customer_id, amount)`
+//!   of N rows and `customers (id PRIMARY KEY, segment)` of N / 10 rows; 4
+//!   connections run a prepared `UPDATE orders SET amount = amount + 1
+//!   WHERE id = $1` for a while, with `SELECT c.segment, count(*),
+//!   sum(o.amount) FROM orders o JOIN customers c ON o.customer_id = c.id
+//!   GROUP BY c.segment`, against `SELECT customer_id % 10, count(*),
+//!   sum(amount) FROM orders GROUP BY 1` (the baseline).
 //!
 //! Every case checks that the view counted every event.
 
@@ -73,7 +80,67 @@ async fn run(plan: &Plan) -> BenchResult<String> {
             ));
         }
     }
+    let plain = update_case(plan, TABLE_PLAIN).await?;
+    let joined = update_case(plan, TABLE_JOINED).await?;
+    out.push_str(&format!(
+        "\n| {} orders, {} customers; view | UPDATE by primary key, 4 connections, updates/s |\n|---|---:|\n\
+         | orders alone (baseline) | {} |\n| orders joined with customers | {} ({:.0}%) |\n",
+        common::thousands(plan.users as f64),
+        common::thousands((plan.users / 10) as f64),
+        common::thousands(plain),
+        common::thousands(joined),
+        100.0 * joined / plain
+    ));
     Ok(out)
+}
+
+const TABLE_JOINED: &str = "SELECT c.segment, count(*) AS n, sum(o.amount) AS total FROM orders o JOIN customers c ON o.customer_id = c.id GROUP BY c.segment";
+const TABLE_PLAIN: &str =
+    "SELECT customer_id % 10 AS segment, count(*) AS n, sum(amount) AS total FROM orders GROUP BY 1";
+
+/// Updates per second of single orders, read by `view`; the view must then
+/// hold every order and every update.
+async fn update_case(plan: &Plan, view: &str) -> BenchResult<f64> {
+    let (server, client) = common::pg::start().await?;
+    let orders = plan.users;
+    let customers = orders / 10;
+    client.batch_execute("CREATE TABLE customers (id bigint PRIMARY KEY, segment text NOT NULL)").await?;
+    client.batch_execute("CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint, amount bigint)").await?;
+    copy(&client, "customers", customers, |i| format!("{i}\tsegment{}\n", i % 10)).await?;
+    copy(&client, "orders", orders, |i| format!("{i}\t{}\t0\n", i % customers)).await?;
+    client.batch_execute(&format!("CREATE VIEW v AS {view}")).await?;
+    let deadline = Instant::now() + Duration::from_secs_f64(plan.insert_seconds);
+    let mut workers = Vec::new();
+    for w in 0..4u64 {
+        let client = connect(&server).await?;
+        workers.push(tokio::spawn(async move {
+            let update = client.prepare("UPDATE orders SET amount = amount + 1 WHERE id = $1").await?;
+            let mut n = 0u64;
+            let mut x = w.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            while Instant::now() < deadline {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let id = (x % orders as u64) as i64;
+                client.execute(&update, &[&id]).await?;
+                n += 1;
+            }
+            Ok::<u64, Box<dyn std::error::Error + Send + Sync>>(n)
+        }));
+    }
+    let started = Instant::now();
+    let mut total = 0;
+    for w in workers {
+        total += w.await??;
+    }
+    let rate = total as f64 / started.elapsed().as_secs_f64();
+    let row = client.query_one("SELECT sum(n)::bigint, sum(total)::bigint FROM v", &[]).await?;
+    let (n, sum): (Option<i64>, Option<i64>) = (row.get(0), row.get(1));
+    if n != Some(orders as i64) || sum != Some(total as i64) {
+        return Err(format!("the view holds {n:?} orders summing to {sum:?}; expected {orders} and {total}").into());
+    }
+    server.shutdown().await;
+    Ok(rate)
 }
 
 /// A server with the users table and view `v` over `clicks`.

@@ -6,20 +6,22 @@
 //!
 //! A view that joins several tables has one [`DeltaSource`] per table: a
 //! change to one table is joined with the others as they are (the delta
-//! rule of a join: Δ(A ⋈ B) = ΔA ⋈ B while B does not change), so each
-//! table's scan yields the change batch when the change is that table's,
-//! and its rows otherwise.
+//! rule of a join: Δ(A ⋈ B) = ΔA ⋈ B while B does not change). The plan is
+//! specialized once per table ([`specialize`]): in table i's plan, table
+//! i's scan is the change batch and every other table's scan reads its
+//! rows, so joins on a table's primary key become point lookups
+//! (`super::lookup`) in every direction they can.
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
 use datafusion::common::Result;
-use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::internal_err;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::Expr;
@@ -151,35 +153,19 @@ impl ExecutionPlan for BatchSourceExec {
     }
 }
 
-/// Which input of a join view the change being evaluated came from.
-#[derive(Debug, Default)]
-pub struct ActiveInput(AtomicUsize);
-
-impl ActiveInput {
-    /// The change being evaluated is input `index`'s.
-    pub fn set(&self, index: usize) {
-        self.0.store(index, Ordering::Relaxed);
-    }
-
-    fn get(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
 /// A table that is one of several inputs of a join view (see the module
 /// doc).
 #[derive(Debug)]
 pub struct DeltaSource {
     index: usize,
-    active: Arc<ActiveInput>,
     slot: Arc<BatchSlot>,
     table: Arc<TableEntry>,
 }
 
 impl DeltaSource {
     /// Input `index` of a join view, `table`, fed through `slot`.
-    pub fn new(index: usize, active: Arc<ActiveInput>, slot: Arc<BatchSlot>, table: Arc<TableEntry>) -> Self {
-        Self { index, active, slot, table }
+    pub fn new(index: usize, slot: Arc<BatchSlot>, table: Arc<TableEntry>) -> Self {
+        Self { index, slot, table }
     }
 }
 
@@ -203,18 +189,32 @@ impl TableProvider for DeltaSource {
         let schema = self.schema();
         let delta = BatchSourceExec::try_new(schema.clone(), self.slot.clone(), projection.cloned())?;
         let live = TableScanExec::try_new(self.table.clone(), schema, None, projection.cloned())?;
-        Ok(Arc::new(DeltaScanExec { index: self.index, active: self.active.clone(), delta, live }))
+        Ok(Arc::new(DeltaScanExec { index: self.index, delta: Arc::new(delta), live: Arc::new(live) }))
     }
 }
 
-/// Yields the change batch when the change is its table's, else the
-/// table's rows as they are.
+/// A join view's scan of one of its tables, before the plan is specialized
+/// to the input that changed: the change batch, or the table's rows.
 #[derive(Debug)]
 pub struct DeltaScanExec {
     index: usize,
-    active: Arc<ActiveInput>,
-    delta: BatchSourceExec,
-    live: TableScanExec,
+    delta: Arc<dyn ExecutionPlan>,
+    live: Arc<dyn ExecutionPlan>,
+}
+
+/// `plan` for a change of input `input`: that input's scans yield the change
+/// batch, every other input's its rows.
+pub fn specialize(plan: &Arc<dyn ExecutionPlan>, input: usize) -> Result<Arc<dyn ExecutionPlan>> {
+    Ok(plan
+        .clone()
+        .transform_down(|node| match node.downcast_ref::<DeltaScanExec>() {
+            Some(scan) => {
+                let chosen = if scan.index == input { scan.delta.clone() } else { scan.live.clone() };
+                Ok(Transformed::new(chosen, true, TreeNodeRecursion::Jump))
+            }
+            None => Ok(Transformed::no(node)),
+        })?
+        .data)
 }
 
 impl DisplayAs for DeltaScanExec {
@@ -247,11 +247,9 @@ impl ExecutionPlan for DeltaScanExec {
         Ok(self)
     }
 
-    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
-        if self.active.get() == self.index {
-            self.delta.execute(partition, context)
-        } else {
-            self.live.execute(partition, context)
-        }
+    fn execute(&self, _partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        internal_err!(
+            "a join view's plan runs specialized to the input that changed (planner::batch_source::specialize)"
+        )
     }
 }

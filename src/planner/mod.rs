@@ -40,7 +40,7 @@ use crate::query::state_table::StateTable;
 use crate::state::{GroupedState, PartialLayout, SessionSpec};
 use crate::window::rewrite::{SESSION_KEY, Windowing, rewrite_view};
 use crate::window::{ViewOptions, WindowError};
-use batch_source::{ActiveInput, BatchSlot};
+use batch_source::BatchSlot;
 pub use resolve::Lookup;
 use resolve::{Sources, ViewPlanningSchema};
 use shape::{check_lower, check_table_join, find_aggregate};
@@ -72,8 +72,10 @@ pub enum PlanError {
 /// arguments, which are added to or removed from the groups
 /// (`crate::state::RetractInput`).
 pub struct RetractPlan {
-    /// Scan, filter and project over the slot: the aggregate's input.
-    pub lower: Arc<dyn ExecutionPlan>,
+    /// Scan, filter, project and join over the slot: the aggregate's
+    /// input, per input of the view (several for a join of tables, each
+    /// specialized to a change of that input).
+    pub lowers: Vec<Arc<dyn ExecutionPlan>>,
     /// The group keys, over `lower`'s rows.
     pub group_exprs: Vec<Arc<dyn PhysicalExpr>>,
     /// Each aggregate's arguments (and ordering columns).
@@ -104,8 +106,6 @@ pub struct IncrementalPlan {
     /// Every relation whose changes feed the view: one, or the tables of a
     /// join of tables.
     pub inputs: Vec<String>,
-    /// Which input's change the plan is evaluating.
-    pub active: Arc<ActiveInput>,
     /// The tables of a join of tables: a writer of one holds the write
     /// locks of all (`crate::table::write`).
     pub joined_tables: Vec<Arc<crate::table::TableEntry>>,
@@ -168,7 +168,7 @@ pub async fn plan_view(
     let logical = state.statement_to_plan(stmt).await.map_err(unwrap_external)?;
     reject_time_functions(&logical)?;
     let logical = with_row_counts(state.optimize(&logical)?)?;
-    let Sources { inputs, slots, active, joined_tables, append_only, lookups } = schema.sources()?;
+    let Sources { inputs, slots, joined_tables, append_only, lookups } = schema.sources()?;
     let stream = inputs.first().cloned().unwrap_or_default();
 
     let aggregate = find_aggregate(&logical)?;
@@ -185,7 +185,8 @@ pub async fn plan_view(
     }
     let physical =
         state.query_planner().create_physical_plan(&LogicalPlan::Aggregate(aggregate.clone()), &state).await?;
-    let physical = if joins { lookup::point_lookups(physical)? } else { physical };
+    // A join of tables gets its point lookups per input (`retract_plan`).
+    let physical = if joins && inputs.len() == 1 { lookup::point_lookups(physical)? } else { physical };
     tracing::debug!(view = name, plan = %datafusion::physical_plan::displayable(physical.as_ref()).indent(false), "view write plan");
     let (final_exec, partial) = split_physical(&physical)?;
     let layout = partial_layout(&partial)?;
@@ -200,8 +201,8 @@ pub async fn plan_view(
         None
     } else {
         check_retractable(&stream, &final_exec, &windowing, options)?;
-        let retract = retract_plan(&partial)?;
-        let input_schema = retract.lower.schema();
+        let retract = retract_plan(&partial, inputs.len())?;
+        let input_schema = partial.input().schema();
         let arg_types = retract
             .arg_exprs
             .iter()
@@ -231,7 +232,6 @@ pub async fn plan_view(
         emit,
         stream,
         inputs,
-        active,
         joined_tables,
         lookups,
         joins,
@@ -272,11 +272,25 @@ fn check_retractable(
     Ok(())
 }
 
-/// The expressions that take a change batch up to the aggregate.
-fn retract_plan(partial: &AggregateExec) -> Result<RetractPlan, PlanError> {
+/// The plans and expressions that take a change batch of each of the
+/// view's `inputs` up to the aggregate; in a join of tables, a join on a
+/// table's primary key looks up only the keys of the change.
+fn retract_plan(partial: &AggregateExec, inputs: usize) -> Result<RetractPlan, PlanError> {
     let arg_exprs = aggregate_expressions(partial.aggr_expr(), &AggregateMode::Partial, 0)?;
+    let lower = partial.input();
+    let lowers = if inputs > 1 {
+        (0..inputs)
+            .map(|i| {
+                let plan = lookup::point_lookups(batch_source::specialize(lower, i)?)?;
+                tracing::debug!(input = i, plan = %datafusion::physical_plan::displayable(plan.as_ref()).indent(false), "plan for a change of one table of a join");
+                Ok(plan)
+            })
+            .collect::<Result<Vec<_>, PlanError>>()?
+    } else {
+        vec![lower.clone()]
+    };
     Ok(RetractPlan {
-        lower: partial.input().clone(),
+        lowers,
         group_exprs: partial.group_expr().expr().iter().map(|(e, _)| e.clone()).collect(),
         arg_exprs,
         filters: partial.filter_expr().to_vec(),

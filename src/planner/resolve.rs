@@ -20,7 +20,7 @@ use datafusion::sql::sqlparser::ast::{Query, visit_relations};
 use parking_lot::Mutex;
 
 use super::PlanError;
-use super::batch_source::{ActiveInput, BatchSlot, DeltaSource, StreamSource};
+use super::batch_source::{BatchSlot, DeltaSource, StreamSource};
 use crate::catalog::{Catalog, Relation};
 use crate::table::TableEntry;
 use crate::table::provider::TableRelation;
@@ -57,8 +57,6 @@ pub struct Sources {
     pub inputs: Vec<String>,
     /// Where each input's change batches go.
     pub slots: Vec<Arc<BatchSlot>>,
-    /// Which input's change is being evaluated (a join of tables).
-    pub active: Arc<ActiveInput>,
     /// The tables of a join of tables, whose writers must hold each
     /// other's write locks.
     pub joined_tables: Vec<Arc<TableEntry>>,
@@ -78,7 +76,6 @@ pub struct ViewPlanningSchema {
     reads_stream: bool,
     /// Whether it reads several relations and no stream: a join of tables.
     joins_tables: bool,
-    active: Arc<ActiveInput>,
     bound: Mutex<Vec<Bound>>,
     lookups: Mutex<Vec<Lookup>>,
     joined_tables: Mutex<Vec<Arc<TableEntry>>>,
@@ -104,7 +101,6 @@ impl ViewPlanningSchema {
             catalog,
             reads_stream,
             joins_tables: !reads_stream && names.len() > 1,
-            active: Arc::new(ActiveInput::default()),
             bound: Mutex::new(Vec::new()),
             lookups: Mutex::new(Vec::new()),
             joined_tables: Mutex::new(Vec::new()),
@@ -140,7 +136,6 @@ impl ViewPlanningSchema {
         Ok(Sources {
             inputs: bound.iter().map(|b| b.0.clone()).collect(),
             slots: bound.iter().map(|b| b.1.clone()).collect(),
-            active: self.active.clone(),
             joined_tables: self.joined_tables.lock().clone(),
             append_only: bound.len() == 1 && bound[0].3,
             lookups: self.lookups.lock().clone(),
@@ -185,8 +180,7 @@ impl SchemaProvider for ViewPlanningSchema {
         if self.joins_tables
             && let Relation::Table(table) = &relation
         {
-            let source: Arc<dyn TableProvider> =
-                Arc::new(DeltaSource::new(bound.len(), self.active.clone(), slot.clone(), table.clone()));
+            let source: Arc<dyn TableProvider> = Arc::new(DeltaSource::new(bound.len(), slot.clone(), table.clone()));
             bound.push((name.to_string(), slot, source.clone(), false));
             self.joined_tables.lock().push(table.clone());
             return Ok(Some(source));

@@ -77,15 +77,17 @@ impl AggregateOperator {
         let Some(slot) = self.plan.slots.get(input) else {
             return internal_err!("a change of input {input} of a view with {} inputs", self.plan.slots.len());
         };
-        self.plan.active.set(input);
         let Some(retract) = &self.plan.retract else {
             debug_assert!(changes.append_only(), "a stream's view was sent removed rows");
             return Ok(Work::Partials(self.run(&self.plan.partial, slot, changes.rows).await?));
         };
+        let Some(lower) = retract.lowers.get(input) else {
+            return internal_err!("no plan for a change of input {input}");
+        };
         let (added, removed) = changes.split()?;
         let mut inputs = Vec::new();
         for (rows, sign) in [(added, 1i8), (removed, -1i8)] {
-            for batch in self.run(&retract.lower, slot, rows).await? {
+            for batch in self.run(lower, slot, rows).await? {
                 inputs.push(evaluate(retract, &batch, sign)?);
             }
         }
