@@ -45,6 +45,7 @@ struct Events {
     auctions: String,
     auction_count: usize,
     persons: String,
+    person_count: usize,
     /// q20's expected count, sum(price), sum(bidder), sum(initial_bid),
     /// distinct auctions.
     q20: [i64; 5],
@@ -68,11 +69,15 @@ pub async fn run(bids: usize) -> BenchResult<String> {
     q3.2.shutdown().await;
     Ok(format!(
         "| q20 (bids joined with their auction, a lookup join) | {} bids/s | {} result rows | yes |\n\
-         | q3 (auctions joined with their seller, a join of tables) | {} auctions/s | {} result rows | yes |\n",
+         | q3 (auctions joined with their seller, a join of tables) | {} auctions/s | {} result rows | yes |\n\n\
+         ({} bids, {} auctions, {} persons)\n",
         common::thousands(e.bid_count as f64 / q20.0),
         e.q20[0],
         common::thousands(e.auction_count as f64 / q3.0),
         e.q3.len(),
+        e.bid_count,
+        e.auction_count,
+        e.person_count,
     ))
 }
 
@@ -218,6 +223,7 @@ fn generate(bids: usize) -> Events {
         auctions: auctions_text,
         auction_count: auctions.len(),
         persons: persons_text,
+        person_count: persons.len(),
         q20,
         q3,
     }
