@@ -80,6 +80,14 @@ pub fn rewrite_view(
     if ksql {
         add_window_bounds(select);
     }
+    let nested = rewrite_nested_windows(&mut query, event_time)?;
+    windowing.time_column = windowing.time_column.or(nested);
+    let Some(select) = (match query.body.as_mut() {
+        SetExpr::Select(select) => Some(select),
+        _ => None,
+    }) else {
+        return Ok((query, windowing));
+    };
     if let Some(session) = &windowing.session {
         if windowing.sliding.is_some() {
             return Err(WindowError::Unsupported("a view has either a session window or a sliding window".into()));
@@ -99,6 +107,50 @@ pub fn rewrite_view(
         windowing.time_column = Some(sliding.column.clone());
     }
     Ok((query, windowing))
+}
+
+/// `tumble()` and `hop()` anywhere below the view's outermost FROM (in a
+/// subquery, a CTE, a join's other side), rewritten as at the top; returns
+/// the first one's time column. Session windows and ksqlDB's clause shape
+/// the outermost SELECT, so they must be there.
+fn rewrite_nested_windows(
+    query: &mut Query,
+    event_time: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<String>, WindowError> {
+    struct Nested<'a> {
+        event_time: &'a dyn Fn(&str) -> Option<String>,
+        column: Option<String>,
+        error: Option<WindowError>,
+    }
+    impl ast::VisitorMut for Nested<'_> {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+            match window_table(factor, self.event_time) {
+                Ok(Some(window)) if window.ksql || window.session_gap.is_some() => {
+                    self.error = Some(WindowError::Unsupported(
+                        "session windows and ksqlDB's WINDOW clause must be in the view's outermost FROM, not in a subquery, a CTE or a join".into(),
+                    ));
+                    ControlFlow::Break(())
+                }
+                Ok(Some(window)) => {
+                    *factor = window.factor;
+                    self.column.get_or_insert(window.column);
+                    ControlFlow::Continue(())
+                }
+                Ok(None) => ControlFlow::Continue(()),
+                Err(e) => {
+                    self.error = Some(e);
+                    ControlFlow::Break(())
+                }
+            }
+        }
+    }
+    let mut nested = Nested { event_time, column: None, error: None };
+    let _ = ast::VisitMut::visit(query, &mut nested);
+    match nested.error {
+        Some(e) => Err(e),
+        None => Ok(nested.column),
+    }
 }
 
 /// Removes PipelineDB's `WHERE <ts> > clock_timestamp() - interval 'w'`
