@@ -300,3 +300,86 @@ mod tests {
         assert!(!exact_cast(&Float64, &Int64));
     }
 }
+
+#[cfg(test)]
+mod plan_tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::physical_plan::{ExecutionPlan, displayable};
+
+    use crate::catalog::types::field_for_sql_type;
+    use crate::catalog::{Catalog, StreamDef};
+    use crate::checkpoint::Durability;
+    use crate::planner::plan_view;
+    use crate::table::{TableDef, TableEntry};
+    use crate::window::ViewOptions;
+
+    fn table(catalog: &Catalog, id: u64, name: &str, columns: &[(&str, &str)], key: &str) {
+        let fields: Vec<Field> =
+            columns.iter().map(|(c, t)| field_for_sql_type(c, t).unwrap().with_nullable(*c != key)).collect();
+        let def = TableDef {
+            id,
+            name: name.into(),
+            schema: Arc::new(Schema::new(fields)),
+            columns: Vec::new(),
+            primary_key: vec![key.to_string()],
+            kafka_topic: None,
+        };
+        catalog.add_table(Arc::new(TableEntry::try_new(def, Durability::ephemeral()).unwrap())).unwrap();
+    }
+
+    /// A catalog with stream `s (k text, v bigint)`, and tables
+    /// `u (id text PRIMARY KEY, tier text)` and
+    /// `o (id bigint PRIMARY KEY, uid text, amount bigint)`.
+    fn catalog() -> Arc<Catalog> {
+        let catalog = Arc::new(Catalog::default());
+        let schema = Schema::new(vec![
+            field_for_sql_type("k", "text").unwrap(),
+            field_for_sql_type("v", "bigint").unwrap(),
+            Field::new("arrival_timestamp", crate::catalog::types::timestamptz(), true),
+        ]);
+        catalog
+            .add_stream(StreamDef { name: "s".into(), schema: Arc::new(schema), columns: Vec::new(), event_time: None })
+            .unwrap();
+        table(&catalog, 1, "u", &[("id", "text"), ("tier", "text")], "id");
+        table(&catalog, 2, "o", &[("id", "bigint"), ("uid", "text"), ("amount", "bigint")], "id");
+        catalog
+    }
+
+    async fn shown(query: &str) -> (String, Vec<String>) {
+        let query = crate::sql::parser::parse_query(query).unwrap();
+        let plan = plan_view(catalog(), "v", &query, &ViewOptions::default()).await.unwrap();
+        let show = |p: &Arc<dyn ExecutionPlan>| displayable(p.as_ref()).indent(false).to_string();
+        let lowers = plan.retract.as_ref().map(|r| r.lowers.iter().map(show).collect()).unwrap_or_default();
+        (show(&plan.partial), lowers)
+    }
+
+    #[tokio::test]
+    async fn a_stream_joined_on_a_tables_key_looks_up_only_its_keys() {
+        let (plan, _) = shown("SELECT u.tier, count(*) FROM s JOIN u ON s.k = u.id GROUP BY u.tier").await;
+        assert!(plan.contains("KeyCaptureExec") && plan.contains("table=u, keys=probed"), "{plan}");
+        // With the table on the left, too.
+        let (plan, _) = shown("SELECT u.tier, count(*) FROM u JOIN s ON s.k = u.id GROUP BY u.tier").await;
+        assert!(plan.contains("table=u, keys=probed"), "{plan}");
+    }
+
+    #[tokio::test]
+    async fn a_join_on_another_column_reads_the_whole_table() {
+        let (plan, _) = shown("SELECT count(*) FROM s JOIN u ON s.k = u.tier").await;
+        assert!(!plan.contains("probed") && plan.contains("TableScanExec: table=u"), "{plan}");
+    }
+
+    #[tokio::test]
+    async fn a_join_of_tables_looks_up_by_key_in_the_direction_it_can() {
+        let (_, lowers) = shown("SELECT u.tier, sum(o.amount) FROM o JOIN u ON o.uid = u.id GROUP BY u.tier").await;
+        assert_eq!(lowers.len(), 2, "{lowers:?}");
+        // A change of `o` probes `u` by its key; a change of `u` reads all of `o`.
+        let (of_o, of_u): (Vec<&String>, Vec<&String>) = lowers.iter().partition(|p| p.contains("table=u"));
+        assert!(of_o.len() == 1 && of_o[0].contains("table=u, keys=probed"), "{lowers:?}");
+        assert!(
+            of_u.len() == 1 && of_u[0].contains("TableScanExec: table=o") && !of_u[0].contains("probed"),
+            "{lowers:?}"
+        );
+    }
+}
