@@ -126,13 +126,7 @@ pub async fn write_batches(
 async fn lock_lookups(stream: &StreamEntry) -> crate::table::write::WriteGuard {
     let mut tables: Vec<Arc<crate::table::TableEntry>> = Vec::new();
     for view in stream.views() {
-        for lookup in view.lookups() {
-            if let crate::planner::Lookup::Table(table) = lookup
-                && !tables.iter().any(|t| Arc::ptr_eq(t, table))
-            {
-                tables.push(table.clone());
-            }
-        }
+        tables.extend(view.looked_up_tables().cloned());
     }
     crate::table::write::lock_tables(tables).await
 }

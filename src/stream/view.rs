@@ -211,6 +211,15 @@ impl ViewRuntime {
         &self.plan.lookups
     }
 
+    /// The tables the view's events are joined with (its lookups that are
+    /// tables), whose write locks the stream's writers take.
+    pub fn looked_up_tables(&self) -> impl Iterator<Item = &Arc<crate::table::TableEntry>> {
+        self.plan.lookups.iter().filter_map(|l| match l {
+            crate::planner::Lookup::Table(table) => Some(table),
+            crate::planner::Lookup::View(_) => None,
+        })
+    }
+
     /// Every relation whose changes feed the view (several for a join of
     /// tables).
     pub fn inputs(&self) -> &[String] {
