@@ -6,7 +6,8 @@
 //! batch. A view that reads a stream and also tables or views joins each
 //! event with those as they are when the event is processed (a lookup join,
 //! as PipelineDB, ksqlDB and RisingWave's process-time joins do): the
-//! tables and views are read in full, live, on each run, and their own
+//! tables and views are read live on each run (a table joined on its
+//! primary key, only at the batch's keys: `super::lookup`), and their own
 //! changes do not feed the view. A view that joins several tables (and no
 //! stream) is fed by each of them: every table is a [`DeltaSource`].
 
