@@ -37,6 +37,9 @@ pub enum EddyError {
     /// A user may not do this, or authentication is misconfigured.
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthError),
+    /// A notification or subscription failed.
+    #[error(transparent)]
+    Push(#[from] crate::push::PushError),
     /// A Kafka function or binding failed.
     #[error(transparent)]
     Kafka(#[from] KafkaError),

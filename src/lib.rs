@@ -33,7 +33,10 @@
 //! `COPY` ([`ingest`]) produce Arrow batches that go to every view of the
 //! stream; each view pre-aggregates the batch with DataFusion and merges the
 //! partial states into its [`state`]. `SELECT` is planned by DataFusion over
-//! the views ([`query`]), and [`pgwire`] encodes the rows.
+//! the views ([`query`]), and [`pgwire`] encodes the rows. Changes go out
+//! through [`push`]: each view publishes its epochs to its SUBSCRIBErs and
+//! its NOTIFY channel, and [`pgwire`] sends them, and LISTENed
+//! notifications, on the connections.
 //!
 //! See `docs/architecture.md` for the longer story.
 
@@ -47,6 +50,7 @@ pub mod ingest;
 pub mod pg_catalog;
 pub mod pgwire;
 pub mod planner;
+pub mod push;
 pub mod query;
 pub mod server;
 pub mod sql;

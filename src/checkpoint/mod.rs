@@ -301,6 +301,11 @@ impl Durability {
         self.store.is_some()
     }
 
+    /// The newest epoch given out.
+    pub fn last_epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Relaxed)
+    }
+
     /// A number for a new write to a table: the epoch of its changes.
     pub fn next_epoch(&self) -> u64 {
         self.epoch.fetch_add(1, Ordering::Relaxed) + 1

@@ -67,6 +67,13 @@ impl EddyHandler {
             Reply::Rows { schema, batches } => encode::rows(&schema, batches, format).map_err(internal)?,
             Reply::TransactionStart(t) => Response::TransactionStart(Tag::new(&t)),
             Reply::TransactionEnd(t) => Response::TransactionEnd(Tag::new(&t)),
+            Reply::Fetched { schema, batches } => match encode::rows(&schema, batches, format).map_err(internal)? {
+                Response::Query(mut rows) => {
+                    rows.set_command_tag("FETCH");
+                    Response::Query(rows)
+                }
+                other => other,
+            },
             Reply::CopyIn(copy) => {
                 let target = crate::ingest::copy::CopyTarget::find(&self.session.engine().catalog, &copy.stream)?;
                 let columns = copy.columns.len();
@@ -137,7 +144,10 @@ impl SimpleQueryHandler for EddyHandler {
             }
             let failed_commit = status == TransactionStatus::Error && matches!(statement, Statement::Transaction(_));
             let is_copy = matches!(statement, Statement::Copy(_));
-            let outcome = self.execute(statement, &Format::UnifiedText).await;
+            let outcome = match statement {
+                Statement::Subscribe(subscribe) => self.subscribe(client, subscribe).await,
+                other => self.execute(other, &Format::UnifiedText).await,
+            };
             self.send_notices(client).await?;
             match outcome {
                 Ok(Response::TransactionEnd(_)) if failed_commit => {
@@ -194,6 +204,7 @@ impl EddyQueryParser {
             Statement::Truncate(_) => (None, Vec::new(), Some(TruncateView::schema())),
             Statement::SetTtl(_) => (None, Vec::new(), Some(crate::sql::statement::set_ttl::SetTtl::schema())),
             Statement::Kafka(call) => (None, Vec::new(), Some(call.schema())),
+            Statement::Cursor(cursor) => (None, Vec::new(), cursor.schema(&self.session)),
             _ => (None, Vec::new(), None),
         };
         Ok(Some(Prepared { statement, plan, param_types, result }))
@@ -292,7 +303,9 @@ impl ExtendedQueryHandler for EddyHandler {
 }
 
 impl EddyHandler {
-    /// Sends the warnings the statement queued, as NoticeResponses.
+    /// Sends the warnings the statement queued, as NoticeResponses, and the
+    /// notifications that arrived for the session's LISTENs (its own
+    /// NOTIFYs included), as PostgreSQL sends them at the end of a statement.
     async fn send_notices<C>(&self, client: &mut C) -> PgWireResult<()>
     where
         C: Sink<PgWireBackendMessage> + Unpin + Send,
@@ -301,9 +314,29 @@ impl EddyHandler {
         for message in self.session.take_notices() {
             let info = pgwire::error::ErrorInfo::new("WARNING".into(), "01000".into(), message);
             let notice = pgwire::messages::response::NoticeResponse::from(info);
-            futures::SinkExt::send(client, PgWireBackendMessage::NoticeResponse(notice)).await?;
+            futures::SinkExt::feed(client, PgWireBackendMessage::NoticeResponse(notice)).await?;
         }
-        Ok(())
+        super::serve::feed_notifications(client, self.session.mailbox()).await
+    }
+
+    /// Runs a SUBSCRIBE: streams it until it is cancelled or fails.
+    async fn subscribe<C>(
+        &self,
+        client: &mut C,
+        subscribe: crate::sql::statement::subscribe::Subscribe,
+    ) -> Result<Response>
+    where
+        C: Sink<PgWireBackendMessage> + Unpin + Send,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let session = &self.session;
+        session
+            .guard(async {
+                let subscription = subscribe.open(session).await?;
+                super::subscribe::stream(client, subscription, subscribe.copy).await
+            })
+            .await?;
+        Ok(Response::Execution(Tag::new("SUBSCRIBE")))
     }
 
     async fn run_planned(&self, stmt: &Prepared, plan: LogicalPlan, portal: &Portal<Prepared>) -> Result<Response> {

@@ -14,6 +14,7 @@ pub mod refuse;
 pub mod serve;
 pub mod sqlstate;
 mod startup;
+pub mod subscribe;
 
 use std::sync::Arc;
 
@@ -30,6 +31,8 @@ pub struct ConnectionHandlers {
     handler: Arc<EddyHandler>,
     startup: Arc<EddyStartup>,
     cancel: Arc<cancel::EddyCancel>,
+    /// The session's notifications, sent while it is idle.
+    mailbox: Arc<crate::push::Mailbox>,
 }
 
 impl ConnectionHandlers {
@@ -37,7 +40,8 @@ impl ConnectionHandlers {
     pub fn new(session: Arc<Session>, users: Users) -> Self {
         let startup = Arc::new(EddyStartup::new(session.clone(), users));
         let cancel = Arc::new(cancel::EddyCancel(session.engine().clone()));
-        Self { handler: Arc::new(EddyHandler::new(session)), startup, cancel }
+        let mailbox = session.mailbox().clone();
+        Self { handler: Arc::new(EddyHandler::new(session)), startup, cancel, mailbox }
     }
 }
 

@@ -6,13 +6,19 @@
 //! malformed message is answered with FATAL 08P01 and the connection
 //! closed, instead of panicking the task. Timeouts are not kept here: the
 //! connection's limits live in `crate::server`.
+//!
+//! It also does what pgwire's loop cannot: while the session is idle, it
+//! sends each notification for the session's LISTENs as soon as it arrives
+//! (an asynchronous NotificationResponse, as PostgreSQL does), so a client
+//! waiting on its socket (PDO's `pgsqlGetNotify`, psycopg's `poll`) wakes.
 
 use std::io;
 
 use futures::{SinkExt, StreamExt};
 use pgwire::api::query::ExtendedQueryHandler;
 use pgwire::api::{ClientInfo, ErrorHandler, NoopHandler, PgWireConnectionState};
-use pgwire::error::ErrorInfo;
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::response::NotificationResponse;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::tokio::TlsAcceptor;
 use pgwire::tokio::server::{negotiate_tls, process_error, process_message};
@@ -39,9 +45,22 @@ pub async fn serve(
     parts.write_buf = old.write_buf;
     let mut socket = Framed::from_parts(parts);
 
-    let ConnectionHandlers { handler, startup, cancel } = handlers;
+    let ConnectionHandlers { handler, startup, cancel, mailbox } = handlers;
     let errors = NoopHandler;
-    while let Some(next) = socket.next().await {
+    loop {
+        let idle = matches!(socket.state(), PgWireConnectionState::ReadyForQuery);
+        // Both branches are cancel-safe: a message half read stays in the
+        // framed buffer, and a notification stays in the mailbox.
+        let next = tokio::select! {
+            biased;
+            next = socket.next() => next,
+            () = mailbox.arrived(), if idle => {
+                feed_notifications(&mut socket, &mailbox).await.map_err(io::Error::other)?;
+                socket.flush().await?;
+                continue;
+            }
+        };
+        let Some(next) = next else { break };
         let message = match next {
             Ok(m) => m,
             Err(e) => return refuse_malformed(&mut socket, e.to_string()).await,
@@ -67,6 +86,20 @@ pub async fn serve(
             errors.on_error(&socket, &mut e);
             process_error(&mut socket, e, is_extended_query).await?;
         }
+    }
+    Ok(())
+}
+
+/// Queues every waiting notification of `mailbox` on `client`, as
+/// NotificationResponses; the caller flushes.
+pub async fn feed_notifications<C>(client: &mut C, mailbox: &crate::push::Mailbox) -> PgWireResult<()>
+where
+    C: futures::Sink<PgWireBackendMessage> + Unpin,
+    PgWireError: From<C::Error>,
+{
+    for n in mailbox.take() {
+        let message = NotificationResponse::new(n.pid, n.channel, n.payload);
+        client.feed(PgWireBackendMessage::NotificationResponse(message)).await?;
     }
     Ok(())
 }

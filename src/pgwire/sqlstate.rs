@@ -54,6 +54,7 @@ pub fn sqlstate(err: &EddyError) -> &'static str {
         EddyError::Ingest(e) => ingest_state(e),
         EddyError::Table(e) => table_state(e),
         EddyError::Kafka(e) => kafka_state(e),
+        EddyError::Push(e) => push_state(e),
         EddyError::Checkpoint(e) => checkpoint_state(e),
         EddyError::Query(e) => datafusion_state(e),
         EddyError::Auth(e) => match e {
@@ -139,6 +140,19 @@ fn table_state(e: &crate::table::TableError) -> &'static str {
     }
 }
 
+fn push_state(e: &crate::push::PushError) -> &'static str {
+    use crate::push::PushError;
+    match e {
+        PushError::PayloadTooLong { .. } | PushError::EmptyChannel => "22023",
+        PushError::NotSubscribable(_) => FEATURE_NOT_SUPPORTED,
+        PushError::Overflow { .. } => "53200",
+        PushError::Ended(_) => "55000",
+        PushError::UnknownCursor(_) => "34000",
+        PushError::DuplicateCursor(_) => "42P03",
+        PushError::Internal(_) => INTERNAL,
+    }
+}
+
 fn kafka_state(e: &KafkaError) -> &'static str {
     match e {
         KafkaError::NoBrokers => "55000",
@@ -179,6 +193,9 @@ fn external_state(inner: &(dyn std::error::Error + Send + Sync + 'static)) -> &'
     }
     if let Some(e) = inner.downcast_ref::<crate::table::TableError>() {
         return table_state(e);
+    }
+    if let Some(e) = inner.downcast_ref::<crate::push::PushError>() {
+        return push_state(e);
     }
     if let Some(e) = inner.downcast_ref::<ArrowError>() {
         return arrow_state(e);

@@ -7,6 +7,7 @@
 pub mod context;
 pub mod functions;
 pub mod pg_functions;
+pub mod pg_notify;
 pub mod snapshot;
 pub mod state_table;
 
@@ -31,6 +32,7 @@ pub async fn plan(session: &Session, stmt: ast::Statement) -> Result<LogicalPlan
         crate::sql::naming::apply_pg_column_names(query);
     }
     crate::sql::statement::insert::with_default_columns(&mut stmt, session);
+    pg_notify::with_sender(&mut stmt, session.pid());
     pg_functions::inline_current_setting(&mut stmt, session)?;
     check_change_target(&stmt, session)?;
     let on_conflict = take_on_conflict(&mut stmt, session)?;

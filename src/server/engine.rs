@@ -38,6 +38,8 @@ pub struct Engine {
     pub config: Config,
     /// The sessions a CancelRequest may reach.
     pub cancels: super::cancel::Cancels,
+    /// Who LISTENs on which channel.
+    pub notifier: Arc<crate::push::Notifier>,
     read_state: SessionState,
     tasks: TaskTracker,
     shutdown: CancellationToken,
@@ -100,10 +102,24 @@ impl Engine {
         let mut read_state = crate::pg_catalog::register(read_state, catalog.clone())?;
         crate::query::pg_functions::register(&mut read_state, catalog.clone())?;
         crate::window::functions::register_clock(&mut read_state, clock, catalog.clone())?;
+        let notifier = Arc::new(crate::push::Notifier::default());
+        crate::query::pg_notify::register(&mut read_state, notifier.clone())?;
         let (view_tasks, view_stop) = (TaskTracker::new(), CancellationToken::new());
         let cancels = super::cancel::Cancels::default();
         let ddl = tokio::sync::Mutex::new(());
-        Ok(Arc::new(Self { catalog, kafka, config, cancels, read_state, tasks, shutdown, view_tasks, view_stop, ddl }))
+        Ok(Arc::new(Self {
+            catalog,
+            kafka,
+            config,
+            cancels,
+            notifier,
+            read_state,
+            tasks,
+            shutdown,
+            view_tasks,
+            view_stop,
+            ddl,
+        }))
     }
 
     /// Stops every view's operator once the writes queued for it are
@@ -239,8 +255,8 @@ impl Engine {
     ) -> Result<Arc<ViewRuntime>> {
         let parsed = ViewOptions::parse(&options).map_err(crate::planner::PlanError::from)?;
         let plan = plan_view(self.catalog.clone(), name, query, &parsed).await?;
-        let definition = ViewDefinition { query: query.to_string(), options, ttl: parsed.ttl };
-        Ok(ViewRuntime::start(id, name, definition, plan, &self.view_tasks, &self.view_stop)
+        let definition = ViewDefinition { query: query.to_string(), options, ttl: parsed.ttl, notify: parsed.notify };
+        Ok(ViewRuntime::start(id, name, definition, plan, (&self.view_tasks, &self.view_stop), &self.notifier)
             .map_err(crate::planner::PlanError::from)?)
     }
 

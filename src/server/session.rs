@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::time::Instant;
 
 use parking_lot::Mutex;
@@ -61,6 +61,12 @@ pub struct Session {
     idle_since: Mutex<Instant>,
     /// Cancels the running statement (see `cancel.rs`).
     pub(super) running_token: Mutex<tokio_util::sync::CancellationToken>,
+    /// The process id the client was given at startup.
+    pid: AtomicI32,
+    /// Notifications for this session's LISTENs.
+    mailbox: Arc<crate::push::Mailbox>,
+    /// Cursors open on SUBSCRIBE or a query, by name.
+    pub cursors: Mutex<HashMap<String, crate::sql::statement::subscribe::Cursor>>,
 }
 
 /// A statement in progress; the session is busy until it is dropped.
@@ -94,6 +100,9 @@ impl Session {
             running: AtomicU32::new(0),
             idle_since: Mutex::new(Instant::now()),
             running_token: Mutex::new(tokio_util::sync::CancellationToken::new()),
+            pid: AtomicI32::new(0),
+            mailbox: crate::push::Mailbox::new(),
+            cursors: Mutex::new(HashMap::new()),
         }
     }
 
@@ -101,12 +110,25 @@ impl Session {
     /// cancel its statements with `pid` and `secret`.
     pub fn mark_started(self: &Arc<Self>, pid: i32, secret: Vec<u8>) {
         self.started.store(true, Ordering::Relaxed);
+        self.pid.store(pid, Ordering::Relaxed);
         self.engine.cancels.register((pid, secret.clone()), self);
         *self.cancel_key.lock() = Some((pid, secret));
     }
 
-    /// Forgets the session's cancel key (its connection ended).
+    /// The process id the client was given (0 before startup ends).
+    pub fn pid(&self) -> i32 {
+        self.pid.load(Ordering::Relaxed)
+    }
+
+    /// Where this session's notifications wait.
+    pub fn mailbox(&self) -> &Arc<crate::push::Mailbox> {
+        &self.mailbox
+    }
+
+    /// Forgets the session's cancel key, LISTENs and cursors (its connection ended).
     pub fn end(&self) {
+        self.engine.notifier.unlisten(None, &self.mailbox);
+        self.cursors.lock().clear();
         if let Some(key) = self.cancel_key.lock().take() {
             self.engine.cancels.forget(&key);
         }

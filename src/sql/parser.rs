@@ -86,6 +86,9 @@ fn parse_one(parser: &mut Parser) -> Result<Statement, SqlError> {
     if word_is(parser, 0, "drop") {
         return parse_drop(parser);
     }
+    if super::statement::subscribe::Subscribe::starts(parser) {
+        return Ok(Statement::Subscribe(super::statement::subscribe::Subscribe::parse(parser)?));
+    }
     if word_is(parser, 0, "copy") {
         return CopyFrom::parse(parser);
     }
@@ -104,6 +107,12 @@ fn parse_one(parser: &mut Parser) -> Result<Statement, SqlError> {
     }
     if let Some(tx) = Transaction::parse(parser)? {
         return Ok(Statement::Transaction(tx));
+    }
+    if let Some(listen) = super::statement::listen::Listen::parse(parser)? {
+        return Ok(Statement::Listen(listen));
+    }
+    if let Some(cursor) = super::statement::subscribe::CursorSql::parse(parser)? {
+        return Ok(Statement::Cursor(cursor));
     }
     let stmt = parser.parse_statement().map_err(syntax)?;
     classify(stmt)
@@ -253,7 +262,7 @@ fn parse_create_view(parser: &mut Parser) -> Result<Statement, SqlError> {
 type WithOptions = Vec<(String, String)>;
 
 /// `WITH (key = value, ...)`, as lower-case keys and unquoted values.
-fn parse_with_options(parser: &mut Parser) -> Result<Vec<(String, String)>, SqlError> {
+pub(crate) fn parse_with_options(parser: &mut Parser) -> Result<Vec<(String, String)>, SqlError> {
     if !parser.parse_keyword(Keyword::WITH) {
         return Ok(Vec::new());
     }

@@ -61,6 +61,15 @@ pub enum Message {
         /// or the error that stopped the merge.
         ack: Ack<Option<ChangeBatch>>,
     },
+    /// A new subscriber, added between two merges.
+    Subscribe {
+        /// Whether its first epoch holds the view's contents.
+        snapshot: bool,
+        /// The newest epoch given out, which the snapshot is stamped with.
+        epoch: u64,
+        /// Receives the subscription.
+        ack: Ack<crate::push::Subscription>,
+    },
 }
 
 /// What preparing a change batch gives, ready to merge.

@@ -16,6 +16,7 @@ use super::operator::aggregate::AggregateOperator;
 use super::{Message, VIEW_QUEUE_BATCHES, Work};
 use crate::ingest::IngestError;
 use crate::planner::IncrementalPlan;
+use crate::push::{Notifier, Subscribers, Subscription};
 use crate::window::{Ttl, WindowError};
 
 /// Finds the key column `ttl.column` names; it must be a grouped timestamp.
@@ -50,6 +51,8 @@ pub struct ViewDefinition {
     pub options: Vec<(String, String)>,
     /// Its retention, from the options.
     pub ttl: Option<Ttl>,
+    /// The channel its changes are announced on (`notify`), if any.
+    pub notify: Option<String>,
 }
 
 /// A TTL resolved to the key column it reads.
@@ -72,19 +75,61 @@ pub struct ViewRuntime {
     rows_in: AtomicU64,
     /// The views that read this one.
     readers: parking_lot::RwLock<Vec<Arc<ViewRuntime>>>,
+    /// Who is told of each epoch's changes.
+    outbox: Arc<Outbox>,
+}
+
+/// Where a view's changes go besides the views that read it: its
+/// SUBSCRIBErs, and a NOTIFY channel.
+#[derive(Debug)]
+struct Outbox {
+    view: String,
+    subscribers: Subscribers,
+    notify: Option<(String, Arc<Notifier>)>,
+}
+
+impl Outbox {
+    /// Whether anyone wants the view's changes.
+    fn wanted(&self) -> bool {
+        self.notify.is_some() || !self.subscribers.is_empty()
+    }
+
+    /// Hands an epoch's changes to the subscribers and the channel.
+    fn publish(&self, changes: &ChangeBatch) {
+        if changes.is_empty() {
+            return;
+        }
+        self.subscribers.publish(changes);
+        if let Some((channel, notifier)) = &self.notify {
+            let payload = crate::push::notify::changes_payload(&self.view, changes);
+            if let Err(e) = notifier.notify(0, channel, &payload) {
+                warn!(view = %self.view, error = %e, "could not notify the view's channel");
+            }
+        }
+    }
 }
 
 impl ViewRuntime {
     /// Starts the view's operator task on `tasks`; it ends when the view is
-    /// dropped or `shutdown` fires.
+    /// dropped or `shutdown` fires. Its `notify` channel goes through `notifier`.
     pub fn start(
         id: u64,
         name: &str,
         definition: ViewDefinition,
         plan: IncrementalPlan,
-        tasks: &TaskTracker,
-        shutdown: &CancellationToken,
+        (tasks, shutdown): (&TaskTracker, &CancellationToken),
+        notifier: &Arc<Notifier>,
     ) -> Result<Arc<Self>, WindowError> {
+        if definition.notify.is_some() && plan.emit.is_none() {
+            return Err(WindowError::Unsupported(
+                "a view that sorts, limits or uses window functions cannot notify; drop ORDER BY/LIMIT from it".into(),
+            ));
+        }
+        let outbox = Arc::new(Outbox {
+            view: name.to_string(),
+            subscribers: Subscribers::default(),
+            notify: definition.notify.clone().map(|channel| (channel, notifier.clone())),
+        });
         let ttl = match definition.ttl {
             Some(ttl) => Some(resolve_ttl(&plan, ttl)?),
             None => None,
@@ -95,7 +140,7 @@ impl ViewRuntime {
         let stop = shutdown.child_token();
         let operator = AggregateOperator::new(plan.clone());
         let span = info_span!("view", name = %name);
-        tasks.spawn(run_operator(receiver, operator, stop.clone()).instrument(span));
+        tasks.spawn(run_operator(receiver, operator, outbox.clone(), stop.clone()).instrument(span));
         Ok(Arc::new(Self {
             id,
             name: name.to_string(),
@@ -109,6 +154,7 @@ impl ViewRuntime {
             stop,
             rows_in: AtomicU64::new(0),
             readers: parking_lot::RwLock::new(Vec::new()),
+            outbox,
         }))
     }
 
@@ -273,10 +319,30 @@ impl ViewRuntime {
     /// it; when views read this one, with how this view's rows changed.
     pub async fn merge(&self, prepared: Prepared) -> Result<Option<ChangeBatch>, IngestError> {
         let Prepared { work, rows, epoch } = prepared;
-        let emit = (!self.readers.read().is_empty()).then_some(epoch);
+        let emit = (!self.readers.read().is_empty() || self.outbox.wanted()).then_some(epoch);
         let changes = self.ask(|ack| Message::Merge { work, emit, ack }).await?;
         self.rows_in.fetch_add(rows, Ordering::Relaxed);
         Ok(changes)
+    }
+
+    /// Subscribes to the view's changes, with (`snapshot`) its contents as
+    /// of `epoch` first. The subscriber is added between two merges, so it
+    /// misses no change and sees none twice.
+    pub async fn subscribe(&self, snapshot: bool, epoch: u64) -> Result<Subscription, IngestError> {
+        if let Some(why) = self.unsubscribable() {
+            return Err(IngestError::Internal(why));
+        }
+        self.ask(|ack| Message::Subscribe { snapshot, epoch, ack }).await
+    }
+
+    /// Why the view's changes cannot be followed, if they cannot.
+    pub fn unsubscribable(&self) -> Option<String> {
+        self.plan.emit.is_none().then(|| {
+            format!(
+                "continuous view \"{}\" sorts, limits or uses window functions, so its changes cannot be followed; subscribe to a view without ORDER BY/LIMIT, and sort when you read",
+                self.name
+            )
+        })
     }
 
     /// The views that read this one, as a snapshot.
@@ -356,9 +422,11 @@ impl ViewRuntime {
         self.plan.state.lock().clear()
     }
 
-    /// Stops the operator; queued writes fail with "view stopped".
+    /// Stops the operator; queued writes fail with "view stopped", and its
+    /// subscriptions end.
     pub fn stop(&self) {
         self.stop.cancel();
+        self.outbox.subscribers.close_all();
     }
 }
 
@@ -370,7 +438,12 @@ pub struct Prepared {
     epoch: u64,
 }
 
-async fn run_operator(mut receiver: mpsc::Receiver<Message>, operator: AggregateOperator, stop: CancellationToken) {
+async fn run_operator(
+    mut receiver: mpsc::Receiver<Message>,
+    operator: AggregateOperator,
+    outbox: Arc<Outbox>,
+    stop: CancellationToken,
+) {
     loop {
         // Biased: a message already queued is handled before a stop, so a
         // write that was accepted is never cut in half by shutdown.
@@ -391,7 +464,21 @@ async fn run_operator(mut receiver: mpsc::Receiver<Message>, operator: Aggregate
                 let _ = ack.send(operator.merge(&work).map(|()| None).map_err(failed));
             }
             Some(Message::Merge { work, emit: Some(epoch), ack }) => {
-                let _ = ack.send(operator.merge_emitting(&work, epoch).await.map_err(failed));
+                let merged = operator.merge_emitting(&work, epoch).await;
+                if let Ok(Some(changes)) = &merged {
+                    outbox.publish(changes);
+                }
+                let _ = ack.send(merged.map_err(failed));
+            }
+            Some(Message::Subscribe { snapshot, epoch, ack }) => {
+                let contents = match snapshot {
+                    true => operator.snapshot().await.map(Some),
+                    false => Ok(None),
+                };
+                let schema = operator.output_schema();
+                let _ = ack.send(
+                    contents.map(|rows| outbox.subscribers.add(&outbox.view, schema, rows, epoch)).map_err(failed),
+                );
             }
             None => break,
         }

@@ -150,6 +150,8 @@ pub struct ViewOptions {
     pub sliding: Option<Sliding>,
     /// `ttl` and `ttl_column`.
     pub ttl: Option<Ttl>,
+    /// `notify`: the channel the view's changes are announced on.
+    pub notify: Option<String>,
 }
 
 /// PipelineDB's default step: 5% of the window.
@@ -169,9 +171,15 @@ impl ViewOptions {
                     )));
                 }
                 "sw" | "step_factor" | "sw_column" | "ttl" | "ttl_column" => {}
+                "notify" if value.is_empty() => {
+                    return Err(WindowError::InvalidOption(
+                        "notify needs a channel name, as in notify = 'orders'".into(),
+                    ));
+                }
+                "notify" => {}
                 other => {
                     return Err(WindowError::Unsupported(format!(
-                        "continuous view option \"{other}\" is not supported; a view takes action, sw, step_factor, sw_column, ttl and ttl_column"
+                        "continuous view option \"{other}\" is not supported; a view takes action, notify, sw, step_factor, sw_column, ttl and ttl_column"
                     )));
                 }
             }
@@ -203,7 +211,7 @@ impl ViewOptions {
                 ));
             }
         };
-        Ok(Self { sliding, ttl })
+        Ok(Self { sliding, ttl, notify: get("notify").map(str::to_string) })
     }
 }
 

@@ -42,6 +42,16 @@ pub fn rows(schema: &Schema, batches: Vec<RecordBatch>, format: &Format) -> PgWi
     Ok(Response::Query(QueryResponse::new(fields, stream::iter(rows))))
 }
 
+/// One batch's rows as DataRows, described by `fields`.
+pub fn data_rows(
+    batch: RecordBatch,
+    fields: &Arc<Vec<FieldInfo>>,
+    format: &Format,
+) -> PgWireResult<Vec<pgwire::messages::data::DataRow>> {
+    let batch = wire_batch(batch, fields, format)?;
+    encode_recordbatch(fields.clone(), batch).collect()
+}
+
 /// Rewrites the columns whose wire form arrow-pg does not give as
 /// PostgreSQL does: binary jsonb, and the text of floats and timestamps. The
 /// type each column is described with (`fields`) stays.

@@ -10,11 +10,13 @@ pub mod drop;
 pub mod insert;
 pub mod kafka;
 pub mod kafka_binding;
+pub mod listen;
 pub mod prepare;
 pub mod query;
 pub mod set;
 pub mod set_ttl;
 pub mod show;
+pub mod subscribe;
 pub mod transaction;
 pub mod truncate;
 
@@ -79,6 +81,13 @@ pub enum Statement {
     Checkpoint,
     /// `PREPARE`, `EXECUTE` and `DEALLOCATE`.
     Prepared(prepare::PrepareSql),
+    /// `LISTEN`, `UNLISTEN` and `NOTIFY`.
+    Listen(listen::Listen),
+    /// `SUBSCRIBE` and `COPY (SUBSCRIBE ...) TO STDOUT`; the wire layer
+    /// streams it (it never ends by itself).
+    Subscribe(subscribe::Subscribe),
+    /// `DECLARE ... CURSOR`, `FETCH` and `CLOSE`.
+    Cursor(subscribe::CursorSql),
 }
 
 /// What a statement asks the wire layer to send back.
@@ -99,6 +108,13 @@ pub enum Reply {
     TransactionStart(String),
     /// `COMMIT` or `ROLLBACK`: the transaction block ended.
     TransactionEnd(String),
+    /// Rows of a `FETCH`, tagged `FETCH n`.
+    Fetched {
+        /// The columns.
+        schema: SchemaRef,
+        /// The rows.
+        batches: Vec<RecordBatch>,
+    },
 }
 
 impl Statement {
@@ -126,6 +142,12 @@ impl Statement {
             Statement::Noop(tag) => Ok(Reply::Tag(tag.to_string())),
             Statement::Checkpoint => checkpoint::execute(session).await,
             Statement::Prepared(p) => p.execute(session).await,
+            Statement::Listen(l) => l.execute(session),
+            Statement::Cursor(c) => c.execute(session).await,
+            Statement::Subscribe(_) => Err(crate::sql::SqlError::Unsupported(
+                "SUBSCRIBE streams rows until it is cancelled, which the extended protocol cannot carry; send it as a simple query, or use DECLARE c CURSOR FOR SUBSCRIBE ... and FETCH".into(),
+            )
+            .into()),
         }
     }
 
@@ -147,7 +169,10 @@ impl Statement {
             | Statement::Show(_)
             | Statement::Transaction(_)
             | Statement::Noop(_)
-            | Statement::Prepared(_) => None,
+            | Statement::Prepared(_)
+            | Statement::Listen(_)
+            | Statement::Subscribe(_)
+            | Statement::Cursor(_) => None,
         }
     }
 
@@ -160,6 +185,8 @@ impl Statement {
                 | Statement::Kafka(_)
                 | Statement::Show(_)
                 | Statement::SetTtl(_)
+                | Statement::Subscribe(_)
+                | Statement::Cursor(subscribe::CursorSql::Fetch { .. })
         )
     }
 }

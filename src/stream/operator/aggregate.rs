@@ -67,6 +67,26 @@ impl AggregateOperator {
         Ok(Some(ChangeBatch::of(&rows[0], &rows[1], epoch)?))
     }
 
+    /// The view's rows now, as its readers see them (without ORDER BY or
+    /// LIMIT, which a followable view does not have).
+    pub async fn snapshot(&self) -> Result<RecordBatch> {
+        let Some(emit) = &self.plan.emit else {
+            return internal_err!("a snapshot of a view whose changes cannot be followed");
+        };
+        let groups = self.plan.state.lock().evaluate_all(&self.plan.state_schema)?;
+        let out = self.run(&emit.plan, &emit.slot, groups).await?;
+        let out = datafusion::arrow::compute::concat_batches(&emit.plan.schema(), &out)?;
+        Ok(RecordBatch::try_new(self.output_schema(), out.columns().to_vec())?)
+    }
+
+    /// The columns of the view's rows.
+    pub fn output_schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+        match &self.plan.emit {
+            Some(emit) => crate::catalog::types::all_nullable(&emit.plan.schema()),
+            None => self.plan.state_schema.clone(),
+        }
+    }
+
     /// Evaluates `changes` up to the aggregate without touching the state.
     /// This is where a view's expressions fail on bad rows (a cast, a
     /// division by zero), so a write prepares every view before it merges
