@@ -119,7 +119,8 @@ impl Lines {
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
+                // A terminal ends its lines with \r\n.
+                if tx.send(line.trim_end_matches('\r').to_string()).is_err() {
                     break;
                 }
             }
@@ -169,10 +170,12 @@ fn streams_a_subscription(name: &str, client: impl FnOnce(u16) -> Command) {
 
 #[test]
 fn psql_streams_copy_subscribe() {
+    // On a terminal, as a person runs it: psql flushes COPY output to a
+    // pipe only when the COPY ends, and a subscription does not end.
     streams_a_subscription("push-psql", |port| {
-        let mut cmd = Command::new("psql");
-        cmd.args(["-X", "-h", "127.0.0.1", "-p", &port.to_string(), "-U", "eddy", "-d", "eddy"])
-            .args(["-c", "COPY (SUBSCRIBE totals) TO STDOUT"]);
+        let psql = format!("psql -X -h 127.0.0.1 -p {port} -U eddy -d eddy -c 'COPY (SUBSCRIBE totals) TO STDOUT'");
+        let mut cmd = Command::new("script");
+        cmd.args(["-qfec", &psql, "/dev/null"]);
         cmd
     });
 }

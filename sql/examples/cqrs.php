@@ -36,7 +36,7 @@ foreach ([['ann', '19.99'], ['bob', '5.00'], ['ann', '30.01']] as [$customer, $a
     $change = json_decode($note['payload'], true);
     foreach ($change['changes'] as $row) {
         if ($row['diff'] > 0) {
-            printf("%s now has %d order(s), %s in total\n", $row['customer'], $row['orders'], $row['total']);
+            printf("%s now has %d order(s), %.2f in total\n", $row['customer'], $row['orders'], $row['total']);
         }
     }
 }

@@ -172,9 +172,9 @@ fn json_rows(changes: &ChangeBatch) -> Vec<String> {
             let mut object = format!(r#"{{"diff":{}"#, changes.weights.value(i));
             for (j, field) in schema.fields().iter().enumerate() {
                 let value = match &formatters[j] {
-                    _ if rows.column(j).is_null(i) => serde_json::Value::Null,
+                    _ if rows.column(j).is_null(i) => "null".to_string(),
                     Some(f) => json_value(field.data_type(), f.value(i).to_string()),
-                    None => serde_json::Value::Null,
+                    None => "null".to_string(),
                 };
                 object.push_str(&format!(",{}:{value}", serde_json::Value::from(field.name().as_str())));
             }
@@ -184,12 +184,14 @@ fn json_rows(changes: &ChangeBatch) -> Vec<String> {
         .collect()
 }
 
-/// A value's text as JSON: numbers and booleans as themselves, the rest as strings.
-fn json_value(data_type: &datafusion::arrow::datatypes::DataType, text: String) -> serde_json::Value {
+/// A value's text as JSON: numbers (their exact text, so numeric keeps
+/// its scale, as PostgreSQL's `row_to_json` writes it) and booleans as
+/// themselves, the rest as strings.
+fn json_value(data_type: &datafusion::arrow::datatypes::DataType, text: String) -> String {
     let plain = data_type.is_numeric() || *data_type == datafusion::arrow::datatypes::DataType::Boolean;
-    match plain {
-        true => serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
-        false => serde_json::Value::String(text),
+    match plain && serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| v.is_number() || v.is_boolean()) {
+        true => text,
+        false => serde_json::Value::String(text).to_string(),
     }
 }
 
