@@ -134,6 +134,14 @@ impl Session {
         }
     }
 
+    /// `DISCARD ALL`: closes the cursors, stops the LISTENs and forgets the
+    /// SQL-prepared statements; settings stay as they are.
+    pub fn discard_all(&self) {
+        self.engine.notifier.unlisten(None, &self.mailbox);
+        self.cursors.lock().clear();
+        self.prepared.lock().clear();
+    }
+
     /// Whether startup has finished.
     pub fn is_started(&self) -> bool {
         self.started.load(Ordering::Relaxed)

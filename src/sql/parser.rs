@@ -141,7 +141,7 @@ pub fn classify(stmt: ast::Statement) -> Result<Statement, SqlError> {
             Ok(Statement::Write(Box::new(stmt)))
         }
         ast::Statement::CreateExtension(ext) => Ok(Statement::CreateExtension(ext.name.value.to_lowercase())),
-        ast::Statement::Discard { .. } => Ok(Statement::Noop("DISCARD ALL")),
+        ast::Statement::Discard { object_type } => Ok(Statement::Discard(format!("DISCARD {object_type}"))),
         ast::Statement::CreateTable(ref create) => Ok(Statement::CreateTable(CreateTable::from_ast(create)?)),
         other => Err(SqlError::Unsupported(format!(
             "statement not supported: {}",

@@ -79,6 +79,11 @@ pub enum Statement {
     Noop(&'static str),
     /// `CHECKPOINT`.
     Checkpoint,
+    /// `DISCARD ALL` (and `DISCARD PLANS | TEMP | SEQUENCES`): closes the
+    /// session's cursors, stops its LISTENs and forgets its SQL-prepared
+    /// statements, as PostgreSQL does.
+    /// The tag names which.
+    Discard(String),
     /// `PREPARE`, `EXECUTE` and `DEALLOCATE`.
     Prepared(prepare::PrepareSql),
     /// `LISTEN`, `UNLISTEN` and `NOTIFY`.
@@ -141,6 +146,12 @@ impl Statement {
             Statement::CreateExtension(name) => create_extension(&name),
             Statement::Noop(tag) => Ok(Reply::Tag(tag.to_string())),
             Statement::Checkpoint => checkpoint::execute(session).await,
+            Statement::Discard(tag) => {
+                if tag == "DISCARD ALL" {
+                    session.discard_all();
+                }
+                Ok(Reply::Tag(tag))
+            }
             Statement::Prepared(p) => p.execute(session).await,
             Statement::Listen(l) => l.execute(session),
             Statement::Cursor(c) => c.execute(session).await,
@@ -169,6 +180,7 @@ impl Statement {
             | Statement::Show(_)
             | Statement::Transaction(_)
             | Statement::Noop(_)
+            | Statement::Discard(_)
             | Statement::Prepared(_)
             | Statement::Listen(_)
             | Statement::Subscribe(_)
