@@ -167,6 +167,18 @@ pub enum Relation {
     Table(Arc<TableEntry>),
 }
 
+impl Relation {
+    /// Whether the relation only ever adds rows and keeps none: a stream,
+    /// or a derived stream (a transform view).
+    pub fn is_stream_like(&self) -> bool {
+        match self {
+            Relation::Stream(_) => true,
+            Relation::View(view) => view.is_transform(),
+            Relation::Table(_) => false,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     streams: BTreeMap<String, Arc<StreamEntry>>,

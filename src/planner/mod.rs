@@ -43,7 +43,7 @@ use crate::window::{ViewOptions, WindowError};
 use batch_source::BatchSlot;
 pub use resolve::Lookup;
 use resolve::{Sources, ViewPlanningSchema};
-use shape::{check_lower, check_table_join, find_aggregate};
+use shape::{check_lower, check_table_join, check_transform, find_aggregate};
 
 /// Why a view's query cannot be maintained incrementally.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +97,10 @@ pub struct EmitPlan {
 
 /// Everything needed to maintain and read one view.
 pub struct IncrementalPlan {
+    /// For a transform (a derived stream): its filter, projection and
+    /// lookups over the slot, whose rows are the view's output, passed on
+    /// and not kept.
+    pub transform: Option<Arc<dyn ExecutionPlan>>,
     /// How the view's output rows are made from its groups, when views
     /// may read it; `None` when its query sorts, limits or windows.
     pub emit: Option<EmitPlan>,
@@ -167,9 +171,19 @@ pub async fn plan_view(
     let stmt = DFStatement::Statement(Box::new(SqlStatement::Query(Box::new(query))));
     let logical = state.statement_to_plan(stmt).await.map_err(unwrap_external)?;
     reject_time_functions(&logical)?;
-    let logical = with_row_counts(state.optimize(&logical)?)?;
+    let logical = if options.transform { with_arrival(logical)? } else { logical };
+    let logical = state.optimize(&logical)?;
     let Sources { inputs, slots, joined_tables, append_only, lookups } = schema.sources()?;
     let stream = inputs.first().cloned().unwrap_or_default();
+    if options.transform {
+        check_transform(&logical, &stream)?;
+        if !append_only {
+            return Err(PlanError::Unsupported(format!(
+                "a derived stream (a transform) reads a stream or another derived stream; \"{stream}\" is a table or a view, whose rows change: create a view without aggregates over it instead"
+            )));
+        }
+    }
+    let logical = with_row_counts(logical)?;
 
     let aggregate = find_aggregate(&logical)?;
     let joins = if inputs.len() > 1 {
@@ -227,8 +241,10 @@ pub async fn plan_view(
     let upper = replace_aggregate(logical, &aggregate, &format!("__eddy_state_{name}"), table)?;
     let upper = limits_as_nodes(upper)?;
     tracing::debug!(view = name, plan = %upper.display_indent(), "view read plan");
+    let transform = options.transform.then(|| partial.input().clone());
     let partial: Arc<dyn ExecutionPlan> = Arc::new(partial);
     Ok(IncrementalPlan {
+        transform,
         emit,
         stream,
         inputs,
@@ -368,6 +384,26 @@ fn with_row_counts(plan: LogicalPlan) -> Result<LogicalPlan, PlanError> {
         .project(columns)?
         .build()?;
     Ok(plan)
+}
+
+/// A derived stream carries its stream's `arrival_timestamp` when its
+/// query does not select it (by `*` or by name), so that views over it can
+/// window on it as they would on a stream.
+fn with_arrival(plan: LogicalPlan) -> Result<LogicalPlan, PlanError> {
+    use crate::sql::statement::create_stream::ARRIVAL_TIMESTAMP;
+    let LogicalPlan::Projection(projection) = &plan else {
+        return Ok(plan);
+    };
+    if projection.schema.fields().iter().any(|f| f.name() == ARRIVAL_TIMESTAMP) {
+        return Ok(plan);
+    }
+    let input = projection.input.schema();
+    let Some((qualifier, _)) = input.iter().find(|(_, f)| f.name() == ARRIVAL_TIMESTAMP) else {
+        return Ok(plan);
+    };
+    let mut exprs = projection.expr.clone();
+    exprs.push(Expr::Column(Column::new(qualifier.cloned(), ARRIVAL_TIMESTAMP)));
+    Ok(LogicalPlanBuilder::from(projection.input.as_ref().clone()).project(exprs)?.build()?)
 }
 
 /// A sliding window's step is the last group key the rewrite added.

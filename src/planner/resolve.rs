@@ -91,7 +91,7 @@ impl ViewPlanningSchema {
             if let Ok(name) = crate::sql::normalize_object_name(name)
                 && let Some(relation) = catalog.relation(&name)
             {
-                reads_stream |= matches!(relation, Relation::Stream(_));
+                reads_stream |= relation.is_stream_like();
                 if !names.contains(&name) {
                     names.push(name);
                 }
@@ -147,6 +147,7 @@ impl ViewPlanningSchema {
     fn lookup(&self, name: &str, relation: Relation) -> Option<Arc<dyn TableProvider>> {
         let (lookup, provider): (Lookup, Arc<dyn TableProvider>) = match relation {
             Relation::Table(table) => (Lookup::Table(table.clone()), Arc::new(TableRelation::new(table))),
+            Relation::View(view) if view.is_transform() => return None,
             Relation::View(view) => (Lookup::View(name.to_string()), view.table()),
             Relation::Stream(_) => return None,
         };
@@ -189,6 +190,7 @@ impl SchemaProvider for ViewPlanningSchema {
         let (schema, append_only) = match relation {
             Relation::Stream(stream) => (stream.def.schema.clone(), true),
             Relation::Table(table) => (table.def.schema.clone(), false),
+            Relation::View(view) if view.is_transform() => (view.output_schema(), true),
             Relation::View(view) => match view.unreadable_by_views() {
                 None => (view.output_schema(), false),
                 Some(why) => return Err(DataFusionError::External(Box::new(PlanError::Unsupported(why)))),

@@ -40,6 +40,32 @@ pub(super) fn find_aggregate(plan: &LogicalPlan) -> Result<Aggregate, PlanError>
     }
 }
 
+/// A transform (a derived stream) passes each event of its stream through
+/// filters, projections and lookup joins: it keeps nothing, so it cannot
+/// aggregate, sort or limit. Returns whether it joins.
+pub(super) fn check_transform(plan: &LogicalPlan, driving: &str) -> Result<bool, PlanError> {
+    let mut found = None;
+    plan.apply(|node| {
+        if let LogicalPlan::Aggregate(_)
+        | LogicalPlan::Distinct(_)
+        | LogicalPlan::Sort(_)
+        | LogicalPlan::Limit(_)
+        | LogicalPlan::Window(_) = node
+        {
+            found = Some(describe(node));
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    if let Some(what) = found {
+        let what = if what == "a nested aggregate" { "an aggregate" } else { what };
+        return Err(PlanError::Unsupported(format!(
+            "a derived stream (a transform) passes each event through and keeps nothing, so it cannot have {what}; create a continuous view over the derived stream for that"
+        )));
+    }
+    check_lower(plan, driving)
+}
+
 /// The part below the aggregate runs on each change batch of the driving
 /// relation. On the path from the aggregate down to that relation's scan it
 /// may filter, project and join; what it joins with (a lookup: a table or

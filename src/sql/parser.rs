@@ -158,6 +158,9 @@ fn parse_create_stream(parser: &mut Parser, foreign: bool) -> Result<Statement, 
     parser.next_token(); // STREAM | TABLE
     let if_not_exists = parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
     let name = parser.parse_object_name(false).map_err(syntax)?;
+    if !foreign && !matches!(parser.peek_token().token, Token::LParen) {
+        return parse_derived_stream(parser, &name, if_not_exists);
+    }
     let (columns, watermark) = parse_stream_columns(parser)?;
     let mut server = None;
     if foreign {
@@ -183,6 +186,36 @@ fn parse_create_stream(parser: &mut Parser, foreign: bool) -> Result<Statement, 
             .collect(),
         server,
         options,
+    }))
+}
+
+/// ksqlDB's `CREATE STREAM s2 [WITH (...)] AS SELECT ... FROM s1`: a
+/// derived stream, which is a transform view (PipelineDB's `action =
+/// transform`).
+fn parse_derived_stream(parser: &mut Parser, name: &ast::ObjectName, if_not_exists: bool) -> Result<Statement, SqlError> {
+    let mut options = parse_with_options(parser)?;
+    if !parser.parse_keyword(Keyword::AS) {
+        return Err(SqlError::Syntax(format!(
+            "at {}: CREATE STREAM takes its columns, CREATE STREAM s (id bigint, ...), or a query, CREATE STREAM s AS SELECT ... FROM other_stream",
+            parser.peek_token()
+        )));
+    }
+    if options.iter().any(|(k, _)| k == "kafka_topic") {
+        return Err(SqlError::Unsupported(
+            "a derived stream cannot be written to a Kafka topic yet (that needs Kafka sinks); drop kafka_topic to keep the derived stream inside Eddy".into(),
+        ));
+    }
+    if let Some((k, _)) = options.iter().find(|(k, _)| k == "action") {
+        return Err(SqlError::Unsupported(format!("option \"{k}\" is not taken by CREATE STREAM ... AS SELECT")));
+    }
+    options.push(("action".into(), "transform".into()));
+    let query = parser.parse_query().map_err(syntax)?;
+    Ok(Statement::CreateView(CreateView {
+        name: normalize_object_name(name)?,
+        if_not_exists,
+        options,
+        query,
+        tag: "CREATE STREAM",
     }))
 }
 
@@ -255,7 +288,13 @@ fn parse_create_view(parser: &mut Parser) -> Result<Statement, SqlError> {
     let options = parse_with_options(parser)?;
     parser.expect_keyword(Keyword::AS).map_err(syntax)?;
     let query = parser.parse_query().map_err(syntax)?;
-    Ok(Statement::CreateView(CreateView { name: normalize_object_name(&name)?, if_not_exists, options, query }))
+    Ok(Statement::CreateView(CreateView {
+        name: normalize_object_name(&name)?,
+        if_not_exists,
+        options,
+        query,
+        tag: "CREATE VIEW",
+    }))
 }
 
 /// `WITH (...)` options: lower-case keys and unquoted values.

@@ -79,6 +79,8 @@ pub enum Work {
     Partials(Vec<RecordBatch>),
     /// Over an input that removes rows: keys and arguments to add or remove.
     Changes(Vec<RetractInput>),
+    /// A transform's output rows, passed on to its readers and not kept.
+    Rows(Vec<RecordBatch>),
 }
 
 /// How many batches may wait for one view before writers wait.

@@ -13,6 +13,7 @@ use tracing::{Instrument, info_span, warn};
 
 use super::change::ChangeBatch;
 use super::operator::aggregate::AggregateOperator;
+use super::operator::transform::DerivedStreamTable;
 use super::{Message, VIEW_QUEUE_BATCHES, Work};
 use crate::ingest::IngestError;
 use crate::planner::IncrementalPlan;
@@ -69,7 +70,7 @@ pub struct ViewRuntime {
     /// The last sliding-window step edge and TTL cutoff expired at.
     expired_at: Mutex<(i64, i64)>,
     plan: Arc<IncrementalPlan>,
-    table: Arc<ViewTable>,
+    table: Arc<dyn TableProvider>,
     sender: mpsc::Sender<Message>,
     stop: CancellationToken,
     rows_in: AtomicU64,
@@ -135,10 +136,13 @@ impl ViewRuntime {
             None => None,
         };
         let plan = Arc::new(plan);
-        let table = Arc::new(ViewTable::new(plan.upper.clone(), Some(definition.query.clone())));
+        let operator = AggregateOperator::new(plan.clone());
+        let table: Arc<dyn TableProvider> = match plan.transform {
+            Some(_) => Arc::new(DerivedStreamTable::new(name, operator.output_schema())),
+            None => Arc::new(ViewTable::new(plan.upper.clone(), Some(definition.query.clone()))),
+        };
         let (sender, receiver) = mpsc::channel(VIEW_QUEUE_BATCHES);
         let stop = shutdown.child_token();
-        let operator = AggregateOperator::new(plan.clone());
         let span = info_span!("view", name = %name);
         tasks.spawn(run_operator(receiver, operator, outbox.clone(), stop.clone()).instrument(span));
         Ok(Arc::new(Self {
@@ -230,6 +234,12 @@ impl ViewRuntime {
         }
         *self.expired_at.lock() = (last_step, last_cutoff);
         removed
+    }
+
+    /// Whether the view is a derived stream (a transform): it passes its
+    /// stream's events on and keeps nothing.
+    pub fn is_transform(&self) -> bool {
+        self.plan.transform.is_some()
     }
 
     /// The view's number, which names its state on disk.

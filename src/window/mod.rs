@@ -152,6 +152,10 @@ pub struct ViewOptions {
     pub ttl: Option<Ttl>,
     /// `notify`: the channel the view's changes are announced on.
     pub notify: Option<String>,
+    /// `action = transform` (PipelineDB), or `CREATE STREAM ... AS SELECT`
+    /// (ksqlDB): a derived stream, which passes each event through and
+    /// keeps nothing.
+    pub transform: bool,
 }
 
 /// PipelineDB's default step: 5% of the window.
@@ -164,10 +168,10 @@ impl ViewOptions {
         let get = |k: &str| options.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
         for (key, value) in options {
             match key.as_str() {
-                "action" if value.eq_ignore_ascii_case("materialize") => {}
+                "action" if value.eq_ignore_ascii_case("materialize") || value.eq_ignore_ascii_case("transform") => {}
                 "action" => {
                     return Err(WindowError::Unsupported(format!(
-                        "action \"{value}\" is not supported; continuous views use action=materialize"
+                        "action \"{value}\" is not supported; a view takes action = materialize (the default) or action = transform"
                     )));
                 }
                 "sw" | "step_factor" | "sw_column" | "ttl" | "ttl_column" => {}
@@ -211,7 +215,13 @@ impl ViewOptions {
                 ));
             }
         };
-        Ok(Self { sliding, ttl, notify: get("notify").map(str::to_string) })
+        let transform = get("action").is_some_and(|a| a.eq_ignore_ascii_case("transform"));
+        if transform && (sliding.is_some() || ttl.is_some()) {
+            return Err(WindowError::Unsupported(
+                "a transform keeps no rows, so sw and ttl have no meaning on it; put them on a view that reads it".into(),
+            ));
+        }
+        Ok(Self { sliding, ttl, notify: get("notify").map(str::to_string), transform })
     }
 }
 

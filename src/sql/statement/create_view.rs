@@ -2,7 +2,9 @@
 //! `CREATE VIEW v [WITH (action=materialize)] AS ...` (PipelineDB 1.0).
 //!
 //! The query is planned into an incremental plan by `crate::planner`, and the
-//! view's operator starts right away.
+//! view's operator starts right away. A derived stream (`action =
+//! transform`, or `CREATE STREAM s2 AS SELECT ...`) is a view too, one that
+//! passes its events on (`crate::planner`).
 
 use datafusion::sql::sqlparser::ast::Query;
 
@@ -23,6 +25,9 @@ pub struct CreateView {
     pub options: Vec<(String, String)>,
     /// The view's query.
     pub query: Box<Query>,
+    /// The command tag: `CREATE VIEW`, or `CREATE STREAM` for a derived
+    /// stream (`CREATE STREAM s2 AS SELECT ...`).
+    pub tag: &'static str,
 }
 
 impl CreateView {
@@ -31,11 +36,12 @@ impl CreateView {
         ViewOptions::parse(&self.options).map_err(PlanError::from)?;
         let engine = session.engine();
         if self.if_not_exists && engine.catalog.relation(&self.name).is_some() {
-            return Ok(Reply::Tag("CREATE VIEW".into()));
+            return Ok(Reply::Tag(self.tag.into()));
         }
         let mut query = self.query;
         crate::sql::naming::apply_pg_column_names(&mut query);
         engine.create_view(&self.name, &query, self.options).await?;
-        Ok(Reply::Tag("CREATE VIEW".into()))
+        Ok(Reply::Tag(self.tag.into()))
     }
 }
+

@@ -74,19 +74,16 @@ impl Drop {
                 (DropKind::Table, None) => {
                     return Err(CatalogError::UndefinedRelation(name.clone()).into());
                 }
+                (DropKind::Stream, Some(Relation::View(v))) if v.is_transform() => {
+                    drop_view(engine, name, self.cascade).await?;
+                }
                 (DropKind::Stream | DropKind::ForeignTable, _) => {
                     engine.catalog.check_drop_stream(name, self.cascade)?;
                     let change = CatalogChange::DropStream { name: name.clone(), cascade: self.cascade };
                     engine.change_catalog(change).await?;
                     engine.kafka.relation_dropped(name).await;
                 }
-                (DropKind::View, _) => {
-                    engine.catalog.view(name)?;
-                    engine.catalog.check_dependents(name, self.cascade)?;
-                    engine
-                        .change_catalog(CatalogChange::DropView { name: name.clone(), cascade: self.cascade })
-                        .await?;
-                }
+                (DropKind::View, _) => drop_view(engine, name, self.cascade).await?,
             }
         }
         if self.names.is_empty() {
@@ -95,4 +92,11 @@ impl Drop {
         engine.ddl_done().await?;
         Ok(Reply::Tag(tag.into()))
     }
+}
+
+/// Drops view (or derived stream) `name`, and with `cascade` the views over it.
+async fn drop_view(engine: &std::sync::Arc<crate::server::Engine>, name: &str, cascade: bool) -> Result<()> {
+    engine.catalog.view(name)?;
+    engine.catalog.check_dependents(name, cascade)?;
+    engine.change_catalog(CatalogChange::DropView { name: name.to_string(), cascade }).await
 }

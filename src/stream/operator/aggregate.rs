@@ -44,6 +44,9 @@ impl AggregateOperator {
     /// rows of the touched groups before, removed, and after, added), for
     /// the views that read this one. `epoch` is the write's.
     pub async fn merge_emitting(&self, work: &Work, epoch: u64) -> Result<Option<ChangeBatch>> {
+        if let Work::Rows(rows) = work {
+            return super::transform::emitted(rows, &self.output_schema(), epoch);
+        }
         let Some(emit) = &self.plan.emit else {
             self.merge(work)?;
             return Ok(None);
@@ -70,6 +73,9 @@ impl AggregateOperator {
     /// The view's rows now, as its readers see them (without ORDER BY or
     /// LIMIT, which a followable view does not have).
     pub async fn snapshot(&self) -> Result<RecordBatch> {
+        if self.plan.transform.is_some() {
+            return Ok(RecordBatch::new_empty(self.output_schema())); // a stream holds no rows
+        }
         let Some(emit) = &self.plan.emit else {
             return internal_err!("a snapshot of a view whose changes cannot be followed");
         };
@@ -81,6 +87,9 @@ impl AggregateOperator {
 
     /// The columns of the view's rows.
     pub fn output_schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+        if let Some(transform) = &self.plan.transform {
+            return crate::catalog::types::all_nullable(&transform.schema());
+        }
         match &self.plan.emit {
             Some(emit) => crate::catalog::types::all_nullable(&emit.plan.schema()),
             None => self.plan.state_schema.clone(),
@@ -97,6 +106,9 @@ impl AggregateOperator {
         let Some(slot) = self.plan.slots.get(input) else {
             return internal_err!("a change of input {input} of a view with {} inputs", self.plan.slots.len());
         };
+        if let Some(transform) = &self.plan.transform {
+            return Ok(Work::Rows(self.run(transform, slot, changes.rows).await?));
+        }
         let Some(retract) = &self.plan.retract else {
             debug_assert!(changes.append_only(), "a stream's view was sent removed rows");
             return Ok(Work::Partials(self.run(&self.plan.partial, slot, changes.rows).await?));
@@ -145,6 +157,7 @@ impl AggregateOperator {
     pub fn merge(&self, work: &Work) -> Result<()> {
         match work {
             Work::Partials(partials) => self.merge_partials(partials),
+            Work::Rows(_) => Ok(()), // a transform keeps nothing
             Work::Changes(inputs) => {
                 for input in inputs {
                     self.plan.state.lock().apply_changes(input)?;
@@ -176,6 +189,7 @@ fn touched_keys(work: &Work, group_columns: usize) -> Result<Vec<ArrayRef>> {
     let columns: Vec<Vec<ArrayRef>> = match work {
         Work::Partials(partials) => partials.iter().map(|p| p.columns()[..group_columns].to_vec()).collect(),
         Work::Changes(inputs) => inputs.iter().map(|i| i.keys.clone()).collect(),
+        Work::Rows(_) => return Ok(Vec::new()),
     };
     let Some(first) = columns.first() else {
         return Ok(Vec::new());

@@ -2,3 +2,4 @@
 //! its state in `crate::state`.
 
 pub mod aggregate;
+pub mod transform;
