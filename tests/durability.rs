@@ -443,7 +443,9 @@ async fn views_over_a_derived_stream_are_exact_after_kill_9() {
          INSERT INTO users VALUES (1, 'gold'), (2, 'free');
          CREATE STREAM slow AS SELECT c.url, u.tier, c.ms FROM clicks c JOIN users u ON c.user_id = u.id WHERE c.ms > 100;
          CREATE VIEW slow_by_tier AS SELECT tier, count(*) AS n, sum(ms) AS ms FROM slow GROUP BY tier;
-         CREATE VIEW recent WITH (sw = '1 hour') AS SELECT count(*) AS n FROM slow;",
+         CREATE VIEW recent WITH (sw = '1 hour') AS SELECT count(*) AS n FROM slow;
+         CREATE VIEW tier_changes AS SELECT (new).tier AS tier, count(*) AS changes, max((new).n) AS n
+             FROM output_of('slow_by_tier') GROUP BY (new).tier;",
     )
     .await
     .expect("setup");
@@ -477,6 +479,10 @@ async fn views_over_a_derived_stream_are_exact_after_kill_9() {
     }
     let expected: Vec<String> = expected.iter().map(|(t, (n, ms))| format!("{t}:{n}:{ms}")).collect();
     assert_eq!(before, expected);
+    let changes = "SELECT tier || ':' || changes || ':' || n FROM tier_changes ORDER BY tier";
+    let changes_before = rows(db.query(changes, &[]).await.expect("changes"));
+    // Each of the three INSERTs changed gold's row; free's only before the UPDATE, pro's after.
+    assert_eq!(changes_before.iter().map(|r| r.split(':').nth(1).unwrap_or_default()).collect::<Vec<_>>(), ["2", "3", "1"]);
     drop(db);
     server.kill9();
     tokio::task::block_in_place(|| server.restart());
@@ -485,6 +491,7 @@ async fn views_over_a_derived_stream_are_exact_after_kill_9() {
     assert_eq!(rows(db.query(read, &[]).await.expect("read")), before);
     let again: i64 = db.query_one("SELECT n FROM recent", &[]).await.expect("recent").get(0);
     assert_eq!(again, recent);
+    assert_eq!(rows(db.query(changes, &[]).await.expect("changes")), changes_before);
     let e = db.batch_execute("SELECT * FROM slow").await.expect_err("a derived stream is not readable");
     assert_eq!(e.code().map(|c| c.code()), Some("0A000"));
 }

@@ -97,6 +97,7 @@ fn plan_state(e: &PlanError) -> &'static str {
         PlanError::Unsupported(_) | PlanError::StreamRead(_) => FEATURE_NOT_SUPPORTED,
         PlanError::DataFusion(e) => datafusion_state(e),
         PlanError::Window(e) => window_state(e),
+        PlanError::Syntax(_) => SYNTAX_ERROR,
     }
 }
 

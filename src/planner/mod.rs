@@ -65,6 +65,9 @@ pub enum PlanError {
     /// The view's window is not valid.
     #[error(transparent)]
     Window(#[from] WindowError),
+    /// The query is not valid SQL for a view (`output_of` without a name).
+    #[error("{0}")]
+    Syntax(String),
 }
 
 /// How a view over an input that removes rows (a table) evaluates a change
@@ -101,6 +104,9 @@ pub struct IncrementalPlan {
     /// lookups over the slot, whose rows are the view's output, passed on
     /// and not kept.
     pub transform: Option<Arc<dyn ExecutionPlan>>,
+    /// Whether the view reads its input's output stream (`output_of('v')`):
+    /// `v`'s changes paired into `(old, new)` rows, as added rows.
+    pub output_of: bool,
     /// How the view's output rows are made from its groups, when views
     /// may read it; `None` when its query sorts, limits or windows.
     pub emit: Option<EmitPlan>,
@@ -164,7 +170,11 @@ pub async fn plan_view(
 ) -> Result<IncrementalPlan, PlanError> {
     let event_time =
         |stream: &str| catalog.stream(stream).ok().and_then(|s| s.def.event_time.clone()).map(|e| e.column);
-    let (query, windowing) = rewrite_view(query, options, &event_time)?;
+    let (mut query, windowing) = rewrite_view(query, options, &event_time)?;
+    crate::sql::output_of::rewrite(&mut query).map_err(|e| match e {
+        crate::sql::SqlError::Syntax(m) => PlanError::Syntax(m),
+        other => PlanError::Syntax(other.to_string()),
+    })?;
     let clock = catalog.clock().clone();
     let schema = Arc::new(ViewPlanningSchema::new(catalog.clone(), &query));
     let state = planning_state(schema.clone())?;
@@ -173,10 +183,12 @@ pub async fn plan_view(
     reject_time_functions(&logical)?;
     let logical = if options.transform { with_arrival(logical)? } else { logical };
     let logical = state.optimize(&logical)?;
-    let Sources { inputs, slots, joined_tables, append_only, lookups } = schema.sources()?;
+    let Sources { inputs, slots, joined_tables, append_only, lookups, output_of } = schema.sources()?;
     let stream = inputs.first().cloned().unwrap_or_default();
+    // The name the driving relation's scan has in the plan.
+    let driving = if output_of { crate::stream::operator::output_of::relation_name(&stream) } else { stream.clone() };
     if options.transform {
-        check_transform(&logical, &stream)?;
+        check_transform(&logical, &driving)?;
         if !append_only {
             return Err(PlanError::Unsupported(format!(
                 "a derived stream (a transform) reads a stream or another derived stream; \"{stream}\" is a table or a view, whose rows change: create a view without aggregates over it instead"
@@ -190,7 +202,7 @@ pub async fn plan_view(
         check_table_join(&aggregate.input)?;
         true
     } else {
-        check_lower(&aggregate.input, &stream)?
+        check_lower(&aggregate.input, &driving)?
     };
     if aggregate.group_expr.iter().any(|e| matches!(e, Expr::GroupingSet(_))) {
         return Err(PlanError::Unsupported(
@@ -245,6 +257,7 @@ pub async fn plan_view(
     let partial: Arc<dyn ExecutionPlan> = Arc::new(partial);
     Ok(IncrementalPlan {
         transform,
+        output_of,
         emit,
         stream,
         inputs,
@@ -488,6 +501,7 @@ fn unwrap_external(e: DataFusionError) -> PlanError {
             PlanError::InvalidView(m) => PlanError::InvalidView(m.clone()),
             PlanError::Unsupported(m) => PlanError::Unsupported(m.clone()),
             PlanError::StreamRead(m) => PlanError::StreamRead(m.clone()),
+            PlanError::Syntax(m) => PlanError::Syntax(m.clone()),
             PlanError::DataFusion(_) | PlanError::Window(_) => PlanError::DataFusion(e),
         };
     }

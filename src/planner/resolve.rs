@@ -23,6 +23,7 @@ use parking_lot::Mutex;
 use super::PlanError;
 use super::batch_source::{BatchSlot, DeltaSource, StreamSource};
 use crate::catalog::{Catalog, Relation};
+use crate::stream::operator::output_of;
 use crate::table::TableEntry;
 use crate::table::provider::TableRelation;
 
@@ -65,6 +66,8 @@ pub struct Sources {
     pub append_only: bool,
     /// The tables and views joined with a stream.
     pub lookups: Vec<Lookup>,
+    /// Whether the one input is read as its output stream (`output_of`).
+    pub output_of: bool,
 }
 
 /// Resolves the names of a view's query to batch sources (the driving
@@ -78,6 +81,8 @@ pub struct ViewPlanningSchema {
     /// Whether it reads several relations and no stream: a join of tables.
     joins_tables: bool,
     bound: Mutex<Vec<Bound>>,
+    /// Whether a view is read as its output stream (`output_of('v')`).
+    output_of: Mutex<bool>,
     lookups: Mutex<Vec<Lookup>>,
     joined_tables: Mutex<Vec<Arc<TableEntry>>>,
 }
@@ -89,6 +94,11 @@ impl ViewPlanningSchema {
         let mut names: Vec<String> = Vec::new();
         let _ = visit_relations(query, |name| {
             if let Ok(name) = crate::sql::normalize_object_name(name)
+                && output_of::view_of(&name).is_some()
+            {
+                reads_stream = true; // a view's output stream
+                names.push(name);
+            } else if let Ok(name) = crate::sql::normalize_object_name(name)
                 && let Some(relation) = catalog.relation(&name)
             {
                 reads_stream |= relation.is_stream_like();
@@ -103,6 +113,7 @@ impl ViewPlanningSchema {
             reads_stream,
             joins_tables: !reads_stream && names.len() > 1,
             bound: Mutex::new(Vec::new()),
+            output_of: Mutex::new(false),
             lookups: Mutex::new(Vec::new()),
             joined_tables: Mutex::new(Vec::new()),
         }
@@ -140,7 +151,34 @@ impl ViewPlanningSchema {
             joined_tables: self.joined_tables.lock().clone(),
             append_only: bound.len() == 1 && bound[0].3,
             lookups: self.lookups.lock().clone(),
+            output_of: *self.output_of.lock(),
         })
+    }
+
+    /// Binds view `name`'s output stream, `output_of('name')`.
+    fn bind_output_of(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
+        let refuse = |why: String| Err(DataFusionError::External(Box::new(PlanError::Unsupported(why))));
+        let view = match self.catalog.relation(name) {
+            Some(Relation::View(view)) => view,
+            Some(_) => return refuse(format!("output_of takes a continuous view; \"{name}\" is not one")),
+            None => return Err(DataFusionError::Plan(format!("table '{name}' not found"))),
+        };
+        if view.is_transform() {
+            return refuse(format!("\"{name}\" is a derived stream: read it directly, FROM {name}"));
+        }
+        if let Some(why) = view.unreadable_by_views() {
+            return refuse(why);
+        }
+        let mut bound = self.bound.lock();
+        if let Some((_, _, source, _)) = bound.iter().find(|(n, _, _, _)| n == name) {
+            return Ok(Some(source.clone()));
+        }
+        let slot = Arc::new(BatchSlot::default());
+        let source: Arc<dyn TableProvider> =
+            Arc::new(StreamSource::new(output_of::schema(&view.output_schema()), slot.clone()));
+        bound.push((name.to_string(), slot, source.clone(), true));
+        *self.output_of.lock() = true;
+        Ok(Some(source))
     }
 
     /// `relation`, as a live lookup.
@@ -166,6 +204,9 @@ impl SchemaProvider for ViewPlanningSchema {
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
+        if let Some(view) = output_of::view_of(name) {
+            return self.bind_output_of(view);
+        }
         let Some(relation) = self.catalog.relation(name) else {
             return Ok(None);
         };

@@ -180,7 +180,7 @@ impl Engine {
                 let _admitted = durability.admit().await;
                 self.log_and_add(view, record).await
             }
-            Some(Relation::View(upstream)) if !upstream.is_transform() => {
+            Some(Relation::View(upstream)) if !upstream.is_transform() && !view.reads_output_of() => {
                 // Every write is held out while the view takes in what the
                 // view it reads shows, so that none falls between.
                 let _barrier = durability.barrier().await;
@@ -188,7 +188,8 @@ impl Engine {
                 backfill(view, rows).await?;
                 self.log_and_add(view, record).await
             }
-            // A stream, or a derived stream: nothing to take in.
+            // A stream, a derived stream or a view's output stream: nothing
+            // to take in.
             _ => {
                 let _admitted = durability.admit().await;
                 self.log_and_add(view, record).await

@@ -9,6 +9,7 @@
 
 pub mod complexity;
 pub mod naming;
+pub mod output_of;
 pub mod parser;
 pub mod proctime;
 pub mod statement;

@@ -26,6 +26,13 @@ pub fn parse_query(sql: &str) -> Result<Box<ast::Query>, SqlError> {
     parser.parse_query().map_err(|e| SqlError::Syntax(e.to_string()))
 }
 
+/// Parses one expression.
+pub fn parse_expr(sql: &str) -> Result<ast::Expr, SqlError> {
+    let mut parser =
+        Parser::new(&PostgreSqlDialect {}).try_with_sql(sql).map_err(|e| SqlError::Syntax(e.to_string()))?;
+    parser.parse_expr().map_err(|e| SqlError::Syntax(e.to_string()))
+}
+
 /// Parses every statement in `sql`. An empty string gives no statements.
 pub fn parse_sql(sql: &str) -> Result<Vec<Statement>, SqlError> {
     let dialect = PostgreSqlDialect {};

@@ -132,7 +132,18 @@ pub async fn merge_views(
     for (view, changes) in downstream {
         let readers = view.readers();
         let still_reading = |r: &Arc<ViewRuntime>| view.readers().iter().any(|w| Arc::ptr_eq(r, w));
-        let prepared = prepare_views(&readers, view.name(), |_| changes.clone(), &still_reading).await?;
+        // Views that read `output_of(view)` get its changes as (old, new) rows.
+        let output = match readers.iter().any(|r| r.reads_output_of()) {
+            true => view.output_stream(&changes)?,
+            false => None,
+        };
+        let readers: Vec<_> =
+            readers.into_iter().filter(|r| !r.reads_output_of() || output.is_some()).collect();
+        let changes_for = |r: &Arc<ViewRuntime>| match (&output, r.reads_output_of()) {
+            (Some(output), true) => output.clone(),
+            _ => changes.clone(),
+        };
+        let prepared = prepare_views(&readers, view.name(), changes_for, &still_reading).await?;
         Box::pin(merge_views(prepared, &still_reading)).await?;
     }
     Ok(())

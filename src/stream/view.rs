@@ -242,6 +242,24 @@ impl ViewRuntime {
         self.plan.transform.is_some()
     }
 
+    /// Whether the view reads its input's output stream (`output_of('v')`).
+    pub fn reads_output_of(&self) -> bool {
+        self.plan.output_of
+    }
+
+    /// The view's changes as its output stream (`output_of`): the −1/+1
+    /// rows paired by group key into `(old, new)` rows.
+    pub fn output_stream(&self, changes: &ChangeBatch) -> Result<Option<ChangeBatch>, IngestError> {
+        let schema = self.output_schema();
+        let keys: Vec<usize> =
+            self.plan.key_outputs.iter().filter_map(|(name, _)| schema.index_of(name).ok()).collect();
+        let out = super::operator::output_of::schema(&schema);
+        super::operator::output_of::pair(changes, &keys, &out).map_err(|e| IngestError::ViewFailed {
+            view: self.name.clone(),
+            source: Arc::new(datafusion::error::DataFusionError::ArrowError(Box::new(e), None)),
+        })
+    }
+
     /// The view's number, which names its state on disk.
     pub fn id(&self) -> u64 {
         self.id

@@ -3,3 +3,4 @@
 
 pub mod aggregate;
 pub mod transform;
+pub mod output_of;
