@@ -450,7 +450,8 @@ async fn views_over_a_derived_stream_are_exact_after_kill_9() {
     .await
     .expect("setup");
     let clicks = |from: i64, to: i64| {
-        let values: Vec<String> = (from..to).map(|i| format!("('/p{}', {}, {})", i % 5, 1 + i % 3, i * 7 % 300)).collect();
+        let values: Vec<String> =
+            (from..to).map(|i| format!("('/p{}', {}, {})", i % 5, 1 + i % 3, i * 7 % 300)).collect();
         format!("INSERT INTO clicks VALUES {}", values.join(","))
     };
     db.batch_execute(&clicks(0, 400)).await.expect("insert");
@@ -482,7 +483,10 @@ async fn views_over_a_derived_stream_are_exact_after_kill_9() {
     let changes = "SELECT tier || ':' || changes || ':' || n FROM tier_changes ORDER BY tier";
     let changes_before = rows(db.query(changes, &[]).await.expect("changes"));
     // Each of the three INSERTs changed gold's row; free's only before the UPDATE, pro's after.
-    assert_eq!(changes_before.iter().map(|r| r.split(':').nth(1).unwrap_or_default()).collect::<Vec<_>>(), ["2", "3", "1"]);
+    assert_eq!(
+        changes_before.iter().map(|r| r.split(':').nth(1).unwrap_or_default()).collect::<Vec<_>>(),
+        ["2", "3", "1"]
+    );
     drop(db);
     server.kill9();
     tokio::task::block_in_place(|| server.restart());

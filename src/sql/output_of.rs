@@ -33,7 +33,9 @@ impl VisitorMut for Rewriter {
             return ControlFlow::Continue(());
         };
         let is_output_of = name.0.len() == 1
-            && name.0[0].as_ident().is_some_and(|i| i.quote_style.is_none() && i.value.eq_ignore_ascii_case("output_of"));
+            && name.0[0]
+                .as_ident()
+                .is_some_and(|i| i.quote_style.is_none() && i.value.eq_ignore_ascii_case("output_of"));
         if !is_output_of {
             return ControlFlow::Continue(());
         }

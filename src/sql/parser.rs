@@ -199,7 +199,11 @@ fn parse_create_stream(parser: &mut Parser, foreign: bool) -> Result<Statement, 
 /// ksqlDB's `CREATE STREAM s2 [WITH (...)] AS SELECT ... FROM s1`: a
 /// derived stream, which is a transform view (PipelineDB's `action =
 /// transform`).
-fn parse_derived_stream(parser: &mut Parser, name: &ast::ObjectName, if_not_exists: bool) -> Result<Statement, SqlError> {
+fn parse_derived_stream(
+    parser: &mut Parser,
+    name: &ast::ObjectName,
+    if_not_exists: bool,
+) -> Result<Statement, SqlError> {
     let mut options = parse_with_options(parser)?;
     if !parser.parse_keyword(Keyword::AS) {
         return Err(SqlError::Syntax(format!(

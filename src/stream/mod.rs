@@ -137,8 +137,7 @@ pub async fn merge_views(
             true => view.output_stream(&changes)?,
             false => None,
         };
-        let readers: Vec<_> =
-            readers.into_iter().filter(|r| !r.reads_output_of() || output.is_some()).collect();
+        let readers: Vec<_> = readers.into_iter().filter(|r| !r.reads_output_of() || output.is_some()).collect();
         let changes_for = |r: &Arc<ViewRuntime>| match (&output, r.reads_output_of()) {
             (Some(output), true) => output.clone(),
             _ => changes.clone(),

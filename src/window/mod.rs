@@ -218,7 +218,8 @@ impl ViewOptions {
         let transform = get("action").is_some_and(|a| a.eq_ignore_ascii_case("transform"));
         if transform && (sliding.is_some() || ttl.is_some()) {
             return Err(WindowError::Unsupported(
-                "a transform keeps no rows, so sw and ttl have no meaning on it; put them on a view that reads it".into(),
+                "a transform keeps no rows, so sw and ttl have no meaning on it; put them on a view that reads it"
+                    .into(),
             ));
         }
         Ok(Self { sliding, ttl, notify: get("notify").map(str::to_string), transform })

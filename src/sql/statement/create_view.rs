@@ -44,4 +44,3 @@ impl CreateView {
         Ok(Reply::Tag(self.tag.into()))
     }
 }
-

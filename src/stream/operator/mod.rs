@@ -2,5 +2,5 @@
 //! its state in `crate::state`.
 
 pub mod aggregate;
-pub mod transform;
 pub mod output_of;
+pub mod transform;

@@ -86,7 +86,8 @@ pub fn pair(changes: &ChangeBatch, keys: &[usize], out: &SchemaRef) -> Result<Op
     if old.is_empty() {
         return Ok(None);
     }
-    let rows = RecordBatch::try_new(out.clone(), vec![composite(&removed, &old, out, 0)?, composite(&added, &new, out, 1)?])?;
+    let rows =
+        RecordBatch::try_new(out.clone(), vec![composite(&removed, &old, out, 0)?, composite(&added, &new, out, 1)?])?;
     Ok(Some(ChangeBatch::inserts(rows, changes.epoch)))
 }
 
@@ -113,10 +114,8 @@ mod tests {
 
     #[test]
     fn pairs_removed_and_added_rows_by_key() {
-        let view = Arc::new(Schema::new(vec![
-            Field::new("k", DataType::Utf8, true),
-            Field::new("n", DataType::Int64, true),
-        ]));
+        let view =
+            Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8, true), Field::new("n", DataType::Int64, true)]));
         let out = schema(&view);
         let before = rows(&view, vec!["a", "b", "c"], vec![1, 2, 3]);
         let after = rows(&view, vec!["a", "d", "c"], vec![5, 1, 3]);
