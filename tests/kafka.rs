@@ -594,3 +594,44 @@ async fn a_message_a_view_over_a_kafka_table_cannot_apply_is_reported_and_the_re
     assert_eq!(offset, 77, "the message the view failed on is the one reported");
     server.shutdown().await;
 }
+
+/// `pipeline_kafka.produce_message` writes messages that a consumer reads
+/// back: with a partition and a key, and with neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_message_round_trips_through_a_topic() {
+    let mock = cluster();
+    let brokers = mock.bootstrap_servers();
+    mock.create_topic("produced", 2, 1).unwrap();
+    let server = start_server().await;
+    let client = connect(&server).await;
+    let e = client
+        .batch_execute("SELECT pipeline_kafka.produce_message('produced', '{}')")
+        .await
+        .expect_err("no broker yet");
+    assert_eq!(e.code().map(|c| c.code()), Some("55000"));
+    setup(&client, &brokers).await;
+    let row = client
+        .query_one("SELECT pipeline_kafka.produce_message('produced', '{\"k\": \"a\", \"v\": 1}')", &[])
+        .await
+        .expect("produce");
+    assert_eq!(row.get::<_, String>(0), "success");
+    client
+        .batch_execute(
+            "SELECT pipeline_kafka.produce_message('produced', '{\"k\": \"b\", \"v\": 2}', 1, 'b');
+             SELECT pipeline_kafka.produce_message(topic := 'produced', message := '{\"k\": \"a\", \"v\": 4}', key := 'a');
+             CREATE STREAM produced_stream (k text, v bigint);
+             CREATE VIEW produced_totals AS SELECT k, sum(v) AS v FROM produced_stream GROUP BY k;
+             SELECT pipeline_kafka.consume_begin('produced', 'produced_stream', format := 'json');",
+        )
+        .await
+        .expect("produce and consume");
+    wait_for(&client, "SELECT sum(v)::bigint FROM produced_totals", 7).await;
+    assert_eq!(scalar(&client, "SELECT v FROM produced_totals WHERE k = 'a'").await, 5);
+    // The message sent to partition 1 is there.
+    wait_for(&client, "SELECT count(*) FROM pipeline_kafka.offsets WHERE partition = 1 AND \"offset\" >= 1", 1).await;
+    let e = client
+        .batch_execute("SELECT pipeline_kafka.produce_message('produced', 'x', -3)")
+        .await
+        .expect_err("bad partition");
+    assert_eq!(e.code().map(|c| c.code()), Some("22023"));
+}

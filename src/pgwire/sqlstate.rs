@@ -161,6 +161,7 @@ fn kafka_state(e: &KafkaError) -> &'static str {
         KafkaError::AlreadyConsuming { .. } => "42710",
         KafkaError::InvalidOption(_) => "22023",
         KafkaError::Client(_) => "58000",
+        KafkaError::Produce { .. } => "58030",
     }
 }
 

@@ -14,6 +14,7 @@ pub mod batch;
 mod consumer;
 pub mod keyed;
 pub mod options;
+pub mod produce;
 pub mod relations;
 pub mod target;
 
@@ -79,6 +80,14 @@ pub enum KafkaError {
     /// librdkafka refused the configuration.
     #[error("could not create a Kafka client: {0}")]
     Client(String),
+    /// `produce_message` could not deliver its message.
+    #[error("could not produce a message to Kafka topic \"{topic}\": {reason}")]
+    Produce {
+        /// The topic.
+        topic: String,
+        /// The broker's or librdkafka's error.
+        reason: String,
+    },
 }
 
 /// A bad message, as `pipeline_kafka.errors` shows it.
@@ -208,6 +217,7 @@ pub struct Kafka {
     next_id: AtomicU64,
     tasks: TaskTracker,
     shutdown: CancellationToken,
+    producer: produce::Producer,
 }
 
 impl Kafka {
@@ -220,7 +230,17 @@ impl Kafka {
             next_id: AtomicU64::new(1),
             tasks,
             shutdown,
+            producer: produce::Producer::default(),
         }
+    }
+
+    /// `produce_message`: one message to `topic` of the added brokers.
+    pub async fn produce(&self, message: produce::Message<'_>) -> Result<(), KafkaError> {
+        let brokers = self.brokers();
+        if brokers.is_empty() {
+            return Err(KafkaError::NoBrokers);
+        }
+        self.producer.produce(&brokers.join(","), message).await
     }
 
     /// `add_broker`: idempotent.

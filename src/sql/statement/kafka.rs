@@ -6,7 +6,9 @@
 //!   escape := ..., batchsize := ..., maxbytes := ..., parallelism := ...,
 //!   start_offset := ..., group_id := ...)`, and `consume_begin()` for every
 //!   stopped consumer;
-//! - `consume_end(topic, stream)`, and `consume_end()` for every consumer.
+//! - `consume_end(topic, stream)`, and `consume_end()` for every consumer;
+//! - `produce_message(topic, message [, partition, key])`, which returns once
+//!   the broker has the message.
 //!
 //! Each returns one row with the text `success`, as pipeline_kafka did.
 
@@ -67,9 +69,10 @@ impl KafkaCall {
             "add_broker" | "remove_broker" => &["host"],
             "consume_begin" => &BEGIN_PARAMS,
             "consume_end" => &["topic", "relation"],
+            "produce_message" => &["topic", "message", "partition", "key"],
             other => {
                 return Err(SqlError::Unsupported(format!(
-                    "function {SCHEMA}.{other} does not exist; pipeline_kafka has add_broker, remove_broker, consume_begin and consume_end"
+                    "function {SCHEMA}.{other} does not exist; pipeline_kafka has add_broker, remove_broker, consume_begin, consume_end and produce_message"
                 )));
             }
         };
@@ -93,6 +96,10 @@ impl KafkaCall {
         let engine = session.engine();
         let kafka = &engine.kafka;
         match self.function.as_str() {
+            "produce_message" => {
+                self.produce(kafka).await?;
+                return self.success();
+            }
             "add_broker" => kafka.add_broker(&self.required("host")?)?,
             "remove_broker" => kafka.remove_broker(&self.required("host")?)?,
             "consume_begin" if self.args.is_empty() => {
@@ -120,10 +127,36 @@ impl KafkaCall {
             }
         }
         engine.ddl_done().await?;
+        self.success()
+    }
+
+    /// pipeline_kafka's answer: one row, `success`.
+    fn success(&self) -> Result<Reply> {
         let schema = self.schema();
         let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(vec!["success"]))])
             .map_err(|e| EddyError::Internal(e.to_string()))?;
         Ok(Reply::Rows { schema, batches: vec![batch] })
+    }
+
+    /// `produce_message(topic, message [, partition, key])`.
+    async fn produce(&self, kafka: &crate::ingest::kafka::Kafka) -> Result<(), KafkaError> {
+        let topic = self.required("topic")?;
+        let message = self.required("message")?;
+        let get = |name: &str| self.args.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.clone());
+        let partition = match get("partition") {
+            Some(p) => Some(p.parse::<i32>().ok().filter(|p| *p >= 0).ok_or_else(|| {
+                KafkaError::InvalidOption(format!("partition '{p}' must be a partition number, 0 or more"))
+            })?),
+            None => None,
+        };
+        let key = get("key");
+        let message = crate::ingest::kafka::produce::Message {
+            topic: &topic,
+            payload: message.as_bytes(),
+            partition,
+            key: key.as_deref().map(str::as_bytes),
+        };
+        kafka.produce(message).await
     }
 
     fn required(&self, name: &str) -> Result<String, KafkaError> {
