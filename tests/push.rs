@@ -247,3 +247,36 @@ fn php_cqrs_example() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql/examples/cqrs.php");
     run_php("push-cqrs", &script, Some("cqrs.out"));
 }
+
+/// A subscription to a stream holds no snapshot and sees each write's
+/// events, with their arrival_timestamp; dropping the stream ends it (55000).
+#[test]
+fn a_stream_subscription_sees_its_events() {
+    let server = EddyProcess::start("push-stream");
+    runtime().block_on(async {
+        let (client, _) = listener(server.port).await;
+        client.batch_execute("CREATE STREAM clicks (url text, ms int)").await.unwrap();
+        client.batch_execute("DECLARE s CURSOR FOR SUBSCRIBE clicks").await.unwrap();
+        let fetch = "FETCH ALL s WITH (timeout = '2s')";
+        let rows = |messages: Vec<tokio_postgres::SimpleQueryMessage>| {
+            messages
+                .into_iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                        (0..4).map(|i| r.get(i).unwrap_or("NULL").to_string()).collect::<Vec<_>>().join(" ")
+                            + if r.get(4).is_some_and(|t| t.starts_with("20")) { " stamped" } else { " unstamped" },
+                    ),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        client.batch_execute("INSERT INTO clicks VALUES ('/a', 5), ('/b', 7)").await.unwrap();
+        let got = rows(client.simple_query(fetch).await.unwrap());
+        assert_eq!(got, ["1 1 /a 5 stamped", "1 1 /b 7 stamped"]);
+        client.batch_execute("INSERT INTO clicks VALUES ('/c', 1)").await.unwrap();
+        assert_eq!(rows(client.simple_query(fetch).await.unwrap()), ["2 1 /c 1 stamped"]);
+        client.batch_execute("DROP STREAM clicks").await.unwrap();
+        let e = client.simple_query(fetch).await.expect_err("the stream was dropped");
+        assert_eq!(e.code().map(|c| c.code()), Some("55000"), "{e}");
+    });
+}

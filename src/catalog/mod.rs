@@ -105,6 +105,8 @@ pub struct StreamEntry {
     clock: Arc<Clock>,
     /// The event-time watermark (unused without event time).
     watermark: Watermark,
+    /// Who SUBSCRIBEs to the stream's events.
+    subscribers: crate::push::Subscribers,
 }
 
 impl StreamEntry {
@@ -153,6 +155,22 @@ impl StreamEntry {
     /// Rows written so far.
     pub fn rows_in(&self) -> u64 {
         self.rows_in.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Subscribes to the stream's events from now on (a stream holds no
+    /// rows, so there is no snapshot).
+    pub fn subscribe(&self, epoch: u64) -> crate::push::Subscription {
+        self.subscribers.add(&self.def.name, self.def.schema.clone(), None, epoch)
+    }
+
+    /// Hands a write's events to the stream's subscribers.
+    pub fn publish(&self, events: &crate::stream::change::ChangeBatch) {
+        self.subscribers.publish(events);
+    }
+
+    /// Ends the stream's subscriptions (it was dropped).
+    pub fn close_subscriptions(&self) {
+        self.subscribers.close_all();
     }
 }
 
@@ -328,6 +346,7 @@ impl Catalog {
             durability: self.durability.clone(),
             clock: self.clock.clone(),
             watermark: Watermark::default(),
+            subscribers: crate::push::Subscribers::default(),
         });
         inner.streams.insert(entry.def.name.clone(), entry.clone());
         Ok(entry)

@@ -154,6 +154,7 @@ pub(crate) async fn apply_batch(stream: &StreamEntry, batch: RecordBatch) -> Res
     };
     let prepared = crate::stream::prepare_views(&views, &stream.def.name, changes_for, &still_there).await?;
     stream.count_rows(batch.num_rows() as u64);
+    stream.publish(&all);
     crate::stream::merge_views(prepared, &still_there).await
 }
 

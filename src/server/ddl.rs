@@ -60,8 +60,12 @@ impl Engine {
                 self.start_view(view.id, &view.name, &query, view.options.clone()).await?;
             }
             CatalogChange::DropStream { name, cascade } => {
+                let stream = self.catalog.stream(name).ok();
                 for view in self.catalog.drop_stream(name, *cascade)? {
                     view.stop();
+                }
+                if let Some(stream) = stream {
+                    stream.close_subscriptions();
                 }
             }
             CatalogChange::DropView { name, cascade } => {
@@ -73,8 +77,12 @@ impl Engine {
                 self.add_table_record(record)?;
             }
             CatalogChange::DropTable { name, cascade } => {
+                let table = self.catalog.table(name).ok();
                 for view in self.catalog.drop_table(name, *cascade)? {
                     view.stop();
+                }
+                if let Some(table) = table {
+                    table.close_subscriptions();
                 }
             }
         }

@@ -110,6 +110,8 @@ pub struct TableEntry {
     writer: Arc<tokio::sync::Mutex<()>>,
     durability: Arc<Durability>,
     rows_in: AtomicU64,
+    /// Who SUBSCRIBEs to the table's changes.
+    subscribers: crate::push::Subscribers,
 }
 
 impl TableEntry {
@@ -128,6 +130,7 @@ impl TableEntry {
             writer: Arc::new(tokio::sync::Mutex::new(())),
             durability,
             rows_in: AtomicU64::new(0),
+            subscribers: crate::push::Subscribers::default(),
         })
     }
 
@@ -175,5 +178,31 @@ impl TableEntry {
 
     fn count_changes(&self, n: u64) {
         self.rows_in.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Subscribes to the table's changes from now on, after its rows if
+    /// `snapshot`. The write lock is held meanwhile, so no write falls
+    /// between the rows and the first change.
+    pub async fn subscribe(
+        self: &Arc<Self>,
+        snapshot: bool,
+        epoch: u64,
+    ) -> Result<crate::push::Subscription, TableError> {
+        let _writes = self.begin_write().await;
+        let rows = match snapshot {
+            true => Some(self.rows.lock().snapshot()?),
+            false => None,
+        };
+        Ok(self.subscribers.add(&self.def.name, self.def.schema.clone(), rows, epoch))
+    }
+
+    /// Hands a change to the table's subscribers.
+    fn publish(&self, changes: &crate::stream::change::ChangeBatch) {
+        self.subscribers.publish(changes);
+    }
+
+    /// Ends the table's subscriptions (it was dropped).
+    pub fn close_subscriptions(&self) {
+        self.subscribers.close_all();
     }
 }

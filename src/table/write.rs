@@ -92,6 +92,7 @@ pub async fn commit(
         durability.log_rows(&table.def.name, &[changes.to_logged().map_err(TableError::from)?], commit).await?;
         table.rows().lock().apply_checked(&changes)?;
         table.count_changes(changes.len() as u64);
+        table.publish(&changes);
         crate::stream::merge_views(prepared, &still_there).await
     };
     let span = tracing::info_span!("table write");
@@ -132,6 +133,7 @@ pub async fn upsert(
     let _admitted = durability.admit().await;
     table.rows().lock().apply_checked(&changes)?;
     table.count_changes(changes.len() as u64);
+    table.publish(&changes);
     crate::stream::merge_views(prepared, &still_there).await?;
     applied();
     Ok(())

@@ -22,6 +22,7 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 use super::Reply;
 use crate::error::Result;
 use crate::push::{PushError, Subscription};
+use crate::catalog::Relation;
 use crate::server::Session;
 use crate::sql::{SqlError, normalize_ident, normalize_object_name};
 
@@ -92,16 +93,22 @@ impl Subscribe {
         Ok(Self { relation, snapshot, copy })
     }
 
-    /// Subscribes to the view: its changes from now on, after its contents
-    /// if `snapshot`.
+    /// Subscribes to the view, table or stream: its changes from now on,
+    /// after its contents if `snapshot` (a stream has none).
     pub async fn open(&self, session: &Session) -> Result<Subscription> {
         let catalog = &session.engine().catalog;
-        let view = catalog.view(&self.relation)?;
-        if let Some(why) = view.unsubscribable() {
-            return Err(PushError::NotSubscribable(why).into());
-        }
         let epoch = catalog.durability().last_epoch();
-        Ok(view.subscribe(self.snapshot, epoch).await?)
+        match catalog.relation(&self.relation) {
+            Some(Relation::Table(table)) => Ok(table.subscribe(self.snapshot, epoch).await?),
+            Some(Relation::Stream(stream)) => Ok(stream.subscribe(epoch)),
+            Some(Relation::View(view)) => {
+                if let Some(why) = view.unsubscribable() {
+                    return Err(PushError::NotSubscribable(why).into());
+                }
+                Ok(view.subscribe(self.snapshot, epoch).await?)
+            }
+            None => Err(crate::catalog::CatalogError::UndefinedRelation(self.relation.clone()).into()),
+        }
     }
 }
 
