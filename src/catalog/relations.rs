@@ -5,7 +5,9 @@
 //! - `streams`: name, columns (as `name type, ...`), views (how many read it),
 //!   rows_in (rows written since the server started), and for streams with
 //!   event time: event_time (the column and lateness), watermark (now) and
-//!   late_rows (dropped from windowed views).
+//!   late_rows (dropped from windowed views); derived streams (`CREATE
+//!   STREAM ... AS SELECT`) are listed too, with their query, and rows_in
+//!   counts the rows that passed their filter.
 //! - `views`: name, stream, query (the view's definition), rows_in (rows
 //!   merged), groups (held now), bytes (of state, as the accumulators
 //!   estimate them), window (a sliding window and its step), ttl, and
@@ -34,32 +36,63 @@ pub fn schema(catalog: Arc<Catalog>) -> SnapshotSchema {
     })
 }
 
-fn streams(catalog: &Catalog) -> Result<RecordBatch> {
-    let all = catalog.streams();
-    let columns = all.iter().map(|s| {
-        Some(
-            super::user_fields(&s.def.schema)
-                .iter()
-                .map(|f| format!("{} {}", f.name(), pg_type_name(f)))
-                .collect::<Vec<_>>()
-                .join(", "),
-        )
+/// One row of `pipelinedb.streams`.
+struct StreamRow {
+    name: String,
+    columns: String,
+    views: i64,
+    rows_in: i64,
+    event_time: Option<String>,
+    watermark: Option<i64>,
+    late_rows: Option<i64>,
+    query: Option<String>,
+}
+
+/// `name type, ...` for `fields`, without `arrival_timestamp`.
+fn column_list<'a>(fields: impl Iterator<Item = &'a datafusion::arrow::datatypes::FieldRef>) -> String {
+    fields
+        .filter(|f| f.name() != crate::sql::statement::create_stream::ARRIVAL_TIMESTAMP)
+        .map(|f| format!("{} {}", f.name(), pg_type_name(f)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Declared streams, then derived streams (with their query).
+fn stream_rows(catalog: &Catalog) -> Vec<StreamRow> {
+    let declared = catalog.streams().into_iter().map(|s| StreamRow {
+        name: s.def.name.clone(),
+        columns: column_list(super::user_fields(&s.def.schema).iter()),
+        views: s.views().len() as i64,
+        rows_in: s.rows_in() as i64,
+        event_time: s.def.event_time.as_ref().map(|e| format!("{} - {}", e.column, format_duration(e.lateness))),
+        watermark: s.watermark_now(),
+        late_rows: s.def.event_time.as_ref().map(|_| s.watermark().late_rows() as i64),
+        query: None,
     });
+    let derived = catalog.views().into_iter().filter(|v| v.is_transform()).map(|v| StreamRow {
+        name: v.name().to_string(),
+        columns: column_list(v.output_schema().fields().iter()),
+        views: v.readers().len() as i64,
+        rows_in: v.rows_in() as i64,
+        event_time: None,
+        watermark: None,
+        late_rows: None,
+        query: Some(v.definition().to_string()),
+    });
+    declared.chain(derived).collect()
+}
+
+fn streams(catalog: &Catalog) -> Result<RecordBatch> {
+    let all = stream_rows(catalog);
     batch(vec![
-        ("name", text(all.iter().map(|s| Some(s.def.name.clone())))),
-        ("columns", text(columns)),
-        ("views", int64(all.iter().map(|s| Some(s.views().len() as i64)))),
-        ("rows_in", int64(all.iter().map(|s| Some(s.rows_in() as i64)))),
-        (
-            "event_time",
-            text(
-                all.iter().map(|s| {
-                    s.def.event_time.as_ref().map(|e| format!("{} - {}", e.column, format_duration(e.lateness)))
-                }),
-            ),
-        ),
-        ("watermark", timestamptz(all.iter().map(|s| s.watermark_now()))),
-        ("late_rows", int64(all.iter().map(|s| s.def.event_time.as_ref().map(|_| s.watermark().late_rows() as i64)))),
+        ("name", text(all.iter().map(|s| Some(s.name.clone())))),
+        ("columns", text(all.iter().map(|s| Some(s.columns.clone())))),
+        ("views", int64(all.iter().map(|s| Some(s.views)))),
+        ("rows_in", int64(all.iter().map(|s| Some(s.rows_in)))),
+        ("event_time", text(all.iter().map(|s| s.event_time.clone()))),
+        ("watermark", timestamptz(all.iter().map(|s| s.watermark))),
+        ("late_rows", int64(all.iter().map(|s| s.late_rows))),
+        ("query", text(all.iter().map(|s| s.query.clone()))),
     ])
 }
 

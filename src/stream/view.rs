@@ -340,6 +340,11 @@ impl ViewRuntime {
         debug_assert!(input.is_some(), "view \"{}\" was sent a change of \"{source}\"", self.name);
         let input = input.unwrap_or(0);
         let work = self.ask(|ack| Message::Prepare { changes, input, ack }).await?;
+        // A derived stream counts the rows that passed it.
+        let rows = match &work {
+            Work::Rows(out) => out.iter().map(|b| b.num_rows() as u64).sum(),
+            _ => rows,
+        };
         Ok(Prepared { work, rows, epoch })
     }
 
