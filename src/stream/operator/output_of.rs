@@ -1,9 +1,12 @@
 //! `output_of('v')`: a view's changes as a stream (PipelineDB's output
 //! streams).
 //!
-//! Each row of the stream is one changed row of `v`, as two composites:
-//! `old`, the row before the write (NULL for a new row), and `new`, the
-//! row after it (NULL for a row that went). A view's −1/+1 change batch is
+//! Each row of the stream is one changed row of `v`, as three composites:
+//! `old`, the row before the write (NULL for a new row), `new`, the row
+//! after it (NULL for a row that went), and `delta`: each numeric column's
+//! `new − old` (an absent row counting as 0), and the other columns' values
+//! (new, or old for a row that went). For `count` and `sum` the delta is
+//! what the write added, as in PipelineDB. A view's −1/+1 change batch is
 //! paired up by the view's group key: a −1 and a +1 with the same key are
 //! one update. Rows that did not change are left out. Views read the
 //! stream as any stream, for example
@@ -12,12 +15,16 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, StructArray, UInt32Array};
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StructArray, UInt32Array};
 use datafusion::arrow::buffer::NullBuffer;
+use datafusion::arrow::compute::kernels::numeric;
+use datafusion::arrow::compute::kernels::zip::zip;
 use datafusion::arrow::compute::take;
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::row::{RowConverter, SortField};
+
+use datafusion::common::ScalarValue;
 
 use crate::stream::change::ChangeBatch;
 
@@ -34,12 +41,16 @@ pub fn view_of(name: &str) -> Option<&str> {
     name.strip_prefix(PREFIX)
 }
 
-/// The output stream's columns for a view with columns `view`: `old` and
-/// `new`, each a composite of the view's columns.
+/// The output stream's columns for a view with columns `view`: `old`,
+/// `new` and `delta`, each a composite of the view's columns.
 pub fn schema(view: &Schema) -> SchemaRef {
     let fields: Fields = view.fields().iter().map(|f| Arc::new(f.as_ref().clone().with_nullable(true))).collect();
     let composite = DataType::Struct(fields);
-    Arc::new(Schema::new(vec![Field::new("old", composite.clone(), true), Field::new("new", composite, true)]))
+    Arc::new(Schema::new(vec![
+        Field::new("old", composite.clone(), true),
+        Field::new("new", composite.clone(), true),
+        Field::new("delta", composite, true),
+    ]))
 }
 
 /// Pairs a view's change batch into `(old, new)` rows: `keys` are the
@@ -86,9 +97,39 @@ pub fn pair(changes: &ChangeBatch, keys: &[usize], out: &SchemaRef) -> Result<Op
     if old.is_empty() {
         return Ok(None);
     }
-    let rows =
-        RecordBatch::try_new(out.clone(), vec![composite(&removed, &old, out, 0)?, composite(&added, &new, out, 1)?])?;
+    let (old, new) = (composite(&removed, &old, out, 0)?, composite(&added, &new, out, 1)?);
+    let delta = delta(&old, &new)?;
+    let rows = RecordBatch::try_new(out.clone(), vec![old, new, delta])?;
     Ok(Some(ChangeBatch::inserts(rows, changes.epoch)))
+}
+
+/// `new − old` per numeric column (an absent row's value is 0), and the
+/// other columns from `new`, or from `old` where `new` is absent.
+fn delta(old: &ArrayRef, new: &ArrayRef) -> Result<ArrayRef, ArrowError> {
+    let (Some(old), Some(new)) = (old.as_any().downcast_ref::<StructArray>(), new.as_any().downcast_ref::<StructArray>())
+    else {
+        return Err(ArrowError::SchemaError("an output stream's column is not a composite".into()));
+    };
+    let absent = |a: &StructArray| -> BooleanArray { (0..a.len()).map(|i| Some(a.is_null(i))).collect() };
+    let (old_absent, new_absent) = (absent(old), absent(new));
+    let mut columns = Vec::with_capacity(new.num_columns());
+    for (o, n) in old.columns().iter().zip(new.columns()) {
+        let column = if is_number(n.data_type()) {
+            let zero = ScalarValue::new_zero(n.data_type())
+                .and_then(|z| z.to_array_of_size(n.len()))
+                .map_err(|e| ArrowError::ComputeError(e.to_string()))?;
+            let zeroed = |a: &ArrayRef, gone: &BooleanArray| zip(gone, &zero, a);
+            numeric::sub_wrapping(&zeroed(n, &new_absent)?, &zeroed(o, &old_absent)?)?
+        } else {
+            zip(&new_absent, o, n)?
+        };
+        columns.push(column);
+    }
+    Ok(Arc::new(StructArray::try_new(new.fields().clone(), columns, None)?))
+}
+
+fn is_number(t: &DataType) -> bool {
+    t.is_numeric() && !matches!(t, DataType::Decimal256(..))
 }
 
 /// The rows `picks` of `batch` (None: a NULL composite) as column `at` of `out`.
@@ -124,9 +165,9 @@ mod tests {
         assert_eq!(paired.epoch, 4);
         let text = datafusion::arrow::util::pretty::pretty_format_batches(&[paired.rows]).unwrap().to_string();
         // a updated, d new, b gone; c touched but unchanged is left out.
-        assert!(text.contains("| {k: a, n: 1} | {k: a, n: 5} |"), "{text}");
-        assert!(text.contains("|              | {k: d, n: 1} |"), "{text}");
-        assert!(text.contains("| {k: b, n: 2} |              |"), "{text}");
+        assert!(text.contains("| {k: a, n: 1} | {k: a, n: 5} | {k: a, n: 4}  |"), "{text}");
+        assert!(text.contains("|              | {k: d, n: 1} | {k: d, n: 1}  |"), "{text}");
+        assert!(text.contains("| {k: b, n: 2} |              | {k: b, n: -2} |"), "{text}");
         assert_eq!(text.lines().count(), 7, "{text}");
     }
 
