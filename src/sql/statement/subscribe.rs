@@ -20,9 +20,9 @@ use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::Token;
 
 use super::Reply;
+use crate::catalog::Relation;
 use crate::error::Result;
 use crate::push::{PushError, Subscription};
-use crate::catalog::Relation;
 use crate::server::Session;
 use crate::sql::{SqlError, normalize_ident, normalize_object_name};
 

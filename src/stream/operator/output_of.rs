@@ -106,7 +106,8 @@ pub fn pair(changes: &ChangeBatch, keys: &[usize], out: &SchemaRef) -> Result<Op
 /// `new − old` per numeric column (an absent row's value is 0), and the
 /// other columns from `new`, or from `old` where `new` is absent.
 fn delta(old: &ArrayRef, new: &ArrayRef) -> Result<ArrayRef, ArrowError> {
-    let (Some(old), Some(new)) = (old.as_any().downcast_ref::<StructArray>(), new.as_any().downcast_ref::<StructArray>())
+    let (Some(old), Some(new)) =
+        (old.as_any().downcast_ref::<StructArray>(), new.as_any().downcast_ref::<StructArray>())
     else {
         return Err(ArrowError::SchemaError("an output stream's column is not a composite".into()));
     };
