@@ -56,7 +56,7 @@ fn main() -> ExitCode {
 
 async fn run(plan: &Plan) -> BenchResult<String> {
     let mut out = format!(
-        "| path, {} events/s for {:.1} s | events | p50 | p99 | max |\n|---|---:|---:|---:|---:|\n",
+        "| path, {} events/s asked for {:.1} s | events/s sent | p50 | p99 | max |\n|---|---:|---:|---:|---:|\n",
         common::thousands((PER_TICK * 1000) as f64),
         plan.seconds
     );
@@ -76,7 +76,7 @@ fn row(label: &str, samples: &Samples) -> String {
     let ms = |us: i64| format!("{:.1} ms", us as f64 / 1000.0);
     format!(
         "| {label} | {} | {} | {} | {} |\n",
-        common::thousands(samples.events as f64),
+        common::thousands(samples.events as f64 / samples.seconds),
         ms(at(0.5)),
         ms(at(0.99)),
         ms(sorted.last().copied().unwrap_or(0))
@@ -86,6 +86,7 @@ fn row(label: &str, samples: &Samples) -> String {
 #[derive(Default)]
 struct Samples {
     events: usize,
+    seconds: f64,
     latencies_us: Vec<i64>,
 }
 
@@ -132,9 +133,9 @@ async fn subscribe(subscriber: Client, done: tokio::sync::watch::Receiver<bool>)
 }
 
 /// Sends `PER_TICK` events every millisecond for the plan's time, through
-/// `send(events)`; returns how many were sent, and the round trips `send`
-/// measured.
-async fn paced<F, Fut>(plan: &Plan, mut send: F) -> BenchResult<(usize, Vec<i64>)>
+/// `send(events)`; returns how many were sent, in how many seconds, and
+/// the round trips `send` measured.
+async fn paced<F, Fut>(plan: &Plan, mut send: F) -> BenchResult<(usize, f64, Vec<i64>)>
 where
     F: FnMut(Vec<(i32, i64)>) -> Fut,
     Fut: std::future::Future<Output = BenchResult<Option<i64>>>,
@@ -142,7 +143,8 @@ where
     let mut round_trips = Vec::new();
     let mut ticker = tokio::time::interval(Duration::from_millis(1));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let deadline = Instant::now() + Duration::from_secs_f64(plan.seconds);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(plan.seconds);
     let mut sent = 0;
     while Instant::now() < deadline {
         ticker.tick().await;
@@ -151,14 +153,14 @@ where
         round_trips.extend(send(events).await?);
         sent += PER_TICK;
     }
-    Ok((sent, round_trips))
+    Ok((sent, started.elapsed().as_secs_f64(), round_trips))
 }
 
 async fn insert_case(plan: &Plan) -> BenchResult<(Samples, Samples)> {
     let (server, client, subscriber) = start().await?;
     let (stop, done) = tokio::sync::watch::channel(false);
     let reader = tokio::spawn(subscribe(subscriber, done));
-    let (sent, acks) = paced(plan, |events| {
+    let (sent, seconds, acks) = paced(plan, |events| {
         let sql = format!(
             "INSERT INTO events VALUES {}",
             events.iter().map(|(k, at)| format!("({k}, {at})")).collect::<Vec<_>>().join(",")
@@ -176,7 +178,7 @@ async fn insert_case(plan: &Plan) -> BenchResult<(Samples, Samples)> {
     check(&client, sent, seen.len()).await?;
     server.shutdown().await;
     let events = sent;
-    Ok((Samples { events, latencies_us: acks }, Samples { events, latencies_us: seen }))
+    Ok((Samples { events, seconds, latencies_us: acks }, Samples { events, seconds, latencies_us: seen }))
 }
 
 async fn kafka_case(plan: &Plan) -> BenchResult<(&'static str, Samples)> {
@@ -195,7 +197,7 @@ async fn kafka_case(plan: &Plan) -> BenchResult<(&'static str, Samples)> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (stop, done) = tokio::sync::watch::channel(false);
     let reader = tokio::spawn(subscribe(subscriber, done));
-    let (sent, _) = paced(plan, |events| {
+    let (sent, seconds, _) = paced(plan, |events| {
         let mut result = Ok(None);
         for (k, at) in events {
             let payload = format!("{{\"k\": {k}, \"sent_us\": {at}}}");
@@ -213,7 +215,7 @@ async fn kafka_case(plan: &Plan) -> BenchResult<(&'static str, Samples)> {
     let seen = reader.await??;
     check(&client, sent, seen.len()).await?;
     server.shutdown().await;
-    Ok((broker.name(), Samples { events: sent, latencies_us: seen }))
+    Ok((broker.name(), Samples { events: sent, seconds, latencies_us: seen }))
 }
 
 /// Waits (up to 30 s) until the view counted `events`.
