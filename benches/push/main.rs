@@ -17,9 +17,9 @@
 //!
 //! Events are sent at 10,000 per second, 10 every millisecond:
 //!
-//! - **INSERT.** One multi-row `INSERT` per millisecond. Its own round trip
-//!   (send to acknowledgement) is the baseline, in the same run: a
-//!   subscriber cannot see a write before it is applied.
+//! - **INSERT.** One multi-row `INSERT` per millisecond, on 4 connections in
+//!   turn. Its own round trip (send to acknowledgement) is the baseline, in
+//!   the same run: a subscriber cannot see a write before it is applied.
 //! - **Kafka.** 10 JSON messages per millisecond produced to a topic that
 //!   Eddy consumes (`consume_begin`, micro-batches of up to 10 ms). The
 //!   broker is tansu in the full run when installed, librdkafka's mock broker
@@ -44,6 +44,8 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 const PER_TICK: usize = 10;
 /// Keys the events spread over.
 const KEYS: usize = 1_000;
+/// Connections the INSERTs go out on, in turn.
+const WRITERS: usize = 4;
 
 struct Plan {
     seconds: f64,
@@ -158,21 +160,33 @@ where
 
 async fn insert_case(plan: &Plan) -> BenchResult<(Samples, Samples)> {
     let (server, client, subscriber) = start().await?;
+    let mut writers = Vec::with_capacity(WRITERS);
+    for _ in 0..WRITERS {
+        writers.push(std::sync::Arc::new(connect(&server).await?));
+    }
     let (stop, done) = tokio::sync::watch::channel(false);
     let reader = tokio::spawn(subscribe(subscriber, done));
-    let (sent, seconds, acks) = paced(plan, |events| {
+    // Each millisecond's INSERT goes out on the next writer, without
+    // waiting for the one before: a slow statement does not hold the pace.
+    let mut inserts = Vec::new();
+    let (sent, seconds, _) = paced(plan, |events| {
         let sql = format!(
             "INSERT INTO events VALUES {}",
             events.iter().map(|(k, at)| format!("({k}, {at})")).collect::<Vec<_>>().join(",")
         );
-        let client = &client;
-        async move {
+        let writer = writers[inserts.len() % WRITERS].clone();
+        inserts.push(tokio::spawn(async move {
             let started = now_us();
-            client.batch_execute(&sql).await?;
-            Ok(Some(now_us() - started))
-        }
+            writer.batch_execute(&sql).await?;
+            Ok::<i64, tokio_postgres::Error>(now_us() - started)
+        }));
+        std::future::ready(Ok(None))
     })
     .await?;
+    let mut acks = Vec::with_capacity(inserts.len());
+    for insert in inserts {
+        acks.push(insert.await??);
+    }
     stop.send(true)?;
     let seen = reader.await??;
     check(&client, sent, seen.len()).await?;
