@@ -198,6 +198,11 @@ async fn insert_case(plan: &Plan) -> BenchResult<(Samples, Samples)> {
 async fn kafka_case(plan: &Plan) -> BenchResult<(&'static str, Samples)> {
     let broker = Broker::start(!common::quick(), &[("events".to_string(), 1)])?;
     let (server, client, subscriber) = start().await?;
+    let producer: BaseProducer =
+        ClientConfig::new().set("bootstrap.servers", broker.brokers()).set("linger.ms", "1").create()?;
+    // tansu makes the topic on its first message; the consumer starts after it.
+    producer.send(BaseRecord::<(), str>::to("events").payload("{}")).map_err(|(e, _)| e)?;
+    producer.flush(Duration::from_secs(10))?;
     client
         .batch_execute(&format!(
             "SELECT pipeline_kafka.add_broker('{}');
@@ -205,8 +210,6 @@ async fn kafka_case(plan: &Plan) -> BenchResult<(&'static str, Samples)> {
             broker.brokers()
         ))
         .await?;
-    let producer: BaseProducer =
-        ClientConfig::new().set("bootstrap.servers", broker.brokers()).set("linger.ms", "0").create()?;
     // The consumer starts at the end: wait until it is there.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (stop, done) = tokio::sync::watch::channel(false);
