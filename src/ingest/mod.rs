@@ -118,7 +118,8 @@ pub async fn write_batches(
     }
 }
 
-/// Takes the write lock of every table that a view of `stream` joins its
+/// Takes the write lock of every table that a view of `stream` (or a view
+/// downstream of one: over a derived stream, over `output_of`) joins its
 /// events with, in name order (a table's own writers take only theirs), so
 /// that no write to those tables falls between this write's place in the
 /// log and its views' lookups: a replay after a crash then joins each event
@@ -126,7 +127,7 @@ pub async fn write_batches(
 async fn lock_lookups(stream: &StreamEntry) -> crate::table::write::WriteGuard {
     let mut tables: Vec<Arc<crate::table::TableEntry>> = Vec::new();
     for view in stream.views() {
-        tables.extend(view.looked_up_tables().cloned());
+        tables.extend(view.looked_up_tables_downstream());
     }
     crate::table::write::lock_tables(tables).await
 }

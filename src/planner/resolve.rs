@@ -169,6 +169,11 @@ impl ViewPlanningSchema {
         if let Some(why) = view.unreadable_by_views() {
             return refuse(why);
         }
+        if view.output_keys().is_none() {
+            return refuse(format!(
+                "output_of('{name}') pairs each change by the view's group key, and \"{name}\" does not select every GROUP BY column as a column of its own; add them to its SELECT list"
+            ));
+        }
         let mut bound = self.bound.lock();
         if let Some((_, _, source, _)) = bound.iter().find(|(n, _, _, _)| n == name) {
             return Ok(Some(source.clone()));

@@ -53,6 +53,9 @@ pub struct Subscribers {
     /// The last epoch published: epochs never go backwards in a
     /// subscription, even when two writes merge out of their order.
     last_epoch: AtomicU64,
+    /// Set once the relation was dropped: a subscriber added after that
+    /// (it raced the DROP) ends at once instead of waiting forever.
+    closed: AtomicBool,
 }
 
 impl Subscribers {
@@ -72,7 +75,11 @@ impl Subscribers {
             // The channel is new and empty: this cannot fail.
             let _ = sender.try_send(ChangeBatch::inserts(rows, epoch));
         }
-        self.list.lock().push(Subscriber { sender, shared: shared.clone() });
+        let mut list = self.list.lock();
+        if !self.closed.load(Ordering::Relaxed) {
+            list.push(Subscriber { sender, shared: shared.clone() });
+        }
+        drop(list);
         Subscription { relation: relation.to_string(), schema, receiver, shared }
     }
 
@@ -107,7 +114,9 @@ impl Subscribers {
 
     /// Ends every subscription (the relation was dropped).
     pub fn close_all(&self) {
-        self.list.lock().clear();
+        let mut list = self.list.lock();
+        self.closed.store(true, Ordering::Relaxed);
+        list.clear();
     }
 }
 
@@ -209,6 +218,10 @@ mod tests {
         assert!(sub.try_next().is_none());
         subscribers.close_all();
         assert!(matches!(sub.next().await, Err(PushError::Ended(_))));
+        // A subscriber that raced the drop ends at once, after its snapshot.
+        let mut late = subscribers.add("v", rows(&[]).schema(), Some(rows(&[4])), 8);
+        assert_eq!(diffs(&late.next().await.unwrap()), vec![(8, 1, 4)]);
+        assert!(matches!(late.next().await, Err(PushError::Ended(_))));
     }
 
     #[tokio::test]

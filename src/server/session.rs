@@ -134,12 +134,24 @@ impl Session {
         }
     }
 
-    /// `DISCARD ALL`: closes the cursors, stops the LISTENs and forgets the
-    /// SQL-prepared statements; settings stay as they are.
+    /// `DISCARD ALL`: closes the cursors, stops the LISTENs, forgets the
+    /// SQL-prepared statements, and puts back the settings that change what
+    /// the next user of a pooled connection gets: `synchronous_commit` and
+    /// `statement_timeout`. Other settings (those the client sent at
+    /// startup among them) stay.
     pub fn discard_all(&self) {
         self.engine.notifier.unlisten(None, &self.mailbox);
         self.cursors.lock().clear();
         self.prepared.lock().clear();
+        let mut settings = self.settings.lock();
+        for key in ["synchronous_commit", "statement_timeout"] {
+            if let Some((_, _, default)) = DEFAULT_SETTINGS.iter().find(|(k, _, _)| *k == key) {
+                settings.insert(key.to_string(), default.to_string());
+            }
+        }
+        if let Some(t) = self.engine.config.statement_timeout {
+            settings.insert("statement_timeout".into(), t.as_millis().to_string());
+        }
     }
 
     /// Whether startup has finished.

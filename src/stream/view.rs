@@ -247,17 +247,36 @@ impl ViewRuntime {
         self.plan.output_of
     }
 
-    /// The view's changes as its output stream (`output_of`): the −1/+1
-    /// rows paired by group key into `(old, new)` rows.
-    pub fn output_stream(&self, changes: &ChangeBatch) -> Result<Option<ChangeBatch>, IngestError> {
+    /// The output columns that hold the view's whole group key, if every
+    /// key column is one (what `output_of` pairs rows by).
+    pub fn output_keys(&self) -> Option<Vec<usize>> {
         let schema = self.output_schema();
-        let keys: Vec<usize> =
-            self.plan.key_outputs.iter().filter_map(|(name, _)| schema.index_of(name).ok()).collect();
-        let out = super::operator::output_of::schema(&schema);
-        super::operator::output_of::pair(changes, &keys, &out).map_err(|e| IngestError::ViewFailed {
+        let mut keys = Vec::new();
+        let mut covered = std::collections::BTreeSet::new();
+        for (name, key) in &self.plan.key_outputs {
+            if let Ok(i) = schema.index_of(name) {
+                keys.push(i);
+                covered.insert(*key);
+            }
+        }
+        (covered.len() == self.plan.layout.group_columns).then_some(keys)
+    }
+
+    /// The view's changes as its output stream (`output_of`): the −1/+1
+    /// rows paired by group key into `(old, new, delta)` rows.
+    pub fn output_stream(&self, changes: &ChangeBatch) -> Result<Option<ChangeBatch>, IngestError> {
+        let failed = |e: datafusion::error::DataFusionError| IngestError::ViewFailed {
             view: self.name.clone(),
-            source: Arc::new(datafusion::error::DataFusionError::ArrowError(Box::new(e), None)),
-        })
+            source: Arc::new(e),
+        };
+        let Some(keys) = self.output_keys() else {
+            return Err(failed(datafusion::error::DataFusionError::Internal(
+                "output_of a view whose group key is not among its columns".into(),
+            )));
+        };
+        let out = super::operator::output_of::schema(&self.output_schema());
+        super::operator::output_of::pair(changes, &keys, &out)
+            .map_err(|e| failed(datafusion::error::DataFusionError::ArrowError(Box::new(e), None)))
     }
 
     /// The view's number, which names its state on disk.
@@ -381,6 +400,31 @@ impl ViewRuntime {
     /// The views that read this one, as a snapshot.
     pub fn readers(&self) -> Vec<Arc<ViewRuntime>> {
         self.readers.read().clone()
+    }
+
+    /// The views that read this one, and those that read them, however
+    /// deep.
+    pub fn downstream(&self) -> Vec<Arc<ViewRuntime>> {
+        let mut out: Vec<Arc<ViewRuntime>> = Vec::new();
+        let mut pending = self.readers();
+        while let Some(view) = pending.pop() {
+            if !out.iter().any(|v| Arc::ptr_eq(v, &view)) {
+                pending.extend(view.readers());
+                out.push(view);
+            }
+        }
+        out
+    }
+
+    /// The tables this view and every view downstream of it look rows up
+    /// in: a writer of what feeds it holds their write locks, so that the
+    /// log's order is the order the lookups saw.
+    pub fn looked_up_tables_downstream(&self) -> Vec<Arc<crate::table::TableEntry>> {
+        let mut tables: Vec<_> = self.looked_up_tables().cloned().collect();
+        for view in self.downstream() {
+            tables.extend(view.looked_up_tables().cloned());
+        }
+        tables
     }
 
     /// Wires a view that reads this one.

@@ -51,11 +51,16 @@ impl TableEntry {
         }
     }
 
-    /// This table and the tables its views join it with.
+    /// This table, the tables its views join it with, and those that views
+    /// downstream of them look rows up in (a view over `output_of` of a
+    /// view of this table, joined with another table).
     fn write_set(self: &Arc<Self>) -> Vec<Arc<TableEntry>> {
         let mut tables = vec![self.clone()];
         for view in self.views() {
             tables.extend(view.joined_tables().iter().cloned());
+            for downstream in view.downstream() {
+                tables.extend(downstream.looked_up_tables().cloned());
+            }
         }
         tables
     }

@@ -4,8 +4,8 @@
 //! Each row of the stream is one changed row of `v`, as three composites:
 //! `old`, the row before the write (NULL for a new row), `new`, the row
 //! after it (NULL for a row that went), and `delta`: each numeric column's
-//! `new − old` (an absent row counting as 0), and the other columns' values
-//! (new, or old for a row that went). For `count` and `sum` the delta is
+//! `new − old` (an absent row counting as 0), and the key and other
+//! columns' values (new, or old for a row that went). For `count` and `sum` the delta is
 //! what the write added, as in PipelineDB. A view's −1/+1 change batch is
 //! paired up by the view's group key: a −1 and a +1 with the same key are
 //! one update. Rows that did not change are left out. Views read the
@@ -98,14 +98,15 @@ pub fn pair(changes: &ChangeBatch, keys: &[usize], out: &SchemaRef) -> Result<Op
         return Ok(None);
     }
     let (old, new) = (composite(&removed, &old, out, 0)?, composite(&added, &new, out, 1)?);
-    let delta = delta(&old, &new)?;
+    let delta = delta(&old, &new, keys)?;
     let rows = RecordBatch::try_new(out.clone(), vec![old, new, delta])?;
     Ok(Some(ChangeBatch::inserts(rows, changes.epoch)))
 }
 
-/// `new − old` per numeric column (an absent row's value is 0), and the
-/// other columns from `new`, or from `old` where `new` is absent.
-fn delta(old: &ArrayRef, new: &ArrayRef) -> Result<ArrayRef, ArrowError> {
+/// `new − old` per numeric column that is not a key column (an absent
+/// row's value is 0), and the other columns from `new`, or from `old` where
+/// `new` is absent.
+fn delta(old: &ArrayRef, new: &ArrayRef, keys: &[usize]) -> Result<ArrayRef, ArrowError> {
     let (Some(old), Some(new)) =
         (old.as_any().downcast_ref::<StructArray>(), new.as_any().downcast_ref::<StructArray>())
     else {
@@ -114,8 +115,8 @@ fn delta(old: &ArrayRef, new: &ArrayRef) -> Result<ArrayRef, ArrowError> {
     let absent = |a: &StructArray| -> BooleanArray { (0..a.len()).map(|i| Some(a.is_null(i))).collect() };
     let (old_absent, new_absent) = (absent(old), absent(new));
     let mut columns = Vec::with_capacity(new.num_columns());
-    for (o, n) in old.columns().iter().zip(new.columns()) {
-        let column = if is_number(n.data_type()) {
+    for (i, (o, n)) in old.columns().iter().zip(new.columns()).enumerate() {
+        let column = if is_number(n.data_type()) && !keys.contains(&i) {
             let zero = ScalarValue::new_zero(n.data_type())
                 .and_then(|z| z.to_array_of_size(n.len()))
                 .map_err(|e| ArrowError::ComputeError(e.to_string()))?;
