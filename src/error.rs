@@ -40,6 +40,9 @@ pub enum EddyError {
     /// A notification or subscription failed.
     #[error(transparent)]
     Push(#[from] crate::push::PushError),
+    /// A Kafka sink could not be made or dropped.
+    #[error(transparent)]
+    Sink(#[from] crate::sink::SinkError),
     /// A Kafka function or binding failed.
     #[error(transparent)]
     Kafka(#[from] KafkaError),

@@ -24,6 +24,8 @@
 //! - [`window`]: sliding, tumbling and hopping windows, watermarks and TTL.
 //! - [`clock`]: the server's clock, manual in tests.
 //! - [`pg_catalog`]: `pg_catalog` for psql, drivers and dashboards.
+//! - [`push`]: SUBSCRIBE and LISTEN/NOTIFY queues.
+//! - [`sink`]: Kafka sinks, exactly once.
 //!
 //! ## Data flow
 //!
@@ -53,6 +55,7 @@ pub mod planner;
 pub mod push;
 pub mod query;
 pub mod server;
+pub mod sink;
 pub mod sql;
 pub mod state;
 pub mod stream;

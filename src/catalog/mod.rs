@@ -195,6 +195,22 @@ impl Relation {
             Relation::Table(_) => false,
         }
     }
+
+    /// Subscribes to the relation's changes from `epoch` on, after its
+    /// contents if `snapshot` (a stream has none): what SUBSCRIBE and the
+    /// Kafka sinks read.
+    pub async fn subscribe(&self, snapshot: bool, epoch: u64) -> crate::error::Result<crate::push::Subscription> {
+        match self {
+            Relation::Table(table) => Ok(table.subscribe(snapshot, epoch).await?),
+            Relation::Stream(stream) => Ok(stream.subscribe(epoch)),
+            Relation::View(view) => {
+                if let Some(why) = view.unsubscribable() {
+                    return Err(crate::push::PushError::NotSubscribable(why).into());
+                }
+                Ok(view.subscribe(snapshot, epoch).await?)
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default)]

@@ -8,6 +8,7 @@
 //!   late_rows (dropped from windowed views); derived streams (`CREATE
 //!   STREAM ... AS SELECT`) are listed too, with their query, and rows_in
 //!   counts the rows that passed their filter.
+//! - `sinks`: the Kafka sinks (`crate::sink::relations`).
 //! - `views`: name, stream, query (the view's definition), rows_in (rows
 //!   merged), groups (held now), bytes (of state, as the accumulators
 //!   estimate them), window (a sliding window and its step), ttl, and
@@ -27,11 +28,16 @@ use crate::window::format_duration;
 /// The schema's name.
 pub const SCHEMA: &str = "pipelinedb";
 
-/// The `pipelinedb` schema over `catalog`.
-pub fn schema(catalog: Arc<Catalog>) -> SnapshotSchema {
-    SnapshotSchema::new(&["streams", "views"], move |name| match name {
+/// The `pipelinedb` schema over `catalog`; `sinks` lists the Kafka sinks
+/// (which live above the catalog, in `crate::sink`).
+pub fn schema(
+    catalog: Arc<Catalog>,
+    sinks: impl Fn() -> Result<RecordBatch> + Send + Sync + 'static,
+) -> SnapshotSchema {
+    SnapshotSchema::new(&["streams", "views", "sinks"], move |name| match name {
         "streams" => Some(streams(&catalog)),
         "views" => Some(views(&catalog)),
+        "sinks" => Some(sinks()),
         _ => None,
     })
 }

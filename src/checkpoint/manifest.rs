@@ -1,7 +1,7 @@
 //! The manifest: one file per checkpoint that says what the checkpoint is.
 //!
-//! It holds the catalog (streams, views, Kafka brokers and consumers with
-//! their options), the source positions (the insert log's last LSN and each
+//! It holds the catalog (streams, views, Kafka brokers, consumers and sinks
+//! with their options), the source positions (the insert log's last LSN and each
 //! consumer's Kafka offsets), and, for each view, the state files to load in
 //! order (a full snapshot, then deltas) with their sizes and checksums. It
 //! is written last, to a temporary name, fsynced and renamed, so a
@@ -109,6 +109,17 @@ pub struct ConsumerRecord {
     pub running: bool,
 }
 
+/// A Kafka sink (`CREATE SINK`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SinkRecord {
+    /// Its name.
+    pub name: String,
+    /// The view, table or stream it writes out.
+    pub relation: String,
+    /// Its `WITH (...)` options, with the brokers it was made with.
+    pub options: Vec<(String, String)>,
+}
+
 /// A catalog change, as the insert log records it: logged (and synced)
 /// before the change is visible, so that the rows written after it always
 /// find it on replay, and a fallback to an older checkpoint replays it
@@ -170,6 +181,9 @@ pub struct Manifest {
     pub brokers: Vec<String>,
     /// Kafka consumers.
     pub consumers: Vec<ConsumerRecord>,
+    /// Kafka sinks.
+    #[serde(default)]
+    pub sinks: Vec<SinkRecord>,
 }
 
 /// The file name of checkpoint `seq`'s manifest.

@@ -192,6 +192,8 @@ pub struct Capture {
     pub brokers: Vec<String>,
     /// Consumers and their offsets.
     pub consumers: Vec<ConsumerRecord>,
+    /// Kafka sinks.
+    pub sinks: Vec<manifest::SinkRecord>,
 }
 
 impl Capture {
@@ -205,6 +207,7 @@ impl Capture {
             && self.streams == last.streams
             && self.brokers == last.brokers
             && self.consumers == last.consumers
+            && self.sinks == last.sinks
             && self.views.len() == last.views.len()
             && self.views.iter().zip(&last.views).all(|((v, _), l)| v.id == l.id && v.name == l.name)
     }
@@ -531,6 +534,7 @@ fn write_checkpoint(
         tables,
         brokers: captured.brokers,
         consumers: captured.consumers,
+        sinks: captured.sinks,
     };
     manifest.write(root)?;
     Ok((manifest, groups, bytes))

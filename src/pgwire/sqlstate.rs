@@ -55,6 +55,7 @@ pub fn sqlstate(err: &EddyError) -> &'static str {
         EddyError::Table(e) => table_state(e),
         EddyError::Kafka(e) => kafka_state(e),
         EddyError::Push(e) => push_state(e),
+        EddyError::Sink(e) => sink_state(e),
         EddyError::Checkpoint(e) => checkpoint_state(e),
         EddyError::Query(e) => datafusion_state(e),
         EddyError::Auth(e) => match e {
@@ -151,6 +152,20 @@ fn push_state(e: &crate::push::PushError) -> &'static str {
         PushError::UnknownCursor(_) => "34000",
         PushError::DuplicateCursor(_) => "42P03",
         PushError::Internal(_) => INTERNAL,
+    }
+}
+
+fn sink_state(e: &crate::sink::SinkError) -> &'static str {
+    use crate::sink::SinkError;
+    match e {
+        SinkError::InvalidOption(_) => "22023",
+        SinkError::Unsupported(_) => FEATURE_NOT_SUPPORTED,
+        SinkError::UndefinedColumn { .. } => UNDEFINED_COLUMN,
+        SinkError::Duplicate(_) => "42710",
+        SinkError::Undefined(_) => "42704",
+        SinkError::Dependent { .. } => "2BP01",
+        SinkError::Kafka(_) | SinkError::Topic(_) => "58030",
+        SinkError::Internal(_) => INTERNAL,
     }
 }
 

@@ -6,6 +6,7 @@
 //! `crate::stream` publishes a view's changes into them. Nothing here ever
 //! waits on a reader: a full queue loses its reader, never slows a writer.
 
+pub mod json;
 pub mod notify;
 pub mod subscribe;
 

@@ -17,8 +17,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
-use datafusion::arrow::array::Array;
-
 use super::PushError;
 use crate::stream::change::ChangeBatch;
 
@@ -161,38 +159,11 @@ pub fn changes_payload(view: &str, changes: &ChangeBatch) -> String {
 
 /// Each changed row as a JSON object: `diff`, then the columns in order.
 fn json_rows(changes: &ChangeBatch) -> Vec<String> {
-    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-    let rows = &changes.rows;
-    let schema = rows.schema();
-    let options = FormatOptions::default();
-    let formatters: Vec<Option<ArrayFormatter>> =
-        rows.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options).ok()).collect();
-    (0..rows.num_rows())
-        .map(|i| {
-            let mut object = format!(r#"{{"diff":{}"#, changes.weights.value(i));
-            for (j, field) in schema.fields().iter().enumerate() {
-                let value = match &formatters[j] {
-                    _ if rows.column(j).is_null(i) => "null".to_string(),
-                    Some(f) => json_value(field.data_type(), f.value(i).to_string()),
-                    None => "null".to_string(),
-                };
-                object.push_str(&format!(",{}:{value}", serde_json::Value::from(field.name().as_str())));
-            }
-            object.push('}');
-            object
-        })
+    let rows = super::json::JsonRows::new(&changes.rows);
+    let columns: Vec<usize> = (0..changes.rows.num_columns()).collect();
+    (0..changes.rows.num_rows())
+        .map(|i| rows.object(i, &columns, &format!(r#""diff":{}"#, changes.weights.value(i))))
         .collect()
-}
-
-/// A value's text as JSON: numbers (their exact text, so numeric keeps
-/// its scale, as PostgreSQL's `row_to_json` writes it) and booleans as
-/// themselves, the rest as strings.
-fn json_value(data_type: &datafusion::arrow::datatypes::DataType, text: String) -> String {
-    let plain = data_type.is_numeric() || *data_type == datafusion::arrow::datatypes::DataType::Boolean;
-    match plain && serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| v.is_number() || v.is_boolean()) {
-        true => text,
-        false => serde_json::Value::String(text).to_string(),
-    }
 }
 
 /// A channel's name as PostgreSQL keeps it: not empty, at most 63 bytes.

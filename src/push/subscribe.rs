@@ -75,12 +75,13 @@ impl Subscribers {
             // The channel is new and empty: this cannot fail.
             let _ = sender.try_send(ChangeBatch::inserts(rows, epoch));
         }
+        let has_snapshot = sender.capacity() < BUFFER_EPOCHS;
         let mut list = self.list.lock();
         if !self.closed.load(Ordering::Relaxed) {
             list.push(Subscriber { sender, shared: shared.clone() });
         }
         drop(list);
-        Subscription { relation: relation.to_string(), schema, receiver, shared }
+        Subscription { relation: relation.to_string(), schema, receiver, shared, has_snapshot }
     }
 
     /// Hands `changes` to every subscriber; cuts off those that fell behind
@@ -127,6 +128,9 @@ pub struct Subscription {
     schema: SchemaRef,
     receiver: mpsc::Receiver<ChangeBatch>,
     shared: Arc<Shared>,
+    /// Whether the first epoch waiting is the snapshot (a snapshot of
+    /// nothing is not sent).
+    has_snapshot: bool,
 }
 
 impl Subscription {
@@ -139,6 +143,17 @@ impl Subscription {
         ];
         fields.extend(self.schema.fields().iter().cloned());
         Arc::new(Schema::new(fields))
+    }
+
+    /// Whether the first epoch waiting is the relation's contents; false
+    /// when they were empty (or no snapshot was asked for).
+    pub fn has_snapshot(&self) -> bool {
+        self.has_snapshot
+    }
+
+    /// Changed rows sent and not yet received.
+    pub fn pending_rows(&self) -> usize {
+        self.shared.buffered.load(Ordering::Relaxed)
     }
 
     /// The next epoch's changes, as rows of [`Self::schema`]; waits for one.

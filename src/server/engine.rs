@@ -34,6 +34,8 @@ pub struct Engine {
     pub catalog: Arc<Catalog>,
     /// Kafka brokers and consumers.
     pub kafka: Arc<Kafka>,
+    /// Kafka sinks.
+    pub sinks: Arc<crate::sink::Sinks>,
     /// The configuration the server started with.
     pub config: Config,
     /// The sessions a CancelRequest may reach.
@@ -76,6 +78,8 @@ impl Engine {
         }
         engine.expire_windows();
         engine.kafka.start_restored(&engine.catalog);
+        engine.sinks.prune();
+        engine.sinks.start_all();
         engine.spawn_checkpointer();
         engine.spawn_expiry();
         Ok(engine)
@@ -93,9 +97,14 @@ impl Engine {
         };
         let catalog = Arc::new(Catalog::new(durability, clock.clone()));
         let kafka = Arc::new(Kafka::new(tasks.clone(), shutdown.clone()));
+        let sinks = Arc::new(crate::sink::Sinks::new(catalog.clone(), tasks.clone(), shutdown.clone()));
+        let sink_rows = {
+            let sinks = sinks.clone();
+            move || crate::sink::relations::sinks(&sinks)
+        };
         let extra: ExtraSchemas = vec![
             (kafka_relations::SCHEMA, Arc::new(kafka_relations::schema(kafka.clone()))),
-            (pipelinedb::SCHEMA, Arc::new(pipelinedb::schema(catalog.clone()))),
+            (pipelinedb::SCHEMA, Arc::new(pipelinedb::schema(catalog.clone(), sink_rows))),
         ];
         let schema = Arc::new(CatalogSchema::new(catalog.clone()));
         let read_state = read_state(schema, extra, config.query_partitions, config.max_query_memory)?;
@@ -110,6 +119,7 @@ impl Engine {
         Ok(Arc::new(Self {
             catalog,
             kafka,
+            sinks,
             config,
             cancels,
             notifier,

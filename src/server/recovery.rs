@@ -59,7 +59,8 @@ pub fn capture(
         tables.push((table.record(), snapshot));
     }
     let (brokers, consumers) = engine.kafka.records();
-    Ok(Capture { streams, views, tables, brokers, consumers })
+    let sinks = engine.sinks.records();
+    Ok(Capture { streams, views, tables, brokers, consumers, sinks })
 }
 
 /// Rebuilds streams, views (with their state) and Kafka consumers (stopped)
@@ -95,6 +96,10 @@ pub async fn restore(engine: &Engine, loaded: Loaded) -> Result<(), CheckpointEr
     }
     for consumer in &manifest.consumers {
         engine.kafka.restore(consumer.clone());
+    }
+    for record in &manifest.sinks {
+        let sink = engine.sinks.define(record, &[]).map_err(|e| restore_error("sink", &record.name, e))?;
+        engine.sinks.add(sink, false).map_err(|e| restore_error("sink", &record.name, e))?;
     }
     Ok(())
 }

@@ -89,6 +89,9 @@ fn parse_one(parser: &mut Parser) -> Result<Statement, SqlError> {
         if word_is(parser, 1, "continuous") || word_is(parser, 1, "view") || word_is(parser, 1, "materialized") {
             return parse_create_view(parser);
         }
+        if word_is(parser, 1, "sink") {
+            return Ok(Statement::CreateSink(super::statement::create_sink::CreateSink::parse(parser)?));
+        }
     }
     if word_is(parser, 0, "drop") {
         return parse_drop(parser);
@@ -102,7 +105,7 @@ fn parse_one(parser: &mut Parser) -> Result<Statement, SqlError> {
     if word_is(parser, 0, "set") || word_is(parser, 0, "reset") {
         return Ok(Statement::Set(SetVar::parse(parser)?));
     }
-    if word_is(parser, 0, "show") && (word_is(parser, 1, "streams") || word_is(parser, 1, "views")) {
+    if word_is(parser, 0, "show") && ["streams", "views", "sinks"].iter().any(|w| word_is(parser, 1, w)) {
         return parse_show_relations(parser);
     }
     if word_is(parser, 0, "show") {
@@ -337,12 +340,13 @@ pub fn option_pairs(options: Vec<SqlOption>) -> Result<WithOptions, SqlError> {
         .collect()
 }
 
-/// ksqlDB's `SHOW STREAMS` and `SHOW VIEWS`: queries of the `pipelinedb` relations.
+/// ksqlDB's `SHOW STREAMS`, `SHOW VIEWS` and `SHOW SINKS`: queries of the `pipelinedb` relations.
 fn parse_show_relations(parser: &mut Parser) -> Result<Statement, SqlError> {
     parser.next_token(); // SHOW
     let what = parser.next_token().to_string().to_lowercase();
     let sql = match what.as_str() {
         "streams" => "SELECT name, columns, views, rows_in FROM pipelinedb.streams ORDER BY name",
+        "sinks" => "SELECT name, relation, topic, envelope, status, messages, lag, last_error FROM pipelinedb.sinks ORDER BY name",
         _ => "SELECT name, stream, rows_in, groups, bytes, query FROM pipelinedb.views ORDER BY name",
     };
     let stmt = Parser::new(&PostgreSqlDialect {}).try_with_sql(sql).and_then(|mut p| p.parse_statement());
@@ -368,10 +372,13 @@ fn parse_drop(parser: &mut Parser) -> Result<Statement, SqlError> {
     } else if word_is(parser, 0, "table") {
         parser.next_token();
         DropKind::Table
+    } else if word_is(parser, 0, "sink") {
+        parser.next_token();
+        DropKind::Sink
     } else {
         let found = parser.peek_token();
         return Err(SqlError::Unsupported(format!(
-            "DROP {found} is not supported; use DROP STREAM, DROP FOREIGN TABLE or DROP VIEW"
+            "DROP {found} is not supported; use DROP STREAM, DROP FOREIGN TABLE, DROP VIEW, DROP TABLE or DROP SINK"
         )));
     };
     let if_exists = parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);

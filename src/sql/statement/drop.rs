@@ -1,4 +1,6 @@
-//! `DROP STREAM`, `DROP FOREIGN TABLE`, `DROP [CONTINUOUS] VIEW`.
+//! `DROP STREAM`, `DROP FOREIGN TABLE`, `DROP [CONTINUOUS] VIEW`, `DROP
+//! TABLE` and `DROP SINK`. A relation a sink reads is dropped only with
+//! CASCADE, which drops the sink too.
 
 use super::Reply;
 use crate::catalog::{CatalogError, Relation};
@@ -18,6 +20,8 @@ pub enum DropKind {
     View,
     /// `DROP TABLE`.
     Table,
+    /// `DROP SINK`.
+    Sink,
 }
 
 /// A DROP statement.
@@ -43,10 +47,21 @@ impl Drop {
             DropKind::ForeignTable => "DROP FOREIGN TABLE",
             DropKind::View => "DROP VIEW",
             DropKind::Table => "DROP TABLE",
+            DropKind::Sink => "DROP SINK",
         };
         for name in &self.names {
+            if self.kind == DropKind::Sink {
+                if !self.if_exists || engine.sinks.exists(name) {
+                    engine.sinks.drop_sink(name)?;
+                }
+                continue;
+            }
+            if !self.cascade {
+                engine.sinks.check_drop(name)?;
+            }
             let exists = engine.catalog.relation(name);
             match (self.kind, exists) {
+                (DropKind::Sink, _) => {}
                 (_, None) if self.if_exists => continue,
                 (DropKind::Table, Some(Relation::Table(_))) => {
                     engine.catalog.drop_table_check(name, self.cascade)?;
@@ -89,6 +104,7 @@ impl Drop {
         if self.names.is_empty() {
             return Err(SqlError::Syntax("DROP needs a name".into()).into());
         }
+        engine.sinks.prune();
         engine.ddl_done().await?;
         Ok(Reply::Tag(tag.into()))
     }

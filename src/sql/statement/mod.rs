@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod copy;
+pub mod create_sink;
 pub mod create_stream;
 pub mod create_table;
 pub mod create_view;
@@ -61,6 +62,8 @@ pub enum Statement {
     SetTtl(set_ttl::SetTtl),
     /// `CREATE TABLE`.
     CreateTable(create_table::CreateTable),
+    /// `CREATE SINK`.
+    CreateSink(create_sink::CreateSink),
     /// `INSERT INTO stream | table ...`, `UPDATE table ...`, `DELETE FROM table ...`.
     Write(Box<ast::Statement>),
     /// `COPY stream FROM STDIN`.
@@ -137,6 +140,7 @@ impl Statement {
             Statement::Kafka(k) => k.execute(session).await,
             Statement::SetTtl(t) => t.execute(session).await,
             Statement::CreateTable(t) => t.execute(session).await,
+            Statement::CreateSink(s) => s.execute(session).await,
             Statement::Write(i) => insert::execute(*i, session, params).await,
             Statement::Copy(c) => c.execute(session).await,
             Statement::Query(q) => query::execute(*q, session, params).await,
@@ -166,9 +170,11 @@ impl Statement {
     /// for statements that only read (or only change the session).
     pub fn writes(&self) -> Option<&'static str> {
         match self {
-            Statement::CreateStream(_) | Statement::CreateView(_) | Statement::CreateTable(_) | Statement::Drop(_) => {
-                Some("run DDL")
-            }
+            Statement::CreateStream(_)
+            | Statement::CreateView(_)
+            | Statement::CreateTable(_)
+            | Statement::CreateSink(_)
+            | Statement::Drop(_) => Some("run DDL"),
             Statement::Truncate(_) => Some("truncate a view"),
             Statement::Kafka(_) => Some("change Kafka consumers"),
             Statement::SetTtl(_) => Some("change a view's TTL"),

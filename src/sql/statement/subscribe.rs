@@ -20,7 +20,6 @@ use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::Token;
 
 use super::Reply;
-use crate::catalog::Relation;
 use crate::error::Result;
 use crate::push::{PushError, Subscription};
 use crate::server::Session;
@@ -99,14 +98,7 @@ impl Subscribe {
         let catalog = &session.engine().catalog;
         let epoch = catalog.durability().last_epoch();
         match catalog.relation(&self.relation) {
-            Some(Relation::Table(table)) => Ok(table.subscribe(self.snapshot, epoch).await?),
-            Some(Relation::Stream(stream)) => Ok(stream.subscribe(epoch)),
-            Some(Relation::View(view)) => {
-                if let Some(why) = view.unsubscribable() {
-                    return Err(PushError::NotSubscribable(why).into());
-                }
-                Ok(view.subscribe(self.snapshot, epoch).await?)
-            }
+            Some(relation) => relation.subscribe(self.snapshot, epoch).await,
             None => Err(crate::catalog::CatalogError::UndefinedRelation(self.relation.clone()).into()),
         }
     }

@@ -1,0 +1,214 @@
+//! A sink's Kafka side: the topic, the (transactional) producer that writes
+//! it, and the reader that rebuilds what the topic holds.
+//!
+//! Every call here blocks (librdkafka's transaction calls do); the sink's
+//! task runs them on tokio's blocking pool.
+
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message as _;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::SinkError;
+use super::envelope::{Envelope, Message, Sent};
+
+/// How long one Kafka call (a commit, a metadata request) may take.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long reading a topic may go without a message before it fails.
+const READ_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn kafka(what: &str, e: KafkaError) -> SinkError {
+    SinkError::Kafka(format!("{what}: {e}"))
+}
+
+fn base_config(brokers: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", brokers)
+        .set("client.id", "eddy-sink")
+        .set("reconnect.backoff.ms", "100")
+        .set("reconnect.backoff.max.ms", "5000")
+        .set("log_level", "3");
+    config
+}
+
+/// Creates `topic` with `partitions` if it does not exist, with the
+/// broker's default replication (or 1 where the broker has no default).
+pub async fn ensure_topic(brokers: &str, topic: &str, partitions: i32) -> Result<(), SinkError> {
+    let admin: AdminClient<DefaultClientContext> =
+        base_config(brokers).create().map_err(|e| kafka("cannot make a Kafka admin client", e))?;
+    let options = AdminOptions::new().request_timeout(Some(CALL_TIMEOUT));
+    for replication in [-1, 1] {
+        let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
+        let results = admin.create_topics([&new], &options).await.map_err(|e| kafka("cannot create the topic", e))?;
+        match results.into_iter().next() {
+            Some(Ok(_)) | Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) | None => return Ok(()),
+            Some(Err((_, RDKafkaErrorCode::InvalidReplicationFactor | RDKafkaErrorCode::InvalidRequest)))
+                if replication < 0 => {}
+            Some(Err((_, code))) => return Err(SinkError::Kafka(format!("cannot create topic \"{topic}\": {code}"))),
+        }
+    }
+    Ok(())
+}
+
+/// Remembers the first failed delivery (for writes without transactions).
+#[derive(Default)]
+pub struct Deliveries {
+    failed: Mutex<Option<String>>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result {
+            self.failed.lock().get_or_insert_with(|| e.to_string());
+        }
+    }
+}
+
+/// The producer of one sink.
+pub struct Output {
+    producer: BaseProducer<Deliveries>,
+    topic: String,
+    transactional: bool,
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Output").field("topic", &self.topic).field("transactional", &self.transactional).finish()
+    }
+}
+
+impl Output {
+    /// A producer for `topic`. With `transactional_id`, its transactions
+    /// are started: any earlier producer with the same id (a previous run
+    /// of the sink) is fenced off and its open transaction aborted.
+    pub fn connect(brokers: &str, topic: &str, transactional_id: Option<&str>) -> Result<Self, SinkError> {
+        let mut config = base_config(brokers);
+        config.set("acks", "all").set("linger.ms", "5").set("message.timeout.ms", "30000");
+        if let Some(id) = transactional_id {
+            config.set("transactional.id", id).set("transaction.timeout.ms", "60000");
+        }
+        let producer: BaseProducer<Deliveries> = config
+            .create_with_context(Deliveries::default())
+            .map_err(|e| kafka("cannot make a Kafka producer", e))?;
+        if transactional_id.is_some() {
+            producer.init_transactions(CALL_TIMEOUT).map_err(|e| kafka("cannot start transactions", e))?;
+        }
+        Ok(Self { producer, topic: topic.to_string(), transactional: transactional_id.is_some() })
+    }
+
+    /// Writes `messages`: in one transaction, or (without transactions)
+    /// acknowledged by the broker. Either all of them are written, or an
+    /// error says the topic may hold some (without transactions) or none.
+    pub fn write(&self, messages: &[Message]) -> Result<(), SinkError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        if self.transactional {
+            self.producer.begin_transaction().map_err(|e| kafka("cannot begin a transaction", e))?;
+        }
+        let sent = self.send_all(messages).and_then(|()| self.finish());
+        if sent.is_err() && self.transactional {
+            // Best effort: a producer that cannot abort is dropped, which
+            // aborts the transaction when the next one fences it.
+            let _ = self.producer.abort_transaction(CALL_TIMEOUT);
+        }
+        sent
+    }
+
+    fn send_all(&self, messages: &[Message]) -> Result<(), SinkError> {
+        for message in messages {
+            let mut record = BaseRecord::to(&self.topic);
+            if let Some(key) = &message.key {
+                record = record.key(key.as_slice());
+            }
+            if let Some(payload) = &message.payload {
+                record = record.payload(payload.as_slice());
+            }
+            let mut record: BaseRecord<'_, [u8], [u8]> = record;
+            loop {
+                match self.producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        record = back;
+                        self.producer.poll(Duration::from_millis(10));
+                    }
+                    Err((e, _)) => return Err(kafka("cannot produce", e)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&self) -> Result<(), SinkError> {
+        if self.transactional {
+            return self.producer.commit_transaction(CALL_TIMEOUT).map_err(|e| kafka("cannot commit", e));
+        }
+        self.producer.flush(CALL_TIMEOUT).map_err(|e| kafka("cannot deliver", e))?;
+        match self.producer.context().failed.lock().take() {
+            Some(e) => Err(SinkError::Kafka(format!("a message was not delivered: {e}"))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Reads `topic` from its start to its end (committed messages only) and
+/// rebuilds what it holds.
+pub fn read_topic(brokers: &str, topic: &str, envelope: Envelope) -> Result<Sent, SinkError> {
+    let consumer: BaseConsumer = base_config(brokers)
+        .set("group.id", "eddy-sink-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .map_err(|e| kafka("cannot make a Kafka consumer", e))?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), CALL_TIMEOUT)
+        .map_err(|e| kafka(&format!("cannot read topic \"{topic}\""), e))?;
+    let partitions: Vec<i32> =
+        metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+    let mut assignment = TopicPartitionList::new();
+    for &p in &partitions {
+        assignment.add_partition_offset(topic, p, Offset::Beginning).map_err(|e| kafka("cannot assign", e))?;
+    }
+    consumer.assign(&assignment).map_err(|e| kafka("cannot assign", e))?;
+    let mut pending: std::collections::BTreeSet<i32> = partitions.into_iter().collect();
+    let mut messages: Vec<KeyAndValue> = Vec::new();
+    let mut last_progress = Instant::now();
+    while !pending.is_empty() {
+        if last_progress.elapsed() > READ_IDLE_TIMEOUT {
+            return Err(SinkError::Kafka(format!(
+                "reading topic \"{topic}\" stalled for {}s before its end",
+                READ_IDLE_TIMEOUT.as_secs()
+            )));
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Ok(m)) => {
+                messages.push((m.key().map(<[u8]>::to_vec), m.payload().map(<[u8]>::to_vec)));
+                last_progress = Instant::now();
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                pending.remove(&p);
+                last_progress = Instant::now();
+            }
+            Some(Err(e)) => return Err(kafka(&format!("cannot read topic \"{topic}\""), e)),
+        }
+    }
+    Sent::from_messages(envelope, messages.iter().map(|(k, v)| (k.as_deref(), v.as_deref())))
+}
+
+/// A message's key and value, as read back.
+type KeyAndValue = (Option<Vec<u8>>, Option<Vec<u8>>);

@@ -1,0 +1,291 @@
+//! Kafka sinks: a view's (or table's) contents, then its changes, written
+//! to a Kafka topic exactly once (`CREATE SINK s FROM v WITH (...)`).
+//!
+//! - [`options`]: the `WITH (...)` options.
+//! - [`envelope`]: changes as messages (upsert, append, debezium), and what
+//!   a topic holds, read back from its messages.
+//! - [`kafka`]: the topic, the transactional producer, the topic reader.
+//! - [`relations`]: the `pipelinedb.sinks` relation.
+//! - [`task`]: one task per sink: subscribe, catch the topic up, then one
+//!   transaction per batch of epochs; retry with backoff on failure.
+//!
+//! [`Sinks`] owns the sinks by name. It sits above the catalog (it reads
+//! relations through their subscriptions) and beside `crate::ingest::kafka`,
+//! Kafka's way in.
+
+pub mod envelope;
+pub mod kafka;
+pub mod options;
+pub mod relations;
+pub mod task;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::catalog::{Catalog, Relation};
+use crate::checkpoint::manifest::SinkRecord;
+use options::SinkOptions;
+
+/// Why a sink could not be made, dropped or run.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// An option is missing or wrong.
+    #[error("{0}")]
+    InvalidOption(String),
+    /// Something sinks do not do.
+    #[error("{0}")]
+    Unsupported(String),
+    /// `key` names a column the relation does not have.
+    #[error("column \"{column}\" of sink key does not exist in \"{relation}\"")]
+    UndefinedColumn {
+        /// The relation.
+        relation: String,
+        /// The column.
+        column: String,
+    },
+    /// `CREATE SINK` of a name in use.
+    #[error("sink \"{0}\" already exists")]
+    Duplicate(String),
+    /// `DROP SINK` of a name not in use.
+    #[error("sink \"{0}\" does not exist; see SHOW SINKS")]
+    Undefined(String),
+    /// Dropping a relation that a sink reads, without CASCADE.
+    #[error(
+        "cannot drop \"{relation}\" because sink \"{sink}\" reads it; DROP SINK {sink} first, or use DROP ... CASCADE"
+    )]
+    Dependent {
+        /// The relation.
+        relation: String,
+        /// The sink.
+        sink: String,
+    },
+    /// Kafka failed (the sink retries).
+    #[error("{0}")]
+    Kafka(String),
+    /// The topic holds messages the sink cannot read back.
+    #[error("the sink's topic holds a message it cannot read: {0}")]
+    Topic(String),
+    /// A bug.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// What a sink is doing, as `pipelinedb.sinks` shows it.
+#[derive(Debug, Clone, Default)]
+pub struct Status {
+    /// `starting`, `running`, `retrying` or `stopped`.
+    pub state: &'static str,
+    /// Messages written (committed).
+    pub messages: u64,
+    /// Transactions committed (writes, without transactions).
+    pub transactions: u64,
+    /// The last failure, while retrying or stopped.
+    pub last_error: Option<String>,
+    /// Changed rows waiting to be written.
+    pub lag: u64,
+}
+
+/// One sink.
+#[derive(Debug)]
+pub struct Sink {
+    /// Its name.
+    pub name: String,
+    /// The relation it reads.
+    pub relation: String,
+    /// Its options, as given (what a checkpoint records).
+    pub raw_options: Vec<(String, String)>,
+    /// Its settings.
+    pub options: SinkOptions,
+    /// The key columns messages are keyed by (none: no key).
+    pub key: Option<Vec<String>>,
+    status: Mutex<Status>,
+    stop: CancellationToken,
+}
+
+impl Sink {
+    /// Its status now.
+    pub fn status(&self) -> Status {
+        self.status.lock().clone()
+    }
+
+    fn update(&self, change: impl FnOnce(&mut Status)) {
+        change(&mut self.status.lock());
+    }
+
+    /// Its record for the checkpoint.
+    pub fn record(&self) -> SinkRecord {
+        SinkRecord { name: self.name.clone(), relation: self.relation.clone(), options: self.raw_options.clone() }
+    }
+
+    /// The transactional id of its producer: one per sink, so that a
+    /// restarted sink fences the one before it.
+    pub fn transactional_id(&self) -> Option<String> {
+        self.options.exactly_once.then(|| format!("eddy-sink-{}", self.name))
+    }
+}
+
+/// The sinks, by name.
+#[derive(Debug)]
+pub struct Sinks {
+    sinks: Mutex<BTreeMap<String, Arc<Sink>>>,
+    catalog: Arc<Catalog>,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl Sinks {
+    /// No sinks; their tasks go to `tasks` and stop on `shutdown`.
+    pub fn new(catalog: Arc<Catalog>, tasks: TaskTracker, shutdown: CancellationToken) -> Self {
+        Self { sinks: Mutex::new(BTreeMap::new()), catalog, tasks, shutdown }
+    }
+
+    /// Checks a sink's definition against the catalog and makes it (not
+    /// started). `added_brokers` stand in for a missing `kafka_brokers`.
+    pub fn define(&self, record: &SinkRecord, added_brokers: &[String]) -> crate::error::Result<Arc<Sink>> {
+        let relation = self
+            .catalog
+            .relation(&record.relation)
+            .ok_or_else(|| crate::catalog::CatalogError::UndefinedRelation(record.relation.clone()))?;
+        let (columns, own_key) = columns_and_key(&relation)?;
+        let options = SinkOptions::parse(&record.options, added_brokers, own_key.is_some())?;
+        let key = match &options.key {
+            Some(names) => {
+                if let Some(missing) = names.iter().find(|n| !columns.contains(n)) {
+                    return Err(SinkError::UndefinedColumn {
+                        relation: record.relation.clone(),
+                        column: missing.clone(),
+                    }
+                    .into());
+                }
+                Some(names.clone())
+            }
+            None => own_key,
+        };
+        // What the sink records: the brokers it was made with, so that a
+        // restart writes where it wrote before.
+        let mut raw_options = record.options.clone();
+        if !raw_options.iter().any(|(k, _)| k == "kafka_brokers" || k == "brokers") {
+            raw_options.push(("kafka_brokers".into(), options.brokers.clone()));
+        }
+        Ok(Arc::new(Sink {
+            name: record.name.clone(),
+            relation: record.relation.clone(),
+            raw_options,
+            options,
+            key,
+            status: Mutex::new(Status { state: "starting", ..Status::default() }),
+            stop: CancellationToken::new(),
+        }))
+    }
+
+    /// Adds `sink`; starts it unless `start` is false (a restore, started
+    /// once recovery is done).
+    pub fn add(&self, sink: Arc<Sink>, start: bool) -> Result<(), SinkError> {
+        {
+            let mut sinks = self.sinks.lock();
+            if sinks.contains_key(&sink.name) {
+                return Err(SinkError::Duplicate(sink.name.clone()));
+            }
+            sinks.insert(sink.name.clone(), sink.clone());
+        }
+        if start {
+            self.start(sink);
+        }
+        Ok(())
+    }
+
+    fn start(&self, sink: Arc<Sink>) {
+        let (catalog, shutdown) = (self.catalog.clone(), self.shutdown.clone());
+        let span = tracing::info_span!("sink", name = %sink.name);
+        self.tasks.spawn(tracing::Instrument::instrument(task::run(sink, catalog, shutdown), span));
+    }
+
+    /// Starts every sink (after recovery).
+    pub fn start_all(&self) {
+        for sink in self.list() {
+            self.start(sink);
+        }
+    }
+
+    /// Stops and forgets sink `name`.
+    pub fn drop_sink(&self, name: &str) -> Result<(), SinkError> {
+        let sink = self.sinks.lock().remove(name).ok_or_else(|| SinkError::Undefined(name.to_string()))?;
+        sink.stop.cancel();
+        Ok(())
+    }
+
+    /// Whether sink `name` exists.
+    pub fn exists(&self, name: &str) -> bool {
+        self.sinks.lock().contains_key(name)
+    }
+
+    /// Refuses to drop `relation` (without CASCADE) while a sink reads it.
+    pub fn check_drop(&self, relation: &str) -> Result<(), SinkError> {
+        match self.sinks.lock().values().find(|s| s.relation == relation) {
+            Some(sink) => Err(SinkError::Dependent { relation: relation.to_string(), sink: sink.name.clone() }),
+            None => Ok(()),
+        }
+    }
+
+    /// Drops the sinks whose relation is gone (dropped with CASCADE).
+    pub fn prune(&self) {
+        let gone: Vec<String> = self
+            .sinks
+            .lock()
+            .values()
+            .filter(|s| self.catalog.relation(&s.relation).is_none())
+            .map(|s| s.name.clone())
+            .collect();
+        for name in gone {
+            let _ = self.drop_sink(&name);
+        }
+    }
+
+    /// The sinks, by name.
+    pub fn list(&self) -> Vec<Arc<Sink>> {
+        self.sinks.lock().values().cloned().collect()
+    }
+
+    /// What a checkpoint records.
+    pub fn records(&self) -> Vec<SinkRecord> {
+        self.list().iter().map(|s| s.record()).collect()
+    }
+}
+
+/// A relation's column names, and its own key: a view's group key (the
+/// whole row for a view without aggregates), a table's primary key; none
+/// for a stream or a derived stream.
+fn columns_and_key(relation: &Relation) -> crate::error::Result<(Vec<String>, Option<Vec<String>>)> {
+    let names = |schema: &datafusion::arrow::datatypes::Schema, idx: &[usize]| -> Vec<String> {
+        idx.iter().map(|&i| schema.field(i).name().clone()).collect()
+    };
+    Ok(match relation {
+        Relation::View(view) => {
+            if let Some(why) = view.unsubscribable() {
+                return Err(SinkError::Unsupported(why).into());
+            }
+            let schema = view.output_schema();
+            let all: Vec<usize> = (0..schema.fields().len()).collect();
+            let key = match view.is_transform() {
+                true => None,
+                false => view.output_keys().map(|k| names(&schema, &k)),
+            };
+            (names(&schema, &all), key)
+        }
+        Relation::Table(table) => {
+            let schema = &table.def.schema;
+            let all: Vec<usize> = (0..schema.fields().len()).collect();
+            let key = (!table.def.primary_key.is_empty()).then(|| table.def.primary_key.clone());
+            (names(schema, &all), key)
+        }
+        Relation::Stream(stream) => {
+            let schema = &stream.def.schema;
+            let all: Vec<usize> = (0..schema.fields().len()).collect();
+            (names(schema, &all), None)
+        }
+    })
+}

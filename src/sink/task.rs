@@ -1,0 +1,215 @@
+//! A sink's task: what it writes, and how it recovers.
+//!
+//! **Exactly once.** The topic itself is the sink's progress. On start, the
+//! sink's transactional producer fences any earlier one (its open
+//! transaction is aborted), then the sink reads the topic back, committed
+//! messages only, into what the topic says the relation holds
+//! ([`Sent`]). It subscribes to the relation, and writes, in one
+//! transaction, exactly the difference between the topic and the
+//! relation's contents. After that each batch of epochs the subscription
+//! delivers is one transaction. A crash at any point leaves the topic at
+//! the end of some committed transaction, and the next start writes only
+//! what is missing: no gap and no duplicate, for a `read_committed`
+//! consumer. The relation's contents after a crash are exact (views and
+//! tables survive `kill -9` exactly), so the difference is too.
+//!
+//! A stream or derived stream has no contents to compare: its sink writes
+//! the events that arrive while it runs, each batch in one transaction.
+//!
+//! **Failures.** Any Kafka failure ends the session: the sink shows
+//! `retrying` with the error, waits (1 s, doubling to 30 s), and starts
+//! again from the top. Views and ingestion never wait for a sink; a sink
+//! that falls more than the subscription's buffer behind starts again too.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::envelope::{self, Change, Message, Sent};
+use super::kafka::{self, Output};
+use super::{Sink, SinkError};
+use crate::catalog::Catalog;
+use crate::push::{PushError, Subscription};
+
+/// The first wait after a failure.
+const MIN_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest wait between attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Changed rows gathered into one transaction at most (more epochs wait for the next).
+const MAX_BATCH_ROWS: usize = 50_000;
+
+/// How a session ended without a failure.
+enum End {
+    /// The relation was dropped.
+    Dropped,
+}
+
+/// Runs `sink` until it is dropped or the server shuts down.
+pub async fn run(sink: Arc<Sink>, catalog: Arc<Catalog>, shutdown: CancellationToken) {
+    let mut backoff = MIN_BACKOFF;
+    // What the topic holds, when known (for a relation with contents).
+    let mut sent: Option<Sent> = None;
+    loop {
+        let outcome = tokio::select! {
+            _ = sink.stop.cancelled() => break,
+            _ = shutdown.cancelled() => break,
+            outcome = session(&sink, &catalog, &mut sent, &mut backoff) => outcome,
+        };
+        match outcome {
+            Ok(End::Dropped) => {
+                sink.update(|s| s.state = "stopped");
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(sink = %sink.name, "sink failed, retrying in {backoff:?}: {e}");
+                sink.update(|s| {
+                    s.state = "retrying";
+                    s.last_error = Some(e.to_string());
+                });
+                tokio::select! {
+                    _ = sink.stop.cancelled() => break,
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, SinkError> + Send + 'static,
+) -> Result<T, SinkError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| SinkError::Internal(format!("a sink's Kafka call ended: {e}")))?
+}
+
+/// One run: connect, catch the topic up, then follow the relation.
+async fn session(
+    sink: &Arc<Sink>,
+    catalog: &Catalog,
+    sent: &mut Option<Sent>,
+    backoff: &mut Duration,
+) -> Result<End, SinkError> {
+    sink.update(|s| s.state = "starting");
+    let options = &sink.options;
+    kafka::ensure_topic(&options.brokers, &options.topic, options.partitions).await?;
+    let (brokers, topic, id) = (options.brokers.clone(), options.topic.clone(), sink.transactional_id());
+    let output = Arc::new(blocking(move || Output::connect(&brokers, &topic, id.as_deref())).await?);
+    let Some(relation) = catalog.relation(&sink.relation) else {
+        return Ok(End::Dropped);
+    };
+    let stateful = !relation.is_stream_like();
+    let epoch = catalog.durability().last_epoch();
+    let mut subscription =
+        relation.subscribe(stateful, epoch).await.map_err(|e| SinkError::Kafka(format!("cannot subscribe: {e}")))?;
+    let keys = key_indexes(sink, &subscription)?;
+    if stateful {
+        catch_up(sink, &output, &mut subscription, keys.as_deref(), sent).await?;
+    }
+    sink.update(|s| {
+        s.state = "running";
+        s.last_error = None;
+    });
+    *backoff = MIN_BACKOFF;
+    loop {
+        let first = match subscription.next().await {
+            Ok(batch) => batch,
+            Err(PushError::Ended(_)) => return Ok(End::Dropped),
+            Err(e) => return Err(SinkError::Kafka(format!("the sink fell behind its relation: {e}"))),
+        };
+        let mut changes = envelope::changes(&first, keys.as_deref())?;
+        while changes.len() < MAX_BATCH_ROWS {
+            match subscription.try_next() {
+                Some(Ok(batch)) => changes.extend(envelope::changes(&batch, keys.as_deref())?),
+                // Ended or cut off: the next `next()` says so.
+                Some(Err(_)) | None => break,
+            }
+        }
+        let messages = envelope::encode(options.envelope, &changes);
+        write(sink, &output, messages, sent).await?;
+        if stateful && let Some(sent) = sent.as_mut() {
+            sent.apply(&changes);
+        }
+        let lag = subscription.pending_rows() as u64;
+        sink.update(|s| s.lag = lag);
+    }
+}
+
+/// Reads the topic back (unless known), then writes what it lacks of the
+/// relation's contents, the subscription's first epoch.
+async fn catch_up(
+    sink: &Sink,
+    output: &Arc<Output>,
+    subscription: &mut Subscription,
+    keys: Option<&[usize]>,
+    sent: &mut Option<Sent>,
+) -> Result<(), SinkError> {
+    let topic_holds = match sent.take() {
+        Some(known) => known,
+        None => {
+            let (brokers, topic, envelope) =
+                (sink.options.brokers.clone(), sink.options.topic.clone(), sink.options.envelope);
+            blocking(move || kafka::read_topic(&brokers, &topic, envelope)).await?
+        }
+    };
+    let contents: Vec<Change> = match subscription.has_snapshot() {
+        true => envelope::changes(
+            &subscription.next().await.map_err(|e| SinkError::Kafka(format!("cannot read the snapshot: {e}")))?,
+            keys,
+        )?,
+        false => Vec::new(),
+    };
+    let target = Sent::of(&contents);
+    let missing = topic_holds.changes_to(&target);
+    tracing::info!(sink = %sink.name, topic_rows = topic_holds.len(), rows = target.len(), writing = missing.len(), "sink catching up");
+    let messages = envelope::encode(sink.options.envelope, &missing);
+    // Until the write is known to be committed, what the topic holds is
+    // not known: `sent` stays empty, and a failure reads the topic again.
+    write(sink, output, messages, &mut None).await?;
+    *sent = Some(target);
+    Ok(())
+}
+
+/// Writes `messages` in one transaction; on failure, forgets what the
+/// topic holds (it is read again on the next start).
+async fn write(
+    sink: &Sink,
+    output: &Arc<Output>,
+    messages: Vec<Message>,
+    sent: &mut Option<Sent>,
+) -> Result<(), SinkError> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let n = messages.len() as u64;
+    let out = output.clone();
+    if let Err(e) = blocking(move || out.write(&messages)).await {
+        *sent = None;
+        return Err(e);
+    }
+    sink.update(|s| {
+        s.messages += n;
+        s.transactions += 1;
+    });
+    Ok(())
+}
+
+/// The key columns' positions among the relation's columns.
+fn key_indexes(sink: &Sink, subscription: &Subscription) -> Result<Option<Vec<usize>>, SinkError> {
+    let Some(names) = &sink.key else {
+        return Ok(None);
+    };
+    let schema = subscription.schema();
+    let columns: Vec<&String> = schema.fields().iter().skip(2).map(|f| f.name()).collect();
+    names
+        .iter()
+        .map(|name| {
+            columns.iter().position(|c| *c == name).ok_or_else(|| SinkError::UndefinedColumn {
+                relation: sink.relation.clone(),
+                column: name.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
