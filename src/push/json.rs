@@ -24,7 +24,8 @@ impl<'a> JsonRows<'a> {
     pub fn new(rows: &'a RecordBatch) -> Self {
         static OPTIONS: std::sync::LazyLock<FormatOptions<'static>> = std::sync::LazyLock::new(FormatOptions::default);
         let formatters = rows.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &OPTIONS).ok()).collect();
-        let names = rows.schema().fields().iter().map(|f| serde_json::Value::from(f.name().as_str()).to_string()).collect();
+        let names =
+            rows.schema().fields().iter().map(|f| serde_json::Value::from(f.name().as_str()).to_string()).collect();
         Self { rows, formatters, names }
     }
 

@@ -155,11 +155,8 @@ fn debezium(changes: &[Change]) -> Vec<Message> {
             (Some(_), None) => "d",
             _ => "c",
         };
-        let value = format!(
-            r#"{{"before":{},"after":{},"op":"{op}"}}"#,
-            before.unwrap_or("null"),
-            after.unwrap_or("null")
-        );
+        let value =
+            format!(r#"{{"before":{},"after":{},"op":"{op}"}}"#, before.unwrap_or("null"), after.unwrap_or("null"));
         Message { key: bytes(key), payload: Some(value.into_bytes()) }
     };
     let mut out = Vec::new();
@@ -257,9 +254,8 @@ impl Sent {
         envelope: Envelope,
         messages: impl IntoIterator<Item = (Option<&'a [u8]>, Option<&'a [u8]>)>,
     ) -> Result<Self, SinkError> {
-        let text = |b: &'a [u8]| {
-            std::str::from_utf8(b).map_err(|_| SinkError::Topic("a message is not UTF-8 JSON".into()))
-        };
+        let text =
+            |b: &'a [u8]| std::str::from_utf8(b).map_err(|_| SinkError::Topic("a message is not UTF-8 JSON".into()));
         let mut sent = Self::default();
         let mut by_key: HashMap<String, String> = HashMap::new();
         for (key, value) in messages {
@@ -337,10 +333,7 @@ mod tests {
         let out: Vec<_> = encode(Envelope::Upsert, &changes).iter().map(text).collect();
         assert_eq!(
             out,
-            vec![
-                (r#"{"k":1}"#.to_string(), Some(r#"{"k":1,"n":2}"#.to_string())),
-                (r#"{"k":2}"#.to_string(), None),
-            ]
+            vec![(r#"{"k":1}"#.to_string(), Some(r#"{"k":1,"n":2}"#.to_string())), (r#"{"k":2}"#.to_string(), None),]
         );
     }
 
@@ -354,13 +347,10 @@ mod tests {
             expected.apply(batch);
         }
         for envelope in [Envelope::Upsert, Envelope::Append, Envelope::Debezium] {
-            let messages: Vec<Message> = [&first[..], &second[..], &third[..]]
-                .into_iter()
-                .flat_map(|batch| encode(envelope, batch))
-                .collect();
-            let read =
-                Sent::from_messages(envelope, messages.iter().map(|m| (m.key.as_deref(), m.payload.as_deref())))
-                    .unwrap();
+            let messages: Vec<Message> =
+                [&first[..], &second[..], &third[..]].into_iter().flat_map(|batch| encode(envelope, batch)).collect();
+            let read = Sent::from_messages(envelope, messages.iter().map(|m| (m.key.as_deref(), m.payload.as_deref())))
+                .unwrap();
             assert_eq!(read, expected, "{envelope:?}");
         }
     }

@@ -21,6 +21,9 @@ use super::envelope::{Envelope, Message, Sent};
 
 /// How long one Kafka call (a commit, a metadata request) may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long creating the topic may take (an unreachable broker shows as
+/// `retrying` after it).
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long reading a topic may go without a message before it fails.
 const READ_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -44,7 +47,7 @@ fn base_config(brokers: &str) -> ClientConfig {
 pub async fn ensure_topic(brokers: &str, topic: &str, partitions: i32) -> Result<(), SinkError> {
     let admin: AdminClient<DefaultClientContext> =
         base_config(brokers).create().map_err(|e| kafka("cannot make a Kafka admin client", e))?;
-    let options = AdminOptions::new().request_timeout(Some(CALL_TIMEOUT));
+    let options = AdminOptions::new().request_timeout(Some(ADMIN_TIMEOUT)).operation_timeout(Some(ADMIN_TIMEOUT));
     for replication in [-1, 1] {
         let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
         let results = admin.create_topics([&new], &options).await.map_err(|e| kafka("cannot create the topic", e))?;
@@ -99,9 +102,8 @@ impl Output {
         if let Some(id) = transactional_id {
             config.set("transactional.id", id).set("transaction.timeout.ms", "60000");
         }
-        let producer: BaseProducer<Deliveries> = config
-            .create_with_context(Deliveries::default())
-            .map_err(|e| kafka("cannot make a Kafka producer", e))?;
+        let producer: BaseProducer<Deliveries> =
+            config.create_with_context(Deliveries::default()).map_err(|e| kafka("cannot make a Kafka producer", e))?;
         if transactional_id.is_some() {
             producer.init_transactions(CALL_TIMEOUT).map_err(|e| kafka("cannot start transactions", e))?;
         }
@@ -177,8 +179,7 @@ pub fn read_topic(brokers: &str, topic: &str, envelope: Envelope) -> Result<Sent
     let metadata = consumer
         .fetch_metadata(Some(topic), CALL_TIMEOUT)
         .map_err(|e| kafka(&format!("cannot read topic \"{topic}\""), e))?;
-    let partitions: Vec<i32> =
-        metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+    let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
     let mut assignment = TopicPartitionList::new();
     for &p in &partitions {
         assignment.add_partition_offset(topic, p, Offset::Beginning).map_err(|e| kafka("cannot assign", e))?;

@@ -105,7 +105,10 @@ mod tests {
     #[test]
     fn defaults_and_refusals() {
         let o = SinkOptions::parse(&opts(&[("kafka_topic", "t")]), &["b:9092".into()], true).unwrap();
-        assert_eq!((o.brokers.as_str(), o.envelope, o.exactly_once, o.partitions), ("b:9092", Envelope::Upsert, true, 1));
+        assert_eq!(
+            (o.brokers.as_str(), o.envelope, o.exactly_once, o.partitions),
+            ("b:9092", Envelope::Upsert, true, 1)
+        );
         let o = SinkOptions::parse(&opts(&[("kafka_topic", "t"), ("kafka_brokers", "x:1")]), &[], false).unwrap();
         assert_eq!(o.envelope, Envelope::Append);
         let err = |pairs: &[(&str, &str)], has_key| {

@@ -17,7 +17,8 @@ use crate::query::snapshot::{batch, int64, text};
 pub fn sinks(sinks: &Sinks) -> Result<RecordBatch> {
     let all = sinks.list();
     let statuses: Vec<_> = all.iter().map(|s| s.status()).collect();
-    let count = |f: fn(&super::Status) -> u64| int64(statuses.iter().map(|s| Some(i64::try_from(f(s)).unwrap_or(i64::MAX))));
+    let count =
+        |f: fn(&super::Status) -> u64| int64(statuses.iter().map(|s| Some(i64::try_from(f(s)).unwrap_or(i64::MAX))));
     let exactly_once: ArrayRef = Arc::new(all.iter().map(|s| Some(s.options.exactly_once)).collect::<BooleanArray>());
     batch(vec![
         ("name", text(all.iter().map(|s| Some(s.name.clone())))),

@@ -205,10 +205,10 @@ fn key_indexes(sink: &Sink, subscription: &Subscription) -> Result<Option<Vec<us
     names
         .iter()
         .map(|name| {
-            columns.iter().position(|c| *c == name).ok_or_else(|| SinkError::UndefinedColumn {
-                relation: sink.relation.clone(),
-                column: name.clone(),
-            })
+            columns
+                .iter()
+                .position(|c| *c == name)
+                .ok_or_else(|| SinkError::UndefinedColumn { relation: sink.relation.clone(), column: name.clone() })
         })
         .collect::<Result<Vec<_>, _>>()
         .map(Some)

@@ -346,7 +346,9 @@ fn parse_show_relations(parser: &mut Parser) -> Result<Statement, SqlError> {
     let what = parser.next_token().to_string().to_lowercase();
     let sql = match what.as_str() {
         "streams" => "SELECT name, columns, views, rows_in FROM pipelinedb.streams ORDER BY name",
-        "sinks" => "SELECT name, relation, topic, envelope, status, messages, lag, last_error FROM pipelinedb.sinks ORDER BY name",
+        "sinks" => {
+            "SELECT name, relation, topic, envelope, status, messages, lag, last_error FROM pipelinedb.sinks ORDER BY name"
+        }
         _ => "SELECT name, stream, rows_in, groups, bytes, query FROM pipelinedb.views ORDER BY name",
     };
     let stmt = Parser::new(&PostgreSqlDialect {}).try_with_sql(sql).and_then(|mut p| p.parse_statement());

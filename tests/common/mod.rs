@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod noida;
 pub mod process;
 pub mod raw;
 pub mod tansu;

