@@ -272,3 +272,32 @@ async fn a_sink_retries_while_its_broker_is_unreachable() {
     let n: i64 = db.query_one("SELECT n FROM hits WHERE url = '/a'", &[]).await.expect("read").get(0);
     assert_eq!(n, 2);
 }
+
+/// ksqlDB's CSAS with a topic: the derived stream's events, each once, as
+/// another consumer reads them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_derived_stream_with_a_topic_writes_its_events() {
+    let broker = start_noida(free_port());
+    let brokers = format!("127.0.0.1:{}", broker.port);
+    let server = common::start_server().await;
+    let db = common::connect(&server).await;
+    db.batch_execute(&format!(
+        "CREATE STREAM clicks (url text, ms bigint);
+         CREATE STREAM slow WITH (kafka_topic = 'slow', kafka_brokers = '{brokers}') AS
+             SELECT url, ms FROM clicks WHERE ms > 100;"
+    ))
+    .await
+    .expect("setup");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while db.query_one("SELECT status FROM pipelinedb.sinks", &[]).await.expect("sinks").get::<_, String>(0)
+        != "running"
+    {
+        assert!(Instant::now() < deadline, "the sink never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    db.batch_execute("INSERT INTO clicks VALUES ('/a', 50), ('/b', 500)").await.expect("insert");
+    db.batch_execute("INSERT INTO clicks VALUES ('/c', 700)").await.expect("insert");
+    let events = until_topic(&brokers, "slow", "two events", |r| r.len() >= 2).await;
+    let values: Vec<&str> = events.iter().filter_map(|(_, v)| v.as_deref()).collect();
+    assert_eq!(values, [r#"{"url":"/b","ms":500}"#, r#"{"url":"/c","ms":700}"#]);
+}

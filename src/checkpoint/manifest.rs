@@ -118,6 +118,10 @@ pub struct SinkRecord {
     pub relation: String,
     /// Its `WITH (...)` options, with the brokers it was made with.
     pub options: Vec<(String, String)>,
+    /// Made with its relation (`CREATE STREAM | TABLE ... WITH (kafka_topic
+    /// = ...) AS SELECT`): dropped with it, without CASCADE.
+    #[serde(default)]
+    pub owned: bool,
 }
 
 /// A catalog change, as the insert log records it: logged (and synced)

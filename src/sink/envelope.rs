@@ -3,7 +3,8 @@
 //!
 //! - **upsert**: the key is the key columns as a JSON object; the value is
 //!   the row, or a tombstone (no value) once the key's row is removed.
-//! - **append**: each change as an event, `{"diff": 1 | -1, ...row}`.
+//! - **append**: each change as an event, `{"diff": 1 | -1, ...row}`; a
+//!   stream's (or derived stream's) events as the bare rows.
 //! - **debezium**: `{"before": row | null, "after": row | null, "op": ...}`,
 //!   an update (a −1 and a +1 of one key) as one message with both.
 //!
@@ -76,16 +77,16 @@ pub struct Message {
 }
 
 /// The changes in `batch`, rows as a subscription gives them (`epoch`,
-/// `diff`, then the relation's columns). `keys` index the relation's
-/// columns.
-pub fn changes(batch: &RecordBatch, keys: Option<&[usize]>) -> Result<Vec<Change>, SinkError> {
+/// `diff`, then the relation's columns). `columns` (the row written) and
+/// `keys` index the relation's columns.
+pub fn changes(batch: &RecordBatch, columns: &[usize], keys: Option<&[usize]>) -> Result<Vec<Change>, SinkError> {
     let diff = batch
         .column(1)
         .as_any()
         .downcast_ref::<Int32Array>()
         .ok_or_else(|| SinkError::Internal("a subscription's diff column is not int".into()))?;
     let json = JsonRows::new(batch);
-    let columns: Vec<usize> = (2..batch.num_columns()).collect();
+    let columns: Vec<usize> = columns.iter().map(|i| i + 2).collect();
     let keys: Option<Vec<usize>> = keys.map(|k| k.iter().map(|i| i + 2).collect());
     Ok((0..batch.num_rows())
         .map(|i| Change {
@@ -106,6 +107,12 @@ pub fn encode(envelope: Envelope, changes: &[Change]) -> Vec<Message> {
             .collect(),
         Envelope::Debezium => debezium(changes),
     }
+}
+
+/// A stream's events as messages: each the bare row, as ksqlDB writes a
+/// derived stream's topic (an event is never retracted, so no `diff`).
+pub fn events(changes: &[Change]) -> Vec<Message> {
+    changes.iter().map(|c| Message { key: bytes(&c.key), payload: Some(c.row.clone().into_bytes()) }).collect()
 }
 
 fn bytes(text: &Option<String>) -> Option<Vec<u8>> {

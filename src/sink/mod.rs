@@ -102,6 +102,8 @@ pub struct Sink {
     pub options: SinkOptions,
     /// The key columns messages are keyed by (none: no key).
     pub key: Option<Vec<String>>,
+    /// Made with its relation (CSAS, CTAS), and dropped with it.
+    pub owned: bool,
     status: Mutex<Status>,
     stop: CancellationToken,
 }
@@ -118,7 +120,12 @@ impl Sink {
 
     /// Its record for the checkpoint.
     pub fn record(&self) -> SinkRecord {
-        SinkRecord { name: self.name.clone(), relation: self.relation.clone(), options: self.raw_options.clone() }
+        SinkRecord {
+            name: self.name.clone(),
+            relation: self.relation.clone(),
+            options: self.raw_options.clone(),
+            owned: self.owned,
+        }
     }
 
     /// The transactional id of its producer: one per sink, so that a
@@ -177,6 +184,7 @@ impl Sinks {
             raw_options,
             options,
             key,
+            owned: record.owned,
             status: Mutex::new(Status { state: "starting", ..Status::default() }),
             stop: CancellationToken::new(),
         }))
@@ -223,12 +231,18 @@ impl Sinks {
         self.sinks.lock().contains_key(name)
     }
 
-    /// Refuses to drop `relation` (without CASCADE) while a sink reads it.
+    /// Refuses to drop `relation` (without CASCADE) while a sink reads it;
+    /// its own sink (CSAS, CTAS) goes with it.
     pub fn check_drop(&self, relation: &str) -> Result<(), SinkError> {
-        match self.sinks.lock().values().find(|s| s.relation == relation) {
+        match self.sinks.lock().values().find(|s| s.relation == relation && !s.owned) {
             Some(sink) => Err(SinkError::Dependent { relation: relation.to_string(), sink: sink.name.clone() }),
             None => Ok(()),
         }
+    }
+
+    /// Whether `relation` has a sink of its own (made by CSAS or CTAS).
+    pub fn owns(&self, relation: &str) -> bool {
+        self.sinks.lock().values().any(|s| s.relation == relation && s.owned)
     }
 
     /// Drops the sinks whose relation is gone (dropped with CASCADE).

@@ -104,8 +104,10 @@ async fn session(
     let mut subscription =
         relation.subscribe(stateful, epoch).await.map_err(|e| SinkError::Kafka(format!("cannot subscribe: {e}")))?;
     let keys = key_indexes(sink, &subscription)?;
+    let columns = written_columns(&subscription, stateful);
+    let shape = Shape { columns: &columns, keys: keys.as_deref() };
     if stateful {
-        catch_up(sink, &output, &mut subscription, keys.as_deref(), sent).await?;
+        catch_up(sink, &output, &mut subscription, shape, sent).await?;
     }
     sink.update(|s| {
         s.state = "running";
@@ -118,15 +120,18 @@ async fn session(
             Err(PushError::Ended(_)) => return Ok(End::Dropped),
             Err(e) => return Err(SinkError::Kafka(format!("the sink fell behind its relation: {e}"))),
         };
-        let mut changes = envelope::changes(&first, keys.as_deref())?;
+        let mut changes = shape.changes(&first)?;
         while changes.len() < MAX_BATCH_ROWS {
             match subscription.try_next() {
-                Some(Ok(batch)) => changes.extend(envelope::changes(&batch, keys.as_deref())?),
+                Some(Ok(batch)) => changes.extend(shape.changes(&batch)?),
                 // Ended or cut off: the next `next()` says so.
                 Some(Err(_)) | None => break,
             }
         }
-        let messages = envelope::encode(options.envelope, &changes);
+        let messages = match stateful {
+            true => envelope::encode(options.envelope, &changes),
+            false => envelope::events(&changes),
+        };
         write(sink, &output, messages, sent).await?;
         if stateful && let Some(sent) = sent.as_mut() {
             sent.apply(&changes);
@@ -142,7 +147,7 @@ async fn catch_up(
     sink: &Sink,
     output: &Arc<Output>,
     subscription: &mut Subscription,
-    keys: Option<&[usize]>,
+    shape: Shape<'_>,
     sent: &mut Option<Sent>,
 ) -> Result<(), SinkError> {
     let topic_holds = match sent.take() {
@@ -154,9 +159,8 @@ async fn catch_up(
         }
     };
     let contents: Vec<Change> = match subscription.has_snapshot() {
-        true => envelope::changes(
+        true => shape.changes(
             &subscription.next().await.map_err(|e| SinkError::Kafka(format!("cannot read the snapshot: {e}")))?,
-            keys,
         )?,
         false => Vec::new(),
     };
@@ -193,6 +197,27 @@ async fn write(
         s.transactions += 1;
     });
     Ok(())
+}
+
+/// Which of the relation's columns a message holds, and which are its key.
+#[derive(Clone, Copy)]
+struct Shape<'a> {
+    columns: &'a [usize],
+    keys: Option<&'a [usize]>,
+}
+
+impl Shape<'_> {
+    fn changes(&self, batch: &datafusion::arrow::array::RecordBatch) -> Result<Vec<Change>, SinkError> {
+        envelope::changes(batch, self.columns, self.keys)
+    }
+}
+
+/// The relation's columns a message holds: all of them, but a stream's
+/// `arrival_timestamp` (the time Eddy received the event, not part of it).
+fn written_columns(subscription: &Subscription, stateful: bool) -> Vec<usize> {
+    let schema = subscription.schema();
+    let arrival = crate::sql::statement::create_stream::ARRIVAL_TIMESTAMP;
+    (0..schema.fields().len() - 2).filter(|&i| stateful || schema.field(i + 2).name() != arrival).collect()
 }
 
 /// The key columns' positions among the relation's columns.

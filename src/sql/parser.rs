@@ -152,6 +152,9 @@ pub fn classify(stmt: ast::Statement) -> Result<Statement, SqlError> {
         }
         ast::Statement::CreateExtension(ext) => Ok(Statement::CreateExtension(ext.name.value.to_lowercase())),
         ast::Statement::Discard { object_type } => Ok(Statement::Discard(format!("DISCARD {object_type}"))),
+        ast::Statement::CreateTable(ref create) if create.query.is_some() => {
+            super::statement::create_table::table_as_select(create)
+        }
         ast::Statement::CreateTable(ref create) => Ok(Statement::CreateTable(CreateTable::from_ast(create)?)),
         other => Err(SqlError::Unsupported(format!(
             "statement not supported: {}",
@@ -207,20 +210,21 @@ fn parse_derived_stream(
     name: &ast::ObjectName,
     if_not_exists: bool,
 ) -> Result<Statement, SqlError> {
-    let mut options = parse_with_options(parser)?;
+    let options = parse_with_options(parser)?;
     if !parser.parse_keyword(Keyword::AS) {
         return Err(SqlError::Syntax(format!(
             "at {}: CREATE STREAM takes its columns, CREATE STREAM s (id bigint, ...), or a query, CREATE STREAM s AS SELECT ... FROM other_stream",
             parser.peek_token()
         )));
     }
-    if options.iter().any(|(k, _)| k == "kafka_topic") {
-        return Err(SqlError::Unsupported(
-            "a derived stream cannot be written to a Kafka topic yet (that needs Kafka sinks); drop kafka_topic to keep the derived stream inside Eddy".into(),
-        ));
-    }
     if let Some((k, _)) = options.iter().find(|(k, _)| k == "action") {
         return Err(SqlError::Unsupported(format!("option \"{k}\" is not taken by CREATE STREAM ... AS SELECT")));
+    }
+    let (mut options, sink) = super::statement::create_view::split_sink_options(options);
+    if sink.iter().any(|(k, _)| k != "kafka_topic") && !sink.iter().any(|(k, _)| k == "kafka_topic") {
+        return Err(SqlError::InvalidParameter(
+            "Kafka options need kafka_topic: CREATE STREAM s2 WITH (kafka_topic = '...') AS SELECT ...".into(),
+        ));
     }
     options.push(("action".into(), "transform".into()));
     let query = parser.parse_query().map_err(syntax)?;
@@ -230,6 +234,7 @@ fn parse_derived_stream(
         options,
         query,
         tag: "CREATE STREAM",
+        sink,
     }))
 }
 
@@ -308,6 +313,7 @@ fn parse_create_view(parser: &mut Parser) -> Result<Statement, SqlError> {
         options,
         query,
         tag: "CREATE VIEW",
+        sink: Vec::new(),
     }))
 }
 

@@ -52,7 +52,7 @@ impl CreateSink {
             session.warn(format!("sink \"{}\" already exists, skipping", self.name));
             return Ok(Reply::Tag("CREATE SINK".into()));
         }
-        let record = SinkRecord { name: self.name, relation: self.relation, options: self.options };
+        let record = SinkRecord { name: self.name, relation: self.relation, options: self.options, owned: false };
         let sink = engine.sinks.define(&record, &engine.kafka.brokers())?;
         engine.sinks.add(sink, true)?;
         engine.ddl_done().await?;

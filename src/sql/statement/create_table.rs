@@ -37,20 +37,44 @@ fn unsupported(what: String) -> SqlError {
     SqlError::Unsupported(what)
 }
 
+fn table_options(create: &ast::CreateTable) -> std::result::Result<Vec<(String, String)>, SqlError> {
+    match &create.table_options {
+        ast::CreateTableOptions::None => Ok(Vec::new()),
+        ast::CreateTableOptions::With(options) => crate::sql::parser::option_pairs(options.clone()),
+        other => Err(unsupported(format!("table options {other} are not supported; use WITH (...)"))),
+    }
+}
+
+/// ksqlDB's `CREATE TABLE t WITH (kafka_topic = ...) AS SELECT ...` (CTAS):
+/// a continuous view whose changes its own sink writes to the topic, as
+/// upserts keyed by its group key. Without a topic, PostgreSQL's one-time
+/// CREATE TABLE AS is not what Eddy does, and it says so.
+pub fn table_as_select(create: &ast::CreateTable) -> std::result::Result<super::Statement, SqlError> {
+    let name = normalize_object_name(&create.name)?;
+    let (options, sink) = super::create_view::split_sink_options(table_options(create)?);
+    let Some(query) = create.query.clone() else {
+        return Err(SqlError::Syntax("CREATE TABLE ... AS needs a query".into()));
+    };
+    if !sink.iter().any(|(k, _)| k == "kafka_topic") {
+        return Err(unsupported(format!(
+            "CREATE TABLE ... AS SELECT without kafka_topic is not supported; for a result kept up to date use CREATE VIEW {name} AS SELECT ..., and add WITH (kafka_topic = '...') to write its changes to Kafka"
+        )));
+    }
+    Ok(super::Statement::CreateView(super::create_view::CreateView {
+        name,
+        if_not_exists: create.if_not_exists,
+        options,
+        query,
+        tag: "CREATE TABLE",
+        sink,
+    }))
+}
+
 impl CreateTable {
     /// Reads sqlparser's `CREATE TABLE`.
     pub fn from_ast(create: &ast::CreateTable) -> std::result::Result<Self, SqlError> {
         let name = normalize_object_name(&create.name)?;
-        if create.query.is_some() {
-            return Err(unsupported(
-                "CREATE TABLE ... AS SELECT is not supported; create the table, then INSERT INTO it ... SELECT".into(),
-            ));
-        }
-        let options = match &create.table_options {
-            ast::CreateTableOptions::None => Vec::new(),
-            ast::CreateTableOptions::With(options) => crate::sql::parser::option_pairs(options.clone())?,
-            other => return Err(unsupported(format!("table options {other} are not supported; use WITH (...)"))),
-        };
+        let options = table_options(create)?;
         if create.temporary || create.external || create.or_replace {
             return Err(unsupported("TEMPORARY, EXTERNAL and OR REPLACE tables are not supported".into()));
         }

@@ -78,6 +78,10 @@ impl Drop {
                     }
                     .into());
                 }
+                // ksqlDB's CTAS made it: a view with its own sink.
+                (DropKind::Table, Some(Relation::View(_))) if engine.sinks.owns(name) => {
+                    drop_view(engine, name, self.cascade).await?;
+                }
                 (DropKind::Table, Some(Relation::View(_))) => {
                     return Err(CatalogError::WrongObjectType {
                         name: name.clone(),
