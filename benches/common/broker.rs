@@ -1,7 +1,8 @@
 //! The Kafka broker a benchmark produces to and Eddy consumes from: tansu
 //! out of process (`EDDY_TANSU`, or the copy `tests/run.sh` fetches), or
 //! librdkafka's in-process mock broker for smoke runs and machines without
-//! tansu.
+//! tansu; or noida-db (`EDDY_NOIDA`), whose transactions are real, for the
+//! sink benchmark.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ use super::BenchResult;
 /// A running broker; stopped when dropped.
 pub enum Broker {
     Tansu(Child, String),
+    Noida(Child, String),
     Mock(MockCluster<'static, DefaultProducerContext>),
 }
 
@@ -34,14 +36,9 @@ impl Broker {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()?;
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).is_err() {
-                if Instant::now() > deadline {
-                    return Err("tansu did not start".into());
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            return Ok(Broker::Tansu(child, format!("127.0.0.1:{port}")));
+            let mut broker = Broker::Tansu(child, format!("127.0.0.1:{port}"));
+            wait_listening(port, &mut broker)?;
+            return Ok(broker);
         }
         let mock = MockCluster::new(1)?;
         for (topic, partitions) in topics {
@@ -50,10 +47,33 @@ impl Broker {
         Ok(Broker::Mock(mock))
     }
 
+    /// noida-db's Kafka service, with a fresh data directory.
+    pub fn start_noida() -> BenchResult<Broker> {
+        let path = std::env::var("EDDY_NOIDA").map(PathBuf::from).unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/eddy-tools/noida/noida_db/noida-db")
+        });
+        if !path.exists() {
+            return Err(format!("no noida-db at {}: run `bash tests/run.sh`, which fetches it", path.display()).into());
+        }
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let data = std::env::temp_dir().join(format!("eddy-bench-noida-{port}"));
+        let child = Command::new(path)
+            .args(["start", "--only", "kafka", "--host", "127.0.0.1", "--kafka-port", &port.to_string()])
+            .arg("--data-dir")
+            .arg(&data)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let mut broker = Broker::Noida(child, format!("127.0.0.1:{port}"));
+        wait_listening(port, &mut broker)?;
+        Ok(broker)
+    }
+
     /// `bootstrap.servers`.
     pub fn brokers(&self) -> String {
         match self {
-            Broker::Tansu(_, addr) => addr.clone(),
+            Broker::Tansu(_, addr) | Broker::Noida(_, addr) => addr.clone(),
             Broker::Mock(m) => m.bootstrap_servers(),
         }
     }
@@ -62,6 +82,7 @@ impl Broker {
     pub fn name(&self) -> &'static str {
         match self {
             Broker::Tansu(..) => "tansu 0.6 (out of process, in-memory storage)",
+            Broker::Noida(..) => "noida-db 0.2.3 (out of process, in-memory storage, real transactions)",
             Broker::Mock(_) => "librdkafka's mock broker (in process)",
         }
     }
@@ -69,11 +90,23 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        if let Broker::Tansu(child, _) = self {
+        if let Broker::Tansu(child, _) | Broker::Noida(child, _) = self {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
+}
+
+/// Waits until `broker` listens on `port`.
+fn wait_listening(port: u16, broker: &mut Broker) -> BenchResult<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).is_err() {
+        if Instant::now() > deadline {
+            return Err(format!("{} did not start", broker.name()).into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
 }
 
 fn tansu_path() -> Option<PathBuf> {

@@ -1,0 +1,153 @@
+//! Kafka sink throughput, in messages per second written to the topic, with
+//! and without transactions (`exactly_once = true | false`), side by side
+//! in one run.
+//!
+//! ```text
+//! cargo bench --bench sink            # the figures in docs/benchmarks.md
+//! cargo bench --bench sink -- --quick # a smoke run
+//! ```
+//!
+//! An in-process server is driven over pgwire; the broker is noida-db out
+//! of process (the one broker on this machine's registries whose
+//! transactions are real). The view is `SELECT k, count(*) AS n, sum(v) AS
+//! s FROM events GROUP BY k`.
+//!
+//! - **Snapshot.** The view holds `GROUPS` groups; a new upsert sink writes
+//!   them all (its catch-up: the topic read back, then one transaction).
+//! - **Changes.** An append sink follows the view while `BATCHES` COPYs of
+//!   `BATCH_ROWS` rows each (one epoch each) change it; every changed group
+//!   is a −1 and a +1 (a new group only a +1). The time runs from the first
+//!   COPY to the last message written.
+//!
+//! The run fails unless each sink wrote exactly the messages expected.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::collections::HashSet;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use common::BenchResult;
+use common::broker::Broker;
+use tokio_postgres::Client;
+
+struct Plan {
+    groups: usize,
+    batches: usize,
+    batch_rows: usize,
+    keys: usize,
+}
+
+fn main() -> ExitCode {
+    let plan = match common::quick() {
+        true => Plan { groups: 2_000, batches: 4, batch_rows: 500, keys: 1_000 },
+        false => Plan { groups: 200_000, batches: 40, batch_rows: 5_000, keys: 50_000 },
+    };
+    common::run_report("sink", run(&plan))
+}
+
+async fn run(plan: &Plan) -> BenchResult<String> {
+    let broker = Broker::start_noida()?;
+    let (server, db) = common::pg::start().await?;
+    db.batch_execute(&format!(
+        "SELECT pipeline_kafka.add_broker('{}');
+         CREATE STREAM events (k bigint, v bigint);
+         CREATE VIEW snap AS SELECT k, count(*) AS n, sum(v) AS s FROM events GROUP BY k;",
+        broker.brokers()
+    ))
+    .await?;
+    common::pg::copy(&db, "events", plan.groups, |i| format!("{i}\t{i}\n")).await?;
+    let mut out =
+        "| case | exactly_once | messages | seconds | messages/s | transactions |\n|---|---|---:|---:|---:|---:|\n"
+            .to_string();
+    for exactly_once in [true, false] {
+        let name = format!("snap_{exactly_once}");
+        let started = Instant::now();
+        db.batch_execute(&format!(
+            "CREATE SINK {name} FROM snap WITH (kafka_topic = '{name}', exactly_once = {exactly_once})"
+        ))
+        .await?;
+        let (messages, transactions) = wait_for(&db, &name, plan.groups as i64).await?;
+        out.push_str(&row("snapshot (upsert)", exactly_once, messages, started.elapsed(), transactions));
+        db.batch_execute(&format!("DROP SINK {name}")).await?;
+    }
+    for exactly_once in [true, false] {
+        let (messages, seconds, transactions) = changes_case(&server, plan, exactly_once).await?;
+        out.push_str(&row("changes (append)", exactly_once, messages, seconds, transactions));
+    }
+    out.push_str(&format!("\nBroker: {}.\n", broker.name()));
+    Ok(out)
+}
+
+fn row(case: &str, exactly_once: bool, messages: i64, took: Duration, transactions: i64) -> String {
+    let secs = took.as_secs_f64();
+    format!(
+        "| {case} | {exactly_once} | {} | {secs:.2} | {} | {transactions} |\n",
+        common::thousands(messages as f64),
+        common::thousands(messages as f64 / secs)
+    )
+}
+
+/// A view of its own, an append sink on it, then the COPYs.
+async fn changes_case(server: &eddy::Server, plan: &Plan, exactly_once: bool) -> BenchResult<(i64, Duration, i64)> {
+    let db = common::pg::connect(server).await?;
+    let (stream, view) = (format!("ev_{exactly_once}"), format!("agg_{exactly_once}"));
+    db.batch_execute(&format!(
+        "CREATE STREAM {stream} (k bigint, v bigint);
+         CREATE VIEW {view} AS SELECT k, count(*) AS n, sum(v) AS s FROM {stream} GROUP BY k;
+         CREATE SINK {view} FROM {view} WITH (kafka_topic = '{view}', envelope = 'append', exactly_once = {exactly_once});"
+    ))
+    .await?;
+    wait_running(&db, &view).await?;
+    let mut seen: HashSet<usize> = HashSet::new();
+    let mut expected = 0i64;
+    let started = Instant::now();
+    for batch in 0..plan.batches {
+        let keys: Vec<usize> = (0..plan.batch_rows).map(|i| (batch * plan.batch_rows + i) * 7919 % plan.keys).collect();
+        let distinct: HashSet<usize> = keys.iter().copied().collect();
+        for k in &distinct {
+            expected += if seen.insert(*k) { 1 } else { 2 };
+        }
+        common::pg::copy(&db, &stream, keys.len(), |i| format!("{}\t{i}\n", keys[i])).await?;
+    }
+    let (messages, transactions) = wait_for(&db, &view, expected).await?;
+    Ok((messages, started.elapsed(), transactions))
+}
+
+async fn wait_running(db: &Client, sink: &str) -> BenchResult<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let row = db.query_one("SELECT status, last_error FROM pipelinedb.sinks WHERE name = $1", &[&sink]).await?;
+        if row.get::<_, String>(0) == "running" {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("sink {sink} never ran: {:?}", row.get::<_, Option<String>>(1)).into());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Waits until `sink` wrote `expected` messages; its messages and transactions.
+async fn wait_for(db: &Client, sink: &str, expected: i64) -> BenchResult<(i64, i64)> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let row = db
+            .query_one("SELECT messages, transactions, last_error FROM pipelinedb.sinks WHERE name = $1", &[&sink])
+            .await?;
+        let (messages, transactions): (i64, i64) = (row.get(0), row.get(1));
+        if messages > expected {
+            return Err(format!("sink {sink} wrote {messages} messages, {expected} expected").into());
+        }
+        if messages == expected {
+            return Ok((messages, transactions));
+        }
+        if Instant::now() > deadline {
+            return Err(
+                format!("sink {sink} wrote {messages} of {expected}: {:?}", row.get::<_, Option<String>>(2)).into()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
