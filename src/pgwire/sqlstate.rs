@@ -163,7 +163,7 @@ fn sink_state(e: &crate::sink::SinkError) -> &'static str {
         SinkError::UndefinedColumn { .. } => UNDEFINED_COLUMN,
         SinkError::Duplicate(_) => "42710",
         SinkError::Undefined(_) => "42704",
-        SinkError::Dependent { .. } => "2BP01",
+        SinkError::Dependent { .. } | SinkError::Owned { .. } => "2BP01",
         SinkError::Kafka(_) | SinkError::Topic(_) => "58030",
         SinkError::Internal(_) => INTERNAL,
     }

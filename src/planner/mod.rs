@@ -357,7 +357,7 @@ fn session_spec(aggregate: &Aggregate, windowing: &Windowing) -> Result<Option<S
 
 /// The hidden count of a view without aggregates: how many times each
 /// distinct row is held.
-const ROW_COUNT: &str = "__eddy_rows";
+pub(crate) const ROW_COUNT: &str = "__eddy_rows";
 /// The hidden copies of a row, one per time it is held.
 const ROW_COPIES: &str = "__eddy_copies";
 

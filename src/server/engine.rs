@@ -71,6 +71,8 @@ impl Engine {
         let (records, last_lsn) = durability.replay_log(log_lsn, checkpoint.is_some())?;
         let replayed = records.len();
         let rows = recovery::replay(&engine, records).await?;
+        // The log may have dropped a relation a sink read (with CASCADE).
+        engine.sinks.prune();
         durability.start_log(last_lsn + 1)?;
         if durability.is_persistent() {
             engine.checkpoint().await?;
@@ -78,7 +80,6 @@ impl Engine {
         }
         engine.expire_windows();
         engine.kafka.start_restored(&engine.catalog);
-        engine.sinks.prune();
         engine.sinks.start_all();
         engine.spawn_checkpointer();
         engine.spawn_expiry();

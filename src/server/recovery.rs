@@ -98,6 +98,10 @@ pub async fn restore(engine: &Engine, loaded: Loaded) -> Result<(), CheckpointEr
         engine.kafka.restore(consumer.clone());
     }
     for record in &manifest.sinks {
+        if engine.catalog.relation(&record.relation).is_none() {
+            tracing::warn!(sink = %record.name, relation = %record.relation, "dropping a sink whose relation is gone");
+            continue;
+        }
         let sink = engine.sinks.define(record, &[]).map_err(|e| restore_error("sink", &record.name, e))?;
         engine.sinks.add(sink, false).map_err(|e| restore_error("sink", &record.name, e))?;
     }

@@ -44,12 +44,19 @@ fn base_config(brokers: &str) -> ClientConfig {
 
 /// Creates `topic` with `partitions` if it does not exist, with the
 /// broker's default replication (or 1 where the broker has no default).
-pub async fn ensure_topic(brokers: &str, topic: &str, partitions: i32) -> Result<(), SinkError> {
+/// An upsert topic is compacted (its last value per key is the relation);
+/// an append or debezium topic keeps its messages forever, since the sink
+/// reads them all back to know what the topic holds.
+pub async fn ensure_topic(brokers: &str, topic: &str, partitions: i32, envelope: Envelope) -> Result<(), SinkError> {
     let admin: AdminClient<DefaultClientContext> =
         base_config(brokers).create().map_err(|e| kafka("cannot make a Kafka admin client", e))?;
     let options = AdminOptions::new().request_timeout(Some(ADMIN_TIMEOUT)).operation_timeout(Some(ADMIN_TIMEOUT));
     for replication in [-1, 1] {
         let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
+        let new = match envelope {
+            Envelope::Upsert => new.set("cleanup.policy", "compact"),
+            Envelope::Append | Envelope::Debezium => new.set("retention.ms", "-1"),
+        };
         let results = admin.create_topics([&new], &options).await.map_err(|e| kafka("cannot create the topic", e))?;
         match results.into_iter().next() {
             Some(Ok(_)) | Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) | None => return Ok(()),
@@ -179,7 +186,20 @@ pub fn read_topic(brokers: &str, topic: &str, envelope: Envelope) -> Result<Sent
     let metadata = consumer
         .fetch_metadata(Some(topic), CALL_TIMEOUT)
         .map_err(|e| kafka(&format!("cannot read topic \"{topic}\""), e))?;
-    let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+    let mut partitions: Vec<i32> = Vec::new();
+    for t in metadata.topics() {
+        if let Some(error) = t.error() {
+            return Err(SinkError::Kafka(format!(
+                "cannot read topic \"{topic}\": {:?}",
+                RDKafkaErrorCode::from(error)
+            )));
+        }
+        partitions.extend(t.partitions().iter().map(|p| p.id()));
+    }
+    if partitions.is_empty() {
+        // Read as empty, it would have the whole relation written again.
+        return Err(SinkError::Kafka(format!("topic \"{topic}\" has no partitions yet")));
+    }
     let mut assignment = TopicPartitionList::new();
     for &p in &partitions {
         assignment.add_partition_offset(topic, p, Offset::Beginning).map_err(|e| kafka("cannot assign", e))?;
@@ -213,3 +233,14 @@ pub fn read_topic(brokers: &str, topic: &str, envelope: Envelope) -> Result<Sent
 
 /// A message's key and value, as read back.
 type KeyAndValue = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// Drops a Kafka client off the async runtime: librdkafka's destroy
+/// flushes and joins threads, which blocks.
+pub fn drop_off_runtime<T: Send + 'static>(client: T) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            handle.spawn_blocking(move || drop(client));
+        }
+        Err(_) => drop(client),
+    }
+}

@@ -63,6 +63,16 @@ pub enum SinkError {
         /// The sink.
         sink: String,
     },
+    /// `DROP SINK` of the sink a CSAS or CTAS made.
+    #[error(
+        "sink \"{sink}\" belongs to \"{relation}\" (made with it by CREATE ... WITH (kafka_topic) AS SELECT); drop \"{relation}\" instead"
+    )]
+    Owned {
+        /// The sink.
+        sink: String,
+        /// Its relation.
+        relation: String,
+    },
     /// Kafka failed (the sink retries).
     #[error("{0}")]
     Kafka(String),
@@ -159,6 +169,7 @@ impl Sinks {
             .ok_or_else(|| crate::catalog::CatalogError::UndefinedRelation(record.relation.clone()))?;
         let (columns, own_key) = columns_and_key(&relation)?;
         let options = SinkOptions::parse(&record.options, added_brokers, own_key.is_some())?;
+        check_shape(&record.relation, &relation, &columns, &options)?;
         let key = match &options.key {
             Some(names) => {
                 if let Some(missing) = names.iter().find(|n| !columns.contains(n)) {
@@ -190,6 +201,14 @@ impl Sinks {
         }))
     }
 
+    /// Checks and starts the sink `record` describes (`CREATE SINK`, or a
+    /// CSAS's or CTAS's own). `added_brokers` stand in for a missing
+    /// `kafka_brokers`.
+    pub fn create(&self, record: &SinkRecord, added_brokers: &[String]) -> crate::error::Result<()> {
+        let sink = self.define(record, added_brokers)?;
+        Ok(self.add(sink, true)?)
+    }
+
     /// Adds `sink`; starts it unless `start` is false (a restore, started
     /// once recovery is done).
     pub fn add(&self, sink: Arc<Sink>, start: bool) -> Result<(), SinkError> {
@@ -197,6 +216,16 @@ impl Sinks {
             let mut sinks = self.sinks.lock();
             if sinks.contains_key(&sink.name) {
                 return Err(SinkError::Duplicate(sink.name.clone()));
+            }
+            // A sink reads its topic back as its own progress: two on one topic would take each other's messages for theirs.
+            if let Some(other) = sinks
+                .values()
+                .find(|s| s.options.topic == sink.options.topic && s.options.brokers == sink.options.brokers)
+            {
+                return Err(SinkError::InvalidOption(format!(
+                    "sink \"{}\" already writes topic \"{}\"; each sink needs a topic of its own",
+                    other.name, sink.options.topic
+                )));
             }
             sinks.insert(sink.name.clone(), sink.clone());
         }
@@ -219,6 +248,14 @@ impl Sinks {
         }
     }
 
+    /// `DROP SINK`: refuses the sink of a CSAS or CTAS, which goes with its relation.
+    pub fn drop_by_user(&self, name: &str) -> Result<(), SinkError> {
+        if let Some(sink) = self.sinks.lock().get(name).filter(|s| s.owned) {
+            return Err(SinkError::Owned { sink: name.to_string(), relation: sink.relation.clone() });
+        }
+        self.drop_sink(name)
+    }
+
     /// Stops and forgets sink `name`.
     pub fn drop_sink(&self, name: &str) -> Result<(), SinkError> {
         let sink = self.sinks.lock().remove(name).ok_or_else(|| SinkError::Undefined(name.to_string()))?;
@@ -238,6 +275,11 @@ impl Sinks {
             Some(sink) => Err(SinkError::Dependent { relation: relation.to_string(), sink: sink.name.clone() }),
             None => Ok(()),
         }
+    }
+
+    /// A sink that reads `relation`, if any.
+    pub fn reading(&self, relation: &str) -> Option<String> {
+        self.sinks.lock().values().find(|s| s.relation == relation).map(|s| s.name.clone())
     }
 
     /// Whether `relation` has a sink of its own (made by CSAS or CTAS).
@@ -270,9 +312,27 @@ impl Sinks {
     }
 }
 
-/// A relation's column names, and its own key: a view's group key (the
-/// whole row for a view without aggregates), a table's primary key; none
-/// for a stream or a derived stream.
+/// Refuses what a relation cannot be written as: a stream's events are
+/// appended (they are never retracted); an append message's `diff` member
+/// must not clash with a column.
+fn check_shape(name: &str, relation: &Relation, columns: &[String], options: &SinkOptions) -> Result<(), SinkError> {
+    use envelope::Envelope;
+    if relation.is_stream_like() && options.envelope != Envelope::Append {
+        return Err(SinkError::InvalidOption(format!(
+            "\"{name}\" is a stream, whose events are only ever added: its sink takes envelope = 'append'"
+        )));
+    }
+    if options.envelope == Envelope::Append && !relation.is_stream_like() && columns.iter().any(|c| c == "diff") {
+        return Err(SinkError::InvalidOption(format!(
+            "\"{name}\" has a column named diff, which an append message uses for the change's sign; rename it in a view over \"{name}\", or use envelope = 'upsert' or 'debezium'"
+        )));
+    }
+    Ok(())
+}
+
+/// A relation's column names, and its own key: a view's group key, a
+/// table's primary key; none for a view without aggregates (its rows may
+/// repeat), a stream or a derived stream.
 fn columns_and_key(relation: &Relation) -> crate::error::Result<(Vec<String>, Option<Vec<String>>)> {
     let names = |schema: &datafusion::arrow::datatypes::Schema, idx: &[usize]| -> Vec<String> {
         idx.iter().map(|&i| schema.field(i).name().clone()).collect()
@@ -284,7 +344,7 @@ fn columns_and_key(relation: &Relation) -> crate::error::Result<(Vec<String>, Op
             }
             let schema = view.output_schema();
             let all: Vec<usize> = (0..schema.fields().len()).collect();
-            let key = match view.is_transform() {
+            let key = match view.is_transform() || view.keeps_rows() {
                 true => None,
                 false => view.output_keys().map(|k| names(&schema, &k)),
             };

@@ -93,9 +93,16 @@ async fn session(
 ) -> Result<End, SinkError> {
     sink.update(|s| s.state = "starting");
     let options = &sink.options;
-    kafka::ensure_topic(&options.brokers, &options.topic, options.partitions).await?;
     let (brokers, topic, id) = (options.brokers.clone(), options.topic.clone(), sink.transactional_id());
-    let output = Arc::new(blocking(move || Output::connect(&brokers, &topic, id.as_deref())).await?);
+    let (partitions, envelope) = (options.partitions, options.envelope);
+    let output = blocking(move || {
+        // The admin client is made and dropped here too: both block.
+        futures::executor::block_on(kafka::ensure_topic(&brokers, &topic, partitions, envelope))?;
+        Output::connect(&brokers, &topic, id.as_deref())
+    })
+    .await?;
+    let output = OffRuntime(Some(Arc::new(output)));
+    let output = output.get()?;
     let Some(relation) = catalog.relation(&sink.relation) else {
         return Ok(End::Dropped);
     };
@@ -107,7 +114,7 @@ async fn session(
     let columns = written_columns(&subscription, stateful);
     let shape = Shape { columns: &columns, keys: keys.as_deref() };
     if stateful {
-        catch_up(sink, &output, &mut subscription, shape, sent).await?;
+        catch_up(sink, output, &mut subscription, shape, sent).await?;
     }
     sink.update(|s| {
         s.state = "running";
@@ -120,21 +127,24 @@ async fn session(
             Err(PushError::Ended(_)) => return Ok(End::Dropped),
             Err(e) => return Err(SinkError::Kafka(format!("the sink fell behind its relation: {e}"))),
         };
-        let mut changes = shape.changes(&first)?;
-        while changes.len() < MAX_BATCH_ROWS {
+        let mut epochs = vec![shape.changes(&first)?];
+        let mut rows = epochs[0].len();
+        while rows < MAX_BATCH_ROWS {
             match subscription.try_next() {
-                Some(Ok(batch)) => changes.extend(shape.changes(&batch)?),
+                Some(Ok(batch)) => {
+                    epochs.push(shape.changes(&batch)?);
+                    rows += epochs.last().map_or(0, Vec::len);
+                }
                 // Ended or cut off: the next `next()` says so.
                 Some(Err(_)) | None => break,
             }
         }
-        let messages = match stateful {
-            true => envelope::encode(options.envelope, &changes),
-            false => envelope::events(&changes),
-        };
-        write(sink, &output, messages, sent).await?;
+        // Lag counts the batch being written too, so 0 means all written.
+        let lag = (rows + subscription.pending_rows()) as u64;
+        sink.update(|s| s.lag = lag);
+        write(sink, output, messages(options.envelope, stateful, &epochs), sent).await?;
         if stateful && let Some(sent) = sent.as_mut() {
-            sent.apply(&changes);
+            epochs.iter().for_each(|changes| sent.apply(changes));
         }
         let lag = subscription.pending_rows() as u64;
         sink.update(|s| s.lag = lag);
@@ -167,12 +177,49 @@ async fn catch_up(
     let target = Sent::of(&contents);
     let missing = topic_holds.changes_to(&target);
     tracing::info!(sink = %sink.name, topic_rows = topic_holds.len(), rows = target.len(), writing = missing.len(), "sink catching up");
-    let messages = envelope::encode(sink.options.envelope, &missing);
-    // Until the write is known to be committed, what the topic holds is
+    // Until the writes are known to be committed, what the topic holds is
     // not known: `sent` stays empty, and a failure reads the topic again.
-    write(sink, output, messages, &mut None).await?;
+    // Each transaction is bounded; a crash between two leaves a topic whose
+    // difference with the relation the next start writes.
+    let mut rest = envelope::encode(sink.options.envelope, &missing);
+    while !rest.is_empty() {
+        let tail = if rest.len() > MAX_BATCH_ROWS { rest.split_off(MAX_BATCH_ROWS) } else { Vec::new() };
+        write(sink, output, rest, &mut None).await?;
+        rest = tail;
+    }
     *sent = Some(target);
     Ok(())
+}
+
+/// The messages of a batch of epochs. Upserts are consolidated across the
+/// batch (the last row of each key wins, in epoch order); append and
+/// debezium messages are made epoch by epoch, so that a row added in one
+/// epoch and removed in the next is two changes, in order.
+fn messages(envelope: envelope::Envelope, stateful: bool, epochs: &[Vec<Change>]) -> Vec<Message> {
+    match (stateful, envelope) {
+        (false, _) => epochs.iter().flat_map(|changes| envelope::events(changes)).collect(),
+        (true, envelope::Envelope::Upsert) => envelope::encode(envelope, &epochs.concat()),
+        (true, _) => epochs.iter().flat_map(|changes| envelope::encode(envelope, changes)).collect(),
+    }
+}
+
+/// The sink's producer, dropped on the blocking pool (librdkafka's destroy
+/// blocks) when the session ends, however it ends.
+struct OffRuntime(Option<Arc<Output>>);
+
+impl OffRuntime {
+    fn get(&self) -> Result<&Arc<Output>, SinkError> {
+        // Set at creation, taken only in drop.
+        self.0.as_ref().ok_or_else(|| SinkError::Internal("the sink's producer is gone".into()))
+    }
+}
+
+impl Drop for OffRuntime {
+    fn drop(&mut self) {
+        if let Some(output) = self.0.take() {
+            kafka::drop_off_runtime(output);
+        }
+    }
 }
 
 /// Writes `messages` in one transaction; on failure, forgets what the
@@ -237,4 +284,28 @@ fn key_indexes(sink: &Sink, subscription: &Subscription) -> Result<Option<Vec<us
         })
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envelope::Envelope;
+
+    #[test]
+    fn a_row_added_then_removed_in_one_batch_is_two_changes() {
+        let change = |weight| Change { key: Some(r#"{"k":1}"#.into()), row: r#"{"k":1,"n":1}"#.into(), weight };
+        let epochs = vec![vec![change(1)], vec![change(-1)]];
+        let ops = |envelope| -> Vec<String> {
+            messages(envelope, true, &epochs)
+                .iter()
+                .map(|m| String::from_utf8(m.payload.clone().unwrap_or_default()).unwrap_or_default())
+                .collect()
+        };
+        let debezium = ops(Envelope::Debezium);
+        assert_eq!(debezium.len(), 2);
+        assert!(debezium[0].ends_with(r#""op":"c"}"#) && debezium[1].ends_with(r#""op":"d"}"#), "{debezium:?}");
+        assert_eq!(ops(Envelope::Append), [r#"{"diff":1,"k":1,"n":1}"#, r#"{"diff":-1,"k":1,"n":1}"#]);
+        // Upserts are consolidated: the key ends removed.
+        assert_eq!(ops(Envelope::Upsert), [""]);
+    }
 }

@@ -247,6 +247,12 @@ impl ViewRuntime {
         self.plan.output_of
     }
 
+    /// Whether the view has no aggregates: it keeps the rows it selects,
+    /// which may repeat, so no columns are a key of its rows.
+    pub fn keeps_rows(&self) -> bool {
+        self.plan.state_schema.index_of(crate::planner::ROW_COUNT).is_ok()
+    }
+
     /// The output columns that hold the view's whole group key, if every
     /// key column is one (what `output_of` pairs rows by).
     pub fn output_keys(&self) -> Option<Vec<usize>> {

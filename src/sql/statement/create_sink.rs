@@ -53,8 +53,7 @@ impl CreateSink {
             return Ok(Reply::Tag("CREATE SINK".into()));
         }
         let record = SinkRecord { name: self.name, relation: self.relation, options: self.options, owned: false };
-        let sink = engine.sinks.define(&record, &engine.kafka.brokers())?;
-        engine.sinks.add(sink, true)?;
+        engine.sinks.create(&record, &engine.kafka.brokers())?;
         engine.ddl_done().await?;
         Ok(Reply::Tag("CREATE SINK".into()))
     }

@@ -78,9 +78,7 @@ async fn own_sink(session: &Session, name: &str, options: Vec<(String, String)>)
     let engine = session.engine();
     let _ddl = engine.ddl_lock().await;
     let record = SinkRecord { name: name.to_string(), relation: name.to_string(), options, owned: true };
-    let made =
-        engine.sinks.define(&record, &engine.kafka.brokers()).and_then(|sink| Ok(engine.sinks.add(sink, true)?));
-    if let Err(e) = made {
+    if let Err(e) = engine.sinks.create(&record, &engine.kafka.brokers()) {
         let change = CatalogChange::DropView { name: name.to_string(), cascade: false };
         if let Err(undo) = engine.change_catalog(change).await {
             tracing::error!("could not drop view \"{name}\" after its sink failed: {undo}");

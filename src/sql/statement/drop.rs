@@ -52,58 +52,14 @@ impl Drop {
         for name in &self.names {
             if self.kind == DropKind::Sink {
                 if !self.if_exists || engine.sinks.exists(name) {
-                    engine.sinks.drop_sink(name)?;
+                    engine.sinks.drop_by_user(name)?;
                 }
                 continue;
             }
             if !self.cascade {
                 engine.sinks.check_drop(name)?;
             }
-            let exists = engine.catalog.relation(name);
-            match (self.kind, exists) {
-                (DropKind::Sink, _) => {}
-                (_, None) if self.if_exists => continue,
-                (DropKind::Table, Some(Relation::Table(_))) => {
-                    engine.catalog.drop_table_check(name, self.cascade)?;
-                    engine
-                        .change_catalog(CatalogChange::DropTable { name: name.clone(), cascade: self.cascade })
-                        .await?;
-                    engine.kafka.relation_dropped(name).await;
-                }
-                (DropKind::Table, Some(Relation::Stream(_))) => {
-                    return Err(CatalogError::WrongObjectType {
-                        name: name.clone(),
-                        expected: "table",
-                        hint: "use DROP STREAM or DROP FOREIGN TABLE".into(),
-                    }
-                    .into());
-                }
-                // ksqlDB's CTAS made it: a view with its own sink.
-                (DropKind::Table, Some(Relation::View(_))) if engine.sinks.owns(name) => {
-                    drop_view(engine, name, self.cascade).await?;
-                }
-                (DropKind::Table, Some(Relation::View(_))) => {
-                    return Err(CatalogError::WrongObjectType {
-                        name: name.clone(),
-                        expected: "table",
-                        hint: "use DROP VIEW".into(),
-                    }
-                    .into());
-                }
-                (DropKind::Table, None) => {
-                    return Err(CatalogError::UndefinedRelation(name.clone()).into());
-                }
-                (DropKind::Stream, Some(Relation::View(v))) if v.is_transform() => {
-                    drop_view(engine, name, self.cascade).await?;
-                }
-                (DropKind::Stream | DropKind::ForeignTable, _) => {
-                    engine.catalog.check_drop_stream(name, self.cascade)?;
-                    let change = CatalogChange::DropStream { name: name.clone(), cascade: self.cascade };
-                    engine.change_catalog(change).await?;
-                    engine.kafka.relation_dropped(name).await;
-                }
-                (DropKind::View, _) => drop_view(engine, name, self.cascade).await?,
-            }
+            self.drop_relation(engine, name).await?;
         }
         if self.names.is_empty() {
             return Err(SqlError::Syntax("DROP needs a name".into()).into());
@@ -111,6 +67,55 @@ impl Drop {
         engine.sinks.prune();
         engine.ddl_done().await?;
         Ok(Reply::Tag(tag.into()))
+    }
+    /// Drops relation `name` as the statement's kind says.
+    async fn drop_relation(&self, engine: &std::sync::Arc<crate::server::Engine>, name: &str) -> Result<()> {
+        let exists = engine.catalog.relation(name);
+        match (self.kind, exists) {
+            (DropKind::Sink, _) => {}
+            (_, None) if self.if_exists => {}
+            (DropKind::Table, Some(Relation::Table(_))) => {
+                engine.catalog.drop_table_check(name, self.cascade)?;
+                engine
+                    .change_catalog(CatalogChange::DropTable { name: name.to_string(), cascade: self.cascade })
+                    .await?;
+                engine.kafka.relation_dropped(name).await;
+            }
+            (DropKind::Table, Some(Relation::Stream(_))) => {
+                return Err(CatalogError::WrongObjectType {
+                    name: name.to_string(),
+                    expected: "table",
+                    hint: "use DROP STREAM or DROP FOREIGN TABLE".into(),
+                }
+                .into());
+            }
+            // ksqlDB's CTAS made it: a view with its own sink.
+            (DropKind::Table, Some(Relation::View(_))) if engine.sinks.owns(name) => {
+                drop_view(engine, name, self.cascade).await?;
+            }
+            (DropKind::Table, Some(Relation::View(_))) => {
+                return Err(CatalogError::WrongObjectType {
+                    name: name.to_string(),
+                    expected: "table",
+                    hint: "use DROP VIEW".into(),
+                }
+                .into());
+            }
+            (DropKind::Table, None) => {
+                return Err(CatalogError::UndefinedRelation(name.to_string()).into());
+            }
+            (DropKind::Stream, Some(Relation::View(v))) if v.is_transform() => {
+                drop_view(engine, name, self.cascade).await?;
+            }
+            (DropKind::Stream | DropKind::ForeignTable, _) => {
+                engine.catalog.check_drop_stream(name, self.cascade)?;
+                let change = CatalogChange::DropStream { name: name.to_string(), cascade: self.cascade };
+                engine.change_catalog(change).await?;
+                engine.kafka.relation_dropped(name).await;
+            }
+            (DropKind::View, _) => drop_view(engine, name, self.cascade).await?,
+        }
+        Ok(())
     }
 }
 

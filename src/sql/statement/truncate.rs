@@ -50,6 +50,15 @@ impl TruncateView {
     pub async fn execute(self, session: &Session) -> Result<Reply> {
         let engine = session.engine();
         let view = engine.catalog.view(&self.view)?;
+        if let Some(sink) = engine.sinks.reading(&self.view) {
+            // Truncating forgets the groups without retracting them, which
+            // would leave them in the sink's topic.
+            return Err(crate::sink::SinkError::Unsupported(format!(
+                "sink \"{sink}\" reads \"{}\", and truncating would leave its rows in the sink's topic; DROP SINK {sink} first",
+                self.view
+            ))
+            .into());
+        }
         {
             let _admitted = engine.catalog.durability().admit().await;
             view.truncate()?;
