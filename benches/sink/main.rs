@@ -19,6 +19,9 @@
 //!   new group only a +1), and writes the view merges together reach the
 //!   sink as their net change. The time runs from the first COPY to the
 //!   sink having written everything (`lag` 0 once the last COPY returned).
+//! - **Single-row INSERTs.** The same, but 4 connections each send
+//!   `INSERTS` single-row INSERTs over 1,000 keys: many small epochs, where
+//!   a transaction per batch of epochs is the cost to see.
 //!
 //! The run fails unless each snapshot sink wrote exactly one message per
 //! group, and the changes sinks at least one per group.
@@ -35,6 +38,7 @@ use common::broker::Broker;
 use tokio_postgres::Client;
 
 struct Plan {
+    inserts: usize,
     groups: usize,
     batches: usize,
     batch_rows: usize,
@@ -43,8 +47,8 @@ struct Plan {
 
 fn main() -> ExitCode {
     let plan = match common::quick() {
-        true => Plan { groups: 2_000, batches: 4, batch_rows: 500, keys: 1_000 },
-        false => Plan { groups: 200_000, batches: 40, batch_rows: 5_000, keys: 50_000 },
+        true => Plan { inserts: 50, groups: 2_000, batches: 4, batch_rows: 500, keys: 1_000 },
+        false => Plan { inserts: 2_500, groups: 200_000, batches: 40, batch_rows: 5_000, keys: 50_000 },
     };
     common::run_report("sink", run(&plan))
 }
@@ -76,7 +80,18 @@ async fn run(plan: &Plan) -> BenchResult<String> {
     }
     for exactly_once in [true, false] {
         let (messages, seconds, transactions) = changes_case(&server, plan, exactly_once).await?;
-        out.push_str(&row("changes (append)", exactly_once, messages, seconds, transactions));
+        out.push_str(&row("COPY changes (append)", exactly_once, messages, seconds, transactions));
+    }
+    let (_, baseline, _) = inserts_case(&server, plan, None).await?;
+    out.push_str(&format!(
+        "| single-row INSERTs, no sink (baseline) | | {} rows | {:.2} | {} rows/s | |\n",
+        common::thousands((4 * plan.inserts) as f64),
+        baseline.as_secs_f64(),
+        common::thousands((4 * plan.inserts) as f64 / baseline.as_secs_f64())
+    ));
+    for exactly_once in [true, false] {
+        let (messages, seconds, transactions) = inserts_case(&server, plan, Some(exactly_once)).await?;
+        out.push_str(&row("single-row INSERTs (append)", exactly_once, messages, seconds, transactions));
     }
     out.push_str(&format!("\nBroker: {}.\n", broker.name()));
     Ok(out)
@@ -112,6 +127,53 @@ async fn changes_case(server: &eddy::Server, plan: &Plan, exactly_once: bool) ->
     let (messages, transactions) = wait_idle(&db, &view).await?;
     if messages < seen.len() as i64 {
         return Err(format!("sink {view} wrote {messages} messages for {} groups", seen.len()).into());
+    }
+    Ok((messages, started.elapsed(), transactions))
+}
+
+/// 4 connections of single-row INSERTs into a view with an append sink
+/// (`None`: no sink, the baseline).
+async fn inserts_case(
+    server: &eddy::Server,
+    plan: &Plan,
+    exactly_once: Option<bool>,
+) -> BenchResult<(i64, Duration, i64)> {
+    let db = common::pg::connect(server).await?;
+    let suffix = exactly_once.map_or("none".to_string(), |e| e.to_string());
+    let (stream, view) = (format!("one_{suffix}"), format!("ones_{suffix}"));
+    db.batch_execute(&format!(
+        "CREATE STREAM {stream} (k bigint, v bigint);
+         CREATE VIEW {view} AS SELECT k, count(*) AS n, sum(v) AS s FROM {stream} GROUP BY k;"
+    ))
+    .await?;
+    if let Some(exactly_once) = exactly_once {
+        db.batch_execute(&format!(
+            "CREATE SINK {view} FROM {view} WITH (kafka_topic = '{view}', envelope = 'append', exactly_once = {exactly_once})"
+        ))
+        .await?;
+        wait_running(&db, &view).await?;
+    }
+    let started = Instant::now();
+    let mut writers = Vec::new();
+    for w in 0..4i64 {
+        let client = common::pg::connect(server).await?;
+        let (sql, n) = (format!("INSERT INTO {stream} VALUES ($1, $2)"), plan.inserts as i64);
+        writers.push(tokio::spawn(async move {
+            for i in 0..n {
+                client.execute(&sql, &[&((w * n + i) * 7919 % 1000), &i]).await?;
+            }
+            Ok::<_, tokio_postgres::Error>(())
+        }));
+    }
+    for writer in writers {
+        writer.await??;
+    }
+    if exactly_once.is_none() {
+        return Ok((0, started.elapsed(), 0));
+    }
+    let (messages, transactions) = wait_idle(&db, &view).await?;
+    if messages < 1_000.min(4 * plan.inserts) as i64 {
+        return Err(format!("sink {view} wrote only {messages} messages").into());
     }
     Ok((messages, started.elapsed(), transactions))
 }
