@@ -84,6 +84,22 @@ async fn totals(db: &tokio_postgres::Client) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// An append topic of a view whose `n` only grows per key: each row is
+/// added once and removed at most once after, so a duplicate or a lost
+/// change breaks the alternation.
+fn each_change_once(changes: &[Record]) {
+    let mut seen: HashMap<String, Vec<i64>> = HashMap::new();
+    for (_, value) in changes {
+        let value: serde_json::Value = serde_json::from_str(value.as_deref().expect("value")).expect("json");
+        let mut row = value.as_object().expect("object").clone();
+        let diff = row.remove("diff").and_then(|d| d.as_i64()).expect("diff");
+        seen.entry(serde_json::Value::Object(row).to_string()).or_default().push(diff);
+    }
+    for (row, diffs) in &seen {
+        assert!(diffs == &[1] || diffs == &[1, -1], "row {row} was written {diffs:?}");
+    }
+}
+
 /// Waits until `check` holds for the topic's messages.
 async fn until_topic(brokers: &str, topic: &str, what: &str, check: impl Fn(&[Record]) -> bool) -> Vec<Record> {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -218,18 +234,7 @@ async fn a_sink_writes_each_change_exactly_once_across_kill_9() {
         .collect();
     let changes = until_topic(&brokers, "agg_app", "the view", |r| appended(r) == view).await;
     assert!(changes.len() > 40, "the writers made too few changes to test anything: {}", changes.len());
-    // n only grows per key, so a row is added once and removed at most once
-    // after: a duplicate or a lost change breaks the alternation.
-    let mut seen: HashMap<String, Vec<i64>> = HashMap::new();
-    for (_, value) in &changes {
-        let value: serde_json::Value = serde_json::from_str(value.as_deref().expect("value")).expect("json");
-        let mut row = value.as_object().expect("object").clone();
-        let diff = row.remove("diff").and_then(|d| d.as_i64()).expect("diff");
-        seen.entry(serde_json::Value::Object(row).to_string()).or_default().push(diff);
-    }
-    for (row, diffs) in &seen {
-        assert!(diffs == &[1] || diffs == &[1, -1], "row {row} was written {diffs:?}");
-    }
+    each_change_once(&changes);
     let keys: BTreeMap<String, String> = view
         .keys()
         .map(|row| {
@@ -300,4 +305,100 @@ async fn a_derived_stream_with_a_topic_writes_its_events() {
     let events = until_topic(&brokers, "slow", "two events", |r| r.len() >= 2).await;
     let values: Vec<&str> = events.iter().filter_map(|(_, v)| v.as_deref()).collect();
     assert_eq!(values, [r#"{"url":"/b","ms":500}"#, r#"{"url":"/c","ms":700}"#]);
+}
+
+/// Produces `{"k": i % 7, "v": i}` for each i in `range` to `topic`.
+fn produce(brokers: &str, topic: &str, range: std::ops::Range<i64>) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", brokers).create().expect("producer");
+    for i in range {
+        let payload = format!(r#"{{"k":{},"v":{i}}}"#, i % 7);
+        producer.send(BaseRecord::<(), str>::to(topic).payload(&payload)).expect("send");
+    }
+    producer.flush(Duration::from_secs(30)).expect("flush");
+}
+
+/// Waits until the view `agg` has taken in `messages` messages.
+async fn until_view_has(db: &tokio_postgres::Client, messages: i64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let sum = "SELECT sum(n)::bigint FROM agg";
+    while db.query_one(sum, &[]).await.expect("read").get::<_, Option<i64>>(0) < Some(messages) {
+        assert!(Instant::now() < deadline, "the view never took in {messages} messages");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the one sink runs.
+async fn until_running(db: &tokio_postgres::Client) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while db.query_one("SELECT status FROM pipelinedb.sinks", &[]).await.expect("sinks").get::<_, String>(0)
+        != "running"
+    {
+        assert!(Instant::now() < deadline, "the sink never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn sink_messages(db: &tokio_postgres::Client) -> i64 {
+    db.query_one("SELECT messages FROM pipelinedb.sinks", &[]).await.expect("sinks").get(0)
+}
+
+/// A view fed by Kafka: a crash undoes its changes since the last
+/// checkpoint (the consumer reads them again), so a sink must not write
+/// them before a checkpoint holds them. Then kill -9 with changes not yet
+/// checkpointed: the topic still holds each change once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_of_a_kafka_fed_view_writes_only_checkpointed_changes() {
+    let broker = start_noida(free_port());
+    let brokers = format!("127.0.0.1:{}", broker.port);
+    tokio::task::block_in_place(|| produce(&brokers, "src", 0..1));
+    let mut server = EddyProcess::start_with("sink-kafka-kill9", &["--checkpoint-interval-ms", "3600000"]);
+    let conn = format!("host=127.0.0.1 port={} user=eddy dbname=eddy", server.port);
+    let (db, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(connection);
+    db.batch_execute(&format!(
+        "SELECT pipeline_kafka.add_broker('{brokers}');
+         CREATE STREAM ev (k bigint, v bigint);
+         CREATE VIEW agg AS SELECT k, count(*) AS n, sum(v) AS s FROM ev GROUP BY k;
+         CREATE SINK app FROM agg WITH (kafka_topic = 'agg_from_kafka', envelope = 'append');
+         SELECT pipeline_kafka.consume_begin('src', 'ev', format := 'json');"
+    ))
+    .await
+    .expect("setup");
+    // The sink's first write, the view's contents, waits for a checkpoint too.
+    until_view_has(&db, 1).await;
+    db.batch_execute("CHECKPOINT").await.expect("checkpoint");
+    until_running(&db).await;
+    let written = sink_messages(&db).await;
+    tokio::task::block_in_place(|| produce(&brokers, "src", 1..301));
+    until_view_has(&db, 301).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let held = sink_messages(&db).await;
+    assert_eq!(held, written, "no checkpoint holds the changes yet, so the sink must not write them");
+    db.batch_execute("CHECKPOINT").await.expect("checkpoint");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sink_messages(&db).await == written {
+        assert!(Instant::now() < deadline, "the sink never wrote the checkpointed changes");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // More changes, then a crash before a checkpoint holds them.
+    tokio::task::block_in_place(|| produce(&brokers, "src", 301..601));
+    until_view_has(&db, 601).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.kill9();
+    tokio::task::block_in_place(|| server.restart());
+    let (db, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await.expect("reconnect");
+    tokio::spawn(connection);
+    until_view_has(&db, 601).await;
+    db.batch_execute("CHECKPOINT").await.expect("checkpoint");
+    let mut expected = BTreeMap::new();
+    for i in 0..601i64 {
+        let e = expected.entry(i % 7).or_insert((0i64, 0i64));
+        e.0 += 1;
+        e.1 += i;
+    }
+    let view: BTreeMap<String, i64> =
+        expected.iter().map(|(k, (n, s))| (format!(r#"{{"k":{k},"n":{n},"s":{s}}}"#), 1)).collect();
+    let changes = until_topic(&brokers, "agg_from_kafka", "the view", |r| appended(r) == view).await;
+    each_change_once(&changes);
 }

@@ -35,6 +35,7 @@
 /// queues for the barrier, holding new writes back until it has it.
 pub const BARRIER_PATIENCE: Duration = Duration::from_secs(10);
 
+pub mod durable_epochs;
 pub mod log;
 pub mod log_format;
 pub mod manifest;
@@ -249,6 +250,8 @@ pub struct Durability {
     next_view_id: AtomicU64,
     /// The last epoch given out: each write to a table is one.
     epoch: AtomicU64,
+    /// The epochs a crash could still undo.
+    durable: durable_epochs::DurableEpochs,
 }
 
 /// A checkpoint found on disk, ready to load.
@@ -263,7 +266,13 @@ pub struct Loaded {
 impl Durability {
     /// Nothing on disk: state lives and dies with the process.
     pub fn ephemeral() -> Arc<Self> {
-        Arc::new(Self { gate: RwLock::new(()), store: None, next_view_id: AtomicU64::new(1), epoch: AtomicU64::new(0) })
+        Arc::new(Self {
+            gate: RwLock::new(()),
+            store: None,
+            next_view_id: AtomicU64::new(1),
+            epoch: AtomicU64::new(0),
+            durable: Default::default(),
+        })
     }
 
     /// Opens (creating if needed) the data directory, and finds the newest
@@ -295,6 +304,7 @@ impl Durability {
             store: Some(store),
             next_view_id: AtomicU64::new(next_view_id),
             epoch: AtomicU64::new(0),
+            durable: Default::default(),
         });
         Ok((durability, loaded))
     }
@@ -312,6 +322,22 @@ impl Durability {
     /// A number for a new write to a table: the epoch of its changes.
     pub fn next_epoch(&self) -> u64 {
         self.epoch.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The epoch of a write the insert log does not hold (a Kafka batch):
+    /// durable only once a checkpoint holds it. Without a data directory
+    /// nothing is durable, and nothing is waited for.
+    pub fn next_unlogged_epoch(&self) -> u64 {
+        let epoch = self.next_epoch();
+        if self.store.is_some() {
+            self.durable.hold(epoch);
+        }
+        epoch
+    }
+
+    /// Waits until no crash can undo the writes up to epoch `epoch`.
+    pub async fn wait_durable(&self, epoch: u64) {
+        self.durable.wait(epoch).await
     }
 
     /// The next relation number (views and tables), which names its files.
@@ -400,11 +426,11 @@ impl Durability {
         };
         let started = Instant::now();
         let chain = store.chain.clone().lock_owned().await;
-        let (log_lsn, captured) = {
+        let (log_lsn, captured, through) = {
             let _barrier = self.barrier().await;
             let log_lsn = log.rotate().await?;
             let files = |id: u64| chain.files(id).map(<[StateFile]>::to_vec);
-            (log_lsn, capture(&files, chain.force_full)?)
+            (log_lsn, capture(&files, chain.force_full)?, self.last_epoch())
         };
         let paused = started.elapsed();
         // The capture took the views' changes since the last checkpoint (a
@@ -419,10 +445,14 @@ impl Durability {
             started,
             paused,
         };
-        match tokio::spawn(finish.run(chain, captured)).await {
+        let outcome = match tokio::spawn(finish.run(chain, captured)).await {
             Ok(outcome) => outcome,
             Err(e) => Err(CheckpointError::Encode(format!("checkpoint writer failed: {e}"))),
+        };
+        if outcome.is_ok() {
+            self.durable.release_through(through);
         }
+        outcome
     }
 }
 

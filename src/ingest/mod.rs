@@ -137,13 +137,27 @@ async fn lock_lookups(stream: &StreamEntry) -> crate::table::write::WriteGuard {
 /// them could does any merge. Rows that one view cannot apply (its
 /// expression fails on them) change no view.
 pub(crate) async fn apply_batch(stream: &StreamEntry, batch: RecordBatch) -> Result<(), IngestError> {
+    apply_batch_as(stream, batch, false).await
+}
+
+/// [`apply_batch`] for rows the insert log does not hold (a Kafka batch,
+/// which recovery consumes again): their epoch is durable only once a
+/// checkpoint holds it, which Kafka sinks wait for.
+pub(crate) async fn apply_unlogged_batch(stream: &StreamEntry, batch: RecordBatch) -> Result<(), IngestError> {
+    apply_batch_as(stream, batch, true).await
+}
+
+async fn apply_batch_as(stream: &StreamEntry, batch: RecordBatch, unlogged: bool) -> Result<(), IngestError> {
     if batch.num_rows() == 0 {
         return Ok(());
     }
     let batch = stamp_arrival(batch, stream.clock().now_micros())?;
     let views = stream.views();
     let on_time = on_time_rows(stream, &batch, &views)?;
-    let epoch = stream.durability().next_epoch();
+    let epoch = match unlogged {
+        true => stream.durability().next_unlogged_epoch(),
+        false => stream.durability().next_epoch(),
+    };
     // A view dropped while the write was on its way has nothing to apply.
     let still_there = |v: &Arc<ViewRuntime>| stream.views().iter().any(|w| Arc::ptr_eq(v, w));
     // Built once, shared by every view (their arrays are reference counted).

@@ -16,6 +16,11 @@
 //! A stream or derived stream has no contents to compare: its sink writes
 //! the events that arrive while it runs, each batch in one transaction.
 //!
+//! **Durable first.** A change is written only once no crash can undo it
+//! (`crate::checkpoint::durable_epochs`): at once for a logged write, after
+//! the next checkpoint for a Kafka batch, which recovery would otherwise
+//! consume again and the sink retract and write twice.
+//!
 //! **Failures.** Any Kafka failure ends the session: the sink shows
 //! `retrying` with the error, waits (1 s, doubling to 30 s), and starts
 //! again from the top. Views and ingestion never wait for a sink; a sink
@@ -114,6 +119,9 @@ async fn session(
     let columns = written_columns(&subscription, stateful);
     let shape = Shape { columns: &columns, keys: keys.as_deref() };
     if stateful {
+        // The snapshot holds writes merged before it, whose epochs were
+        // all given out by now.
+        catalog.durability().wait_durable(catalog.durability().last_epoch()).await;
         catch_up(sink, output, &mut subscription, shape, sent).await?;
     }
     sink.update(|s| {
@@ -122,33 +130,56 @@ async fn session(
     });
     *backoff = MIN_BACKOFF;
     loop {
-        let first = match subscription.next().await {
-            Ok(batch) => batch,
-            Err(PushError::Ended(_)) => return Ok(End::Dropped),
-            Err(e) => return Err(SinkError::Kafka(format!("the sink fell behind its relation: {e}"))),
+        let Some(batch) = next_batch(&mut subscription, shape).await? else {
+            return Ok(End::Dropped);
         };
-        let mut epochs = vec![shape.changes(&first)?];
-        let mut rows = epochs[0].len();
-        while rows < MAX_BATCH_ROWS {
-            match subscription.try_next() {
-                Some(Ok(batch)) => {
-                    epochs.push(shape.changes(&batch)?);
-                    rows += epochs.last().map_or(0, Vec::len);
-                }
-                // Ended or cut off: the next `next()` says so.
-                Some(Err(_)) | None => break,
-            }
-        }
         // Lag counts the batch being written too, so 0 means all written.
-        let lag = (rows + subscription.pending_rows()) as u64;
+        let lag = (batch.rows + subscription.pending_rows()) as u64;
         sink.update(|s| s.lag = lag);
-        write(sink, output, messages(options.envelope, stateful, &epochs), sent).await?;
+        // A change a crash could still undo never reaches the topic.
+        catalog.durability().wait_durable(batch.last_epoch).await;
+        write(sink, output, messages(options.envelope, stateful, &batch.epochs), sent).await?;
         if stateful && let Some(sent) = sent.as_mut() {
-            epochs.iter().for_each(|changes| sent.apply(changes));
+            batch.epochs.iter().for_each(|changes| sent.apply(changes));
         }
         let lag = subscription.pending_rows() as u64;
         sink.update(|s| s.lag = lag);
     }
+}
+
+/// Epochs gathered for one transaction.
+struct Batch {
+    /// Each epoch's changes, in order.
+    epochs: Vec<Vec<Change>>,
+    /// The newest epoch among them.
+    last_epoch: u64,
+    /// Changed rows in all.
+    rows: usize,
+}
+
+/// Waits for the next epoch, then takes those waiting behind it, up to
+/// [`MAX_BATCH_ROWS`] rows; `None` once the relation is dropped.
+async fn next_batch(subscription: &mut Subscription, shape: Shape<'_>) -> Result<Option<Batch>, SinkError> {
+    let first = match subscription.next().await {
+        Ok(batch) => batch,
+        Err(PushError::Ended(_)) => return Ok(None),
+        Err(e) => return Err(SinkError::Kafka(format!("the sink fell behind its relation: {e}"))),
+    };
+    let changes = shape.changes(&first)?;
+    let mut batch = Batch { rows: changes.len(), epochs: vec![changes], last_epoch: epoch_of(&first) };
+    while batch.rows < MAX_BATCH_ROWS {
+        match subscription.try_next() {
+            Some(Ok(next)) => {
+                let changes = shape.changes(&next)?;
+                batch.rows += changes.len();
+                batch.last_epoch = batch.last_epoch.max(epoch_of(&next));
+                batch.epochs.push(changes);
+            }
+            // Ended or cut off: the next `next()` says so.
+            Some(Err(_)) | None => break,
+        }
+    }
+    Ok(Some(batch))
 }
 
 /// Reads the topic back (unless known), then writes what it lacks of the
@@ -244,6 +275,13 @@ async fn write(
         s.transactions += 1;
     });
     Ok(())
+}
+
+/// The epoch of a subscription's batch (its first column).
+fn epoch_of(batch: &datafusion::arrow::array::RecordBatch) -> u64 {
+    use datafusion::arrow::array::{Array, Int64Array};
+    let epochs = batch.column(0).as_any().downcast_ref::<Int64Array>();
+    epochs.filter(|e| !e.is_empty()).map_or(0, |e| u64::try_from(e.value(0)).unwrap_or(0))
 }
 
 /// Which of the relation's columns a message holds, and which are its key.

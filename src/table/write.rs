@@ -116,7 +116,8 @@ pub async fn commit(
 /// `applied`, which advances the offsets, runs inside the checkpoint gate
 /// once the rows and every view show the change, so that a checkpoint sees
 /// the change and its offsets together or neither. The table's lock is
-/// taken before the gate, as every writer of a table takes them.
+/// taken before the gate, as every writer of a table takes them; the whole
+/// write runs inside the gate.
 pub async fn upsert(
     table: &Arc<TableEntry>,
     rows: &RecordBatch,
@@ -124,8 +125,13 @@ pub async fn upsert(
     applied: impl FnOnce(),
 ) -> Result<(), IngestError> {
     let _guard = table.begin_write().await;
+    // The epoch is taken inside the gate, so that the checkpoint that
+    // makes it durable (`next_unlogged_epoch`) holds the change.
+    let durability = table.durability().clone();
+    let _admitted = durability.admit().await;
     let (deletes, inserts) = table.rows().lock().upsert_change(rows, deleted)?;
-    let changes = ChangeBatch::of(&deletes, &inserts, table.durability().next_epoch()).map_err(TableError::from)?;
+    let changes =
+        ChangeBatch::of(&deletes, &inserts, table.durability().next_unlogged_epoch()).map_err(TableError::from)?;
     table.rows().lock().check(&changes)?;
     let views = table.views();
     let still_there = |v: &Arc<crate::stream::ViewRuntime>| table.views().iter().any(|w| Arc::ptr_eq(v, w));
@@ -134,8 +140,6 @@ pub async fn upsert(
     } else {
         crate::stream::prepare_views(&views, &table.def.name, |_| changes.clone(), &still_there).await?
     };
-    let durability = table.durability().clone();
-    let _admitted = durability.admit().await;
     table.rows().lock().apply_checked(&changes)?;
     table.count_changes(changes.len() as u64);
     table.publish(&changes);

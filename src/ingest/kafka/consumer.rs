@@ -38,7 +38,7 @@ use super::options::{ConsumerOptions, StartOffset};
 use super::target::{Decoder, Target};
 use super::{Consumer, ErrorSink};
 use crate::catalog::StreamEntry;
-use crate::ingest::{IngestError, apply_batch};
+use crate::ingest::{IngestError, apply_unlogged_batch};
 use crate::table::TableEntry;
 
 /// How long a reader waits for a message when its batch is empty.
@@ -385,7 +385,7 @@ impl Runner {
         let mut applied = 0;
         if let Some(rows) = decoded.rows.take() {
             let n = rows.num_rows() as u64;
-            applied = match apply_batch(stream, rows).await {
+            applied = match apply_unlogged_batch(stream, rows).await {
                 Ok(()) => n,
                 Err(IngestError::ViewFailed { .. }) => self.apply_each(stream, decoded, options).await?,
                 Err(e) => return Err(e),
@@ -453,7 +453,7 @@ impl Runner {
                 let batch = concat_batches(&schema, parts[r].iter().map(|(_, b)| b))
                     .map_err(|e| IngestError::Internal(format!("could not join messages: {e}")))?;
                 let n = batch.num_rows() as u64;
-                apply_batch(stream, batch).await.map(|()| n)
+                apply_unlogged_batch(stream, batch).await.map(|()| n)
             })
         };
         let (applied, bad) = bisect(parts.len(), apply).await?;
