@@ -84,6 +84,9 @@ pub struct StreamDef {
     pub event_time: Option<EventTime>,
 }
 
+/// The implicit column every stream row carries.
+pub const ARRIVAL_TIMESTAMP: &str = "arrival_timestamp";
+
 /// A stream schema's user columns: all but the trailing `arrival_timestamp`.
 pub fn user_fields(schema: &datafusion::arrow::datatypes::Schema) -> &[datafusion::arrow::datatypes::FieldRef] {
     let fields = schema.fields();

@@ -57,7 +57,7 @@ struct StreamRow {
 /// `name type, ...` for `fields`, without `arrival_timestamp`.
 fn column_list<'a>(fields: impl Iterator<Item = &'a datafusion::arrow::datatypes::FieldRef>) -> String {
     fields
-        .filter(|f| f.name() != crate::sql::statement::create_stream::ARRIVAL_TIMESTAMP)
+        .filter(|f| f.name() != super::ARRIVAL_TIMESTAMP)
         .map(|f| format!("{} {}", f.name(), pg_type_name(f)))
         .collect::<Vec<_>>()
         .join(", ")

@@ -403,7 +403,7 @@ fn with_row_counts(plan: LogicalPlan) -> Result<LogicalPlan, PlanError> {
 /// query does not select it (by `*` or by name), so that views over it can
 /// window on it as they would on a stream.
 fn with_arrival(plan: LogicalPlan) -> Result<LogicalPlan, PlanError> {
-    use crate::sql::statement::create_stream::ARRIVAL_TIMESTAMP;
+    use crate::catalog::ARRIVAL_TIMESTAMP;
     let LogicalPlan::Projection(projection) = &plan else {
         return Ok(plan);
     };

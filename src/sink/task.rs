@@ -301,7 +301,7 @@ impl Shape<'_> {
 /// `arrival_timestamp` (the time Eddy received the event, not part of it).
 fn written_columns(subscription: &Subscription, stateful: bool) -> Vec<usize> {
     let schema = subscription.schema();
-    let arrival = crate::sql::statement::create_stream::ARRIVAL_TIMESTAMP;
+    let arrival = crate::catalog::ARRIVAL_TIMESTAMP;
     (0..schema.fields().len() - 2).filter(|&i| stateful || schema.field(i + 2).name() != arrival).collect()
 }
 

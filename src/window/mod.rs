@@ -198,7 +198,7 @@ impl ViewOptions {
                     })?,
                     None => DEFAULT_STEP_FACTOR,
                 };
-                let column = get("sw_column").unwrap_or(crate::sql::statement::create_stream::ARRIVAL_TIMESTAMP);
+                let column = get("sw_column").unwrap_or(crate::catalog::ARRIVAL_TIMESTAMP);
                 Some(Sliding::new(parse_duration("sw", sw)?, factor, column))
             }
             None if get("step_factor").is_some() || get("sw_column").is_some() => {

@@ -24,7 +24,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
 
 use super::{Sliding, ViewOptions, WindowError, interval_sql, parse_duration};
-use crate::sql::statement::create_stream::ARRIVAL_TIMESTAMP;
+use crate::catalog::ARRIVAL_TIMESTAMP;
 
 /// The name ksqlDB gives a stream's event time.
 const ROWTIME: &str = "rowtime";

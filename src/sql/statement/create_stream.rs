@@ -18,8 +18,7 @@ use crate::sql::{SqlError, normalize_ident};
 use crate::window::WindowError;
 use crate::window::watermark::EventTime;
 
-/// The implicit column every stream row carries.
-pub const ARRIVAL_TIMESTAMP: &str = "arrival_timestamp";
+pub use crate::catalog::ARRIVAL_TIMESTAMP;
 
 /// A stream declaration.
 #[derive(Debug, Clone)]
