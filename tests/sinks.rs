@@ -402,3 +402,123 @@ async fn a_sink_of_a_kafka_fed_view_writes_only_checkpointed_changes() {
     let changes = until_topic(&brokers, "agg_from_kafka", "the view", |r| appended(r) == view).await;
     each_change_once(&changes);
 }
+
+/// The `v` of each event in a stream sink's topic, with how often it is there.
+fn event_counts(records: &[Record]) -> BTreeMap<i64, usize> {
+    let mut out = BTreeMap::new();
+    for (_, value) in records {
+        let value: serde_json::Value = serde_json::from_str(value.as_deref().expect("a value")).expect("json");
+        *out.entry(value["v"].as_i64().expect("v")).or_insert(0) += 1;
+    }
+    out
+}
+
+/// Checks a stream sink's topic against the INSERTs: every acknowledged
+/// event (`acked`) once, an event whose INSERT was cut off (`maybe`) at most
+/// once, nothing else.
+fn each_event_once(records: &[Record], acked: &[i64], maybe: &[i64], keep: impl Fn(i64) -> bool) {
+    let counts = event_counts(records);
+    for v in acked.iter().filter(|&&v| keep(v)) {
+        assert_eq!(counts.get(v), Some(&1), "event {v} was acknowledged, so the topic holds it once");
+    }
+    for (v, n) in &counts {
+        assert!(keep(*v), "event {v} does not belong in the topic");
+        assert!(acked.contains(v) || (maybe.contains(v) && *n == 1), "event {v} is in the topic {n} times");
+    }
+}
+
+/// kill -9 while a stream's sink and a derived stream's topic are written:
+/// each event reaches the topic once, though a stream keeps no rows to
+/// compare the topic with (its sink's outbox is saved with the checkpoints).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_sink_writes_each_event_exactly_once_across_kill_9() {
+    let broker = start_noida(free_port());
+    let brokers = format!("127.0.0.1:{}", broker.port);
+    let mut server = EddyProcess::start_with("stream-sink-kill9", &["--checkpoint-interval-ms", "300"]);
+    let conn = format!("host=127.0.0.1 port={} user=eddy dbname=eddy", server.port);
+    let (db, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(connection);
+    db.batch_execute(&format!(
+        "CREATE STREAM ev (k bigint, v bigint);
+         CREATE SINK raw FROM ev WITH (kafka_topic = 'ev_raw', kafka_brokers = '{brokers}');
+         CREATE STREAM odd WITH (kafka_topic = 'ev_odd', kafka_brokers = '{brokers}') AS
+             SELECT k, v FROM ev WHERE v % 2 = 1;"
+    ))
+    .await
+    .expect("setup");
+    drop(db);
+    let (mut acked, mut maybe) = (Vec::new(), Vec::new());
+    let mut next = 0;
+    for round in 0..4 {
+        let writer = tokio::spawn(write_until_killed(server.port, next));
+        tokio::time::sleep(Duration::from_millis(700 + 300 * round)).await;
+        server.kill9();
+        let cut = writer.await.expect("writer");
+        acked.extend(next..cut);
+        maybe.push(cut);
+        next = cut + 1000;
+        tokio::task::block_in_place(|| server.restart());
+    }
+    assert!(acked.len() > 40, "the writers made too few events to test anything: {}", acked.len());
+    let done = |records: &[Record]| {
+        let counts = event_counts(records);
+        acked.iter().all(|v| counts.contains_key(v))
+    };
+    let raw = until_topic(&brokers, "ev_raw", "every acknowledged event", done).await;
+    each_event_once(&raw, &acked, &maybe, |_| true);
+    let odd_done = |records: &[Record]| {
+        let counts = event_counts(records);
+        acked.iter().filter(|v| *v % 2 == 1).all(|v| counts.contains_key(v))
+    };
+    let odd = until_topic(&brokers, "ev_odd", "every acknowledged odd event", odd_done).await;
+    each_event_once(&odd, &acked, &maybe, |v| v % 2 == 1);
+}
+
+/// A stream's events made while its sink's broker is down are kept (across
+/// a kill -9 too) and written once the broker is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_sink_keeps_events_while_its_broker_is_down() {
+    let port = free_port();
+    let broker = start_noida(port);
+    let brokers = format!("127.0.0.1:{port}");
+    let mut server = EddyProcess::start_with("stream-sink-down", &["--checkpoint-interval-ms", "200"]);
+    let conn = format!("host=127.0.0.1 port={} user=eddy dbname=eddy", server.port);
+    let (db, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(connection);
+    db.batch_execute(&format!(
+        "CREATE STREAM ev (k bigint, v bigint);
+         CREATE SINK raw FROM ev WITH (kafka_topic = 'ev_raw', kafka_brokers = '{brokers}');"
+    ))
+    .await
+    .expect("setup");
+    until_running(&db).await;
+    db.batch_execute("INSERT INTO ev VALUES (0, 1), (0, 2)").await.expect("insert");
+    until_topic(&brokers, "ev_raw", "two events", |r| r.len() == 2).await;
+    until_lag(&db, 0).await;
+    drop(broker);
+    db.batch_execute("INSERT INTO ev VALUES (0, 3), (0, 4)").await.expect("insert while the broker is down");
+    db.batch_execute("CHECKPOINT").await.expect("checkpoint");
+    drop(db);
+    server.kill9();
+    tokio::task::block_in_place(|| server.restart());
+    let (db, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await.expect("reconnect");
+    tokio::spawn(connection);
+    db.batch_execute("INSERT INTO ev VALUES (0, 5)").await.expect("insert after the restart");
+    let lag: i64 = db.query_one("SELECT lag FROM pipelinedb.sinks", &[]).await.expect("lag").get(0);
+    assert_eq!(lag, 3, "the sink holds the events it could not write");
+    // A new broker on the same port: its topic starts empty, and gets what
+    // the sink held, once.
+    let _broker = start_noida(port);
+    let records = until_topic(&brokers, "ev_raw", "three events", |r| r.len() >= 3).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let records = until_topic(&brokers, "ev_raw", "no more", |r| r.len() == records.len()).await;
+    each_event_once(&records, &[3, 4, 5], &[], |_| true);
+}
+
+async fn until_lag(db: &tokio_postgres::Client, lag: i64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while db.query_one("SELECT lag FROM pipelinedb.sinks", &[]).await.expect("lag").get::<_, i64>(0) != lag {
+        assert!(Instant::now() < deadline, "the sink's lag never came to {lag}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

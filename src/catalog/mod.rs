@@ -216,6 +216,28 @@ impl Relation {
     }
 }
 
+impl Relation {
+    /// Adds `follower` to a stream-like relation's changes (a stream's
+    /// events, a derived stream's rows): what a stream's Kafka sink keeps
+    /// its outbox with. `None` for a relation with contents.
+    pub fn follow(&self, follower: Arc<dyn crate::push::Follower>) -> Option<u64> {
+        match self {
+            Relation::Stream(stream) => Some(stream.subscribers.follow(follower)),
+            Relation::View(view) if view.is_transform() => Some(view.follow(follower)),
+            Relation::View(_) | Relation::Table(_) => None,
+        }
+    }
+
+    /// Removes follower `id` (from [`Relation::follow`]).
+    pub fn unfollow(&self, id: u64) {
+        match self {
+            Relation::Stream(stream) => stream.subscribers.unfollow(id),
+            Relation::View(view) => view.unfollow(id),
+            Relation::Table(_) => {}
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     streams: BTreeMap<String, Arc<StreamEntry>>,

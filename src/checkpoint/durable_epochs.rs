@@ -7,8 +7,13 @@
 //! (and the consumer applies it again later). Kafka sinks wait for an
 //! epoch to be durable before writing it, so that a change a crash undoes
 //! never reaches a topic (`crate::sink::task`).
+//!
+//! A stream's Kafka sink waits for more: for the epochs of the events it
+//! writes to be *checkpointed* (its outbox is saved with the checkpoint),
+//! whether logged or not (`crate::sink::outbox`).
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -18,6 +23,8 @@ use tokio::sync::Notify;
 pub struct DurableEpochs {
     /// Epochs of unlogged writes since the last checkpoint.
     unlogged: Mutex<BTreeSet<u64>>,
+    /// The newest epoch the last completed checkpoint holds.
+    checkpointed: AtomicU64,
     /// Woken when a checkpoint makes epochs durable.
     advanced: Notify,
 }
@@ -31,6 +38,7 @@ impl DurableEpochs {
     /// A checkpoint holds every write up to epoch `through`.
     pub fn release_through(&self, through: u64) {
         self.unlogged.lock().retain(|&e| e > through);
+        self.checkpointed.fetch_max(through, Ordering::Relaxed);
         self.advanced.notify_waiters();
     }
 
@@ -48,6 +56,24 @@ impl DurableEpochs {
             }
             advanced.await;
         }
+    }
+}
+
+impl DurableEpochs {
+    /// Waits until a completed checkpoint holds every write up to `epoch`.
+    pub async fn wait_checkpointed(&self, epoch: u64) {
+        loop {
+            let advanced = self.advanced.notified();
+            if self.checkpointed() >= epoch {
+                return;
+            }
+            advanced.await;
+        }
+    }
+
+    /// The newest epoch the last completed checkpoint holds.
+    pub fn checkpointed(&self) -> u64 {
+        self.checkpointed.load(Ordering::Relaxed)
     }
 }
 
@@ -70,5 +96,15 @@ mod tests {
         epochs.release_through(6);
         waiter.await.unwrap();
         assert!(epochs.is_durable(100));
+        assert_eq!(epochs.checkpointed(), 6);
+        epochs.wait_checkpointed(6).await;
+        let later = tokio::spawn({
+            let epochs = epochs.clone();
+            async move { epochs.wait_checkpointed(8).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!later.is_finished(), "a logged epoch waits for a checkpoint too");
+        epochs.release_through(8);
+        later.await.unwrap();
     }
 }

@@ -122,6 +122,23 @@ pub struct SinkRecord {
     /// = ...) AS SELECT`): dropped with it, without CASCADE.
     #[serde(default)]
     pub owned: bool,
+    /// A stream's sink: the events it has yet to write.
+    #[serde(default)]
+    pub outbox: Option<OutboxRecord>,
+}
+
+/// The events a stream's sink has yet to write, numbered: the sink reads
+/// the last number its topic holds, and writes those after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxRecord {
+    /// The number of its state directory (a relation number).
+    pub id: u64,
+    /// The number of its first event.
+    pub first: u64,
+    /// Whether its numbers continue its topic's (set on the sink's first start).
+    pub anchored: bool,
+    /// Its events; none when it holds none.
+    pub files: Vec<StateFile>,
 }
 
 /// A catalog change, as the insert log records it: logged (and synced)

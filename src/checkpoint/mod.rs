@@ -193,8 +193,9 @@ pub struct Capture {
     pub brokers: Vec<String>,
     /// Consumers and their offsets.
     pub consumers: Vec<ConsumerRecord>,
-    /// Kafka sinks.
-    pub sinks: Vec<manifest::SinkRecord>,
+    /// Kafka sinks, with their outbox's events to write (`None`: its files
+    /// stay as the record says).
+    pub sinks: Vec<(manifest::SinkRecord, Option<StateSnapshot>)>,
 }
 
 impl Capture {
@@ -208,7 +209,8 @@ impl Capture {
             && self.streams == last.streams
             && self.brokers == last.brokers
             && self.consumers == last.consumers
-            && self.sinks == last.sinks
+            && self.sinks.iter().all(|(_, s)| s.is_none())
+            && self.sinks.iter().map(|(r, _)| r).eq(&last.sinks)
             && self.views.len() == last.views.len()
             && self.views.iter().zip(&last.views).all(|((v, _), l)| v.id == l.id && v.name == l.name)
     }
@@ -229,7 +231,9 @@ impl Chain {
     fn files(&self, view: u64) -> Option<&[StateFile]> {
         let newest = self.kept.last()?;
         let table = newest.tables.iter().find(|t| t.id == view).map(|t| t.files.as_slice());
-        newest.views.iter().find(|v| v.id == view).map(|v| v.files.as_slice()).or(table)
+        let outbox = newest.sinks.iter().filter_map(|s| s.outbox.as_ref()).find(|o| o.id == view);
+        let outbox = outbox.map(|o| o.files.as_slice());
+        newest.views.iter().find(|v| v.id == view).map(|v| v.files.as_slice()).or(table).or(outbox)
     }
 }
 
@@ -338,6 +342,24 @@ impl Durability {
     /// Waits until no crash can undo the writes up to epoch `epoch`.
     pub async fn wait_durable(&self, epoch: u64) {
         self.durable.wait(epoch).await
+    }
+
+    /// Waits until a completed checkpoint holds the writes up to epoch
+    /// `epoch`, logged or not. Without a data directory there is nothing to
+    /// wait for (and nothing survives a restart).
+    pub async fn wait_checkpointed(&self, epoch: u64) {
+        if self.store.is_some() {
+            self.durable.wait_checkpointed(epoch).await
+        }
+    }
+
+    /// The newest epoch a completed checkpoint holds (every epoch, without
+    /// a data directory).
+    pub fn checkpointed_epoch(&self) -> u64 {
+        match self.store {
+            Some(_) => self.durable.checkpointed(),
+            None => u64::MAX,
+        }
     }
 
     /// The next relation number (views and tables), which names its files.
@@ -553,6 +575,15 @@ fn write_checkpoint(
         };
         tables.push(record);
     }
+    let mut sinks = Vec::with_capacity(captured.sinks.len());
+    for (mut record, snapshot) in captured.sinks {
+        if let (Some(outbox), Some(snapshot)) = (record.outbox.as_mut(), snapshot) {
+            let file = state_file::write(root, outbox.id, seq, &snapshot)?;
+            bytes += file.bytes;
+            outbox.files = vec![file];
+        }
+        sinks.push(record);
+    }
     let manifest = Manifest {
         version: manifest::FORMAT_VERSION,
         seq,
@@ -564,7 +595,7 @@ fn write_checkpoint(
         tables,
         brokers: captured.brokers,
         consumers: captured.consumers,
-        sinks: captured.sinks,
+        sinks,
     };
     manifest.write(root)?;
     Ok((manifest, groups, bytes))
@@ -590,6 +621,9 @@ fn collect_garbage(root: &Path, kept: &[Manifest]) {
         }
         for t in &m.tables {
             referenced.entry(t.id.to_string()).or_default().extend(t.files.iter().map(|f| f.name.clone()));
+        }
+        for o in m.sinks.iter().filter_map(|s| s.outbox.as_ref()) {
+            referenced.entry(o.id.to_string()).or_default().extend(o.files.iter().map(|f| f.name.clone()));
         }
     }
     if let Ok(dirs) = std::fs::read_dir(root.join("state")) {
@@ -675,6 +709,11 @@ fn load(root: &Path, path: &Path) -> Result<Loaded, CheckpointError> {
         let snapshots =
             table.files.iter().map(|f| state_file::read(root, table.id, f)).collect::<Result<Vec<_>, _>>()?;
         states.insert(table.id, snapshots);
+    }
+    for outbox in manifest.sinks.iter().filter_map(|s| s.outbox.as_ref()) {
+        let snapshots =
+            outbox.files.iter().map(|f| state_file::read(root, outbox.id, f)).collect::<Result<Vec<_>, _>>()?;
+        states.insert(outbox.id, snapshots);
     }
     Ok(Loaded { manifest, states })
 }

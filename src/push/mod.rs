@@ -11,7 +11,7 @@ pub mod notify;
 pub mod subscribe;
 
 pub use notify::{Mailbox, Notification, Notifier};
-pub use subscribe::{Subscribers, Subscription};
+pub use subscribe::{Follower, Subscribers, Subscription};
 
 /// Why a notification or a subscription failed.
 #[derive(Debug, thiserror::Error)]

@@ -12,6 +12,10 @@
 //! (the snapshot not counted). Past that it is cut off, and its next read
 //! fails with 53200: a slow reader never slows the writers and never
 //! grows memory without bound.
+//!
+//! **Followers.** A [`Follower`] (a Kafka sink's outbox of a stream) gets
+//! every change too, synchronously, inside the write that made it, and
+//! decides itself what to keep: it is never cut off.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -46,10 +50,20 @@ struct Shared {
     overflowed: AtomicBool,
 }
 
+/// What follows a relation's changes inside the writes that make them
+/// (and so inside the checkpoint gate): it must not wait.
+pub trait Follower: Send + Sync + std::fmt::Debug {
+    /// One epoch's changes, in the order the relation published them.
+    fn receive(&self, changes: &ChangeBatch);
+}
+
 /// A relation's subscribers.
 #[derive(Debug, Default)]
 pub struct Subscribers {
     list: Mutex<Vec<Subscriber>>,
+    /// Followers, by the number [`Subscribers::follow`] gave them.
+    followers: Mutex<Vec<(u64, Arc<dyn Follower>)>>,
+    next_follower: AtomicU64,
     /// The last epoch published: epochs never go backwards in a
     /// subscription, even when two writes merge out of their order.
     last_epoch: AtomicU64,
@@ -59,9 +73,21 @@ pub struct Subscribers {
 }
 
 impl Subscribers {
-    /// Whether nobody subscribes.
+    /// Whether nobody subscribes or follows.
     pub fn is_empty(&self) -> bool {
-        self.list.lock().is_empty()
+        self.list.lock().is_empty() && self.followers.lock().is_empty()
+    }
+
+    /// Adds a follower; the number is for [`Subscribers::unfollow`].
+    pub fn follow(&self, follower: Arc<dyn Follower>) -> u64 {
+        let id = self.next_follower.fetch_add(1, Ordering::Relaxed);
+        self.followers.lock().push((id, follower));
+        id
+    }
+
+    /// Removes follower `id`.
+    pub fn unfollow(&self, id: u64) {
+        self.followers.lock().retain(|(i, _)| *i != id);
     }
 
     /// Registers a subscriber of `relation` (whose rows have `schema`),
@@ -94,6 +120,11 @@ impl Subscribers {
         let mut changes = changes.clone();
         changes.epoch = epoch;
         let rows = changes.len();
+        // Cloned out: a follower's work is not done under the list's lock.
+        let followers: Vec<Arc<dyn Follower>> = self.followers.lock().iter().map(|(_, f)| f.clone()).collect();
+        for follower in followers {
+            follower.receive(&changes);
+        }
         self.list.lock().retain(|s| {
             if s.shared.buffered.load(Ordering::Relaxed) + rows > BUFFER_ROWS {
                 s.shared.overflowed.store(true, Ordering::Relaxed);
@@ -118,6 +149,8 @@ impl Subscribers {
         let mut list = self.list.lock();
         self.closed.store(true, Ordering::Relaxed);
         list.clear();
+        drop(list);
+        self.followers.lock().clear();
     }
 }
 

@@ -85,16 +85,33 @@ pub fn changes(batch: &RecordBatch, columns: &[usize], keys: Option<&[usize]>) -
         .as_any()
         .downcast_ref::<Int32Array>()
         .ok_or_else(|| SinkError::Internal("a subscription's diff column is not int".into()))?;
+    Ok(as_changes(batch, 2, columns, keys, |i| i64::from(diff.value(i))))
+}
+
+/// A stream's events (`rows` of the stream's columns) as changes, each
+/// added once.
+pub fn inserted(rows: &RecordBatch, columns: &[usize], keys: Option<&[usize]>) -> Vec<Change> {
+    as_changes(rows, 0, columns, keys, |_| 1)
+}
+
+/// `batch`'s rows as changes; the relation's columns start at `first`.
+fn as_changes(
+    batch: &RecordBatch,
+    first: usize,
+    columns: &[usize],
+    keys: Option<&[usize]>,
+    weight: impl Fn(usize) -> i64,
+) -> Vec<Change> {
     let json = JsonRows::new(batch);
-    let columns: Vec<usize> = columns.iter().map(|i| i + 2).collect();
-    let keys: Option<Vec<usize>> = keys.map(|k| k.iter().map(|i| i + 2).collect());
-    Ok((0..batch.num_rows())
+    let columns: Vec<usize> = columns.iter().map(|i| i + first).collect();
+    let keys: Option<Vec<usize>> = keys.map(|k| k.iter().map(|i| i + first).collect());
+    (0..batch.num_rows())
         .map(|i| Change {
             key: keys.as_ref().map(|k| json.object(i, k, "")),
             row: json.object(i, &columns, ""),
-            weight: i64::from(diff.value(i)),
+            weight: weight(i),
         })
-        .collect())
+        .collect()
 }
 
 /// The messages that write `changes`, in order.

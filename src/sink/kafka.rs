@@ -12,12 +12,13 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message as _;
+use rdkafka::message::{Header, Headers, Message as _, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::SinkError;
 use super::envelope::{Envelope, Message, Sent};
+use super::outbox::SEQ_HEADER;
 
 /// How long one Kafka call (a commit, a metadata request) may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -120,14 +121,16 @@ impl Output {
     /// Writes `messages`: in one transaction, or (without transactions)
     /// acknowledged by the broker. Either all of them are written, or an
     /// error says the topic may hold some (without transactions) or none.
-    pub fn write(&self, messages: &[Message]) -> Result<(), SinkError> {
+    /// With `first_seq`, the messages carry their numbers from it, in the
+    /// header [`SEQ_HEADER`].
+    pub fn write(&self, messages: &[Message], first_seq: Option<u64>) -> Result<(), SinkError> {
         if messages.is_empty() {
             return Ok(());
         }
         if self.transactional {
             self.producer.begin_transaction().map_err(|e| kafka("cannot begin a transaction", e))?;
         }
-        let sent = self.send_all(messages).and_then(|()| self.finish());
+        let sent = self.send_all(messages, first_seq).and_then(|()| self.finish());
         if sent.is_err() && self.transactional {
             // Best effort: a producer that cannot abort is dropped, which
             // aborts the transaction when the next one fences it.
@@ -136,9 +139,14 @@ impl Output {
         sent
     }
 
-    fn send_all(&self, messages: &[Message]) -> Result<(), SinkError> {
-        for message in messages {
+    fn send_all(&self, messages: &[Message], first_seq: Option<u64>) -> Result<(), SinkError> {
+        for (i, message) in messages.iter().enumerate() {
             let mut record = BaseRecord::to(&self.topic);
+            if let Some(first) = first_seq {
+                let seq = (first + i as u64).to_string();
+                let header = Header { key: SEQ_HEADER, value: Some(seq.as_bytes()) };
+                record = record.headers(OwnedHeaders::new_with_capacity(1).insert(header));
+            }
             if let Some(key) = &message.key {
                 record = record.key(key.as_slice());
             }
@@ -175,14 +183,64 @@ impl Output {
 /// Reads `topic` from its start to its end (committed messages only) and
 /// rebuilds what it holds.
 pub fn read_topic(brokers: &str, topic: &str, envelope: Envelope) -> Result<Sent, SinkError> {
-    let consumer: BaseConsumer = base_config(brokers)
+    let consumer = reader(brokers)?;
+    let from: Vec<(i32, Offset)> = partitions(&consumer, topic)?.into_iter().map(|p| (p, Offset::Beginning)).collect();
+    let mut messages: Vec<KeyAndValue> = Vec::new();
+    read_to_end(&consumer, topic, &from, |m| {
+        messages.push((m.key().map(<[u8]>::to_vec), m.payload().map(<[u8]>::to_vec)));
+    })?;
+    Sent::from_messages(envelope, messages.iter().map(|(k, v)| (k.as_deref(), v.as_deref())))
+}
+
+/// Messages read back from the end of each partition first, when looking
+/// for the last number a topic holds.
+const TAIL: i64 = 1000;
+
+/// The largest event number ([`SEQ_HEADER`]) among `topic`'s committed
+/// messages, if any has one. Reads the end of each partition only, going
+/// further back while none is found.
+pub fn last_seq(brokers: &str, topic: &str) -> Result<Option<u64>, SinkError> {
+    let consumer = reader(brokers)?;
+    let partitions = partitions(&consumer, topic)?;
+    let mut window = TAIL;
+    loop {
+        let mut from = Vec::with_capacity(partitions.len());
+        let mut whole = true;
+        for &p in &partitions {
+            let (low, high) =
+                consumer.fetch_watermarks(topic, p, CALL_TIMEOUT).map_err(|e| kafka("cannot read the topic's offsets", e))?;
+            let start = low.max(high.saturating_sub(window));
+            whole &= start <= low;
+            from.push((p, Offset::Offset(start)));
+        }
+        let mut last: Option<u64> = None;
+        read_to_end(&consumer, topic, &from, |m| {
+            let seq = m.headers().and_then(|h| h.iter().find(|h| h.key == SEQ_HEADER)).and_then(|h| h.value);
+            let seq = seq.and_then(|v| std::str::from_utf8(v).ok()).and_then(|v| v.parse::<u64>().ok());
+            last = last.max(seq);
+        })?;
+        if last.is_some() || whole {
+            return Ok(last);
+        }
+        window = window.saturating_mul(16);
+    }
+}
+
+/// A consumer that reads committed messages only, and says where each
+/// partition ends.
+fn reader(brokers: &str) -> Result<BaseConsumer, SinkError> {
+    base_config(brokers)
         .set("group.id", "eddy-sink-reader")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .set("isolation.level", "read_committed")
         .set("auto.offset.reset", "earliest")
         .create()
-        .map_err(|e| kafka("cannot make a Kafka consumer", e))?;
+        .map_err(|e| kafka("cannot make a Kafka consumer", e))
+}
+
+/// `topic`'s partitions; an error for a topic without any.
+fn partitions(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>, SinkError> {
     let metadata = consumer
         .fetch_metadata(Some(topic), CALL_TIMEOUT)
         .map_err(|e| kafka(&format!("cannot read topic \"{topic}\""), e))?;
@@ -200,13 +258,23 @@ pub fn read_topic(brokers: &str, topic: &str, envelope: Envelope) -> Result<Sent
         // Read as empty, it would have the whole relation written again.
         return Err(SinkError::Kafka(format!("topic \"{topic}\" has no partitions yet")));
     }
+    Ok(partitions)
+}
+
+/// Reads each partition of `topic` from its offset in `from` to its end,
+/// handing each message to `each`.
+fn read_to_end(
+    consumer: &BaseConsumer,
+    topic: &str,
+    from: &[(i32, Offset)],
+    mut each: impl FnMut(&rdkafka::message::BorrowedMessage<'_>),
+) -> Result<(), SinkError> {
     let mut assignment = TopicPartitionList::new();
-    for &p in &partitions {
-        assignment.add_partition_offset(topic, p, Offset::Beginning).map_err(|e| kafka("cannot assign", e))?;
+    for &(p, offset) in from {
+        assignment.add_partition_offset(topic, p, offset).map_err(|e| kafka("cannot assign", e))?;
     }
     consumer.assign(&assignment).map_err(|e| kafka("cannot assign", e))?;
-    let mut pending: std::collections::BTreeSet<i32> = partitions.into_iter().collect();
-    let mut messages: Vec<KeyAndValue> = Vec::new();
+    let mut pending: std::collections::BTreeSet<i32> = from.iter().map(|(p, _)| *p).collect();
     let mut last_progress = Instant::now();
     while !pending.is_empty() {
         if last_progress.elapsed() > READ_IDLE_TIMEOUT {
@@ -218,7 +286,7 @@ pub fn read_topic(brokers: &str, topic: &str, envelope: Envelope) -> Result<Sent
         match consumer.poll(Duration::from_millis(200)) {
             None => {}
             Some(Ok(m)) => {
-                messages.push((m.key().map(<[u8]>::to_vec), m.payload().map(<[u8]>::to_vec)));
+                each(&m);
                 last_progress = Instant::now();
             }
             Some(Err(KafkaError::PartitionEOF(p))) => {
@@ -228,7 +296,7 @@ pub fn read_topic(brokers: &str, topic: &str, envelope: Envelope) -> Result<Sent
             Some(Err(e)) => return Err(kafka(&format!("cannot read topic \"{topic}\""), e)),
         }
     }
-    Sent::from_messages(envelope, messages.iter().map(|(k, v)| (k.as_deref(), v.as_deref())))
+    Ok(())
 }
 
 /// A message's key and value, as read back.

@@ -5,6 +5,8 @@
 //! - [`envelope`]: changes as messages (upsert, append, debezium), and what
 //!   a topic holds, read back from its messages.
 //! - [`kafka`]: the topic, the transactional producer, the topic reader.
+//! - [`outbox`]: a stream's sink's events yet to write, kept with the
+//!   checkpoints.
 //! - [`relations`]: the `pipelinedb.sinks` relation.
 //! - [`task`]: one task per sink: subscribe, catch the topic up, then one
 //!   transaction per batch of epochs; retry with backoff on failure.
@@ -16,6 +18,7 @@
 pub mod envelope;
 pub mod kafka;
 pub mod options;
+pub mod outbox;
 pub mod relations;
 pub mod task;
 
@@ -27,8 +30,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::catalog::{Catalog, Relation};
-use crate::checkpoint::manifest::SinkRecord;
+use crate::checkpoint::manifest::{OutboxRecord, SinkRecord, StateFile};
+use crate::state::StateSnapshot;
 use options::SinkOptions;
+use outbox::Outbox;
 
 /// Why a sink could not be made, dropped or run.
 #[derive(Debug, thiserror::Error)]
@@ -114,14 +119,31 @@ pub struct Sink {
     pub key: Option<Vec<String>>,
     /// Made with its relation (CSAS, CTAS), and dropped with it.
     pub owned: bool,
+    /// A stream's sink: the events it has yet to write.
+    pub outbox: Option<StreamOutbox>,
     status: Mutex<Status>,
     stop: CancellationToken,
+}
+
+/// A stream's sink's outbox, and how it follows the stream.
+#[derive(Debug)]
+pub struct StreamOutbox {
+    /// Its state directory's number.
+    pub id: u64,
+    /// The events.
+    pub events: Arc<Outbox>,
+    /// Its number among the stream's followers, while it follows.
+    following: Mutex<Option<u64>>,
 }
 
 impl Sink {
     /// Its status now.
     pub fn status(&self) -> Status {
-        self.status.lock().clone()
+        let mut status = self.status.lock().clone();
+        if let Some(outbox) = &self.outbox {
+            status.lag = outbox.events.len() as u64;
+        }
+        status
     }
 
     fn update(&self, change: impl FnOnce(&mut Status)) {
@@ -135,7 +157,29 @@ impl Sink {
             relation: self.relation.clone(),
             options: self.raw_options.clone(),
             owned: self.owned,
+            outbox: None,
         }
+    }
+
+    /// Its record for a checkpoint taken at the barrier, with its outbox's
+    /// events to save (`files` gives a relation number's files in the last
+    /// checkpoint; `force` saves the events even if unchanged).
+    fn capture(
+        &self,
+        files: &dyn Fn(u64) -> Option<Vec<StateFile>>,
+        force: bool,
+    ) -> Result<(SinkRecord, Option<StateSnapshot>), SinkError> {
+        let mut record = self.record();
+        let Some(outbox) = &self.outbox else {
+            return Ok((record, None));
+        };
+        let image = outbox.events.image(force)?;
+        let (kept, snapshot) = match image.rows {
+            None => (files(outbox.id).unwrap_or_default(), None),
+            Some(rows) => (Vec::new(), rows),
+        };
+        record.outbox = Some(OutboxRecord { id: outbox.id, first: image.first, anchored: image.anchored, files: kept });
+        Ok((record, snapshot))
     }
 
     /// The transactional id of its producer: one per sink, so that a
@@ -189,6 +233,11 @@ impl Sinks {
         if !raw_options.iter().any(|(k, _)| k == "kafka_brokers" || k == "brokers") {
             raw_options.push(("kafka_brokers".into(), options.brokers.clone()));
         }
+        let outbox = relation.is_stream_like().then(|| StreamOutbox {
+            id: record.outbox.as_ref().map_or_else(|| self.catalog.durability().next_view_id(), |o| o.id),
+            events: Arc::new(Outbox::new()),
+            following: Mutex::new(None),
+        });
         Ok(Arc::new(Sink {
             name: record.name.clone(),
             relation: record.relation.clone(),
@@ -196,6 +245,7 @@ impl Sinks {
             options,
             key,
             owned: record.owned,
+            outbox,
             status: Mutex::new(Status { state: "starting", ..Status::default() }),
             stop: CancellationToken::new(),
         }))
@@ -229,6 +279,12 @@ impl Sinks {
             }
             sinks.insert(sink.name.clone(), sink.clone());
         }
+        // From here on, the stream's events go to the outbox too.
+        if let Some(outbox) = &sink.outbox
+            && let Some(relation) = self.catalog.relation(&sink.relation)
+        {
+            *outbox.following.lock() = relation.follow(outbox.events.clone());
+        }
         if start {
             self.start(sink);
         }
@@ -259,6 +315,12 @@ impl Sinks {
     /// Stops and forgets sink `name`.
     pub fn drop_sink(&self, name: &str) -> Result<(), SinkError> {
         let sink = self.sinks.lock().remove(name).ok_or_else(|| SinkError::Undefined(name.to_string()))?;
+        if let Some(outbox) = &sink.outbox
+            && let Some(id) = outbox.following.lock().take()
+            && let Some(relation) = self.catalog.relation(&sink.relation)
+        {
+            relation.unfollow(id);
+        }
         sink.stop.cancel();
         Ok(())
     }
@@ -306,9 +368,22 @@ impl Sinks {
         self.sinks.lock().values().cloned().collect()
     }
 
-    /// What a checkpoint records.
-    pub fn records(&self) -> Vec<SinkRecord> {
-        self.list().iter().map(|s| s.record()).collect()
+    /// What a checkpoint records, taken at its barrier: each sink, with
+    /// the events of a stream's sink's outbox (see [`Sink::capture`]).
+    pub fn capture(
+        &self,
+        files: &dyn Fn(u64) -> Option<Vec<StateFile>>,
+        force: bool,
+    ) -> Result<Vec<(SinkRecord, Option<StateSnapshot>)>, SinkError> {
+        self.list().iter().map(|s| s.capture(files, force)).collect()
+    }
+
+    /// Takes back the outbox of sink `name` as a checkpoint saved it
+    /// (recovery, before the insert log is replayed).
+    pub fn load_outbox(&self, name: &str, record: &OutboxRecord, rows: Vec<StateSnapshot>) {
+        if let Some(outbox) = self.sinks.lock().get(name).and_then(|s| s.outbox.as_ref()) {
+            outbox.events.load(record.first, record.anchored, rows.into_iter().map(|s| s.batch).collect());
+        }
     }
 }
 

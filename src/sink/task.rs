@@ -13,8 +13,9 @@
 //! consumer. The relation's contents after a crash are exact (views and
 //! tables survive `kill -9` exactly), so the difference is too.
 //!
-//! A stream or derived stream has no contents to compare: its sink writes
-//! the events that arrive while it runs, each batch in one transaction.
+//! A stream or derived stream has no contents to compare: its sink keeps
+//! an outbox of numbered events, saved with each checkpoint, and writes
+//! each event after a checkpoint holds it ([`super::outbox`]).
 //!
 //! **Durable first.** A change is written only once no crash can undo it
 //! (`crate::checkpoint::durable_epochs`): at once for a logged write, after
@@ -35,7 +36,9 @@ use super::envelope::{self, Change, Message, Sent};
 use super::kafka::{self, Output};
 use super::{Sink, SinkError};
 use crate::catalog::Catalog;
+use super::outbox::{self, Outbox};
 use crate::push::{PushError, Subscription};
+use datafusion::arrow::datatypes::FieldRef;
 
 /// The first wait after a failure.
 const MIN_BACKOFF: Duration = Duration::from_secs(1);
@@ -111,12 +114,16 @@ async fn session(
     let Some(relation) = catalog.relation(&sink.relation) else {
         return Ok(End::Dropped);
     };
+    if let Some(outbox) = &sink.outbox {
+        return drain(sink, catalog, output, &outbox.events, backoff).await;
+    }
     let stateful = !relation.is_stream_like();
     let epoch = catalog.durability().last_epoch();
     let mut subscription =
         relation.subscribe(stateful, epoch).await.map_err(|e| SinkError::Kafka(format!("cannot subscribe: {e}")))?;
-    let keys = key_indexes(sink, &subscription)?;
-    let columns = written_columns(&subscription, stateful);
+    let schema = subscription.schema();
+    let keys = key_indexes(sink, &schema.fields()[2..])?;
+    let columns = written_columns(&schema.fields()[2..], stateful);
     let shape = Shape { columns: &columns, keys: keys.as_deref() };
     if stateful {
         // The snapshot holds writes merged before it, whose epochs were
@@ -144,6 +151,59 @@ async fn session(
         }
         let lag = subscription.pending_rows() as u64;
         sink.update(|s| s.lag = lag);
+    }
+}
+
+/// A stream's sink: aligns the outbox with the topic, then writes its
+/// events once a checkpoint holds them, each batch in one transaction with
+/// the events' numbers (see [`super::outbox`]).
+async fn drain(
+    sink: &Sink,
+    catalog: &Catalog,
+    output: &Arc<Output>,
+    outbox: &Outbox,
+    backoff: &mut Duration,
+) -> Result<End, SinkError> {
+    let (brokers, topic) = (sink.options.brokers.clone(), sink.options.topic.clone());
+    let last = blocking(move || kafka::last_seq(&brokers, &topic)).await?;
+    outbox.anchor(last);
+    tracing::info!(sink = %sink.name, last_in_topic = ?last, waiting = outbox.len(), "sink follows its stream");
+    sink.update(|s| {
+        s.state = "running";
+        s.last_error = None;
+    });
+    *backoff = MIN_BACKOFF;
+    let durability = catalog.durability();
+    loop {
+        let dropped = outbox.dropped();
+        sink.update(|s| {
+            if dropped > 0 {
+                s.last_error = Some(format!(
+                    "{dropped} events were not written: the sink fell more than {} events behind its stream",
+                    outbox::MAX_ROWS
+                ));
+            }
+        });
+        let epoch = outbox.wait_for_events().await;
+        durability.wait_checkpointed(epoch).await;
+        let Some(taken) = outbox.take(durability.checkpointed_epoch(), MAX_BATCH_ROWS) else {
+            continue;
+        };
+        let Some(fields) = taken.rows.first().map(|r| r.schema().fields().clone()) else {
+            continue;
+        };
+        let keys = key_indexes(sink, &fields)?;
+        let columns = written_columns(&fields, false);
+        let changes: Vec<Change> =
+            taken.rows.iter().flat_map(|rows| envelope::inserted(rows, &columns, keys.as_deref())).collect();
+        let messages = envelope::events(&changes);
+        let (out, first, n) = (output.clone(), taken.first, messages.len() as u64);
+        blocking(move || out.write(&messages, Some(first))).await?;
+        outbox.trim(first + n);
+        sink.update(|s| {
+            s.messages += n;
+            s.transactions += 1;
+        });
     }
 }
 
@@ -266,7 +326,7 @@ async fn write(
     }
     let n = messages.len() as u64;
     let out = output.clone();
-    if let Err(e) = blocking(move || out.write(&messages)).await {
+    if let Err(e) = blocking(move || out.write(&messages, None)).await {
         *sent = None;
         return Err(e);
     }
@@ -297,21 +357,20 @@ impl Shape<'_> {
     }
 }
 
-/// The relation's columns a message holds: all of them, but a stream's
-/// `arrival_timestamp` (the time Eddy received the event, not part of it).
-fn written_columns(subscription: &Subscription, stateful: bool) -> Vec<usize> {
-    let schema = subscription.schema();
+/// The relation's columns (`fields`) a message holds: all of them, but a
+/// stream's `arrival_timestamp` (the time Eddy received the event, not
+/// part of it).
+fn written_columns(fields: &[FieldRef], stateful: bool) -> Vec<usize> {
     let arrival = crate::catalog::ARRIVAL_TIMESTAMP;
-    (0..schema.fields().len() - 2).filter(|&i| stateful || schema.field(i + 2).name() != arrival).collect()
+    (0..fields.len()).filter(|&i| stateful || fields[i].name() != arrival).collect()
 }
 
-/// The key columns' positions among the relation's columns.
-fn key_indexes(sink: &Sink, subscription: &Subscription) -> Result<Option<Vec<usize>>, SinkError> {
+/// The key columns' positions among the relation's columns (`fields`).
+fn key_indexes(sink: &Sink, fields: &[FieldRef]) -> Result<Option<Vec<usize>>, SinkError> {
     let Some(names) = &sink.key else {
         return Ok(None);
     };
-    let schema = subscription.schema();
-    let columns: Vec<&String> = schema.fields().iter().skip(2).map(|f| f.name()).collect();
+    let columns: Vec<&String> = fields.iter().map(|f| f.name()).collect();
     names
         .iter()
         .map(|name| {

@@ -393,6 +393,16 @@ impl ViewRuntime {
         self.ask(|ack| Message::Subscribe { snapshot, epoch, ack }).await
     }
 
+    /// Adds a follower of the view's changes (see [`crate::push::Follower`]).
+    pub fn follow(&self, follower: Arc<dyn crate::push::Follower>) -> u64 {
+        self.outbox.subscribers.follow(follower)
+    }
+
+    /// Removes follower `id`.
+    pub fn unfollow(&self, id: u64) {
+        self.outbox.subscribers.unfollow(id);
+    }
+
     /// Why the view's changes cannot be followed, if they cannot.
     pub fn unsubscribable(&self) -> Option<String> {
         self.plan.emit.is_none().then(|| {

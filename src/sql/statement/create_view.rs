@@ -77,7 +77,7 @@ impl CreateView {
 async fn own_sink(session: &Session, name: &str, options: Vec<(String, String)>) -> Result<()> {
     let engine = session.engine();
     let _ddl = engine.ddl_lock().await;
-    let record = SinkRecord { name: name.to_string(), relation: name.to_string(), options, owned: true };
+    let record = SinkRecord { name: name.to_string(), relation: name.to_string(), options, owned: true, outbox: None };
     if let Err(e) = engine.sinks.create(&record, &engine.kafka.brokers()) {
         let change = CatalogChange::DropView { name: name.to_string(), cascade: false };
         if let Err(undo) = engine.change_catalog(change).await {
