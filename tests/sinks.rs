@@ -12,7 +12,7 @@ use common::process::{EddyProcess, free_port};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 type Record = (Option<String>, Option<String>);
@@ -466,6 +466,9 @@ async fn a_stream_sink_writes_each_event_exactly_once_across_kill_9() {
     };
     let raw = until_topic(&brokers, "ev_raw", "every acknowledged event", done).await;
     each_event_once(&raw, &acked, &maybe, |_| true);
+    let b = brokers.clone();
+    let numbers = tokio::task::spawn_blocking(move || seq_headers(&b, "ev_raw")).await.expect("read");
+    assert_eq!(numbers, (0..raw.len() as u64).collect::<Vec<_>>(), "each message carries the next number");
     let odd_done = |records: &[Record]| {
         let counts = event_counts(records);
         acked.iter().filter(|v| *v % 2 == 1).all(|v| counts.contains_key(v))
@@ -521,4 +524,66 @@ async fn until_lag(db: &tokio_postgres::Client, lag: i64) {
         assert!(Instant::now() < deadline, "the sink's lag never came to {lag}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The `eddy-seq` header of each committed message of `topic` (partition 0).
+fn seq_headers(brokers: &str, topic: &str) -> Vec<u64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "sink-test-seq")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    assignment.add_partition_offset(topic, 0, Offset::Beginning).expect("assign");
+    consumer.assign(&assignment).expect("assign");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut out = Vec::new();
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let header = m.headers().and_then(|h| h.iter().find(|h| h.key == "eddy-seq")).expect("a number");
+                let text = std::str::from_utf8(header.value.expect("a value")).expect("utf-8");
+                out.push(text.parse().expect("a number"));
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => return out,
+            Some(Err(_)) | None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    out
+}
+
+/// A sink made while its broker is down numbers its events once it reaches
+/// the topic, and a kill -9 right after it wrote them does not write them
+/// again: renumbered events wait for a checkpoint to save their numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_sink_made_while_its_broker_is_down_writes_each_event_once() {
+    let port = free_port();
+    let brokers = format!("127.0.0.1:{port}");
+    let mut server = EddyProcess::start_with("stream-sink-late-broker", &["--checkpoint-interval-ms", "250"]);
+    let conn = format!("host=127.0.0.1 port={} user=eddy dbname=eddy", server.port);
+    let (db, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(connection);
+    db.batch_execute(&format!(
+        "CREATE STREAM ev (k bigint, v bigint);
+         CREATE SINK raw FROM ev WITH (kafka_topic = 'ev_raw', kafka_brokers = '{brokers}');
+         INSERT INTO ev VALUES (0, 1), (0, 2), (0, 3);
+         CHECKPOINT;"
+    ))
+    .await
+    .expect("setup");
+    drop(db);
+    let _broker = start_noida(port);
+    until_topic(&brokers, "ev_raw", "three events", |r| r.len() >= 3).await;
+    server.kill9();
+    tokio::task::block_in_place(|| server.restart());
+    let (db, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await.expect("reconnect");
+    tokio::spawn(connection);
+    db.batch_execute("INSERT INTO ev VALUES (0, 4)").await.expect("insert after the restart");
+    let records = until_topic(&brokers, "ev_raw", "the fourth event", |r| event_counts(r).contains_key(&4)).await;
+    until_lag(&db, 0).await;
+    let records = until_topic(&brokers, "ev_raw", "no more", |r| r.len() >= records.len()).await;
+    each_event_once(&records, &[1, 2, 3, 4], &[], |_| true);
 }

@@ -23,8 +23,15 @@
 //!   `INSERTS` single-row INSERTs over 1,000 keys: many small epochs, where
 //!   a transaction per batch of epochs is the cost to see.
 //!
+//! - **A stream's events.** A sink of a stream (no view) while the same
+//!   COPYs go into it, on a server with a data directory: a stream's sink
+//!   writes an event once a checkpoint (every second) holds its outbox.
+//!   The baseline is the same COPYs into a stream with no sink, on the same
+//!   server.
+//!
 //! The run fails unless each snapshot sink wrote exactly one message per
-//! group, and the changes sinks at least one per group.
+//! group, the changes sinks at least one per group, and each stream sink
+//! one per event.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -93,6 +100,7 @@ async fn run(plan: &Plan) -> BenchResult<String> {
         let (messages, seconds, transactions) = inserts_case(&server, plan, Some(exactly_once)).await?;
         out.push_str(&row("single-row INSERTs (append)", exactly_once, messages, seconds, transactions));
     }
+    out.push_str(&streams_case(plan, &broker).await?);
     out.push_str(&format!("\nBroker: {}.\n", broker.name()));
     Ok(out)
 }
@@ -129,6 +137,60 @@ async fn changes_case(server: &eddy::Server, plan: &Plan, exactly_once: bool) ->
         return Err(format!("sink {view} wrote {messages} messages for {} groups", seen.len()).into());
     }
     Ok((messages, started.elapsed(), transactions))
+}
+
+/// COPYs into a stream, with no sink (the baseline), then with a sink of
+/// each kind; a server with a data directory and 1 s checkpoints.
+async fn streams_case(plan: &Plan, broker: &Broker) -> BenchResult<String> {
+    let dir = std::env::temp_dir().join(format!("eddy-bench-sink-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = eddy::Config {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        data_dir: Some(dir.clone()),
+        ..eddy::Config::default()
+    };
+    let server = eddy::Server::start(config).await?;
+    let db = common::pg::connect(&server).await?;
+    db.batch_execute(&format!("SELECT pipeline_kafka.add_broker('{}')", broker.brokers())).await?;
+    let events = plan.batches * plan.batch_rows;
+    let copies = |stream: String| {
+        let db = &db;
+        async move {
+            let started = Instant::now();
+            for batch in 0..plan.batches {
+                let first = batch * plan.batch_rows;
+                common::pg::copy(db, &stream, plan.batch_rows, |i| format!("{}\t{}\n", (first + i) % 1000, first + i))
+                    .await?;
+            }
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(started.elapsed())
+        }
+    };
+    db.batch_execute("CREATE STREAM bare (k bigint, v bigint)").await?;
+    let baseline = copies("bare".into()).await?;
+    let mut out = format!(
+        "| COPY into a stream, no sink (baseline, data directory) | | {} rows | {:.2} | {} rows/s | |\n",
+        common::thousands(events as f64),
+        baseline.as_secs_f64(),
+        common::thousands(events as f64 / baseline.as_secs_f64())
+    );
+    for exactly_once in [true, false] {
+        let (stream, sink) = (format!("st_{exactly_once}"), format!("st_out_{exactly_once}"));
+        db.batch_execute(&format!(
+            "CREATE STREAM {stream} (k bigint, v bigint);
+             CREATE SINK {sink} FROM {stream} WITH (kafka_topic = '{sink}', exactly_once = {exactly_once});"
+        ))
+        .await?;
+        wait_running(&db, &sink).await?;
+        let started = Instant::now();
+        let copied = copies(stream).await?;
+        let (messages, transactions) = wait_for(&db, &sink, events as i64).await?;
+        out.push_str(&row("COPY into a stream (its events)", exactly_once, messages, started.elapsed(), transactions));
+        out.push_str(&format!("|   (the COPYs alone) | | | {:.2} | | |\n", copied.as_secs_f64()));
+    }
+    drop(db);
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(out)
 }
 
 /// 4 connections of single-row INSERTs into a view with an append sink

@@ -8,9 +8,9 @@
 //! epoch to be durable before writing it, so that a change a crash undoes
 //! never reaches a topic (`crate::sink::task`).
 //!
-//! A stream's Kafka sink waits for more: for the epochs of the events it
-//! writes to be *checkpointed* (its outbox is saved with the checkpoint),
-//! whether logged or not (`crate::sink::outbox`).
+//! Captures are numbered too: a stream's sink writes an event only once a
+//! completed checkpoint saved the capture that took its outbox with it
+//! (`crate::sink::outbox`).
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,10 +23,12 @@ use tokio::sync::Notify;
 pub struct DurableEpochs {
     /// Epochs of unlogged writes since the last checkpoint.
     unlogged: Mutex<BTreeSet<u64>>,
-    /// The newest epoch the last completed checkpoint holds.
-    checkpointed: AtomicU64,
     /// Woken when a checkpoint makes epochs durable.
     advanced: Notify,
+    /// Checkpoint captures taken (each numbered, from 1).
+    captures: AtomicU64,
+    /// The newest capture a completed checkpoint saved.
+    saved: AtomicU64,
 }
 
 impl DurableEpochs {
@@ -35,11 +37,32 @@ impl DurableEpochs {
         self.unlogged.lock().insert(epoch);
     }
 
-    /// A checkpoint holds every write up to epoch `through`.
-    pub fn release_through(&self, through: u64) {
+    /// A checkpoint holds every write up to epoch `through`, and what its
+    /// capture `capture` took.
+    pub fn release_through(&self, through: u64, capture: u64) {
         self.unlogged.lock().retain(|&e| e > through);
-        self.checkpointed.fetch_max(through, Ordering::Relaxed);
+        self.saved.fetch_max(capture, Ordering::Relaxed);
         self.advanced.notify_waiters();
+    }
+
+    /// Numbers a new capture (at the barrier).
+    pub fn next_capture(&self) -> u64 {
+        self.captures.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The number of the capture being taken, or of the last one.
+    pub fn capture(&self) -> u64 {
+        self.captures.load(Ordering::Relaxed)
+    }
+
+    /// The newest capture a completed checkpoint saved.
+    pub fn saved(&self) -> u64 {
+        self.saved.load(Ordering::Relaxed)
+    }
+
+    /// Woken at the end of each completed checkpoint.
+    pub fn completed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.advanced.notified()
     }
 
     /// Whether every epoch up to `epoch` is durable.
@@ -59,24 +82,6 @@ impl DurableEpochs {
     }
 }
 
-impl DurableEpochs {
-    /// Waits until a completed checkpoint holds every write up to `epoch`.
-    pub async fn wait_checkpointed(&self, epoch: u64) {
-        loop {
-            let advanced = self.advanced.notified();
-            if self.checkpointed() >= epoch {
-                return;
-            }
-            advanced.await;
-        }
-    }
-
-    /// The newest epoch the last completed checkpoint holds.
-    pub fn checkpointed(&self) -> u64 {
-        self.checkpointed.load(Ordering::Relaxed)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,18 +98,8 @@ mod tests {
         });
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());
-        epochs.release_through(6);
+        epochs.release_through(6, 1);
         waiter.await.unwrap();
         assert!(epochs.is_durable(100));
-        assert_eq!(epochs.checkpointed(), 6);
-        epochs.wait_checkpointed(6).await;
-        let later = tokio::spawn({
-            let epochs = epochs.clone();
-            async move { epochs.wait_checkpointed(8).await }
-        });
-        tokio::task::yield_now().await;
-        assert!(!later.is_finished(), "a logged epoch waits for a checkpoint too");
-        epochs.release_through(8);
-        later.await.unwrap();
     }
 }

@@ -194,8 +194,8 @@ pub struct Capture {
     /// Consumers and their offsets.
     pub consumers: Vec<ConsumerRecord>,
     /// Kafka sinks, with their outbox's events to write (`None`: its files
-    /// stay as the record says).
-    pub sinks: Vec<(manifest::SinkRecord, Option<StateSnapshot>)>,
+    /// stay as the record says; no batch: it is empty).
+    pub sinks: Vec<(manifest::SinkRecord, Option<Vec<RecordBatch>>)>,
 }
 
 impl Capture {
@@ -344,22 +344,21 @@ impl Durability {
         self.durable.wait(epoch).await
     }
 
-    /// Waits until a completed checkpoint holds the writes up to epoch
-    /// `epoch`, logged or not. Without a data directory there is nothing to
-    /// wait for (and nothing survives a restart).
-    pub async fn wait_checkpointed(&self, epoch: u64) {
-        if self.store.is_some() {
-            self.durable.wait_checkpointed(epoch).await
-        }
+    /// The number of the checkpoint capture being taken (at the barrier),
+    /// or of the last one.
+    pub fn capture_number(&self) -> u64 {
+        self.durable.capture()
     }
 
-    /// The newest epoch a completed checkpoint holds (every epoch, without
-    /// a data directory).
-    pub fn checkpointed_epoch(&self) -> u64 {
-        match self.store {
-            Some(_) => self.durable.checkpointed(),
-            None => u64::MAX,
-        }
+    /// The newest capture a completed checkpoint saved; `None` without a
+    /// data directory, where nothing is saved (and nothing waits).
+    pub fn saved_capture(&self) -> Option<u64> {
+        self.store.as_ref().map(|_| self.durable.saved())
+    }
+
+    /// Woken at the end of each completed checkpoint.
+    pub fn checkpoint_completed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.durable.completed()
     }
 
     /// The next relation number (views and tables), which names its files.
@@ -452,7 +451,8 @@ impl Durability {
             let _barrier = self.barrier().await;
             let log_lsn = log.rotate().await?;
             let files = |id: u64| chain.files(id).map(<[StateFile]>::to_vec);
-            (log_lsn, capture(&files, chain.force_full)?, self.last_epoch())
+            let number = self.durable.next_capture();
+            (log_lsn, capture(&files, chain.force_full)?, (self.last_epoch(), number))
         };
         let paused = started.elapsed();
         // The capture took the views' changes since the last checkpoint (a
@@ -472,7 +472,7 @@ impl Durability {
             Err(e) => Err(CheckpointError::Encode(format!("checkpoint writer failed: {e}"))),
         };
         if outcome.is_ok() {
-            self.durable.release_through(through);
+            self.durable.release_through(through.0, through.1);
         }
         outcome
     }
@@ -577,10 +577,13 @@ fn write_checkpoint(
     }
     let mut sinks = Vec::with_capacity(captured.sinks.len());
     for (mut record, snapshot) in captured.sinks {
-        if let (Some(outbox), Some(snapshot)) = (record.outbox.as_mut(), snapshot) {
-            let file = state_file::write(root, outbox.id, seq, &snapshot)?;
-            bytes += file.bytes;
-            outbox.files = vec![file];
+        if let (Some(outbox), Some(batches)) = (record.outbox.as_mut(), snapshot) {
+            outbox.files = Vec::new();
+            if !batches.is_empty() {
+                let file = state_file::write_batches(root, outbox.id, seq, &batches, true)?;
+                bytes += file.bytes;
+                outbox.files.push(file);
+            }
         }
         sinks.push(record);
     }

@@ -20,12 +20,33 @@ pub fn view_dir(root: &Path, id: u64) -> PathBuf {
 
 /// Writes `snapshot` as checkpoint `seq`'s file of view `id`.
 pub fn write(root: &Path, id: u64, seq: u64, snapshot: &StateSnapshot) -> Result<StateFile, CheckpointError> {
+    write_batches(root, id, seq, std::slice::from_ref(&snapshot.batch), snapshot.full)
+}
+
+/// Writes `batches` (of one shape; at least one) as checkpoint `seq`'s
+/// file of relation `id`. Their columns are all written as nullable, so
+/// that batches that differ only there go in one file.
+pub fn write_batches(
+    root: &Path,
+    id: u64,
+    seq: u64,
+    batches: &[RecordBatch],
+    full: bool,
+) -> Result<StateFile, CheckpointError> {
+    let Some(first) = batches.first() else {
+        return Err(CheckpointError::Encode("a state file needs at least one batch".into()));
+    };
+    let fields = first.schema().fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>();
+    let schema = std::sync::Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
     let dir = view_dir(root, id);
     std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
     let mut bytes = Vec::new();
     {
-        let mut writer = FileWriter::try_new(&mut bytes, &snapshot.batch.schema()).map_err(CheckpointError::encode)?;
-        writer.write(&snapshot.batch).map_err(CheckpointError::encode)?;
+        let mut writer = FileWriter::try_new(&mut bytes, &schema).map_err(CheckpointError::encode)?;
+        for batch in batches {
+            let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec()).map_err(CheckpointError::encode)?;
+            writer.write(&batch).map_err(CheckpointError::encode)?;
+        }
         writer.finish().map_err(CheckpointError::encode)?;
     }
     let name = format!("{seq:012}.arrow");
@@ -34,8 +55,8 @@ pub fn write(root: &Path, id: u64, seq: u64, snapshot: &StateSnapshot) -> Result
         name,
         bytes: bytes.len() as u64,
         crc32: crc32fast::hash(&bytes),
-        rows: snapshot.batch.num_rows() as u64,
-        full: snapshot.full,
+        rows: batches.iter().map(|b| b.num_rows() as u64).sum(),
+        full,
     })
 }
 

@@ -81,7 +81,11 @@ impl Subscribers {
     /// Adds a follower; the number is for [`Subscribers::unfollow`].
     pub fn follow(&self, follower: Arc<dyn Follower>) -> u64 {
         let id = self.next_follower.fetch_add(1, Ordering::Relaxed);
-        self.followers.lock().push((id, follower));
+        let mut followers = self.followers.lock();
+        // A relation dropped already has nothing more to follow.
+        if !self.closed.load(Ordering::Relaxed) {
+            followers.push((id, follower));
+        }
         id
     }
 

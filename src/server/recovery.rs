@@ -59,7 +59,7 @@ pub fn capture(
         tables.push((table.record(), snapshot));
     }
     let (brokers, consumers) = engine.kafka.records();
-    let sinks = engine.sinks.capture(files, force_full).map_err(|e| CheckpointError::Encode(e.to_string()))?;
+    let sinks = engine.sinks.capture(files, force_full);
     Ok(Capture { streams, views, tables, brokers, consumers, sinks })
 }
 
@@ -103,10 +103,11 @@ pub async fn restore(engine: &Engine, loaded: Loaded) -> Result<(), CheckpointEr
             continue;
         }
         let sink = engine.sinks.define(record, &[]).map_err(|e| restore_error("sink", &record.name, e))?;
-        engine.sinks.add(sink, false).map_err(|e| restore_error("sink", &record.name, e))?;
         if let Some(outbox) = &record.outbox {
-            engine.sinks.load_outbox(&record.name, outbox, states.remove(&outbox.id).unwrap_or_default());
+            let saved = states.remove(&outbox.id).unwrap_or_default();
+            sink.load_outbox(outbox, saved.into_iter().map(|s| s.batch).collect());
         }
+        engine.sinks.add(sink, false).map_err(|e| restore_error("sink", &record.name, e))?;
     }
     Ok(())
 }

@@ -143,7 +143,7 @@ impl Output {
         for (i, message) in messages.iter().enumerate() {
             let mut record = BaseRecord::to(&self.topic);
             if let Some(first) = first_seq {
-                let seq = (first + i as u64).to_string();
+                let seq = first.saturating_add(i as u64).to_string();
                 let header = Header { key: SEQ_HEADER, value: Some(seq.as_bytes()) };
                 record = record.headers(OwnedHeaders::new_with_capacity(1).insert(header));
             }
@@ -216,7 +216,9 @@ pub fn last_seq(brokers: &str, topic: &str) -> Result<Option<u64>, SinkError> {
         let mut last: Option<u64> = None;
         read_to_end(&consumer, topic, &from, |m| {
             let seq = m.headers().and_then(|h| h.iter().find(|h| h.key == SEQ_HEADER)).and_then(|h| h.value);
+            // Numbers are never near the top of the range; one that is was not ours.
             let seq = seq.and_then(|v| std::str::from_utf8(v).ok()).and_then(|v| v.parse::<u64>().ok());
+            let seq = seq.filter(|&s| s < 1 << 62);
             last = last.max(seq);
         })?;
         if last.is_some() || whole {

@@ -31,7 +31,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::catalog::{Catalog, Relation};
 use crate::checkpoint::manifest::{OutboxRecord, SinkRecord, StateFile};
-use crate::state::StateSnapshot;
+use datafusion::arrow::array::RecordBatch;
 use options::SinkOptions;
 use outbox::Outbox;
 
@@ -128,8 +128,9 @@ pub struct Sink {
 /// A stream's sink's outbox, and how it follows the stream.
 #[derive(Debug)]
 pub struct StreamOutbox {
-    /// Its state directory's number.
-    pub id: u64,
+    /// Its state directory's number (a relation number), given at the first
+    /// checkpoint that saves it.
+    id: Mutex<Option<u64>>,
     /// The events.
     pub events: Arc<Outbox>,
     /// Its number among the stream's followers, while it follows.
@@ -161,25 +162,38 @@ impl Sink {
         }
     }
 
-    /// Its record for a checkpoint taken at the barrier, with its outbox's
-    /// events to save (`files` gives a relation number's files in the last
-    /// checkpoint; `force` saves the events even if unchanged).
+    /// Its record for checkpoint capture `capture`, taken at the barrier,
+    /// with its outbox's events to save (`files` gives a relation number's
+    /// files in the last checkpoint; `force` saves the events even if
+    /// unchanged; `new_id` numbers a new outbox).
     fn capture(
         &self,
         files: &dyn Fn(u64) -> Option<Vec<StateFile>>,
         force: bool,
-    ) -> Result<(SinkRecord, Option<StateSnapshot>), SinkError> {
+        capture: u64,
+        new_id: &dyn Fn() -> u64,
+    ) -> (SinkRecord, Option<Vec<RecordBatch>>) {
         let mut record = self.record();
         let Some(outbox) = &self.outbox else {
-            return Ok((record, None));
+            return (record, None);
         };
-        let image = outbox.events.image(force)?;
-        let (kept, snapshot) = match image.rows {
-            None => (files(outbox.id).unwrap_or_default(), None),
-            Some(rows) => (Vec::new(), rows),
+        let id = *outbox.id.lock().get_or_insert_with(new_id);
+        let image = outbox.events.image(capture, force);
+        let kept = match image.rows {
+            None => files(id).unwrap_or_default(),
+            Some(_) => Vec::new(),
         };
-        record.outbox = Some(OutboxRecord { id: outbox.id, first: image.first, anchored: image.anchored, files: kept });
-        Ok((record, snapshot))
+        record.outbox = Some(OutboxRecord { id, first: image.first, anchored: image.anchored, files: kept });
+        (record, image.rows)
+    }
+
+    /// Takes back its outbox as a checkpoint saved it (recovery, before it
+    /// follows its stream).
+    pub fn load_outbox(&self, record: &OutboxRecord, rows: Vec<RecordBatch>) {
+        if let Some(outbox) = &self.outbox {
+            *outbox.id.lock() = Some(record.id);
+            outbox.events.load(record.first, record.anchored, rows);
+        }
     }
 
     /// The transactional id of its producer: one per sink, so that a
@@ -234,7 +248,7 @@ impl Sinks {
             raw_options.push(("kafka_brokers".into(), options.brokers.clone()));
         }
         let outbox = relation.is_stream_like().then(|| StreamOutbox {
-            id: record.outbox.as_ref().map_or_else(|| self.catalog.durability().next_view_id(), |o| o.id),
+            id: Mutex::new(None),
             events: Arc::new(Outbox::new()),
             following: Mutex::new(None),
         });
@@ -374,16 +388,11 @@ impl Sinks {
         &self,
         files: &dyn Fn(u64) -> Option<Vec<StateFile>>,
         force: bool,
-    ) -> Result<Vec<(SinkRecord, Option<StateSnapshot>)>, SinkError> {
-        self.list().iter().map(|s| s.capture(files, force)).collect()
-    }
-
-    /// Takes back the outbox of sink `name` as a checkpoint saved it
-    /// (recovery, before the insert log is replayed).
-    pub fn load_outbox(&self, name: &str, record: &OutboxRecord, rows: Vec<StateSnapshot>) {
-        if let Some(outbox) = self.sinks.lock().get(name).and_then(|s| s.outbox.as_ref()) {
-            outbox.events.load(record.first, record.anchored, rows.into_iter().map(|s| s.batch).collect());
-        }
+    ) -> Vec<(SinkRecord, Option<Vec<RecordBatch>>)> {
+        let durability = self.catalog.durability();
+        let capture = durability.capture_number();
+        let new_id = || durability.next_view_id();
+        self.list().iter().map(|s| s.capture(files, force, capture, &new_id)).collect()
     }
 }
 

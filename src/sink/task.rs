@@ -99,7 +99,10 @@ async fn session(
     sent: &mut Option<Sent>,
     backoff: &mut Duration,
 ) -> Result<End, SinkError> {
-    sink.update(|s| s.state = "starting");
+    sink.update(|s| {
+        s.state = "starting";
+        s.lag = 0;
+    });
     let options = &sink.options;
     let (brokers, topic, id) = (options.brokers.clone(), options.topic.clone(), sink.transactional_id());
     let (partitions, envelope) = (options.partitions, options.envelope);
@@ -155,7 +158,7 @@ async fn session(
 }
 
 /// A stream's sink: aligns the outbox with the topic, then writes its
-/// events once a checkpoint holds them, each batch in one transaction with
+/// events once a checkpoint saved them, each batch in one transaction with
 /// the events' numbers (see [`super::outbox`]).
 async fn drain(
     sink: &Sink,
@@ -166,7 +169,7 @@ async fn drain(
 ) -> Result<End, SinkError> {
     let (brokers, topic) = (sink.options.brokers.clone(), sink.options.topic.clone());
     let last = blocking(move || kafka::last_seq(&brokers, &topic)).await?;
-    outbox.anchor(last);
+    outbox.anchor(last, sink.options.exactly_once);
     tracing::info!(sink = %sink.name, last_in_topic = ?last, waiting = outbox.len(), "sink follows its stream");
     sink.update(|s| {
         s.state = "running";
@@ -175,18 +178,22 @@ async fn drain(
     *backoff = MIN_BACKOFF;
     let durability = catalog.durability();
     loop {
-        let dropped = outbox.dropped();
-        sink.update(|s| {
+        // Made before looking, so that nothing added or saved meanwhile is missed.
+        let (arrived, saved) = (outbox.arrived(), durability.checkpoint_completed());
+        let Some(taken) = outbox.take(durability.saved_capture(), MAX_BATCH_ROWS) else {
+            let dropped = outbox.dropped();
             if dropped > 0 {
-                s.last_error = Some(format!(
-                    "{dropped} events were not written: the sink fell more than {} events behind its stream",
-                    outbox::MAX_ROWS
-                ));
+                sink.update(|s| {
+                    s.last_error = Some(format!(
+                        "{dropped} events were not written: the sink fell more than {} events behind its stream",
+                        outbox::MAX_ROWS
+                    ))
+                });
             }
-        });
-        let epoch = outbox.wait_for_events().await;
-        durability.wait_checkpointed(epoch).await;
-        let Some(taken) = outbox.take(durability.checkpointed_epoch(), MAX_BATCH_ROWS) else {
+            tokio::select! {
+                _ = arrived => {}
+                _ = saved => {}
+            }
             continue;
         };
         let Some(fields) = taken.rows.first().map(|r| r.schema().fields().clone()) else {
@@ -199,7 +206,7 @@ async fn drain(
         let messages = envelope::events(&changes);
         let (out, first, n) = (output.clone(), taken.first, messages.len() as u64);
         blocking(move || out.write(&messages, Some(first))).await?;
-        outbox.trim(first + n);
+        outbox.trim(first.saturating_add(n));
         sink.update(|s| {
             s.messages += n;
             s.transactions += 1;
