@@ -291,6 +291,28 @@ fn sqlalchemy_inspect() {
     run_python_client(&python, "sqlalchemy_inspect.py", "sqlalchemy.out");
 }
 
+/// Laravel's way with PDO: native prepares freed by DEALLOCATE inside a
+/// transaction, DEALLOCATE ALL, and memory over many prepare-and-free cycles
+/// on one connection: see pdo_transactions.php.
+#[test]
+fn php_pdo_transactions_and_deallocate() {
+    require("php", &["--version"], "php-cli");
+    require("php", &["-r", "exit(extension_loaded('pdo_pgsql') ? 0 : 1);"], "php-pgsql");
+    let server = EddyProcess::start("php-pdo-deallocate");
+    let mut cmd = Command::new("php");
+    cmd.current_dir(clients_dir()).arg("pdo_transactions.php");
+    cmd.arg(server.port.to_string()).arg(server.pid().to_string()).arg("2000");
+    let run = run_client(cmd, "", false, &server.dir);
+    assert!(
+        run.status.success() && run.stderr.is_empty(),
+        "pdo_transactions.php failed ({}):\n{}\n--- stderr ---\n{}",
+        run.status,
+        run.stdout,
+        run.stderr
+    );
+    assert_output("pdo_transactions.out", &run.stdout);
+}
+
 /// PHP PDO (pdo_pgsql), with emulated and server-side prepares: see pdo.php.
 #[test]
 fn php_pdo() {

@@ -1,8 +1,11 @@
 //! Connection limits: sockets that never speak cannot hold the slots (the
 //! startup timeout closes them), a client past `--max-connections` is
-//! refused at once with 53300, and an idle session can be timed out.
+//! refused at once with 53300, an idle session can be timed out, and
+//! DEALLOCATE frees the statements a connection prepared by Parse.
 
 mod common;
+
+use common::raw::{Raw, cstr, error_code};
 
 use std::time::{Duration, Instant};
 
@@ -63,4 +66,34 @@ async fn an_idle_session_is_closed_after_the_idle_timeout() {
     let other = common::connect(&server).await;
     assert!(other.batch_execute("SELECT 1").await.is_ok(), "the server keeps serving");
     server.shutdown().await;
+}
+
+/// Runs statement `name` (Bind, Execute, Sync); the error code, if any.
+async fn run_statement(raw: &mut Raw, name: &str) -> Option<String> {
+    raw.send(b'B', &[cstr(""), cstr(name), vec![0; 6]].concat()).await;
+    raw.send(b'E', &[cstr(""), 0i32.to_be_bytes().to_vec()].concat()).await;
+    raw.send(b'S', &[]).await;
+    error_code(&raw.until_ready().await)
+}
+
+/// `DEALLOCATE` and `DISCARD ALL` reach the statements Parse messages
+/// prepared, as in PostgreSQL (pdo_pgsql frees its statements that way).
+#[tokio::test]
+async fn deallocate_reaches_statements_prepared_by_parse() {
+    let server = common::start_server().await;
+    let mut raw = Raw::connect(server.local_addr()).await;
+    for name in ["first", "second"] {
+        raw.send(b'P', &[cstr(name), cstr("SELECT 1::bigint"), 0i16.to_be_bytes().to_vec()].concat()).await;
+    }
+    raw.send(b'S', &[]).await;
+    assert_eq!(error_code(&raw.until_ready().await), None, "both prepared");
+    raw.query("DEALLOCATE first").await;
+    assert_eq!(error_code(&raw.until_ready().await), None, "DEALLOCATE of a Parse-prepared statement");
+    assert_eq!(run_statement(&mut raw, "first").await.as_deref(), Some("26000"), "a deallocated statement cannot run");
+    raw.query("DEALLOCATE first").await;
+    assert_eq!(error_code(&raw.until_ready().await).as_deref(), Some("26000"), "freed twice");
+    assert_eq!(run_statement(&mut raw, "second").await, None, "the other still runs");
+    raw.query("DISCARD ALL").await;
+    assert_eq!(error_code(&raw.until_ready().await), None);
+    assert_eq!(run_statement(&mut raw, "second").await.as_deref(), Some("26000"), "DISCARD ALL freed it");
 }

@@ -44,7 +44,8 @@ pub fn write_batches(
     {
         let mut writer = FileWriter::try_new(&mut bytes, &schema).map_err(CheckpointError::encode)?;
         for batch in batches {
-            let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec()).map_err(CheckpointError::encode)?;
+            let batch =
+                RecordBatch::try_new(schema.clone(), batch.columns().to_vec()).map_err(CheckpointError::encode)?;
             writer.write(&batch).map_err(CheckpointError::encode)?;
         }
         writer.finish().map_err(CheckpointError::encode)?;

@@ -56,6 +56,49 @@ impl EddyHandler {
         Self { session, parser }
     }
 
+    /// Notes what a frontend message does to the statements Parse
+    /// prepared (pgwire keeps them; the session keeps their names).
+    pub fn saw(&self, message: &pgwire::messages::PgWireFrontendMessage) {
+        use pgwire::messages::PgWireFrontendMessage as M;
+        match message {
+            M::Parse(parse) => self.session.note_parsed(parse.name.as_deref().unwrap_or("")),
+            M::Close(close) if close.target_type == pgwire::messages::extendedquery::TARGET_TYPE_BYTE_STATEMENT => {
+                self.session.forget_parsed(close.name.as_deref().unwrap_or(""));
+            }
+            _ => {}
+        }
+    }
+
+    /// `DEALLOCATE` and `DISCARD ALL` reach the statements Parse messages
+    /// prepared too: PostgreSQL keeps both kinds in one namespace, and
+    /// pdo_pgsql frees its statements with `DEALLOCATE`. Answers the
+    /// `DEALLOCATE` of one such statement; otherwise frees them as asked
+    /// and lets the statement run on (for those `PREPARE` made).
+    fn deallocate_parsed<C>(&self, client: &C, statement: &Statement) -> Option<Response>
+    where
+        C: ClientPortalStore,
+        C::PortalStore: PortalStore,
+    {
+        let store = client.portal_store();
+        match statement {
+            Statement::Prepared(PrepareSql::Deallocate(Some(name))) => {
+                store.get_statement(name)?;
+                store.rm_statement(name);
+                self.session.forget_parsed(name);
+                Some(Response::Execution(Tag::new("DEALLOCATE")))
+            }
+            Statement::Prepared(PrepareSql::Deallocate(None)) => {
+                self.session.take_parsed().iter().for_each(|name| store.rm_statement(name));
+                None
+            }
+            Statement::Discard(tag) if tag == "DISCARD ALL" => {
+                self.session.take_parsed().iter().for_each(|name| store.rm_statement(name));
+                None
+            }
+            _ => None,
+        }
+    }
+
     async fn execute(&self, statement: Statement, format: &Format) -> Result<Response> {
         let reply = self.session.guard(statement.execute(&self.session, None)).await?;
         self.respond(reply, format)
@@ -146,7 +189,10 @@ impl SimpleQueryHandler for EddyHandler {
             let is_copy = matches!(statement, Statement::Copy(_));
             let outcome = match statement {
                 Statement::Subscribe(subscribe) => self.subscribe(client, subscribe).await,
-                other => self.execute(other, &Format::UnifiedText).await,
+                other => match self.deallocate_parsed(client, &other) {
+                    Some(done) => Ok(done),
+                    None => self.execute(other, &Format::UnifiedText).await,
+                },
             };
             self.send_notices(client).await?;
             match outcome {
@@ -293,9 +339,10 @@ impl ExtendedQueryHandler for EddyHandler {
         if blocked_by_failed_transaction(client.transaction_status(), &stmt.statement) {
             return Ok(failed_transaction_error());
         }
-        let outcome = match &stmt.plan {
-            Some(plan) => self.session.guard(self.run_planned(stmt, plan.clone(), portal)).await,
-            None => self.execute(stmt.statement.clone(), &portal.result_column_format).await,
+        let outcome = match (&stmt.plan, self.deallocate_parsed(client, &stmt.statement)) {
+            (_, Some(done)) => Ok(done),
+            (Some(plan), None) => self.session.guard(self.run_planned(stmt, plan.clone(), portal)).await,
+            (None, None) => self.execute(stmt.statement.clone(), &portal.result_column_format).await,
         };
         self.send_notices(client).await?;
         outcome.map_err(to_pgwire)

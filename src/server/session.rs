@@ -51,6 +51,9 @@ pub struct Session {
     user: Mutex<(String, bool)>,
     /// Statements kept by SQL `PREPARE`, by name.
     prepared: Mutex<HashMap<String, Kept>>,
+    /// Names of the statements Parse messages prepared (kept by pgwire), so
+    /// that `DEALLOCATE ALL` and `DISCARD ALL` can free them.
+    parsed: Mutex<std::collections::BTreeSet<String>>,
     /// Whether startup (authentication included) has finished.
     started: AtomicBool,
     /// The key given to the client for CancelRequests.
@@ -95,6 +98,7 @@ impl Session {
             notices: Mutex::new(Vec::new()),
             user: Mutex::new((String::new(), false)),
             prepared: Mutex::new(HashMap::new()),
+            parsed: Mutex::new(std::collections::BTreeSet::new()),
             started: AtomicBool::new(false),
             cancel_key: Mutex::new(None),
             running: AtomicU32::new(0),
@@ -199,6 +203,23 @@ impl Session {
             Some(_) => {}
         }
         Ok(())
+    }
+
+    /// Notes a statement a Parse message prepared under `name`.
+    pub fn note_parsed(&self, name: &str) {
+        if !name.is_empty() {
+            self.parsed.lock().insert(name.to_string());
+        }
+    }
+
+    /// Forgets a statement a Parse message prepared (closed or deallocated).
+    pub fn forget_parsed(&self, name: &str) {
+        self.parsed.lock().remove(name);
+    }
+
+    /// Forgets every statement Parse messages prepared; their names.
+    pub fn take_parsed(&self) -> Vec<String> {
+        std::mem::take(&mut *self.parsed.lock()).into_iter().collect()
     }
 
     /// Records who connected (at startup).

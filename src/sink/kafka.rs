@@ -207,8 +207,9 @@ pub fn last_seq(brokers: &str, topic: &str) -> Result<Option<u64>, SinkError> {
         let mut from = Vec::with_capacity(partitions.len());
         let mut whole = true;
         for &p in &partitions {
-            let (low, high) =
-                consumer.fetch_watermarks(topic, p, CALL_TIMEOUT).map_err(|e| kafka("cannot read the topic's offsets", e))?;
+            let (low, high) = consumer
+                .fetch_watermarks(topic, p, CALL_TIMEOUT)
+                .map_err(|e| kafka("cannot read the topic's offsets", e))?;
             let start = low.max(high.saturating_sub(window));
             whole &= start <= low;
             from.push((p, Offset::Offset(start)));

@@ -34,9 +34,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::envelope::{self, Change, Message, Sent};
 use super::kafka::{self, Output};
+use super::outbox::{self, Outbox};
 use super::{Sink, SinkError};
 use crate::catalog::Catalog;
-use super::outbox::{self, Outbox};
 use crate::push::{PushError, Subscription};
 use datafusion::arrow::datatypes::FieldRef;
 

@@ -44,6 +44,11 @@ impl EddyProcess {
         panic!("eddy did not start; its last log:\n{last_log}");
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Its data directory.
     pub fn data_dir(&self) -> PathBuf {
         self.dir.join("data")

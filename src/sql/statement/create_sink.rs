@@ -52,7 +52,8 @@ impl CreateSink {
             session.warn(format!("sink \"{}\" already exists, skipping", self.name));
             return Ok(Reply::Tag("CREATE SINK".into()));
         }
-        let record = SinkRecord { name: self.name, relation: self.relation, options: self.options, owned: false, outbox: None };
+        let record =
+            SinkRecord { name: self.name, relation: self.relation, options: self.options, owned: false, outbox: None };
         engine.sinks.create(&record, &engine.kafka.brokers())?;
         engine.ddl_done().await?;
         Ok(Reply::Tag("CREATE SINK".into()))
