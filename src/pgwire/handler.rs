@@ -56,14 +56,40 @@ impl EddyHandler {
         Self { session, parser }
     }
 
-    /// Notes what a frontend message does to the statements Parse
-    /// prepared (pgwire keeps them; the session keeps their names).
-    pub fn saw(&self, message: &pgwire::messages::PgWireFrontendMessage) {
+    /// Looks at a frontend message before pgwire handles it: notes what it
+    /// does to the statements Parse prepared (pgwire keeps them; the
+    /// session keeps their names), and lets a `ROLLBACK TO SAVEPOINT` leave
+    /// a failed transaction block usable again, as in PostgreSQL (pgwire
+    /// reads the status before the statement runs, and has no way back from
+    /// a failed block short of its end).
+    pub fn before<C>(&self, client: &mut C, message: &pgwire::messages::PgWireFrontendMessage)
+    where
+        C: ClientInfo + ClientPortalStore,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+    {
         use pgwire::messages::PgWireFrontendMessage as M;
+        let rolls_back_to =
+            |statement: &Statement| matches!(statement, Statement::Transaction(Transaction::RollbackTo(_)));
+        let failed = client.transaction_status() == TransactionStatus::Error;
         match message {
             M::Parse(parse) => self.session.note_parsed(parse.name.as_deref().unwrap_or("")),
             M::Close(close) if close.target_type == pgwire::messages::extendedquery::TARGET_TYPE_BYTE_STATEMENT => {
                 self.session.forget_parsed(close.name.as_deref().unwrap_or(""));
+            }
+            M::Query(query) if failed => {
+                if parse_sql(&query.query).is_ok_and(|s| s.first().is_some_and(rolls_back_to)) {
+                    client.set_transaction_status(TransactionStatus::Transaction);
+                }
+            }
+            M::Execute(execute) if failed => {
+                let portal =
+                    client.portal_store().get_portal(execute.name.as_deref().unwrap_or(pgwire::api::DEFAULT_NAME));
+                if portal
+                    .and_then(|p| p.value().cloned())
+                    .is_some_and(|p| rolls_back_to(&p.statement.statement.statement))
+                {
+                    client.set_transaction_status(TransactionStatus::Transaction);
+                }
             }
             _ => {}
         }
@@ -137,7 +163,21 @@ fn internal(e: PgWireError) -> EddyError {
 /// back) is accepted, as in PostgreSQL.
 fn blocked_by_failed_transaction(status: TransactionStatus, statement: &Statement) -> bool {
     status == TransactionStatus::Error
-        && !matches!(statement, Statement::Transaction(Transaction::Rollback | Transaction::Commit))
+        && !matches!(
+            statement,
+            Statement::Transaction(Transaction::Rollback | Transaction::Commit | Transaction::RollbackTo(_))
+        )
+}
+
+/// A savepoint statement outside a transaction block is an error (25P01),
+/// as in PostgreSQL.
+fn outside_block(status: TransactionStatus, statement: &Statement) -> Option<Response> {
+    let Statement::Transaction(t) = statement else {
+        return None;
+    };
+    let kind = t.needs_block().filter(|_| status == TransactionStatus::Idle)?;
+    let e = EddyError::from(SqlError::NoTransaction(kind));
+    Some(Response::Error(Box::new(super::sqlstate::error_info(&e))))
 }
 
 fn failed_transaction_error() -> Response {
@@ -185,7 +225,12 @@ impl SimpleQueryHandler for EddyHandler {
                 responses.push(failed_transaction_error());
                 break;
             }
-            let failed_commit = status == TransactionStatus::Error && matches!(statement, Statement::Transaction(_));
+            if let Some(refused) = outside_block(status, &statement) {
+                responses.push(refused);
+                break;
+            }
+            let failed_commit = status == TransactionStatus::Error
+                && matches!(statement, Statement::Transaction(Transaction::Commit | Transaction::Rollback));
             let is_copy = matches!(statement, Statement::Copy(_));
             let outcome = match statement {
                 Statement::Subscribe(subscribe) => self.subscribe(client, subscribe).await,
@@ -338,6 +383,9 @@ impl ExtendedQueryHandler for EddyHandler {
         let stmt = &portal.statement.statement;
         if blocked_by_failed_transaction(client.transaction_status(), &stmt.statement) {
             return Ok(failed_transaction_error());
+        }
+        if let Some(refused) = outside_block(client.transaction_status(), &stmt.statement) {
+            return Ok(refused);
         }
         let outcome = match (&stmt.plan, self.deallocate_parsed(client, &stmt.statement)) {
             (_, Some(done)) => Ok(done),

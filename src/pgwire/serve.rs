@@ -68,7 +68,7 @@ pub async fn serve(
         if matches!(message, PgWireFrontendMessage::Terminate(_)) {
             break;
         }
-        handler.saw(&message);
+        handler.before(&mut socket, &message);
         let is_extended_query = match socket.state() {
             PgWireConnectionState::CopyInProgress(extended) => extended,
             _ => message.is_extended_query(),

@@ -47,6 +47,8 @@ pub fn sqlstate(err: &EddyError) -> &'static str {
             SqlError::UnknownSetting(_) => "42704",
             SqlError::UnknownPrepared(_) => "26000",
             SqlError::DuplicatePrepared(_) => "42P05",
+            SqlError::UnknownSavepoint(_) => "3B001",
+            SqlError::NoTransaction(_) => "25P01",
             SqlError::TooComplex(_) => "54001",
         },
         EddyError::Catalog(e) => catalog_state(e),

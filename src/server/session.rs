@@ -54,6 +54,8 @@ pub struct Session {
     /// Names of the statements Parse messages prepared (kept by pgwire), so
     /// that `DEALLOCATE ALL` and `DISCARD ALL` can free them.
     parsed: Mutex<std::collections::BTreeSet<String>>,
+    /// The savepoints of the transaction block, oldest first.
+    savepoints: Mutex<Vec<String>>,
     /// Whether startup (authentication included) has finished.
     started: AtomicBool,
     /// The key given to the client for CancelRequests.
@@ -99,6 +101,7 @@ impl Session {
             user: Mutex::new((String::new(), false)),
             prepared: Mutex::new(HashMap::new()),
             parsed: Mutex::new(std::collections::BTreeSet::new()),
+            savepoints: Mutex::new(Vec::new()),
             started: AtomicBool::new(false),
             cancel_key: Mutex::new(None),
             running: AtomicU32::new(0),
@@ -220,6 +223,26 @@ impl Session {
     /// Forgets every statement Parse messages prepared; their names.
     pub fn take_parsed(&self) -> Vec<String> {
         std::mem::take(&mut *self.parsed.lock()).into_iter().collect()
+    }
+
+    /// `SAVEPOINT name` (a name may repeat; the newest is the one found).
+    pub fn set_savepoint(&self, name: String) {
+        self.savepoints.lock().push(name);
+    }
+
+    /// `RELEASE name` forgets the newest savepoint `name` and those after
+    /// it; `ROLLBACK TO name` (`keep`) forgets those after it. The error is
+    /// the unknown name.
+    pub fn release_savepoint(&self, name: &str, keep: bool) -> Result<(), String> {
+        let mut savepoints = self.savepoints.lock();
+        let at = savepoints.iter().rposition(|s| s == name).ok_or_else(|| name.to_string())?;
+        savepoints.truncate(if keep { at + 1 } else { at });
+        Ok(())
+    }
+
+    /// Forgets every savepoint (the transaction block ended or began).
+    pub fn clear_savepoints(&self) {
+        self.savepoints.lock().clear();
     }
 
     /// Records who connected (at startup).

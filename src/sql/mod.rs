@@ -38,6 +38,12 @@ pub enum SqlError {
     /// `PREPARE` of a name already taken in this session.
     #[error("prepared statement \"{0}\" already exists; DEALLOCATE it first")]
     DuplicatePrepared(String),
+    /// `RELEASE` or `ROLLBACK TO` of a savepoint not set.
+    #[error("savepoint \"{0}\" does not exist")]
+    UnknownSavepoint(String),
+    /// `SAVEPOINT`, `RELEASE` or `ROLLBACK TO` outside `BEGIN ... COMMIT`.
+    #[error("{0} can only be used in transaction blocks")]
+    NoTransaction(&'static str),
     /// A statement too deep or too long to plan safely.
     #[error("statement too complex: {0}")]
     TooComplex(String),

@@ -7,7 +7,8 @@
 // each statement pdo_stmt_N and frees it with a simple-query DEALLOCATE,
 // which must reach the statement its Parse message prepared (PostgreSQL
 // keeps both in one namespace). A transaction of several statements must
-// commit, and CYCLES prepare-and-free cycles on one connection must leave
+// commit, a nested one (a savepoint) must survive a failure inside it, and
+// CYCLES prepare-and-free cycles on one connection must leave
 // the server's memory flat. It prints one line per check; its output must
 // equal pdo_transactions.out.
 
@@ -63,6 +64,30 @@ $rows = $read->fetchAll(PDO::FETCH_NUM);
 check('the view has both accounts', $rows === [['ann', 15], ['bob', 20]], var_export($rows, true));
 $read = null;
 
+// Laravel's nested transaction: a savepoint, a failure inside it, ROLLBACK
+// TO the savepoint, and the outer transaction goes on and commits.
+try {
+    $pdo->beginTransaction();
+    $pdo->exec('SAVEPOINT trans2');
+    try {
+        $pdo->exec('SELECT * FROM no_such_table');
+    } catch (PDOException $e) {
+        check('the failure inside the savepoint is 42P01', $e->getCode() === '42P01', $e->getMessage());
+        $pdo->exec('ROLLBACK TO SAVEPOINT trans2');
+    }
+    $insert = $pdo->prepare('INSERT INTO accounts VALUES (?, ?, ?)');
+    $insert->execute([3, 'cy', 30]);
+    $insert = null;
+    $pdo->exec('RELEASE SAVEPOINT trans2');
+    check('still in the transaction after ROLLBACK TO', $pdo->inTransaction());
+    $pdo->commit();
+    check('the outer transaction commits', !$pdo->inTransaction());
+} catch (PDOException $e) {
+    check('a nested transaction with ROLLBACK TO SAVEPOINT', false, $e->getMessage());
+}
+$total = $pdo->query("SELECT total FROM rich WHERE owner = 'cy'")->fetchColumn();
+check('the row written after ROLLBACK TO is there', $total === 30, var_export($total, true));
+
 // A statement freed twice is an error, as in PostgreSQL.
 try {
     $pdo->exec('DEALLOCATE pdo_stmt_00000001');
@@ -74,7 +99,7 @@ try {
 // DEALLOCATE ALL frees a statement still held, which then cannot run.
 $held = $pdo->prepare('SELECT count(*) FROM accounts WHERE id > ?');
 $held->execute([0]);
-check('a held statement runs', $held->fetchColumn() === 2);
+check('a held statement runs', $held->fetchColumn() === 3);
 $pdo->exec('DEALLOCATE ALL');
 try {
     $held->execute([0]);

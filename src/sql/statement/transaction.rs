@@ -1,19 +1,24 @@
-//! `BEGIN`, `START TRANSACTION`, `COMMIT`, `END`, `ROLLBACK`, `ABORT`.
+//! `BEGIN`, `START TRANSACTION`, `COMMIT`, `END`, `ROLLBACK`, `ABORT`, and
+//! savepoints: `SAVEPOINT`, `RELEASE [SAVEPOINT]`, `ROLLBACK TO [SAVEPOINT]`.
 //!
 //! Eddy applies every statement when it runs (autocommit). Transaction
 //! control is accepted so that drivers that wrap work in transactions (PDO,
 //! JDBC, psycopg) work; the transaction status they see is tracked.
 //! `ROLLBACK` does not undo rows already written to a stream: this is
-//! documented in docs/sql-reference.md.
+//! documented in docs/sql-reference.md. Savepoints are kept by name, as
+//! PostgreSQL keeps them, so that the drivers' nested transactions (Laravel,
+//! SQLAlchemy) work; `ROLLBACK TO` leaves a failed transaction block usable
+//! again (see `crate::pgwire::serve`), and undoes no write either.
 
 use datafusion::sql::sqlparser::parser::Parser;
 
 use super::Reply;
 use super::set::rest_of_statement;
+use crate::server::Session;
 use crate::sql::SqlError;
 
 /// A transaction-control statement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transaction {
     /// `BEGIN` / `START TRANSACTION`.
     Begin,
@@ -21,6 +26,12 @@ pub enum Transaction {
     Commit,
     /// `ROLLBACK` / `ABORT`.
     Rollback,
+    /// `SAVEPOINT name`.
+    Savepoint(String),
+    /// `RELEASE [SAVEPOINT] name`.
+    Release(String),
+    /// `ROLLBACK [WORK | TRANSACTION] TO [SAVEPOINT] name`.
+    RollbackTo(String),
 }
 
 impl Transaction {
@@ -31,31 +42,121 @@ impl Transaction {
             datafusion::sql::sqlparser::tokenizer::Token::Word(w) => w.value.to_lowercase(),
             _ => return Ok(None),
         };
-        let kind = match first.as_str() {
-            "begin" => Transaction::Begin,
-            "start" => Transaction::Begin,
-            "commit" | "end" => Transaction::Commit,
-            "rollback" | "abort" => Transaction::Rollback,
-            _ => return Ok(None),
+        if !matches!(
+            first.as_str(),
+            "begin" | "start" | "commit" | "end" | "rollback" | "abort" | "savepoint" | "release"
+        ) {
+            return Ok(None);
+        }
+        let parts: Vec<String> = rest_of_statement(parser).iter().map(|p| p.to_lowercase()).collect();
+        let words: Vec<&str> = parts.iter().map(String::as_str).collect();
+        let kind = match words.as_slice() {
+            ["start", "transaction", ..] | ["begin", ..] => Transaction::Begin,
+            ["start", ..] => {
+                return Err(SqlError::Syntax(format!("expected START TRANSACTION, found: {}", parts.join(" "))));
+            }
+            ["commit" | "end", ..] => Transaction::Commit,
+            ["savepoint", name] => Transaction::Savepoint(name.to_string()),
+            ["release", "savepoint", name] | ["release", name] => Transaction::Release(name.to_string()),
+            ["rollback" | "abort", rest @ ..] => match rest {
+                ["work" | "transaction", "to", "savepoint", name]
+                | ["work" | "transaction", "to", name]
+                | ["to", "savepoint", name]
+                | ["to", name] => Transaction::RollbackTo(name.to_string()),
+                _ if rest.contains(&"to") => {
+                    return Err(SqlError::Syntax(format!(
+                        "expected ROLLBACK TO [SAVEPOINT] name, found: {}",
+                        parts.join(" ")
+                    )));
+                }
+                _ => Transaction::Rollback,
+            },
+            _ => {
+                return Err(SqlError::Syntax(format!(
+                    "expected {} name, found: {}",
+                    first.to_uppercase(),
+                    parts.join(" ")
+                )));
+            }
         };
-        let parts = rest_of_statement(parser);
-        if first == "start" && parts.get(1).map(|p| p.to_lowercase()) != Some("transaction".into()) {
-            return Err(SqlError::Syntax(format!("expected START TRANSACTION, found: {}", parts.join(" "))));
-        }
-        if kind == Transaction::Rollback
-            && parts.iter().any(|p| p.eq_ignore_ascii_case("savepoint") || p.eq_ignore_ascii_case("to"))
-        {
-            return Err(SqlError::Unsupported("savepoints are not supported".into()));
-        }
         Ok(Some(kind))
     }
 
-    /// The reply, with the tag PostgreSQL sends.
-    pub fn execute(self) -> Reply {
+    /// What it is called in the message for one used outside a transaction
+    /// block; `None` for those allowed there.
+    pub fn needs_block(&self) -> Option<&'static str> {
         match self {
-            Transaction::Begin => Reply::TransactionStart("BEGIN".into()),
-            Transaction::Commit => Reply::TransactionEnd("COMMIT".into()),
-            Transaction::Rollback => Reply::TransactionEnd("ROLLBACK".into()),
+            Transaction::Savepoint(_) => Some("SAVEPOINT"),
+            Transaction::Release(_) => Some("RELEASE SAVEPOINT"),
+            Transaction::RollbackTo(_) => Some("ROLLBACK TO SAVEPOINT"),
+            Transaction::Begin | Transaction::Commit | Transaction::Rollback => None,
         }
+    }
+
+    /// The reply, with the tag PostgreSQL sends; savepoints are kept by the
+    /// session (they mark nothing to undo: every statement applies when it
+    /// runs).
+    pub fn execute(self, session: &Session) -> Result<Reply, SqlError> {
+        Ok(match self {
+            Transaction::Begin => {
+                session.clear_savepoints();
+                Reply::TransactionStart("BEGIN".into())
+            }
+            Transaction::Commit => {
+                session.clear_savepoints();
+                Reply::TransactionEnd("COMMIT".into())
+            }
+            Transaction::Rollback => {
+                session.clear_savepoints();
+                Reply::TransactionEnd("ROLLBACK".into())
+            }
+            Transaction::Savepoint(name) => {
+                session.set_savepoint(name);
+                Reply::Tag("SAVEPOINT".into())
+            }
+            Transaction::Release(name) => {
+                session.release_savepoint(&name, false).map_err(SqlError::UnknownSavepoint)?;
+                Reply::Tag("RELEASE".into())
+            }
+            Transaction::RollbackTo(name) => {
+                session.release_savepoint(&name, true).map_err(SqlError::UnknownSavepoint)?;
+                Reply::Tag("ROLLBACK".into())
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+
+    fn parse(sql: &str) -> Result<Option<Transaction>, SqlError> {
+        let dialect = PostgreSqlDialect {};
+        let mut parser = Parser::new(&dialect).try_with_sql(sql).unwrap();
+        Transaction::parse(&mut parser)
+    }
+
+    #[test]
+    fn parses_postgres_spellings() {
+        use Transaction::*;
+        for (sql, want) in [
+            ("BEGIN", Begin),
+            ("START TRANSACTION ISOLATION LEVEL READ COMMITTED", Begin),
+            ("END", Commit),
+            ("ABORT", Rollback),
+            ("ROLLBACK WORK", Rollback),
+            ("SAVEPOINT sa_savepoint_1", Savepoint("sa_savepoint_1".into())),
+            ("RELEASE SAVEPOINT trans2", Release("trans2".into())),
+            ("RELEASE trans2", Release("trans2".into())),
+            ("ROLLBACK TO SAVEPOINT Trans2", RollbackTo("trans2".into())),
+            ("ROLLBACK TRANSACTION TO s", RollbackTo("s".into())),
+            ("ABORT TO s", RollbackTo("s".into())),
+        ] {
+            assert_eq!(parse(sql).unwrap(), Some(want), "{sql}");
+        }
+        assert!(parse("SELECT 1").unwrap().is_none());
+        assert!(matches!(parse("SAVEPOINT"), Err(SqlError::Syntax(_))));
+        assert!(matches!(parse("ROLLBACK TO"), Err(SqlError::Syntax(_))));
     }
 }
