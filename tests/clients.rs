@@ -291,6 +291,19 @@ fn sqlalchemy_inspect() {
     run_python_client(&python, "sqlalchemy_inspect.py", "sqlalchemy.out");
 }
 
+/// asyncpg from PyPI (in the same virtualenv): a pool's acquire/release
+/// cycles, whose release resets each connection with `SELECT
+/// pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;`; see
+/// asyncpg_pool.py.
+#[test]
+fn asyncpg_pool() {
+    let python = std::env::var("EDDY_SQLALCHEMY_PYTHON").unwrap_or_else(|_| {
+        format!("{}/.cache/eddy-tools/sqlalchemy-venv/bin/python", std::env::var("HOME").unwrap_or_default())
+    });
+    require(&python, &["-c", "import asyncpg"], "asyncpg (tests/run.sh installs it in a virtualenv)");
+    run_python_client(&python, "asyncpg_pool.py", "asyncpg_pool.out");
+}
+
 /// Laravel's way with PDO: native prepares freed by DEALLOCATE inside a
 /// transaction, DEALLOCATE ALL, and memory over many prepare-and-free cycles
 /// on one connection: see pdo_transactions.php.

@@ -80,14 +80,19 @@ if [[ ! -x "$noida_dir/noida_db/noida-db" ]]; then
 fi
 export EDDY_NOIDA="$noida_dir/noida_db/noida-db"
 
-# SQLAlchemy 2 from PyPI for the client test, in a virtualenv over Debian's
-# Python so that it uses Debian's psycopg2. Made once, outside the work tree.
+# SQLAlchemy 2 and asyncpg from PyPI for the client tests, in a virtualenv
+# over Debian's Python so that it uses Debian's psycopg2. Made once, outside
+# the work tree.
 sa_venv="$HOME/.cache/eddy-tools/sqlalchemy-venv"
 if ! "$sa_venv/bin/python" -c 'import sqlalchemy, psycopg2' >/dev/null 2>&1; then
     echo "tests/run.sh: installing SQLAlchemy into $sa_venv"
     rm -rf "$sa_venv"
     /usr/bin/python3 -m venv --system-site-packages "$sa_venv"
     "$sa_venv/bin/pip" install --quiet 'SQLAlchemy>=2.0,<2.2'
+fi
+if ! "$sa_venv/bin/python" -c 'import asyncpg' >/dev/null 2>&1; then
+    echo "tests/run.sh: installing asyncpg into $sa_venv"
+    "$sa_venv/bin/pip" install --quiet 'asyncpg>=0.29,<0.31'
 fi
 export EDDY_SQLALCHEMY_PYTHON="$sa_venv/bin/python"
 

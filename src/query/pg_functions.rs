@@ -40,6 +40,8 @@ enum Body {
     JsonBuildObject,
     /// `format(template, args...)` with `%s`, `%I`, `%L` and `%%`.
     Format,
+    /// `to_regtype(name)`: the type's name, or NULL for no such type.
+    ToRegtype,
 }
 
 /// One catalog function.
@@ -84,6 +86,7 @@ impl ScalarUDFImpl for PgFunction {
             Body::Constant(v) => Ok(ColumnarValue::Scalar(v.clone())),
             Body::JsonBuildObject => json_build_object(&args),
             Body::Format => format_text(&args),
+            Body::ToRegtype => map_text(&args, 0, &DataType::Utf8, regtype),
             Body::ViewDef => {
                 let catalog = self.catalog.clone();
                 map_text(&args, 0, &DataType::Utf8, move |name| {
@@ -93,6 +96,37 @@ impl ScalarUDFImpl for PgFunction {
             }
         }
     }
+}
+
+/// The name PostgreSQL gives type `name` (any of its spellings, with `[]`
+/// for an array), as `to_regtype` shows it; `None` for a type Eddy does not
+/// have (`hstore`, say).
+fn regtype(name: &str) -> Option<String> {
+    let name = name.trim().to_lowercase();
+    if let Some(element) = name.strip_suffix("[]") {
+        return regtype(element).map(|t| format!("{t}[]"));
+    }
+    let name = name.strip_prefix("pg_catalog.").unwrap_or(&name).trim_matches('"');
+    let spaced = name.split_whitespace().collect::<Vec<_>>().join(" ");
+    let canonical = match spaced.as_str() {
+        "bool" | "boolean" => "boolean",
+        "int2" | "smallint" => "smallint",
+        "int4" | "int" | "integer" => "integer",
+        "int8" | "bigint" => "bigint",
+        "float4" | "real" => "real",
+        "float8" | "double precision" => "double precision",
+        "numeric" | "decimal" => "numeric",
+        "varchar" | "character varying" => "character varying",
+        "bpchar" | "char" | "character" => "character",
+        "time" | "time without time zone" => "time without time zone",
+        "timetz" | "time with time zone" => "time with time zone",
+        "timestamp" | "timestamp without time zone" => "timestamp without time zone",
+        "timestamptz" | "timestamp with time zone" => "timestamp with time zone",
+        other @ ("text" | "bytea" | "date" | "interval" | "json" | "jsonb" | "uuid" | "oid" | "name" | "regclass"
+        | "regtype" | "regproc" | "inet" | "void" | "record") => other,
+        _ => return None,
+    };
+    Some(canonical.to_string())
 }
 
 /// Applies `f` to argument `index` (cast to `as_type`, then to text) row by row.
@@ -251,6 +285,16 @@ pub fn register(state: &mut SessionState, catalog: Arc<Catalog>) -> Result<()> {
         function("col_description", &[2], DataType::Utf8, none()),
         function("shobj_description", &[2], DataType::Utf8, none()),
         function("pg_get_userbyid", &[1], DataType::Utf8, Body::Constant(ScalarValue::Utf8(Some("eddy".into())))),
+        // SQLAlchemy's hstore probe with psycopg 3.
+        function("to_regtype", &[1], DataType::Utf8, Body::ToRegtype),
+        // asyncpg's pool resets each connection with it; Eddy takes no
+        // advisory locks, so there is none to release (void, shown empty).
+        function(
+            "pg_advisory_unlock_all",
+            &[0],
+            DataType::Utf8,
+            Body::Constant(ScalarValue::Utf8(Some(String::new()))),
+        ),
     ];
     functions.push(PgFunction {
         name: "format",

@@ -1,0 +1,58 @@
+"""asyncpg against Eddy, run by tests/clients.rs as
+
+    python asyncpg_pool.py PORT
+
+A pool whose connections are released (and so reset, with asyncpg's
+`SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;`) and
+acquired again many times, writing to a stream and reading a view with
+parameters. It prints one line per check; its output must equal
+asyncpg_pool.out.
+"""
+
+import asyncio
+import sys
+
+import asyncpg
+
+
+async def main(port: int) -> int:
+    failures = 0
+
+    def check(what: str, ok: bool, detail: object = "") -> None:
+        nonlocal failures
+        print(f"ok {what}" if ok else f"FAIL {what}: {detail}")
+        failures += 0 if ok else 1
+
+    dsn = f"postgresql://eddy@127.0.0.1:{port}/eddy"
+    setup = await asyncpg.connect(dsn)
+    await setup.execute("CREATE STREAM clicks (url text, ms bigint)")
+    await setup.execute("CREATE VIEW hits AS SELECT url, count(*) AS n, sum(ms) AS total FROM clicks GROUP BY url")
+    await setup.close()
+
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    released = 0
+    try:
+        for i in range(40):
+            async with pool.acquire() as conn:
+                await conn.execute("INSERT INTO clicks VALUES ($1, $2)", f"/p{i % 4}", i)
+            released += 1
+        check("40 acquire/insert/release cycles (each release resets the connection)", released == 40)
+        async with pool.acquire() as conn:
+            rows = await conn.fetch("SELECT url, n, total FROM hits WHERE n >= $1 ORDER BY url", 1)
+            got = [(r["url"], r["n"], r["total"]) for r in rows]
+            want = [(f"/p{k}", 10, sum(range(k, 40, 4))) for k in range(4)]
+            check("the view counts every insert", got == want, got)
+            one = await conn.fetchval("SELECT n FROM hits WHERE url = $1", "/p1")
+            check("fetchval with a text parameter", one == 10, one)
+            # What asyncpg's pool sends on release to a PostgreSQL server.
+            await conn.execute("SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;")
+            check("the pool's reset query runs", True)
+    except Exception as e:  # noqa: BLE001 - reported as a failed check
+        check("the pool works", False, repr(e))
+    finally:
+        await pool.close()
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(int(sys.argv[1]))))
