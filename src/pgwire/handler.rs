@@ -76,10 +76,10 @@ impl EddyHandler {
             M::Close(close) if close.target_type == pgwire::messages::extendedquery::TARGET_TYPE_BYTE_STATEMENT => {
                 self.session.forget_parsed(close.name.as_deref().unwrap_or(""));
             }
-            M::Query(query) if failed => {
-                if parse_sql(&query.query).is_ok_and(|s| s.first().is_some_and(rolls_back_to)) {
-                    client.set_transaction_status(TransactionStatus::Transaction);
-                }
+            M::Query(query)
+                if failed && parse_sql(&query.query).is_ok_and(|s| s.first().is_some_and(rolls_back_to)) =>
+            {
+                client.set_transaction_status(TransactionStatus::Transaction);
             }
             M::Execute(execute) if failed => {
                 let portal =
