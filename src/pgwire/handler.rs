@@ -286,8 +286,9 @@ impl EddyQueryParser {
         }
         let (plan, param_types, result) = match &statement {
             Statement::Query(ast) | Statement::Write(ast) => {
+                let hints = crate::sql::param_hints::hinted_types(ast);
                 let plan = crate::query::plan(&self.session, (**ast).clone()).await?;
-                let types = ordered_types(&plan.get_parameter_types()?);
+                let types = ordered_types(&plan.get_parameter_types()?, &hints);
                 let result = matches!(statement, Statement::Query(_)).then(|| plan.schema().inner().clone());
                 (Some(plan), types, result)
             }

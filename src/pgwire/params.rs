@@ -18,11 +18,17 @@ use rust_decimal::Decimal;
 use crate::error::{EddyError, Result};
 use crate::ingest::IngestError;
 
-/// Orders DataFusion's `{"$1": type, ...}` into a list; untyped
-/// parameters are text.
-pub fn ordered_types(types: &HashMap<String, Option<DataType>>) -> Vec<DataType> {
+/// Orders DataFusion's `{"$1": type, ...}` into a list; a parameter it
+/// left untyped takes the type the statement implies (`hints`, see
+/// `crate::sql::param_hints`), else text.
+pub fn ordered_types(types: &HashMap<String, Option<DataType>>, hints: &HashMap<usize, DataType>) -> Vec<DataType> {
     let count = types.keys().filter_map(|k| k.trim_start_matches('$').parse::<usize>().ok()).max().unwrap_or(0);
-    (1..=count).map(|i| types.get(&format!("${i}")).cloned().flatten().unwrap_or(DataType::Utf8)).collect()
+    (1..=count)
+        .map(|i| {
+            let inferred = types.get(&format!("${i}")).cloned().flatten();
+            inferred.or_else(|| hints.get(&i).cloned()).unwrap_or(DataType::Utf8)
+        })
+        .collect()
 }
 
 /// The PostgreSQL type reported for a parameter of `data_type`.

@@ -10,6 +10,7 @@
 pub mod complexity;
 pub mod naming;
 pub mod output_of;
+pub mod param_hints;
 pub mod parser;
 pub mod proctime;
 pub mod statement;

@@ -10,6 +10,7 @@ asyncpg_pool.out.
 """
 
 import asyncio
+import datetime
 import sys
 
 import asyncpg
@@ -44,6 +45,11 @@ async def main(port: int) -> int:
             check("the view counts every insert", got == want, got)
             one = await conn.fetchval("SELECT n FROM hits WHERE url = $1", "/p1")
             check("fetchval with a text parameter", one == 10, one)
+            page = await conn.fetch("SELECT url FROM hits ORDER BY url LIMIT $1 OFFSET $2", 2, 1)
+            check("pagination: LIMIT $1 OFFSET $2 take integers", [r["url"] for r in page] == ["/p1", "/p2"], page)
+            since = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
+            n = await conn.fetchval("SELECT count(*) FROM hits WHERE $1::timestamptz < now()", since)
+            check("a $1::timestamptz parameter takes a datetime", n == 4, n)
             # What asyncpg's pool sends on release to a PostgreSQL server.
             await conn.execute("SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;")
             check("the pool's reset query runs", True)

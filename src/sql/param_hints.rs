@@ -1,0 +1,94 @@
+//! Types for `$n` parameters that DataFusion leaves untyped, inferred from
+//! the statement as PostgreSQL infers them: `LIMIT $1` and `OFFSET $2` are
+//! bigint, and `$1::timestamptz` (or `CAST($1 AS ...)`) has the cast's type.
+//!
+//! Without a type a parameter is text, which drivers that bind by the type
+//! the server reports (asyncpg, JDBC) cannot send an integer or a timestamp
+//! as: pagination with `LIMIT $1 OFFSET $2` failed in every such driver.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::sql::sqlparser::ast::{self, Expr, LimitClause, Value, Visit, Visitor};
+
+/// The types the statement implies for its parameters, by number (`$1` is 1).
+pub fn hinted_types(statement: &ast::Statement) -> HashMap<usize, DataType> {
+    let mut hints = Hints::default();
+    let _ = statement.visit(&mut hints);
+    hints.types
+}
+
+#[derive(Default)]
+struct Hints {
+    types: HashMap<usize, DataType>,
+}
+
+/// The number of a `$n` placeholder.
+fn placeholder(expr: &Expr) -> Option<usize> {
+    match expr {
+        Expr::Value(v) => match &v.value {
+            Value::Placeholder(p) => p.strip_prefix('$')?.parse().ok(),
+            _ => None,
+        },
+        Expr::Nested(inner) => placeholder(inner),
+        _ => None,
+    }
+}
+
+impl Hints {
+    fn hint(&mut self, expr: &Expr, data_type: DataType) {
+        if let Some(n) = placeholder(expr) {
+            self.types.entry(n).or_insert(data_type);
+        }
+    }
+}
+
+impl Visitor for Hints {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &ast::Query) -> ControlFlow<()> {
+        if let Some(LimitClause::LimitOffset { limit, offset, .. }) = &query.limit_clause {
+            if let Some(limit) = limit {
+                self.hint(limit, DataType::Int64);
+            }
+            if let Some(offset) = offset {
+                self.hint(&offset.value, DataType::Int64);
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+        if let Expr::Cast { expr, data_type, .. } = expr
+            && let Ok(field) = crate::catalog::types::field_for_sql_type("p", &data_type.to_string())
+        {
+            self.hint(expr, field.data_type().clone());
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hints(sql: &str) -> Vec<(usize, DataType)> {
+        let statement = crate::sql::parse_sql(sql).unwrap().pop().unwrap();
+        let crate::sql::statement::Statement::Query(ast) = statement else { panic!("not a query: {sql}") };
+        let mut types: Vec<_> = hinted_types(&ast).into_iter().collect();
+        types.sort_by_key(|(n, _)| *n);
+        types
+    }
+
+    #[test]
+    fn limit_offset_and_casts_type_their_parameters() {
+        assert_eq!(hints("SELECT a FROM t LIMIT $1 OFFSET $2"), [(1, DataType::Int64), (2, DataType::Int64)]);
+        assert_eq!(
+            hints("SELECT a FROM t WHERE at > $1::timestamptz AND n = CAST($2 AS int)"),
+            [(1, crate::catalog::types::timestamptz()), (2, DataType::Int32)]
+        );
+        assert_eq!(hints("SELECT a FROM (SELECT a FROM t LIMIT $1) s"), [(1, DataType::Int64)]);
+        assert!(hints("SELECT a FROM t WHERE a = $1").is_empty());
+    }
+}
