@@ -279,14 +279,19 @@ fn run_python_client(python: &str, script: &str, expected: &str) {
     assert_output(expected, &run.stdout);
 }
 
+/// The Python of the virtualenv `tests/run.sh` makes (SQLAlchemy, asyncpg).
+fn venv_python() -> String {
+    std::env::var("EDDY_SQLALCHEMY_PYTHON").unwrap_or_else(|_| {
+        format!("{}/.cache/eddy-tools/sqlalchemy-venv/bin/python", std::env::var("HOME").unwrap_or_default())
+    })
+}
+
 /// SQLAlchemy 2 from PyPI, in the virtualenv `tests/run.sh` makes over
 /// Debian's Python and psycopg2: `inspect(engine)` as Superset uses it; see
 /// sqlalchemy_inspect.py.
 #[test]
 fn sqlalchemy_inspect() {
-    let python = std::env::var("EDDY_SQLALCHEMY_PYTHON").unwrap_or_else(|_| {
-        format!("{}/.cache/eddy-tools/sqlalchemy-venv/bin/python", std::env::var("HOME").unwrap_or_default())
-    });
+    let python = venv_python();
     require(&python, &["-c", "import sqlalchemy, psycopg2"], "SQLAlchemy (tests/run.sh installs it in a virtualenv)");
     run_python_client(&python, "sqlalchemy_inspect.py", "sqlalchemy.out");
 }
@@ -297,9 +302,7 @@ fn sqlalchemy_inspect() {
 /// asyncpg_pool.py.
 #[test]
 fn asyncpg_pool() {
-    let python = std::env::var("EDDY_SQLALCHEMY_PYTHON").unwrap_or_else(|_| {
-        format!("{}/.cache/eddy-tools/sqlalchemy-venv/bin/python", std::env::var("HOME").unwrap_or_default())
-    });
+    let python = venv_python();
     require(&python, &["-c", "import asyncpg"], "asyncpg (tests/run.sh installs it in a virtualenv)");
     run_python_client(&python, "asyncpg_pool.py", "asyncpg_pool.out");
 }

@@ -17,9 +17,9 @@ use rdkafka::{Offset, TopicPartitionList};
 
 type Record = (Option<String>, Option<String>);
 
-/// Every committed message of `topic` (one partition), in order, as a
-/// `read_committed` consumer sees it.
-fn read_committed(brokers: &str, topic: &str) -> Vec<Record> {
+/// Each committed message of `topic` (partition 0), in order, as a
+/// `read_committed` consumer sees it, handed to `each`.
+fn each_committed(brokers: &str, topic: &str, mut each: impl FnMut(&rdkafka::message::BorrowedMessage<'_>)) {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "sink-test")
@@ -32,18 +32,26 @@ fn read_committed(brokers: &str, topic: &str) -> Vec<Record> {
     assignment.add_partition_offset(topic, 0, Offset::Beginning).expect("assign");
     consumer.assign(&assignment).expect("assign");
     let deadline = Instant::now() + Duration::from_secs(20);
-    let mut out = Vec::new();
     while Instant::now() < deadline {
         match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => out.push((
-                m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-                m.payload().map(|v| String::from_utf8_lossy(v).into_owned()),
-            )),
-            Some(Err(KafkaError::PartitionEOF(_))) => return out,
+            Some(Ok(m)) => each(&m),
+            Some(Err(KafkaError::PartitionEOF(_))) => return,
             // The topic may not exist yet.
             Some(Err(_)) | None => std::thread::sleep(Duration::from_millis(20)),
         }
     }
+}
+
+/// Every committed message of `topic` (one partition), in order, as a
+/// `read_committed` consumer sees it.
+fn read_committed(brokers: &str, topic: &str) -> Vec<Record> {
+    let mut out = Vec::new();
+    each_committed(brokers, topic, |m| {
+        out.push((
+            m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            m.payload().map(|v| String::from_utf8_lossy(v).into_owned()),
+        ))
+    });
     out
 }
 
@@ -528,30 +536,12 @@ async fn until_lag(db: &tokio_postgres::Client, lag: i64) {
 
 /// The `eddy-seq` header of each committed message of `topic` (partition 0).
 fn seq_headers(brokers: &str, topic: &str) -> Vec<u64> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "sink-test-seq")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .set("isolation.level", "read_committed")
-        .create()
-        .expect("consumer");
-    let mut assignment = TopicPartitionList::new();
-    assignment.add_partition_offset(topic, 0, Offset::Beginning).expect("assign");
-    consumer.assign(&assignment).expect("assign");
-    let deadline = Instant::now() + Duration::from_secs(20);
     let mut out = Vec::new();
-    while Instant::now() < deadline {
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => {
-                let header = m.headers().and_then(|h| h.iter().find(|h| h.key == "eddy-seq")).expect("a number");
-                let text = std::str::from_utf8(header.value.expect("a value")).expect("utf-8");
-                out.push(text.parse().expect("a number"));
-            }
-            Some(Err(KafkaError::PartitionEOF(_))) => return out,
-            Some(Err(_)) | None => std::thread::sleep(Duration::from_millis(20)),
-        }
-    }
+    each_committed(brokers, topic, |m| {
+        let header = m.headers().and_then(|h| h.iter().find(|h| h.key == "eddy-seq")).expect("a number");
+        let text = std::str::from_utf8(header.value.expect("a value")).expect("utf-8");
+        out.push(text.parse().expect("a number"));
+    });
     out
 }
 
