@@ -143,6 +143,9 @@ impl EddyHandler {
                 }
                 other => other,
             },
+            Reply::CopyOut { schema, batches, format } => {
+                super::copy_out::response(&schema, batches, &format).map_err(internal)?
+            }
             Reply::CopyIn(copy) => {
                 let target = crate::ingest::copy::CopyTarget::find(&self.session.engine().catalog, &copy.stream)?;
                 let columns = copy.columns.len();

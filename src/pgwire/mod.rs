@@ -6,6 +6,7 @@
 //! needs a lookup.
 
 pub mod cancel;
+pub mod copy_out;
 pub mod encode;
 pub mod frames;
 pub mod handler;

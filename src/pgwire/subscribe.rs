@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use futures::{Sink, SinkExt};
 use pgwire::api::portal::Format;
 use pgwire::error::PgWireError;
@@ -58,38 +58,14 @@ fn wire(e: PgWireError) -> EddyError {
 /// A text DataRow as a line of COPY's text format: tab-separated, `\N` for
 /// NULL, with backslash, tab, newline and carriage return escaped.
 fn copy_line(row: &DataRow) -> Bytes {
-    let mut out = BytesMut::with_capacity(row.data.len() + 8);
-    let mut data: &[u8] = &row.data;
-    for i in 0..row.field_count {
-        if i > 0 {
-            out.put_u8(b'\t');
-        }
-        let Some((len, rest)) = data.split_first_chunk::<4>() else { break };
-        let len = i32::from_be_bytes(*len);
-        data = rest;
-        if len < 0 {
-            out.put_slice(b"\\N");
-            continue;
-        }
-        let (value, rest) = data.split_at((len as usize).min(data.len()));
-        data = rest;
-        for &b in value {
-            match b {
-                b'\\' => out.put_slice(b"\\\\"),
-                b'\t' => out.put_slice(b"\\t"),
-                b'\n' => out.put_slice(b"\\n"),
-                b'\r' => out.put_slice(b"\\r"),
-                other => out.put_u8(other),
-            }
-        }
-    }
-    out.put_u8(b'\n');
-    out.freeze()
+    let format = crate::ingest::decode::CopyFormat::default();
+    Bytes::from(crate::sql::statement::copy_to::line(&super::copy_out::row_fields(row), &format))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::{BufMut, BytesMut};
 
     #[test]
     fn copy_lines_escape_as_postgresql_does() {

@@ -26,5 +26,10 @@ SELECT * FROM nope;
 \echo SQLSTATE :SQLSTATE
 SELECT k, n, total FROM v WHERE n > 1 ORDER BY k;
 SELECT count(*) AS groups, sum(n) AS events FROM v;
+-- COPY out: a query in text, a query in CSV with a header, and psql's \copy ... to.
+COPY (SELECT * FROM v ORDER BY k) TO STDOUT;
+COPY (SELECT k, n FROM v WHERE n > 1 ORDER BY k) TO STDOUT WITH (FORMAT csv, HEADER);
+\copy (SELECT k, total FROM v ORDER BY k) to stdout csv
+COPY v TO '/tmp/eddy-copy-out';
 \q
 SELECT 'not reached';

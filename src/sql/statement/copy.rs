@@ -1,4 +1,5 @@
-//! `COPY stream [(cols)] FROM STDIN [WITH (FORMAT text|csv, ...)]`.
+//! `COPY stream [(cols)] FROM STDIN [WITH (FORMAT text|csv, ...)]`; the
+//! options are shared with `COPY ... TO STDOUT` (`super::copy_to`).
 //!
 //! Executing the statement only checks names and options; the rows arrive in
 //! the COPY sub-protocol and are decoded by `crate::ingest::copy`.
@@ -34,9 +35,14 @@ impl CopyFrom {
         let Ast::Copy { source, to, target, options, legacy_options, values } = stmt else {
             return Err(SqlError::Syntax("expected COPY".into()));
         };
-        if to || !matches!(target, CopyTarget::Stdin) {
+        if to && !matches!(target, CopyTarget::Stdout) {
             return Err(SqlError::Unsupported(
-                "only COPY stream FROM STDIN is supported: streams hold no rows to copy out, and the server reads no files".into(),
+                "COPY ... TO a file is not supported: the server writes no files; use COPY ... TO STDOUT (psql's \\copy ... to)".into(),
+            ));
+        }
+        if !to && !matches!(target, CopyTarget::Stdin) {
+            return Err(SqlError::Unsupported(
+                "COPY ... FROM a file is not supported: the server reads no files; use COPY ... FROM STDIN (psql's \\copy)".into(),
             ));
         }
         if !values.is_empty() {
@@ -44,9 +50,6 @@ impl CopyFrom {
                 "inline COPY data is not supported; send it with the COPY protocol".into(),
             ));
         }
-        let CopySource::Table { table_name, columns } = source else {
-            return Err(SqlError::Unsupported("COPY (query) is not supported".into()));
-        };
         let mut format = CopyFormat::default();
         for opt in options {
             apply_option(&mut format, opt)?;
@@ -54,6 +57,12 @@ impl CopyFrom {
         for opt in legacy_options {
             apply_legacy_option(&mut format, opt)?;
         }
+        if to {
+            return super::copy_to::CopyTo::statement(source, format);
+        }
+        let CopySource::Table { table_name, columns } = source else {
+            return Err(SqlError::Unsupported("COPY (query) FROM STDIN is not valid; copy a query TO STDOUT".into()));
+        };
         Ok(Statement::Copy(CopyFrom {
             stream: normalize_object_name(&table_name)?,
             columns: columns.iter().map(normalize_ident).collect(),

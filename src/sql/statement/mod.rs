@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod copy;
+pub mod copy_to;
 pub mod create_sink;
 pub mod create_stream;
 pub mod create_table;
@@ -68,6 +69,8 @@ pub enum Statement {
     Write(Box<ast::Statement>),
     /// `COPY stream FROM STDIN`.
     Copy(copy::CopyFrom),
+    /// `COPY relation | (query) TO STDOUT`.
+    CopyTo(copy_to::CopyTo),
     /// A query DataFusion runs (`SELECT`, `VALUES`, `EXPLAIN`).
     Query(Box<ast::Statement>),
     /// `SET` and `RESET`.
@@ -112,6 +115,15 @@ pub enum Reply {
     },
     /// Start of `COPY ... FROM STDIN`: the wire layer switches to COPY mode.
     CopyIn(copy::CopyFrom),
+    /// Rows for `COPY ... TO STDOUT`, sent as COPY data.
+    CopyOut {
+        /// The columns.
+        schema: SchemaRef,
+        /// The rows.
+        batches: Vec<RecordBatch>,
+        /// How they are written.
+        format: crate::ingest::decode::CopyFormat,
+    },
     /// `BEGIN`: the session is now in a transaction block.
     TransactionStart(String),
     /// `COMMIT` or `ROLLBACK`: the transaction block ended.
@@ -143,6 +155,7 @@ impl Statement {
             Statement::CreateSink(s) => s.execute(session).await,
             Statement::Write(i) => insert::execute(*i, session, params).await,
             Statement::Copy(c) => c.execute(session).await,
+            Statement::CopyTo(c) => c.execute(session).await,
             Statement::Query(q) => query::execute(*q, session, params).await,
             Statement::Set(s) => s.execute(session),
             Statement::Show(s) => s.execute(session),
@@ -182,6 +195,7 @@ impl Statement {
             Statement::CreateExtension(_) => Some("create an extension"),
             Statement::Checkpoint => Some("run CHECKPOINT"),
             Statement::Query(_)
+            | Statement::CopyTo(_)
             | Statement::Set(_)
             | Statement::Show(_)
             | Statement::Transaction(_)
