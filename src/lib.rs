@@ -26,6 +26,8 @@
 //! - [`pg_catalog`]: `pg_catalog` for psql, drivers and dashboards.
 //! - [`push`]: SUBSCRIBE and LISTEN/NOTIFY queues.
 //! - [`sink`]: Kafka sinks, exactly once.
+//! - [`observe`]: counters and histograms each room keeps about itself.
+//! - [`http`]: `GET /metrics`, `GET /api/status` and the status page.
 //!
 //! ## Data flow
 //!
@@ -48,7 +50,9 @@ pub mod checkpoint;
 pub mod clock;
 pub mod error;
 pub mod generate;
+pub mod http;
 pub mod ingest;
+pub mod observe;
 pub mod pg_catalog;
 pub mod pgwire;
 pub mod planner;

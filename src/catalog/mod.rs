@@ -100,8 +100,8 @@ pub struct StreamEntry {
     pub def: StreamDef,
     /// Continuous views reading this stream, in creation order.
     views: RwLock<Vec<Arc<ViewRuntime>>>,
-    /// Rows written to the stream so far, from every source.
-    rows_in: std::sync::atomic::AtomicU64,
+    /// Rows and bytes written to the stream so far, from every source.
+    traffic: crate::observe::Traffic,
     /// The insert log and the checkpoint barrier writes go through.
     durability: Arc<Durability>,
     /// The server's clock.
@@ -145,9 +145,14 @@ impl StreamEntry {
         self.views.read().clone()
     }
 
-    /// Counts rows written.
-    pub fn count_rows(&self, n: u64) {
-        self.rows_in.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    /// Counts the rows of `batch`, written.
+    pub fn count_rows(&self, batch: &datafusion::arrow::array::RecordBatch) {
+        self.traffic.count_batch(batch);
+    }
+
+    /// Rows and bytes written so far, and when the last came.
+    pub fn traffic(&self) -> &crate::observe::Traffic {
+        &self.traffic
     }
 
     /// The insert log and the checkpoint barrier.
@@ -157,7 +162,7 @@ impl StreamEntry {
 
     /// Rows written so far.
     pub fn rows_in(&self) -> u64 {
-        self.rows_in.load(std::sync::atomic::Ordering::Relaxed)
+        self.traffic.rows()
     }
 
     /// Subscribes to the stream's events from now on (a stream holds no
@@ -383,7 +388,7 @@ impl Catalog {
         let entry = Arc::new(StreamEntry {
             def,
             views: RwLock::new(Vec::new()),
-            rows_in: Default::default(),
+            traffic: Default::default(),
             durability: self.durability.clone(),
             clock: self.clock.clone(),
             watermark: Watermark::default(),

@@ -20,6 +20,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Cursor;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion::arrow::array::RecordBatch;
@@ -29,6 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::log_format::{self, HEADER, MAGIC};
 use super::manifest::CatalogChange;
+use super::telemetry::Telemetry;
 use super::{CheckpointError, fsync_dir, io_error};
 
 /// Appends waiting for the writer before senders wait.
@@ -209,8 +211,9 @@ pub fn replay(dir: &Path, after: u64, checkpointed: bool) -> Result<(Vec<Record>
 impl InsertLog {
     /// Starts the writer thread with a new segment whose first record will
     /// be `next_lsn`.
-    pub fn start(dir: PathBuf, next_lsn: u64) -> Result<Self, CheckpointError> {
-        let writer = Writer::open(dir, next_lsn)?;
+    /// Its fsyncs and group commits are counted in `telemetry`.
+    pub fn start(dir: PathBuf, next_lsn: u64, telemetry: Arc<Telemetry>) -> Result<Self, CheckpointError> {
+        let writer = Writer::open(dir, next_lsn, telemetry)?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let handle = tokio::runtime::Handle::current();
         std::thread::Builder::new()
@@ -244,17 +247,18 @@ struct Writer {
     unsynced: bool,
     /// Set when a failed write could not be cut back: nothing more is accepted.
     broken: Option<String>,
+    telemetry: Arc<Telemetry>,
 }
 
 impl Writer {
-    fn open(dir: PathBuf, next_lsn: u64) -> Result<Self, CheckpointError> {
+    fn open(dir: PathBuf, next_lsn: u64, telemetry: Arc<Telemetry>) -> Result<Self, CheckpointError> {
         let path = dir.join(segment_name(next_lsn));
         let file =
             OpenOptions::new().create(true).write(true).truncate(true).open(&path).map_err(|e| io_error(&path, e))?;
         file.write_all_at(MAGIC, 0).and_then(|()| file.sync_data()).map_err(|e| io_error(&path, e))?;
         fsync_dir(&dir)?;
         let len = MAGIC.len() as u64;
-        Ok(Self { dir, file, path, len, next_lsn, unsynced: false, broken: None })
+        Ok(Self { dir, file, path, len, next_lsn, unsynced: false, broken: None, telemetry })
     }
 
     fn run(mut self, mut rx: mpsc::Receiver<Command>, handle: tokio::runtime::Handle) {
@@ -323,9 +327,10 @@ impl Writer {
         }
         let sync = appends.iter().any(|(_, c, _)| *c == Commit::Sync);
         let outcome =
-            self.file.write_all_at(&buffer, start_len).and_then(|()| if sync { self.file.sync_data() } else { Ok(()) });
+            self.file.write_all_at(&buffer, start_len).and_then(|()| if sync { self.timed_sync() } else { Ok(()) });
         match outcome {
             Ok(()) => {
+                self.telemetry.group_commit.observe(appends.len() as f64);
                 self.len += buffer.len() as u64;
                 self.unsynced = !sync;
                 for ((_, _, reply), lsn) in appends.into_iter().zip(lsns) {
@@ -340,6 +345,14 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// `fdatasync`, timed.
+    fn timed_sync(&self) -> std::io::Result<()> {
+        let started = std::time::Instant::now();
+        let synced = self.file.sync_data();
+        self.telemetry.fsync.observe_duration(started.elapsed());
+        synced
     }
 
     /// Undoes a failed group so that none of it is ever replayed.
@@ -362,7 +375,7 @@ impl Writer {
         }
         self.file.sync_data().map_err(|e| io_error(&self.path, e))?;
         self.unsynced = false;
-        let next = Writer::open(self.dir.clone(), self.next_lsn)?;
+        let next = Writer::open(self.dir.clone(), self.next_lsn, self.telemetry.clone())?;
         *self = next;
         Ok(cut)
     }
@@ -394,7 +407,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn appends_replay_in_order_across_segments() {
         let d = dir("order");
-        let log = Arc::new(InsertLog::start(d.clone(), 1).unwrap());
+        let log = Arc::new(InsertLog::start(d.clone(), 1, Default::default()).unwrap());
         let appends = (0..50).map(|i| {
             let log = log.clone();
             tokio::spawn(async move {
@@ -420,7 +433,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn torn_tails_are_cut_and_damage_is_reported() {
         let d = dir("torn");
-        let log = InsertLog::start(d.clone(), 7).unwrap();
+        let log = InsertLog::start(d.clone(), 7, Default::default()).unwrap();
         for _ in 0..3 {
             log.append(encode_payload("s", &rows(10)).unwrap(), Commit::Sync).await.unwrap();
         }

@@ -38,6 +38,7 @@ pub const BARRIER_PATIENCE: Duration = Duration::from_secs(10);
 pub mod durable_epochs;
 pub mod log;
 pub mod log_format;
+pub mod telemetry;
 pub mod manifest;
 pub mod state_file;
 
@@ -256,6 +257,8 @@ pub struct Durability {
     epoch: AtomicU64,
     /// The epochs a crash could still undo.
     durable: durable_epochs::DurableEpochs,
+    /// Checkpoint and insert-log figures.
+    telemetry: Arc<telemetry::Telemetry>,
 }
 
 /// A checkpoint found on disk, ready to load.
@@ -276,6 +279,7 @@ impl Durability {
             next_view_id: AtomicU64::new(1),
             epoch: AtomicU64::new(0),
             durable: Default::default(),
+            telemetry: Default::default(),
         })
     }
 
@@ -309,6 +313,7 @@ impl Durability {
             next_view_id: AtomicU64::new(next_view_id),
             epoch: AtomicU64::new(0),
             durable: Default::default(),
+            telemetry: Default::default(),
         });
         Ok((durability, loaded))
     }
@@ -402,7 +407,7 @@ impl Durability {
     /// Starts the insert log; its next record is `next_lsn`.
     pub fn start_log(&self, next_lsn: u64) -> Result<(), CheckpointError> {
         if let Some(store) = &self.store {
-            let log = InsertLog::start(store.root.join("wal"), next_lsn)?;
+            let log = InsertLog::start(store.root.join("wal"), next_lsn, self.telemetry.clone())?;
             let _ = store.log.set(log);
         }
         Ok(())
@@ -436,6 +441,24 @@ impl Durability {
     /// Takes a checkpoint: `capture` runs at the barrier (writes paused) and
     /// says what to save; the files are written after the barrier lifts.
     pub async fn checkpoint<F>(&self, capture: F) -> Result<CheckpointStats, CheckpointError>
+    where
+        F: FnOnce(&dyn Fn(u64) -> Option<Vec<StateFile>>, bool) -> Result<Capture, CheckpointError>,
+    {
+        let outcome = self.take_checkpoint(capture).await;
+        match &outcome {
+            Ok(stats) if stats.seq > 0 => self.telemetry.succeeded(stats),
+            Ok(_) => {}
+            Err(e) => self.telemetry.failed(e.to_string()),
+        }
+        outcome
+    }
+
+    /// Checkpoint and insert-log figures.
+    pub fn telemetry(&self) -> &Arc<telemetry::Telemetry> {
+        &self.telemetry
+    }
+
+    async fn take_checkpoint<F>(&self, capture: F) -> Result<CheckpointStats, CheckpointError>
     where
         F: FnOnce(&dyn Fn(u64) -> Option<Vec<StateFile>>, bool) -> Result<Capture, CheckpointError>,
     {

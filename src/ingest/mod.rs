@@ -168,7 +168,7 @@ async fn apply_batch_as(stream: &StreamEntry, batch: RecordBatch, unlogged: bool
         _ => all.clone(),
     };
     let prepared = crate::stream::prepare_views(&views, &stream.def.name, changes_for, &still_there).await?;
-    stream.count_rows(batch.num_rows() as u64);
+    stream.count_rows(&batch);
     stream.publish(&all);
     crate::stream::merge_views(prepared, &still_there).await
 }

@@ -126,8 +126,10 @@ impl EddyHandler {
     }
 
     async fn execute(&self, statement: Statement, format: &Format) -> Result<Response> {
-        let reply = self.session.guard(statement.execute(&self.session, None)).await?;
-        self.respond(reply, format)
+        let (kind, started) = (statement.kind(), std::time::Instant::now());
+        let reply = self.session.guard(statement.execute(&self.session, None)).await;
+        self.session.engine().sessions.query_done(kind, started.elapsed());
+        self.respond(reply?, format)
     }
 
     fn respond(&self, reply: Reply, format: &Format) -> Result<Response> {
@@ -393,7 +395,12 @@ impl ExtendedQueryHandler for EddyHandler {
         }
         let outcome = match (&stmt.plan, self.deallocate_parsed(client, &stmt.statement)) {
             (_, Some(done)) => Ok(done),
-            (Some(plan), None) => self.session.guard(self.run_planned(stmt, plan.clone(), portal)).await,
+            (Some(plan), None) => {
+                let started = std::time::Instant::now();
+                let outcome = self.session.guard(self.run_planned(stmt, plan.clone(), portal)).await;
+                self.session.engine().sessions.query_done(stmt.statement.kind(), started.elapsed());
+                outcome
+            }
             (None, None) => self.execute(stmt.statement.clone(), &portal.result_column_format).await,
         };
         self.send_notices(client).await?;

@@ -7,6 +7,8 @@ use std::time::Duration;
 /// The address `eddy` listens on when `--listen` is not given: PostgreSQL's
 /// port on loopback, so `psql -h 127.0.0.1` finds it.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5432";
+/// Where `eddy` serves `/metrics` and the status page unless `--http` says.
+pub const DEFAULT_HTTP: &str = "127.0.0.1:8432";
 /// The data directory when `eddy` is run without `--data-dir`.
 pub const DEFAULT_DATA_DIR: &str = "eddy-data";
 /// How often a checkpoint is taken unless `--checkpoint-interval-ms` says otherwise.
@@ -58,6 +60,9 @@ pub struct Config {
     pub expiry_interval: Duration,
     /// Users, password method and TLS (`--config`); trust by default.
     pub auth: crate::auth::AuthConfig,
+    /// Where to serve `/metrics`, `/api/status` and the status page;
+    /// `None`: nowhere (`--http off`, and the default for embedded servers).
+    pub http: Option<SocketAddr>,
 }
 
 impl Default for Config {
@@ -78,6 +83,7 @@ impl Default for Config {
             manual_clock: None,
             expiry_interval: DEFAULT_EXPIRY_INTERVAL,
             auth: crate::auth::AuthConfig::default(),
+            http: None,
         }
     }
 }
@@ -96,6 +102,10 @@ impl Config {
         }
         if self.query_partitions == 0 {
             return Err("query partitions must be at least 1".into());
+        }
+        let open_http = self.http.is_some_and(|a| !a.ip().is_loopback());
+        if open_http && !self.auth.users.is_empty() && self.auth.http_token.is_none() {
+            return Err("with users configured, --http on a non-loopback address needs a token: set [http] token in the --config file, bind it to 127.0.0.1, or turn it off with --http off".into());
         }
         Ok(())
     }

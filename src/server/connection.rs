@@ -53,9 +53,11 @@ impl Connections {
     pub async fn serve(&self, socket: TcpStream, peer: SocketAddr, stop: CancellationToken) {
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             debug!(%peer, "refused: too many connections");
+            self.engine.sessions.refused();
             crate::pgwire::refuse::too_many_connections(socket, self.engine.config.max_connections).await;
             return;
         };
+        let _counted = self.engine.sessions.connected();
         let (socket, probe) = match with_probe(socket) {
             Ok(pair) => pair,
             Err(e) => return warn!(%peer, error = %e, "could not watch the connection"),

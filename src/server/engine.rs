@@ -42,6 +42,8 @@ pub struct Engine {
     pub cancels: super::cancel::Cancels,
     /// Who LISTENs on which channel.
     pub notifier: Arc<crate::push::Notifier>,
+    /// Connections and statement latencies.
+    pub sessions: Arc<crate::observe::Sessions>,
     read_state: SessionState,
     tasks: TaskTracker,
     shutdown: CancellationToken,
@@ -124,6 +126,7 @@ impl Engine {
             config,
             cancels,
             notifier,
+            sessions: Default::default(),
             read_state,
             tasks,
             shutdown,

@@ -44,12 +44,17 @@ pub struct Server {
     tasks: TaskTracker,
     accept: JoinHandle<()>,
     engine: Arc<Engine>,
+    http: Option<SocketAddr>,
 }
 
 impl Server {
     /// Binds `config.listen` and starts serving.
     pub async fn start(config: Config) -> std::io::Result<Self> {
         config.validate().map_err(std::io::Error::other)?;
+        let http_listener = match config.http {
+            Some(at) => Some(crate::http::bind(at).await.map_err(std::io::Error::other)?),
+            None => None,
+        };
         let tasks = TaskTracker::new();
         let shutdown = CancellationToken::new();
         let engine = Engine::new(config.clone(), tasks.clone(), shutdown.clone())
@@ -63,17 +68,28 @@ impl Server {
             config.data_dir.as_ref().map_or_else(|| "(none: in memory)".to_string(), |d| d.display().to_string());
         let auth = format!("{:?}", users.method());
         info!(%addr, %data_dir, %auth, tls = tls.is_some(), "eddy listening");
+        let http = http_listener.map(|listener| {
+            let bound = listener.1;
+            let token = config.auth.http_token.clone();
+            crate::http::serve(listener, token, engine.clone(), &tasks, shutdown.clone());
+            bound
+        });
         let permits = Arc::new(Semaphore::new(config.max_connections));
         let connections = Connections { engine: engine.clone(), users, tls, permits };
         let accept = tokio::spawn(
             accept_loop(listener, connections, tasks.clone(), shutdown.clone()).instrument(info_span!("accept")),
         );
-        Ok(Self { addr, shutdown, tasks, accept, engine })
+        Ok(Self { addr, shutdown, tasks, accept, engine, http })
     }
 
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address `/metrics` and the status page are served on, if any.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http
     }
 
     /// The shared engine.

@@ -121,6 +121,9 @@ fn parse_one(parser: &mut Parser) -> Result<Statement, SqlError> {
     if let Some(listen) = super::statement::listen::Listen::parse(parser)? {
         return Ok(Statement::Listen(listen));
     }
+    if let Some(explain) = super::statement::explain_view::ExplainView::parse(parser)? {
+        return Ok(Statement::ExplainView(explain));
+    }
     if let Some(cursor) = super::statement::subscribe::CursorSql::parse(parser)? {
         return Ok(Statement::Cursor(cursor));
     }

@@ -1,7 +1,6 @@
 //! A running continuous view: its plan, its state, and its operator task.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use datafusion::catalog::view::ViewTable;
 use datafusion::datasource::TableProvider;
@@ -73,7 +72,10 @@ pub struct ViewRuntime {
     table: Arc<dyn TableProvider>,
     sender: mpsc::Sender<Message>,
     stop: CancellationToken,
-    rows_in: AtomicU64,
+    /// Rows merged, and when the last merge was.
+    traffic: crate::observe::Traffic,
+    /// How long each write took to apply, from prepare to visible.
+    apply: crate::observe::Histogram,
     /// The views that read this one.
     readers: parking_lot::RwLock<Vec<Arc<ViewRuntime>>>,
     /// Who is told of each epoch's changes.
@@ -156,7 +158,8 @@ impl ViewRuntime {
             table,
             sender,
             stop,
-            rows_in: AtomicU64::new(0),
+            traffic: Default::default(),
+            apply: crate::observe::Histogram::latency(),
             readers: parking_lot::RwLock::new(Vec::new()),
             outbox,
         }))
@@ -306,6 +309,11 @@ impl ViewRuntime {
     }
 
     /// The tables and views the view's events are joined with.
+    /// The view's incremental plan (what `EXPLAIN VIEW` shows).
+    pub fn plan(&self) -> &Arc<IncrementalPlan> {
+        &self.plan
+    }
+
     pub fn lookups(&self) -> &[crate::planner::Lookup] {
         &self.plan.lookups
     }
@@ -342,7 +350,17 @@ impl ViewRuntime {
 
     /// Rows merged so far.
     pub fn rows_in(&self) -> u64 {
-        self.rows_in.load(Ordering::Relaxed)
+        self.traffic.rows()
+    }
+
+    /// Rows merged so far, and when the last merge was.
+    pub fn traffic(&self) -> &crate::observe::Traffic {
+        &self.traffic
+    }
+
+    /// How long writes took to apply, from prepare to visible to readers.
+    pub fn apply_latency(&self) -> &crate::observe::Histogram {
+        &self.apply
     }
 
     /// Groups held.
@@ -359,6 +377,7 @@ impl ViewRuntime {
     /// it is; [`Self::merge`] applies the result.
     /// `source` is the relation that changed.
     pub async fn prepare(&self, source: &str, changes: ChangeBatch) -> Result<Prepared, IngestError> {
+        let started = std::time::Instant::now();
         let rows = changes.len() as u64;
         let epoch = changes.epoch;
         let input = self.plan.inputs.iter().position(|n| n == source);
@@ -370,16 +389,17 @@ impl ViewRuntime {
             Work::Rows(out) => out.iter().map(|b| b.num_rows() as u64).sum(),
             _ => rows,
         };
-        Ok(Prepared { work, rows, epoch })
+        Ok(Prepared { work, rows, epoch, started })
     }
 
     /// Merges what [`Self::prepare`] made, and returns once readers can see
     /// it; when views read this one, with how this view's rows changed.
     pub async fn merge(&self, prepared: Prepared) -> Result<Option<ChangeBatch>, IngestError> {
-        let Prepared { work, rows, epoch } = prepared;
+        let Prepared { work, rows, epoch, started } = prepared;
         let emit = (!self.readers.read().is_empty() || self.outbox.wanted()).then_some(epoch);
         let changes = self.ask(|ack| Message::Merge { work, emit, ack }).await?;
-        self.rows_in.fetch_add(rows, Ordering::Relaxed);
+        self.traffic.count(rows, 0);
+        self.apply.observe_duration(started.elapsed());
         Ok(changes)
     }
 
@@ -529,6 +549,7 @@ pub struct Prepared {
     work: Work,
     rows: u64,
     epoch: u64,
+    started: std::time::Instant,
 }
 
 async fn run_operator(

@@ -15,7 +15,6 @@ pub mod scan;
 pub mod write;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use datafusion::arrow::datatypes::SchemaRef;
 use parking_lot::{Mutex, RwLock};
@@ -109,7 +108,8 @@ pub struct TableEntry {
     /// having applied the change: writes to one table are serial.
     writer: Arc<tokio::sync::Mutex<()>>,
     durability: Arc<Durability>,
-    rows_in: AtomicU64,
+    /// Rows changed (added plus removed) and their bytes.
+    traffic: crate::observe::Traffic,
     /// Who SUBSCRIBEs to the table's changes.
     subscribers: crate::push::Subscribers,
 }
@@ -129,7 +129,7 @@ impl TableEntry {
             views: RwLock::new(Vec::new()),
             writer: Arc::new(tokio::sync::Mutex::new(())),
             durability,
-            rows_in: AtomicU64::new(0),
+            traffic: Default::default(),
             subscribers: crate::push::Subscribers::default(),
         })
     }
@@ -173,11 +173,16 @@ impl TableEntry {
 
     /// Rows changed so far (added plus removed).
     pub fn rows_in(&self) -> u64 {
-        self.rows_in.load(Ordering::Relaxed)
+        self.traffic.rows()
     }
 
-    fn count_changes(&self, n: u64) {
-        self.rows_in.fetch_add(n, Ordering::Relaxed);
+    /// Rows and bytes changed so far, and when the last change came.
+    pub fn traffic(&self) -> &crate::observe::Traffic {
+        &self.traffic
+    }
+
+    fn count_changes(&self, changes: &crate::stream::change::ChangeBatch) {
+        self.traffic.count_batch(&changes.rows);
     }
 
     /// Subscribes to the table's changes from now on, after its rows if

@@ -96,7 +96,7 @@ pub async fn commit(
         let _admitted = durability.admit().await;
         durability.log_rows(&table.def.name, &[changes.to_logged().map_err(TableError::from)?], commit).await?;
         table.rows().lock().apply_checked(&changes)?;
-        table.count_changes(changes.len() as u64);
+        table.count_changes(&changes);
         table.publish(&changes);
         crate::stream::merge_views(prepared, &still_there).await
     };
@@ -141,7 +141,7 @@ pub async fn upsert(
         crate::stream::prepare_views(&views, &table.def.name, |_| changes.clone(), &still_there).await?
     };
     table.rows().lock().apply_checked(&changes)?;
-    table.count_changes(changes.len() as u64);
+    table.count_changes(&changes);
     table.publish(&changes);
     crate::stream::merge_views(prepared, &still_there).await?;
     applied();

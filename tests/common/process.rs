@@ -105,6 +105,7 @@ impl EddyProcess {
             .arg(format!("127.0.0.1:{port}"))
             .arg("--data-dir")
             .arg(self.dir.join("data"))
+            .args(http_arg(&self.args))
             .args(&self.args)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
@@ -115,7 +116,16 @@ impl EddyProcess {
             .expect("spawn the eddy binary")
     }
 
-    /// Starts `eddy` on a free port. The port is found by binding port 0 and
+    /// `--http` on a port of its own, unless the test chose one: processes run
+/// side by side, so the default port would clash.
+fn http_arg(args: &[String]) -> Vec<&'static str> {
+    match args.iter().any(|a| a == "--http") {
+        true => vec![],
+        false => vec!["--http", "127.0.0.1:0"],
+    }
+}
+
+/// Starts `eddy` on a free port. The port is found by binding port 0 and
     /// letting it go, so another process may take it first: then the server
     /// exits at once, and we try again with another port.
     pub fn start(name: &str) -> EddyProcess {

@@ -99,6 +99,18 @@ impl MessageBatch {
         }
         next
     }
+
+    /// For each partition in the batch, how many messages it has.
+    pub fn partition_counts(&self) -> Vec<(i32, u64)> {
+        let mut counts: Vec<(i32, u64)> = Vec::new();
+        for m in &self.messages {
+            match counts.iter_mut().find(|(p, _)| *p == m.partition) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((m.partition, 1)),
+            }
+        }
+        counts
+    }
 }
 
 /// A message that did not decode.
@@ -138,6 +150,8 @@ pub struct Decoded {
     pub next_offsets: Vec<(i32, i64)>,
     /// Messages in the batch, good and bad.
     pub messages: u64,
+    /// Messages in the batch per partition.
+    pub partition_messages: Vec<(i32, u64)>,
     /// Payload bytes in the batch.
     pub bytes: u64,
     /// The messages themselves, kept so that a batch a view cannot apply
@@ -185,6 +199,7 @@ impl MessageDecoder {
             bad,
             next_offsets: batch.next_offsets(),
             messages: batch.len() as u64,
+            partition_messages: batch.partition_counts(),
             bytes: batch.bytes() as u64,
             source: MessageBatch::default(),
             keyed: None,

@@ -368,6 +368,7 @@ impl Runner {
         self.consumer.advance(&decoded.next_offsets);
         stats.rows.fetch_add(rows, Ordering::Relaxed);
         stats.messages.fetch_add(decoded.messages, Ordering::Relaxed);
+        self.consumer.count_partition_messages(&decoded.partition_messages);
         stats.bytes.fetch_add(decoded.bytes, Ordering::Relaxed);
         stats.batches.fetch_add(1, Ordering::Relaxed);
     }

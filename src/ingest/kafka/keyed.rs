@@ -125,6 +125,7 @@ impl KeyedDecoder {
             bad,
             next_offsets: batch.next_offsets(),
             messages: batch.len() as u64,
+            partition_messages: batch.partition_counts(),
             bytes: batch.bytes() as u64,
             source: MessageBatch::default(),
             keyed: Some(keyed),

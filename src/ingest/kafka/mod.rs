@@ -141,6 +141,8 @@ pub struct Consumer {
     offsets: Mutex<BTreeMap<i32, i64>>,
     /// Counters.
     pub stats: Stats,
+    /// Per partition, messages read and messages that did not decode.
+    partition_stats: Mutex<BTreeMap<i32, (u64, u64)>>,
     run: Mutex<Option<Run>>,
     /// Consuming was asked for (by `consume_begin`), and not ended since:
     /// what a checkpoint records, so a restart resumes it.
@@ -175,6 +177,20 @@ impl Consumer {
     /// The applied offsets, by partition.
     pub fn offsets(&self) -> BTreeMap<i32, i64> {
         self.offsets.lock().clone()
+    }
+
+    /// Per partition, messages read and messages that did not decode, since
+    /// the server started.
+    pub fn partition_stats(&self) -> BTreeMap<i32, (u64, u64)> {
+        self.partition_stats.lock().clone()
+    }
+
+    /// Counts messages read, per partition.
+    pub fn count_partition_messages(&self, counts: &[(i32, u64)]) {
+        let mut stats = self.partition_stats.lock();
+        for (p, n) in counts {
+            stats.entry(*p).or_default().0 += n;
+        }
     }
 
     /// The high watermark of each partition, if a client is connected.
@@ -319,6 +335,7 @@ impl Kafka {
             status,
             offsets: Mutex::new(offsets),
             stats: Stats::default(),
+            partition_stats: Mutex::new(BTreeMap::new()),
             run: Mutex::new(None),
             active: std::sync::atomic::AtomicBool::new(active),
         }
@@ -516,6 +533,10 @@ impl ErrorSink {
     fn bad_messages(&self, consumer: &Consumer, bad: Vec<BadMessage>) {
         let at_micros = chrono::Utc::now().timestamp_micros();
         consumer.stats.errors.fetch_add(bad.len() as u64, Ordering::Relaxed);
+        {
+            let mut stats = consumer.partition_stats.lock();
+            bad.iter().for_each(|b| stats.entry(b.partition).or_default().1 += 1);
+        }
         for b in bad {
             self.push(ErrorRecord {
                 consumer_id: consumer.id,

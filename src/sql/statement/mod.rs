@@ -9,6 +9,7 @@ pub mod create_stream;
 pub mod create_table;
 pub mod create_view;
 pub mod drop;
+pub mod explain_view;
 pub mod insert;
 pub mod kafka;
 pub mod kafka_binding;
@@ -99,6 +100,8 @@ pub enum Statement {
     Subscribe(subscribe::Subscribe),
     /// `DECLARE ... CURSOR`, `FETCH` and `CLOSE`.
     Cursor(subscribe::CursorSql),
+    /// `EXPLAIN VIEW name`: a continuous view's incremental plan.
+    ExplainView(explain_view::ExplainView),
 }
 
 /// What a statement asks the wire layer to send back.
@@ -172,6 +175,7 @@ impl Statement {
             Statement::Prepared(p) => p.execute(session).await,
             Statement::Listen(l) => l.execute(session),
             Statement::Cursor(c) => c.execute(session).await,
+            Statement::ExplainView(e) => e.execute(session),
             Statement::Subscribe(_) => Err(crate::sql::SqlError::Unsupported(
                 "SUBSCRIBE streams rows until it is cancelled, which the extended protocol cannot carry; send it as a simple query, or use DECLARE c CURSOR FOR SUBSCRIBE ... and FETCH".into(),
             )
@@ -204,7 +208,30 @@ impl Statement {
             | Statement::Prepared(_)
             | Statement::Listen(_)
             | Statement::Subscribe(_)
+            | Statement::ExplainView(_)
             | Statement::Cursor(_) => None,
+        }
+    }
+
+    /// The kind its latency is counted under.
+    pub fn kind(&self) -> crate::observe::QueryKind {
+        use crate::observe::QueryKind;
+        match self {
+            Statement::Query(_)
+            | Statement::CopyTo(_)
+            | Statement::Show(_)
+            | Statement::Cursor(_)
+            | Statement::ExplainView(_) => QueryKind::Read,
+            Statement::Write(_) => QueryKind::Write,
+            Statement::Copy(_) => QueryKind::Copy,
+            Statement::Transaction(_)
+            | Statement::Set(_)
+            | Statement::Noop(_)
+            | Statement::Discard(_)
+            | Statement::Prepared(_)
+            | Statement::Listen(_)
+            | Statement::Subscribe(_) => QueryKind::Other,
+            _ => QueryKind::Ddl,
         }
     }
 
@@ -219,6 +246,7 @@ impl Statement {
                 | Statement::SetTtl(_)
                 | Statement::Subscribe(_)
                 | Statement::Cursor(subscribe::CursorSql::Fetch { .. })
+                | Statement::ExplainView(_)
         )
     }
 }
