@@ -230,6 +230,8 @@ async fn run() -> std::process::ExitCode {
         None => cli.serve,
     };
     init_logs(args.log_format);
+    // Nobody can read the HTTP-only figures without the HTTP side.
+    eddy::observe::set_enabled(args.http.0.is_some());
     let config = match args.config() {
         Ok(c) => c,
         Err(e) => {

@@ -96,7 +96,7 @@ async fn metrics_count_known_writes_exactly() {
     assert!(sample(&text, "eddy_view_state_bytes{view=\"counts\"}") > 0.0);
     // Three writes reached the view: two INSERTs and one COPY.
     assert_eq!(sample(&text, "eddy_view_apply_seconds_count{view=\"counts\"}"), 3.0);
-    assert_eq!(sample(&text, "eddy_view_apply_seconds_bucket{le=\"+Inf\",view=\"counts\"}"), 3.0);
+    assert_eq!(sample(&text, "eddy_view_apply_seconds_bucket{view=\"counts\",le=\"+Inf\"}"), 3.0);
     // Two rows added, then one updated (removed and added).
     assert_eq!(sample(&text, "eddy_table_rows_total{table=\"accounts\"}"), 4.0);
     assert_eq!(sample(&text, "eddy_query_duration_seconds_count{kind=\"write\"}"), 4.0);
@@ -137,7 +137,7 @@ import sys
 from prometheus_client.parser import text_string_to_metric_families
 families = {f.name: f for f in text_string_to_metric_families(sys.stdin.read())}
 def value(family, **labels):
-    return [s.value for s in families[family].samples if all(s.labels.get(k) == v for k, v in labels.items())][0]
+    return [float(s.value) for s in families[family].samples if all(s.labels.get(k) == v for k, v in labels.items())][0]
 print(len(families) >= 25)
 print(families["eddy_stream_rows"].type, value("eddy_stream_rows", stream="events"))
 print(families["eddy_view_apply_seconds"].type, value("eddy_view_apply_seconds", view="counts", le="+Inf"))
@@ -262,7 +262,7 @@ async fn a_token_guards_every_endpoint() {
         auth: auth.clone(),
         ..Config::default()
     };
-    let why = Server::start(refused).await.err().expect("refused without a token").to_string();
+    let why = Server::start(refused).await.expect_err("refused without a token").to_string();
     assert!(why.contains("[http] token") && why.contains("--http off"), "{why}");
     let loopback = Config { http: loopback_any_port(), auth, ..Config::default() };
     let server = common::start_server_with(loopback).await;
@@ -280,6 +280,6 @@ async fn http_off_serves_nothing_and_a_taken_port_fails_fast() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
     let config = Config { http: Some(taken.local_addr().expect("addr")), ..Config::default() };
     let config = Config { listen: SocketAddr::from(([127, 0, 0, 1], 0)), ..config };
-    let why = Server::start(config).await.err().expect("the port is taken").to_string();
+    let why = Server::start(config).await.expect_err("the port is taken").to_string();
     assert!(why.contains("could not listen for HTTP") && why.contains("--http off"), "{why}");
 }

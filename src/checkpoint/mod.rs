@@ -38,9 +38,9 @@ pub const BARRIER_PATIENCE: Duration = Duration::from_secs(10);
 pub mod durable_epochs;
 pub mod log;
 pub mod log_format;
-pub mod telemetry;
 pub mod manifest;
 pub mod state_file;
+pub mod telemetry;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};

@@ -111,12 +111,20 @@ impl Collector for EngineCollector {
 fn relations(f: &mut Family, engine: &Engine) -> Fmt {
     let streams = engine.catalog.streams();
     let stream_rows = streams.iter().map(|s| (label("stream", &s.def.name), s.traffic().rows()));
-    f.counters("eddy_stream_rows", "Rows written to each stream, from every source, since the server started.", stream_rows)?;
+    f.counters(
+        "eddy_stream_rows",
+        "Rows written to each stream, from every source, since the server started.",
+        stream_rows,
+    )?;
     let stream_bytes = streams.iter().map(|s| (label("stream", &s.def.name), s.traffic().bytes()));
     f.counters("eddy_stream_bytes", "Bytes of the rows written to each stream, as Arrow holds them.", stream_bytes)?;
     let tables = engine.catalog.tables();
     let table_rows = tables.iter().map(|t| (label("table", &t.def.name), t.traffic().rows()));
-    f.counters("eddy_table_rows", "Rows changed in each table (added plus removed), since the server started.", table_rows)?;
+    f.counters(
+        "eddy_table_rows",
+        "Rows changed in each table (added plus removed), since the server started.",
+        table_rows,
+    )?;
     let table_bytes = tables.iter().map(|t| (label("table", &t.def.name), t.traffic().bytes()));
     f.counters("eddy_table_bytes", "Bytes of the rows changed in each table, as Arrow holds them.", table_bytes)?;
     let views = engine.catalog.views();
@@ -182,7 +190,11 @@ fn durability(f: &mut Family, engine: &Engine) -> Fmt {
     let t = engine.catalog.durability().telemetry();
     let none = || Vec::<(&'static str, String)>::new();
     f.histograms("eddy_checkpoint_duration_seconds", "Whole checkpoints.", [(none(), t.duration.snapshot())])?;
-    f.histograms("eddy_checkpoint_pause_seconds", "How long writes waited at each checkpoint's barrier.", [(none(), t.paused.snapshot())])?;
+    f.histograms(
+        "eddy_checkpoint_pause_seconds",
+        "How long writes waited at each checkpoint's barrier.",
+        [(none(), t.paused.snapshot())],
+    )?;
     f.counters("eddy_checkpoint_written_bytes", "Bytes of state checkpoints wrote.", [(none(), t.bytes())])?;
     f.counters("eddy_checkpoints", "Checkpoints completed.", [(none(), t.completed())])?;
     f.counters("eddy_checkpoint_failures", "Checkpoints that failed.", [(none(), t.failed_total())])?;
@@ -205,12 +217,20 @@ fn server(f: &mut Family, engine: &Engine) -> Fmt {
     let s = &engine.sessions;
     let none = || Vec::<(&'static str, String)>::new();
     f.gauges("eddy_connections", "Connections served now.", [(none(), s.current() as f64)])?;
-    f.counters("eddy_connections_refused", "Connections refused for --max-connections.", [(none(), s.refused_total())])?;
+    f.counters(
+        "eddy_connections_refused",
+        "Connections refused for --max-connections.",
+        [(none(), s.refused_total())],
+    )?;
     let queries = QueryKind::ALL.iter().map(|k| (label("kind", k.name()), s.queries(*k).snapshot()));
     f.histograms("eddy_query_duration_seconds", "Statements by kind: read, write, copy, ddl or other.", queries)?;
     let memory = crate::observe::resident_bytes().map(|b| (none(), b as f64));
     f.gauges("eddy_process_resident_memory_bytes", "Resident memory of the server process.", memory)?;
-    f.gauges("eddy_start_time_seconds", "When the server started, in seconds since the Unix epoch.", [(none(), s.started as f64 / 1e6)])?;
+    f.gauges(
+        "eddy_start_time_seconds",
+        "When the server started, in seconds since the Unix epoch.",
+        [(none(), s.started as f64 / 1e6)],
+    )?;
     let version = vec![("version", env!("CARGO_PKG_VERSION").to_string())];
     f.gauges("eddy_build_info", "Always 1; the version is a label.", [(version, 1.0)])
 }

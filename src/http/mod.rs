@@ -10,6 +10,7 @@
 //! every request must carry it, as `Authorization: Bearer <token>` or as
 //! `?token=<token>` (what a browser can open); the page passes it on.
 
+pub mod history;
 pub mod metrics;
 pub mod status;
 
@@ -39,7 +40,9 @@ const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     /// The address could not be bound.
-    #[error("could not listen for HTTP on {addr} ({source}); choose another address with --http HOST:PORT, or --http off")]
+    #[error(
+        "could not listen for HTTP on {addr} ({source}); choose another address with --http HOST:PORT, or --http off"
+    )]
     Bind {
         /// The address.
         addr: SocketAddr,
@@ -53,6 +56,7 @@ pub enum HttpError {
 struct Shared {
     engine: Arc<Engine>,
     token: Option<String>,
+    history: Arc<history::History>,
 }
 
 /// Binds `addr`, before the engine starts, so that a taken port fails fast;
@@ -71,7 +75,10 @@ pub fn serve(
     tasks: &TaskTracker,
     shutdown: CancellationToken,
 ) {
-    let shared = Arc::new(Shared { engine, token });
+    let history = Arc::new(history::History::default());
+    let sampler = history.clone().run(engine.clone(), shutdown.clone());
+    tasks.spawn(sampler.instrument(info_span!("http-history")));
+    let shared = Arc::new(Shared { engine, token, history });
     let router = Router::new()
         .route("/", get(page))
         .route("/metrics", get(metrics_text))
@@ -125,13 +132,15 @@ async fn metrics_text(State(shared): State<Arc<Shared>>) -> Response {
     let engine = shared.engine.clone();
     match tokio::task::spawn_blocking(move || metrics::render(engine)).await {
         Ok(Ok(text)) => ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], text).into_response(),
-        Ok(Err(_)) | Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "the metrics could not be encoded\n").into_response(),
+        Ok(Err(_)) | Err(_) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "the metrics could not be encoded\n").into_response()
+        }
     }
 }
 
 async fn status_json(State(shared): State<Arc<Shared>>) -> Response {
-    let engine = shared.engine.clone();
-    match tokio::task::spawn_blocking(move || status::status(&engine)).await {
+    let (engine, history) = (shared.engine.clone(), shared.history.clone());
+    match tokio::task::spawn_blocking(move || status::status(&engine, &history)).await {
         Ok(value) => axum::Json(value).into_response(),
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "the status could not be read\n").into_response(),
     }

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 
 use serde_json::{Value, json};
 
+use super::history::History;
 use crate::server::Engine;
 
 /// How many of the newest Kafka errors the page lists.
@@ -14,7 +15,7 @@ const RECENT_ERRORS: usize = 10;
 
 /// The status of `engine`. Blocks while it asks the Kafka brokers for their
 /// high watermarks, so run it off the async threads.
-pub fn status(engine: &Arc<Engine>) -> Value {
+pub fn status(engine: &Arc<Engine>, history: &History) -> Value {
     let sessions = &engine.sessions;
     json!({
         "version": env!("CARGO_PKG_VERSION"),
@@ -22,9 +23,9 @@ pub fn status(engine: &Arc<Engine>) -> Value {
         "now": crate::observe::wall_micros(),
         "connections": sessions.current(),
         "memory_bytes": crate::observe::resident_bytes(),
-        "streams": streams(engine),
-        "tables": tables(engine),
-        "views": views(engine),
+        "streams": streams(engine, history),
+        "tables": tables(engine, history),
+        "views": views(engine, history),
         "consumers": consumers(engine),
         "sinks": sinks(engine),
         "checkpoint": checkpoint(engine),
@@ -32,27 +33,29 @@ pub fn status(engine: &Arc<Engine>) -> Value {
     })
 }
 
-fn streams(engine: &Engine) -> Vec<Value> {
+fn streams(engine: &Engine, history: &History) -> Vec<Value> {
     let all = engine.catalog.streams();
     all.iter()
         .map(|s| {
             let t = s.traffic();
-            json!({"name": s.def.name, "rows": t.rows(), "bytes": t.bytes(), "last_change": t.last(), "views": s.views().len()})
+            let rates = history.rates("stream", &s.def.name);
+            json!({"name": s.def.name, "rows": t.rows(), "bytes": t.bytes(), "last_change": t.last(), "views": s.views().len(), "rates": rates})
         })
         .collect()
 }
 
-fn tables(engine: &Engine) -> Vec<Value> {
+fn tables(engine: &Engine, history: &History) -> Vec<Value> {
     let all = engine.catalog.tables();
     all.iter()
         .map(|t| {
             let traffic = t.traffic();
-            json!({"name": t.def.name, "rows": traffic.rows(), "bytes": traffic.bytes(), "last_change": traffic.last()})
+            let rates = history.rates("table", &t.def.name);
+            json!({"name": t.def.name, "rows": traffic.rows(), "bytes": traffic.bytes(), "last_change": traffic.last(), "rates": rates})
         })
         .collect()
 }
 
-fn views(engine: &Engine) -> Vec<Value> {
+fn views(engine: &Engine, history: &History) -> Vec<Value> {
     let all = engine.catalog.views();
     all.iter()
         .map(|v| {
@@ -66,6 +69,7 @@ fn views(engine: &Engine) -> Vec<Value> {
                 "last_change": v.traffic().last(),
                 "applies": apply.count,
                 "apply_seconds": apply.sum,
+                "rates": history.rates("view", v.name()),
             })
         })
         .collect()
@@ -138,7 +142,7 @@ fn errors(engine: &Engine) -> Vec<Value> {
     if let Some((at, why)) = engine.catalog.durability().telemetry().last_error() {
         all.push((at, "checkpoint".into(), why));
     }
-    all.sort_by(|a, b| b.0.cmp(&a.0));
+    all.sort_by_key(|e| std::cmp::Reverse(e.0));
     all.truncate(RECENT_ERRORS);
     let mut out: Vec<Value> =
         all.into_iter().map(|(at, source, error)| json!({"at": at, "source": source, "error": error})).collect();

@@ -47,6 +47,9 @@ impl Histogram {
 
     /// Counts one observation of `value`.
     pub fn observe(&self, value: f64) {
+        if !super::enabled() {
+            return;
+        }
         let bucket = self.bounds.partition_point(|b| *b < value);
         if let Some(count) = self.counts.get(bucket) {
             count.fetch_add(1, Ordering::Relaxed);

@@ -6,15 +6,33 @@
 //! source of truth.
 //!
 //! This room depends on nothing else in Eddy, so that every room may use it.
+//!
+//! The figures only the HTTP side shows (bytes, last-change times and the
+//! histograms) can be switched off process-wide ([`set_enabled`]): `eddy
+//! --http off` does, and the ingest benchmark measures their cost that way.
+//! Row counts are always kept; the SQL relations need them.
 
 pub mod histogram;
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use datafusion::arrow::array::RecordBatch;
 
 pub use histogram::{Histogram, HistogramSnapshot};
+
+/// Whether the HTTP-only figures are kept (see the module's comment).
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Keeps (`true`, the default) or stops keeping the HTTP-only figures.
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
+/// Whether the HTTP-only figures are kept.
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
 
 /// Microseconds since the Unix epoch, by the wall clock (not the server's
 /// clock, which tests may stop).
@@ -41,13 +59,16 @@ impl Traffic {
     /// Counts `rows` rows of `bytes` bytes, now.
     pub fn count(&self, rows: u64, bytes: u64) {
         self.rows.fetch_add(rows, Ordering::Relaxed);
-        self.bytes.fetch_add(bytes, Ordering::Relaxed);
-        self.last.store(wall_micros(), Ordering::Relaxed);
+        if enabled() {
+            self.bytes.fetch_add(bytes, Ordering::Relaxed);
+            self.last.store(wall_micros(), Ordering::Relaxed);
+        }
     }
 
     /// Counts the rows and bytes of `batch`.
     pub fn count_batch(&self, batch: &RecordBatch) {
-        self.count(batch.num_rows() as u64, batch_bytes(batch));
+        let bytes = if enabled() { batch_bytes(batch) } else { 0 };
+        self.count(batch.num_rows() as u64, bytes);
     }
 
     /// Rows so far.

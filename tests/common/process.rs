@@ -116,16 +116,7 @@ impl EddyProcess {
             .expect("spawn the eddy binary")
     }
 
-    /// `--http` on a port of its own, unless the test chose one: processes run
-/// side by side, so the default port would clash.
-fn http_arg(args: &[String]) -> Vec<&'static str> {
-    match args.iter().any(|a| a == "--http") {
-        true => vec![],
-        false => vec!["--http", "127.0.0.1:0"],
-    }
-}
-
-/// Starts `eddy` on a free port. The port is found by binding port 0 and
+    /// Starts `eddy` on a free port. The port is found by binding port 0 and
     /// letting it go, so another process may take it first: then the server
     /// exits at once, and we try again with another port.
     pub fn start(name: &str) -> EddyProcess {
@@ -173,4 +164,13 @@ impl Drop for EddyProcess {
 /// A port nothing listened on a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind an ephemeral port").port()
+}
+
+/// `--http` on a port of its own, unless the test chose one: processes run
+/// side by side, so the default port would clash.
+fn http_arg(args: &[String]) -> Vec<&'static str> {
+    match args.iter().any(|a| a == "--http") {
+        true => vec![],
+        false => vec!["--http", "127.0.0.1:0"],
+    }
 }

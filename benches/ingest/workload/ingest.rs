@@ -83,7 +83,8 @@ fn per_cpu_second(rows: u64, cpu: Duration) -> Option<f64> {
 /// The generated rows of one key count.
 #[derive(Debug, Clone)]
 pub struct Data {
-    keys: usize,
+    /// Distinct keys.
+    pub keys: usize,
     copy: Vec<Bytes>,
     copy_rows_per_payload: u64,
     inserts: Vec<String>,

@@ -10,6 +10,7 @@
 pub mod cpu;
 pub mod data;
 pub mod ingest;
+pub mod metrics_cost;
 pub mod reads;
 pub mod report;
 
@@ -56,6 +57,9 @@ pub struct Plan {
     pub scan_seconds_max: f64,
     /// The ingest methods run (both by default; one, to profile it).
     pub methods: Vec<Method>,
+    /// Rounds of each side of the metrics-cost comparison (COPY into the
+    /// view with the first key count); 0 skips it.
+    pub metrics_rounds: usize,
 }
 
 impl Plan {
@@ -72,6 +76,7 @@ impl Plan {
             scans_max: 200,
             scan_seconds_max: 20.0,
             methods: vec![Method::Copy, Method::Insert],
+            metrics_rounds: 5,
         }
     }
 
@@ -88,6 +93,7 @@ impl Plan {
             scans_max: 5,
             scan_seconds_max: 5.0,
             methods: vec![Method::Copy, Method::Insert],
+            metrics_rounds: 1,
         }
     }
 }
@@ -99,6 +105,8 @@ pub struct Report {
     pub ingest: Vec<IngestResult>,
     /// Read latencies, per query and group count.
     pub reads: Vec<Latency>,
+    /// What the metrics cost on ingest.
+    pub metrics: Option<metrics_cost::MetricsCost>,
 }
 
 /// Runs `plan`, calling `progress` before each case.
@@ -115,36 +123,44 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(&str)) -> BenchResult<Report> {
                 progress(&format!("{method:?}, {keys} keys, {what}"));
                 // Reads run after the COPY into the view, over its groups.
                 let reads = with_view && method == Method::Copy;
-                let (result, latencies) = run_case(&server_rt, &client_rt, |client| async move {
-                    let result = ingest::measure(&client, plan, data, method, with_view).await?;
-                    let latencies = match reads {
-                        true => reads::measure(&client, plan, keys, result.rows).await?,
-                        false => Vec::new(),
-                    };
-                    Ok((result, latencies))
-                })?;
+                let (result, latencies) =
+                    run_case(&server_rt, &client_rt, Config::default(), |client, _| async move {
+                        let result = ingest::measure(&client, plan, data, method, with_view).await?;
+                        let latencies = match reads {
+                            true => reads::measure(&client, plan, keys, result.rows).await?,
+                            false => Vec::new(),
+                        };
+                        Ok((result, latencies))
+                    })?;
                 report.ingest.push(result);
                 report.reads.extend(latencies);
             }
+        }
+        if plan.metrics_rounds > 0 && report.metrics.is_none() {
+            progress(&format!("metrics off and on, COPY, {keys} keys, {} rounds", plan.metrics_rounds));
+            let cost = metrics_cost::measure(&server_rt, &client_rt, plan, data, plan.metrics_rounds)?;
+            report.metrics = Some(cost);
         }
     }
     Ok(report)
 }
 
-/// Starts a fresh server, runs `case` with a client connected to it, and
-/// shuts the server down.
-fn run_case<T, F, Fut>(server_rt: &Runtime, client_rt: &Runtime, case: F) -> BenchResult<T>
+/// Starts a fresh server with `config`, runs `case` with a client connected
+/// to it (and the server's HTTP address, if it serves one), and shuts the
+/// server down.
+fn run_case<T, F, Fut>(server_rt: &Runtime, client_rt: &Runtime, config: Config, case: F) -> BenchResult<T>
 where
-    F: FnOnce(Client) -> Fut,
+    F: FnOnce(Client, Option<SocketAddr>) -> Fut,
     Fut: Future<Output = BenchResult<T>>,
 {
-    let config = Config { listen: SocketAddr::from(([127, 0, 0, 1], 0)), ..Config::default() };
+    let config = Config { listen: SocketAddr::from(([127, 0, 0, 1], 0)), ..config };
     // Entering the server runtime makes the server spawn its tasks there.
     let server = server_rt.block_on(Server::start(config))?;
     let port = server.local_addr().port();
+    let http = server.http_addr();
     let outcome = client_rt.block_on(async {
         let (client, connection) = connect(port).await?;
-        let outcome = case(client).await; // drops the client: the connection ends
+        let outcome = case(client, http).await; // drops the client: the connection ends
         let _ = tokio::time::timeout(Duration::from_secs(5), connection).await;
         outcome
     });

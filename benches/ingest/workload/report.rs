@@ -21,6 +21,9 @@ pub fn render(report: &Report) -> String {
     ingest_table(&mut out, &report.ingest);
     baseline_table(&mut out, &report.ingest);
     reads_table(&mut out, &report.reads);
+    if let Some(cost) = &report.metrics {
+        metrics_table(&mut out, cost);
+    }
     targets(&mut out, report);
     out
 }
@@ -48,6 +51,23 @@ fn ingest_table(out: &mut String, results: &[IngestResult]) {
         );
     }
     out.push('\n');
+}
+
+fn metrics_table(out: &mut String, cost: &super::metrics_cost::MetricsCost) {
+    use super::metrics_cost::MetricsCost;
+    out.push_str("### What the metrics cost on ingest (COPY into the view, same run)\n\n");
+    out.push_str("| keys | rounds | figures off: median rows/s | on, /metrics scraped every 100 ms: median rows/s | scrapes answered | cost |\n");
+    out.push_str("|--:|--:|--:|--:|--:|--:|\n");
+    let _ = writeln!(
+        out,
+        "| {} | {} | {} | {} | {} | {:.1}% |\n",
+        thousands(cost.keys as f64),
+        cost.off.len(),
+        thousands(MetricsCost::median(&cost.off)),
+        thousands(MetricsCost::median(&cost.on)),
+        cost.scrapes,
+        cost.cost_percent(),
+    );
 }
 
 fn baseline_table(out: &mut String, results: &[IngestResult]) {

@@ -58,7 +58,8 @@ impl ExplainView {
         let lines = describe(&view);
         let schema = Arc::new(Schema::new(vec![Field::new("QUERY PLAN", DataType::Utf8, false)]));
         let column = Arc::new(StringArray::from(lines));
-        let batch = RecordBatch::try_new(schema.clone(), vec![column]).map_err(datafusion::error::DataFusionError::from)?;
+        let batch =
+            RecordBatch::try_new(schema.clone(), vec![column]).map_err(datafusion::error::DataFusionError::from)?;
         Ok(Reply::Rows { schema, batches: vec![batch] })
     }
 }
@@ -84,8 +85,12 @@ pub fn describe(view: &ViewRuntime) -> Vec<String> {
     }
     let (groups, bytes) = (view.groups(), view.state_bytes());
     lines.push(format!("  State: {groups} groups, {bytes} bytes"));
-    let columns: Vec<String> =
-        plan.state_schema.fields().iter().map(|f| format!("{} {}", f.name(), crate::catalog::types::pg_type_name(f))).collect();
+    let columns: Vec<String> = plan
+        .state_schema
+        .fields()
+        .iter()
+        .map(|f| format!("{} {}", f.name(), crate::catalog::types::pg_type_name(f)))
+        .collect();
     lines.push(format!("    Columns: {}", columns.join(", ")));
     lines.push("  On read:".into());
     for line in plan.upper.display_indent().to_string().lines() {

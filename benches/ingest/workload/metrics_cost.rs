@@ -1,0 +1,105 @@
+//! What the metrics cost on ingest: the same COPY into the view, with the
+//! HTTP-only figures off (`eddy::observe::set_enabled(false)`, as `eddy
+//! --http off` runs) and on, with `/metrics` scraped every 100 ms meanwhile.
+//! The rounds alternate off and on, so that drift on a shared machine
+//! touches both alike; the median of each side is compared.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use eddy::Config;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::ingest::{self, Data, IngestResult, Method};
+use super::{BenchResult, Plan, Runtime, run_case};
+
+/// How often the "on" side scrapes `/metrics`.
+const SCRAPE_EVERY: Duration = Duration::from_millis(100);
+
+/// One side's rounds.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsCost {
+    /// Keys in the data.
+    pub keys: usize,
+    /// Each round with the figures off.
+    pub off: Vec<IngestResult>,
+    /// Each round with the figures on and scraped.
+    pub on: Vec<IngestResult>,
+    /// Scrapes answered during the "on" rounds.
+    pub scrapes: u64,
+}
+
+impl MetricsCost {
+    /// The median rows per second of `rounds`.
+    pub fn median(rounds: &[IngestResult]) -> f64 {
+        let mut rates: Vec<f64> = rounds.iter().map(IngestResult::rows_per_second).collect();
+        rates.sort_by(f64::total_cmp);
+        rates.get(rates.len() / 2).copied().unwrap_or(0.0)
+    }
+
+    /// How much slower "on" ran than "off", in percent (negative: faster).
+    pub fn cost_percent(&self) -> f64 {
+        let (off, on) = (Self::median(&self.off), Self::median(&self.on));
+        if off > 0.0 { 100.0 * (off - on) / off } else { 0.0 }
+    }
+}
+
+/// Runs `rounds` rounds of each side.
+pub fn measure(
+    server_rt: &Runtime,
+    client_rt: &Runtime,
+    plan: &Plan,
+    data: &Data,
+    rounds: usize,
+) -> BenchResult<MetricsCost> {
+    let mut cost = MetricsCost { keys: data.keys, ..MetricsCost::default() };
+    for _ in 0..rounds {
+        for on in [false, true] {
+            eddy::observe::set_enabled(on);
+            let http = on.then(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+            let config = Config { http, ..Config::default() };
+            let scrapes = Arc::new(AtomicU64::new(0));
+            let counted = scrapes.clone();
+            let result = run_case(server_rt, client_rt, config, move |client, http| async move {
+                let stop = Arc::new(AtomicBool::new(false));
+                let scraper = http.map(|addr| tokio::spawn(scrape(addr, stop.clone(), counted)));
+                let result = ingest::measure(&client, plan, data, Method::Copy, true).await;
+                stop.store(true, Ordering::Relaxed);
+                if let Some(scraper) = scraper {
+                    let _ = scraper.await;
+                }
+                result
+            });
+            eddy::observe::set_enabled(true);
+            let result = result?;
+            match on {
+                true => cost.on.push(result),
+                false => cost.off.push(result),
+            }
+            cost.scrapes += scrapes.load(Ordering::Relaxed);
+        }
+    }
+    Ok(cost)
+}
+
+/// GETs `/metrics` every [`SCRAPE_EVERY`] until `stop`, counting the
+/// answers.
+async fn scrape(addr: SocketAddr, stop: Arc<AtomicBool>, scrapes: Arc<AtomicU64>) {
+    while !stop.load(Ordering::Relaxed) {
+        if get_metrics(addr).await.is_ok_and(|body| body.contains("eddy_stream_rows_total")) {
+            scrapes.fetch_add(1, Ordering::Relaxed);
+        }
+        tokio::time::sleep(SCRAPE_EVERY).await;
+    }
+}
+
+async fn get_metrics(addr: SocketAddr) -> std::io::Result<String> {
+    let mut socket = tokio::net::TcpStream::connect(addr).await?;
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    socket.write_all(request.as_bytes()).await?;
+    let mut body = String::new();
+    socket.read_to_string(&mut body).await?;
+    Ok(body)
+}
