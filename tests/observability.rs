@@ -122,8 +122,32 @@ async fn metrics_count_known_writes_exactly() {
     assert_eq!(sample(&after, "eddy_checkpoint_failures_total"), 0.0);
 
     parses_with_prometheus_client(&after);
+    documented_and_charted(&after);
     drop(client);
     server.shutdown().await;
+}
+
+/// Every family the server exports is listed in docs/operations.md, and
+/// every metric the Grafana dashboard charts is one the server exports.
+fn documented_and_charted(text: &str) {
+    let families: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next()).collect();
+    assert!(families.len() >= 25, "{families:?}");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let operations = std::fs::read_to_string(root.join("docs/operations.md")).expect("docs/operations.md");
+    for family in &families {
+        assert!(operations.contains(&format!("| `{family}` |")), "{family} is not in docs/operations.md's table");
+    }
+    let dashboard = std::fs::read_to_string(root.join("docs/grafana-dashboard.json")).expect("the dashboard");
+    let _: serde_json::Value = serde_json::from_str(&dashboard).expect("the dashboard is JSON");
+    let charted: Vec<&str> = dashboard
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("eddy_"))
+        .collect();
+    assert!(charted.len() >= 20, "{charted:?}");
+    for name in charted {
+        let family = ["_bucket", "_sum", "_count"].iter().fold(name, |n, s| n.strip_suffix(s).unwrap_or(n));
+        assert!(families.contains(&family), "the dashboard charts {name}, which the server does not export");
+    }
 }
 
 /// Python's `prometheus_client` parser reads the whole text, and finds the
@@ -282,4 +306,100 @@ async fn http_off_serves_nothing_and_a_taken_port_fails_fast() {
     let config = Config { listen: SocketAddr::from(([127, 0, 0, 1], 0)), ..config };
     let why = Server::start(config).await.expect_err("the port is taken").to_string();
     assert!(why.contains("could not listen for HTTP") && why.contains("--http off"), "{why}");
+}
+
+/// Kafka figures per partition, against librdkafka's mock broker: good and
+/// bad messages, offsets and lag, as `pipeline_kafka.*` has them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_metrics_per_partition() {
+    use rdkafka::ClientConfig;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let mock = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+    let brokers = mock.bootstrap_servers();
+    mock.create_topic("events", 2, 1).expect("topic");
+    let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", &brokers).create().expect("producer");
+    let messages = [(0, r#"{"k": "a"}"#), (0, "not json"), (0, r#"{"k": "b"}"#), (1, r#"{"k": "c"}"#), (1, "{")];
+    for (partition, payload) in messages {
+        producer.send(BaseRecord::<(), str>::to("events").partition(partition).payload(payload)).expect("queued");
+    }
+    producer.flush(Duration::from_secs(10)).expect("flushed");
+    let server = common::start_server_with(Config { http: loopback_any_port(), ..Config::default() }).await;
+    let client = common::connect(&server).await;
+    client
+        .batch_execute(&format!(
+            "CREATE EXTENSION pipeline_kafka; SELECT pipeline_kafka.add_broker('{brokers}');
+             CREATE STREAM events (k text);
+             CREATE VIEW n AS SELECT count(*) AS n FROM events;
+             SELECT pipeline_kafka.consume_begin('events', 'events', format := 'json', start_offset := -2);"
+        ))
+        .await
+        .expect("consuming");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let row = client.query_one("SELECT sum(\"offset\")::bigint FROM pipeline_kafka.offsets", &[]).await;
+        if row.ok().and_then(|r| r.get::<_, Option<i64>>(0)) == Some(5) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the consumer did not catch up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let text = metrics(&server).await;
+    let series = |name: &str, partition: i32| {
+        format!("{name}{{topic=\"events\",relation=\"events\",partition=\"{partition}\"}}")
+    };
+    assert_eq!(sample(&text, &series("eddy_kafka_messages_total", 0)), 3.0);
+    assert_eq!(sample(&text, &series("eddy_kafka_messages_total", 1)), 2.0);
+    assert_eq!(sample(&text, &series("eddy_kafka_errors_total", 0)), 1.0);
+    assert_eq!(sample(&text, &series("eddy_kafka_errors_total", 1)), 1.0);
+    assert_eq!(sample(&text, &series("eddy_kafka_offset", 0)), 3.0);
+    assert_eq!(sample(&text, &series("eddy_kafka_lag", 1)), 0.0);
+    assert_eq!(sample(&text, "eddy_kafka_rows_total{topic=\"events\",relation=\"events\"}"), 3.0);
+    assert_eq!(sample(&text, "eddy_stream_rows_total{stream=\"events\"}"), 3.0);
+    let (_, status) = get(server.http_addr().expect("http is on"), "/api/status", "").await;
+    let json: serde_json::Value = serde_json::from_str(&status).expect("json");
+    assert_eq!(json["consumers"][0]["errors"], 2);
+    assert_eq!(json["consumers"][0]["lag"], 0);
+    assert_eq!(json["errors"].as_array().map(Vec::len), Some(2), "{json}");
+    drop(client);
+    server.shutdown().await;
+}
+
+/// `eddy --log-format json` logs one JSON object per line, the HTTP
+/// address among them.
+#[test]
+fn json_logs_one_object_per_line() {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(["--ephemeral", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--log-format", "json"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("eddy starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let found = loop {
+        match received.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) if line.contains("eddy http listening") => break Some(line),
+            Ok(line) => seen.push(line),
+            Err(_) => break None,
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = found.unwrap_or_else(|| panic!("no http line; the log was:\n{}", seen.join("\n")));
+    let json: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(json["level"], "INFO", "{line}");
+    assert!(json["fields"]["addr"].as_str().is_some_and(|a| a.starts_with("127.0.0.1:")), "{line}");
+    for earlier in &seen {
+        let _: serde_json::Value = serde_json::from_str(earlier).unwrap_or_else(|e| panic!("{e}: {earlier}"));
+    }
 }

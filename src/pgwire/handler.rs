@@ -302,6 +302,9 @@ impl EddyQueryParser {
             Statement::SetTtl(_) => (None, Vec::new(), Some(crate::sql::statement::set_ttl::SetTtl::schema())),
             Statement::Kafka(call) => (None, Vec::new(), Some(call.schema())),
             Statement::Cursor(cursor) => (None, Vec::new(), cursor.schema(&self.session)),
+            Statement::ExplainView(_) => {
+                (None, Vec::new(), Some(crate::sql::statement::explain_view::ExplainView::schema()))
+            }
             _ => (None, Vec::new(), None),
         };
         Ok(Some(Prepared { statement, plan, param_types, result }))

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::physical_plan::{ExecutionPlan, displayable};
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::Token;
@@ -52,11 +52,16 @@ impl ExplainView {
         Ok(Some(Self { name: crate::sql::normalize_object_name(&name)? }))
     }
 
+    /// Its one column, `QUERY PLAN`, as PostgreSQL's `EXPLAIN` has it.
+    pub fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![Field::new("QUERY PLAN", DataType::Utf8, false)]))
+    }
+
     /// The plan, one line per row.
     pub fn execute(&self, session: &Session) -> Result<Reply> {
         let view = session.engine().catalog.view(&self.name)?;
         let lines = describe(&view);
-        let schema = Arc::new(Schema::new(vec![Field::new("QUERY PLAN", DataType::Utf8, false)]));
+        let schema = Self::schema();
         let column = Arc::new(StringArray::from(lines));
         let batch =
             RecordBatch::try_new(schema.clone(), vec![column]).map_err(datafusion::error::DataFusionError::from)?;
@@ -84,7 +89,8 @@ pub fn describe(view: &ViewRuntime) -> Vec<String> {
         lines.push(format!("    Lookup join: {} as of each write", lookup.name()));
     }
     let (groups, bytes) = (view.groups(), view.state_bytes());
-    lines.push(format!("  State: {groups} groups, {bytes} bytes"));
+    let plural = if groups == 1 { "" } else { "s" };
+    lines.push(format!("  State: {groups} group{plural}, {bytes} bytes"));
     let columns: Vec<String> = plan
         .state_schema
         .fields()
