@@ -246,6 +246,7 @@ fn browser_dom(url: &str) -> String {
         .expect("chromium runs");
     assert!(out.status.success(), "chromium failed");
     let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap_or(Path::new(".")).join("status-page.png");
+    let _ = std::fs::remove_file(&target);
     let shot = Command::new(chromium)
         .args(common)
         .arg(&user_dir)

@@ -117,8 +117,12 @@ impl AuthConfig {
         }
         config.tls = file.tls.map(|t| TlsConfig { cert: dir.join(t.cert), key: dir.join(t.key) });
         config.http_token = file.http.and_then(|h| h.token);
-        if config.http_token.as_deref().is_some_and(|t| t.len() < 16) {
-            return Err(AuthError::Config("[http] token must be at least 16 characters".into()));
+        let url_safe = |t: &str| t.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+        if config.http_token.as_deref().is_some_and(|t| t.len() < 16 || !url_safe(t)) {
+            return Err(AuthError::Config(
+                "[http] token must be at least 16 characters of letters, digits and - . _ ~ (it may travel in a URL)"
+                    .into(),
+            ));
         }
         Ok(config)
     }

@@ -285,7 +285,7 @@ impl Writer {
 
     fn sync_idle(&mut self) {
         if self.unsynced {
-            match self.file.sync_data() {
+            match self.timed_sync() {
                 Ok(()) => self.unsynced = false,
                 Err(e) => tracing::error!(path = %self.path.display(), "could not sync the insert log: {e}"),
             }
@@ -330,7 +330,9 @@ impl Writer {
             self.file.write_all_at(&buffer, start_len).and_then(|()| if sync { self.timed_sync() } else { Ok(()) });
         match outcome {
             Ok(()) => {
-                self.telemetry.group_commit.observe(appends.len() as f64);
+                if sync {
+                    self.telemetry.group_commit.observe(appends.len() as f64);
+                }
                 self.len += buffer.len() as u64;
                 self.unsynced = !sync;
                 for ((_, _, reply), lsn) in appends.into_iter().zip(lsns) {

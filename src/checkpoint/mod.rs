@@ -438,27 +438,14 @@ impl Durability {
         self.next_view_id.fetch_max(id + 1, Ordering::Relaxed);
     }
 
-    /// Takes a checkpoint: `capture` runs at the barrier (writes paused) and
-    /// says what to save; the files are written after the barrier lifts.
-    pub async fn checkpoint<F>(&self, capture: F) -> Result<CheckpointStats, CheckpointError>
-    where
-        F: FnOnce(&dyn Fn(u64) -> Option<Vec<StateFile>>, bool) -> Result<Capture, CheckpointError>,
-    {
-        let outcome = self.take_checkpoint(capture).await;
-        match &outcome {
-            Ok(stats) if stats.seq > 0 => self.telemetry.succeeded(stats),
-            Ok(_) => {}
-            Err(e) => self.telemetry.failed(e.to_string()),
-        }
-        outcome
-    }
-
     /// Checkpoint and insert-log figures.
     pub fn telemetry(&self) -> &Arc<telemetry::Telemetry> {
         &self.telemetry
     }
 
-    async fn take_checkpoint<F>(&self, capture: F) -> Result<CheckpointStats, CheckpointError>
+    /// Takes a checkpoint: `capture` runs at the barrier (writes paused) and
+    /// says what to save; the files are written after the barrier lifts.
+    pub async fn checkpoint<F>(&self, capture: F) -> Result<CheckpointStats, CheckpointError>
     where
         F: FnOnce(&dyn Fn(u64) -> Option<Vec<StateFile>>, bool) -> Result<Capture, CheckpointError>,
     {
@@ -470,13 +457,14 @@ impl Durability {
         };
         let started = Instant::now();
         let chain = store.chain.clone().lock_owned().await;
-        let (log_lsn, captured, through) = {
+        let taken = async {
             let _barrier = self.barrier().await;
             let log_lsn = log.rotate().await?;
             let files = |id: u64| chain.files(id).map(<[StateFile]>::to_vec);
             let number = self.durable.next_capture();
-            (log_lsn, capture(&files, chain.force_full)?, (self.last_epoch(), number))
+            Ok::<_, CheckpointError>((log_lsn, capture(&files, chain.force_full)?, (self.last_epoch(), number)))
         };
+        let (log_lsn, captured, through) = taken.await.inspect_err(|e| self.telemetry.failed(e.to_string()))?;
         let paused = started.elapsed();
         // The capture took the views' changes since the last checkpoint (a
         // delta is relative to it). From here on the checkpoint runs in a
@@ -490,7 +478,16 @@ impl Durability {
             started,
             paused,
         };
-        let outcome = match tokio::spawn(finish.run(chain, captured)).await {
+        let telemetry = self.telemetry.clone();
+        let run = async move {
+            let outcome = finish.run(chain, captured).await;
+            match &outcome {
+                Ok(stats) => telemetry.succeeded(stats),
+                Err(e) => telemetry.failed(e.to_string()),
+            }
+            outcome
+        };
+        let outcome = match tokio::spawn(run).await {
             Ok(outcome) => outcome,
             Err(e) => Err(CheckpointError::Encode(format!("checkpoint writer failed: {e}"))),
         };

@@ -64,9 +64,16 @@ pub struct CopyIn {
     /// The first error; later data is ignored and the error is reported at
     /// CopyDone, which keeps the protocol in step with the client.
     error: Option<IngestError>,
+    /// When the COPY started, for its latency.
+    started: std::time::Instant,
 }
 
 impl CopyIn {
+    /// When the COPY started.
+    pub fn started(&self) -> std::time::Instant {
+        self.started
+    }
+
     /// Starts a COPY into `target`.
     /// `max_bytes` bounds the rows held, `max_record_bytes` one record.
     pub fn new(
@@ -77,7 +84,8 @@ impl CopyIn {
     ) -> Result<Self, IngestError> {
         let decoder = RowDecoder::new(copy.format.clone(), target.schema().clone(), &copy.columns)?
             .with_max_record_bytes(max_record_bytes);
-        Ok(Self { target, decoder, batches: Vec::new(), bytes: 0, max_bytes, error: None })
+        let started = std::time::Instant::now();
+        Ok(Self { target, decoder, batches: Vec::new(), bytes: 0, max_bytes, error: None, started })
     }
 
     /// Takes one CopyData chunk.

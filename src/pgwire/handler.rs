@@ -128,7 +128,10 @@ impl EddyHandler {
     async fn execute(&self, statement: Statement, format: &Format) -> Result<Response> {
         let (kind, started) = (statement.kind(), std::time::Instant::now());
         let reply = self.session.guard(statement.execute(&self.session, None)).await;
-        self.session.engine().sessions.query_done(kind, started.elapsed());
+        // A COPY FROM that started is timed when its data is all in.
+        if !matches!(reply, Ok(Reply::CopyIn(_))) {
+            self.session.engine().sessions.query_done(kind, started.elapsed());
+        }
         self.respond(reply?, format)
     }
 
@@ -500,7 +503,10 @@ impl CopyHandler for EddyHandler {
         let Some(copy) = copy else {
             return Err(to_pgwire(EddyError::Protocol("CopyDone without a COPY in progress".into())));
         };
-        let rows = copy.finish(self.session.commit_mode()).await.map_err(|e| to_pgwire(e.into()))?;
+        let started = copy.started();
+        let rows = copy.finish(self.session.commit_mode()).await;
+        self.session.engine().sessions.query_done(crate::observe::QueryKind::Copy, started.elapsed());
+        let rows = rows.map_err(|e| to_pgwire(e.into()))?;
         let tag = Tag::new("COPY").with_rows(rows as usize);
         futures::SinkExt::send(client, PgWireBackendMessage::CommandComplete(tag.into())).await?;
         Ok(())

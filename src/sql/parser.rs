@@ -74,7 +74,7 @@ fn syntax(e: ParserError) -> SqlError {
     SqlError::Syntax(msg)
 }
 
-fn word_is(parser: &Parser, n: usize, word: &str) -> bool {
+pub(crate) fn word_is(parser: &Parser, n: usize, word: &str) -> bool {
     matches!(&parser.peek_nth_token_ref(n).token, Token::Word(w) if w.value.eq_ignore_ascii_case(word))
 }
 

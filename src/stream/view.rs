@@ -308,12 +308,12 @@ impl ViewRuntime {
         &self.plan.stream
     }
 
-    /// The tables and views the view's events are joined with.
     /// The view's incremental plan (what `EXPLAIN VIEW` shows).
     pub fn plan(&self) -> &Arc<IncrementalPlan> {
         &self.plan
     }
 
+    /// The tables and views the view's events are joined with.
     pub fn lookups(&self) -> &[crate::planner::Lookup] {
         &self.plan.lookups
     }
@@ -398,7 +398,9 @@ impl ViewRuntime {
         let Prepared { work, rows, epoch, started } = prepared;
         let emit = (!self.readers.read().is_empty() || self.outbox.wanted()).then_some(epoch);
         let changes = self.ask(|ack| Message::Merge { work, emit, ack }).await?;
-        self.traffic.count(rows, 0);
+        if rows > 0 {
+            self.traffic.count(rows, 0);
+        }
         self.apply.observe_duration(started.elapsed());
         Ok(changes)
     }

@@ -364,13 +364,15 @@ impl Runner {
 
     /// Moves the offsets past `decoded`, and counts it.
     fn advance(&self, decoded: &Decoded, rows: u64) {
+        // Counted before the offsets move, so that whoever sees the offsets
+        // sees the counts.
         let stats = &self.consumer.stats;
-        self.consumer.advance(&decoded.next_offsets);
         stats.rows.fetch_add(rows, Ordering::Relaxed);
         stats.messages.fetch_add(decoded.messages, Ordering::Relaxed);
         self.consumer.count_partition_messages(&decoded.partition_messages);
         stats.bytes.fetch_add(decoded.bytes, Ordering::Relaxed);
         stats.batches.fetch_add(1, Ordering::Relaxed);
+        self.consumer.advance(&decoded.next_offsets);
     }
 
     /// Appends a batch's rows to the stream. The rows and the offsets move

@@ -126,6 +126,9 @@ pub struct Stats {
     pub batches: AtomicU64,
 }
 
+/// How long the high watermarks asked of a broker are reused.
+const WATERMARKS_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// One topic consumed into one stream.
 #[derive(Debug)]
 pub struct Consumer {
@@ -143,6 +146,8 @@ pub struct Consumer {
     pub stats: Stats,
     /// Per partition, messages read and messages that did not decode.
     partition_stats: Mutex<BTreeMap<i32, (u64, u64)>>,
+    /// The high watermarks last asked of the broker, and when.
+    watermarks: Mutex<Option<(std::time::Instant, BTreeMap<i32, i64>)>>,
     run: Mutex<Option<Run>>,
     /// Consuming was asked for (by `consume_begin`), and not ended since:
     /// what a checkpoint records, so a restart resumes it.
@@ -194,7 +199,24 @@ impl Consumer {
     }
 
     /// The high watermark of each partition, if a client is connected.
+    /// Asked of the broker at most every [`WATERMARKS_FRESH`], and only
+    /// while the consumer runs: a scrape or the status page must not wait
+    /// on a broker that is not answering.
     pub fn high_watermarks(&self) -> BTreeMap<i32, i64> {
+        if self.status().0 != "running" {
+            return BTreeMap::new();
+        }
+        if let Some((at, marks)) = self.watermarks.lock().as_ref()
+            && at.elapsed() < WATERMARKS_FRESH
+        {
+            return marks.clone();
+        }
+        let marks = self.fetch_high_watermarks();
+        *self.watermarks.lock() = Some((std::time::Instant::now(), marks.clone()));
+        marks
+    }
+
+    fn fetch_high_watermarks(&self) -> BTreeMap<i32, i64> {
         let probe = self.run.lock().as_ref().map(|r| r.probe.clone());
         let partitions: Vec<i32> = self.offsets.lock().keys().copied().collect();
         match probe {
@@ -336,6 +358,7 @@ impl Kafka {
             offsets: Mutex::new(offsets),
             stats: Stats::default(),
             partition_stats: Mutex::new(BTreeMap::new()),
+            watermarks: Mutex::new(None),
             run: Mutex::new(None),
             active: std::sync::atomic::AtomicBool::new(active),
         }

@@ -15,12 +15,12 @@ use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::physical_plan::{ExecutionPlan, displayable};
 use datafusion::sql::sqlparser::parser::Parser;
-use datafusion::sql::sqlparser::tokenizer::Token;
 
 use super::Reply;
 use crate::error::Result;
 use crate::server::Session;
 use crate::sql::SqlError;
+use crate::sql::parser::word_is;
 use crate::stream::ViewRuntime;
 
 /// `EXPLAIN VIEW name`.
@@ -28,10 +28,6 @@ use crate::stream::ViewRuntime;
 pub struct ExplainView {
     /// The view.
     pub name: String,
-}
-
-fn word_is(parser: &Parser, n: usize, word: &str) -> bool {
-    matches!(&parser.peek_nth_token_ref(n).token, Token::Word(w) if w.value.eq_ignore_ascii_case(word))
 }
 
 impl ExplainView {

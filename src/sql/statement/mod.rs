@@ -221,17 +221,26 @@ impl Statement {
             | Statement::CopyTo(_)
             | Statement::Show(_)
             | Statement::Cursor(_)
-            | Statement::ExplainView(_) => QueryKind::Read,
+            | Statement::ExplainView(_)
+            | Statement::Subscribe(_) => QueryKind::Read,
             Statement::Write(_) => QueryKind::Write,
             Statement::Copy(_) => QueryKind::Copy,
-            Statement::Transaction(_)
+            Statement::CreateStream(_)
+            | Statement::CreateView(_)
+            | Statement::CreateTable(_)
+            | Statement::CreateSink(_)
+            | Statement::Drop(_)
+            | Statement::Truncate(_)
+            | Statement::SetTtl(_)
+            | Statement::CreateExtension(_) => QueryKind::Ddl,
+            Statement::Kafka(_)
+            | Statement::Checkpoint
+            | Statement::Transaction(_)
             | Statement::Set(_)
             | Statement::Noop(_)
             | Statement::Discard(_)
             | Statement::Prepared(_)
-            | Statement::Listen(_)
-            | Statement::Subscribe(_) => QueryKind::Other,
-            _ => QueryKind::Ddl,
+            | Statement::Listen(_) => QueryKind::Other,
         }
     }
 
