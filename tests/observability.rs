@@ -202,6 +202,13 @@ async fn status_json_and_page_in_a_browser() {
 
     let (status, page) = get(http, "/", "").await;
     assert_eq!(status, 200);
+    // On loopback, a page that rebinds its name to 127.0.0.1 reads nothing.
+    let rebound = "GET /api/status HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n";
+    let mut socket = tokio::net::TcpStream::connect(http).await.expect("connects");
+    socket.write_all(rebound.as_bytes()).await.expect("sent");
+    let mut answer = String::new();
+    socket.read_to_string(&mut answer).await.expect("read");
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
     assert!(page.contains("<title>Eddy status</title>"));
     let url = format!("http://{http}/");
     let dom = tokio::task::spawn_blocking(move || browser_dom(&url)).await.expect("browser ran");
@@ -365,13 +372,13 @@ async fn kafka_metrics_per_partition() {
     server.shutdown().await;
 }
 
-/// `eddy --log-format json` logs one JSON object per line, the HTTP
-/// address among them.
-#[test]
-fn json_logs_one_object_per_line() {
+/// Runs `eddy` with `args` and JSON logs until a line containing `needle`
+/// (and `linger` more), then kills it: the lines logged, and the one found.
+fn log_until(args: &[&str], needle: &str, linger: Duration) -> (Option<String>, Vec<String>) {
     use std::io::BufRead;
     let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
-        .args(["--ephemeral", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--log-format", "json"])
+        .args(["--ephemeral", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(args)
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -389,13 +396,23 @@ fn json_logs_one_object_per_line() {
     let mut seen = Vec::new();
     let found = loop {
         match received.recv_timeout(Duration::from_secs(30)) {
-            Ok(line) if line.contains("eddy http listening") => break Some(line),
+            Ok(line) if line.contains(needle) => break Some(line),
             Ok(line) => seen.push(line),
             Err(_) => break None,
         }
     };
+    std::thread::sleep(linger);
+    seen.extend(received.try_iter());
     let _ = child.kill();
     let _ = child.wait();
+    (found, seen)
+}
+
+/// `eddy --log-format json` logs one JSON object per line, the HTTP
+/// address among them.
+#[test]
+fn json_logs_one_object_per_line() {
+    let (found, seen) = log_until(&["--http", "127.0.0.1:0"], "eddy http listening", Duration::ZERO);
     let line = found.unwrap_or_else(|| panic!("no http line; the log was:\n{}", seen.join("\n")));
     let json: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
     assert_eq!(json["level"], "INFO", "{line}");
@@ -403,4 +420,12 @@ fn json_logs_one_object_per_line() {
     for earlier in &seen {
         let _: serde_json::Value = serde_json::from_str(earlier).unwrap_or_else(|e| panic!("{e}: {earlier}"));
     }
+}
+
+/// `eddy --http off` serves PostgreSQL and no HTTP at all.
+#[test]
+fn http_off_on_the_command_line() {
+    let (found, seen) = log_until(&["--http", "off"], "eddy listening", Duration::from_millis(500));
+    assert!(found.is_some(), "eddy did not start: {seen:?}");
+    assert!(!seen.iter().any(|l| l.contains("http listening")), "{seen:?}");
 }

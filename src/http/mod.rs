@@ -56,6 +56,8 @@ pub enum HttpError {
 struct Shared {
     engine: Arc<Engine>,
     token: Option<String>,
+    /// Bound to a loopback address.
+    loopback: bool,
     history: Arc<history::History>,
 }
 
@@ -78,7 +80,8 @@ pub fn serve(
     let history = Arc::new(history::History::default());
     let sampler = history.clone().run(engine.clone(), shutdown.clone());
     tasks.spawn(sampler.instrument(info_span!("http-history")));
-    let shared = Arc::new(Shared { engine, token, history });
+    let loopback = bound.ip().is_loopback();
+    let shared = Arc::new(Shared { engine, token, loopback, history });
     let router = Router::new()
         .route("/", get(page))
         .route("/metrics", get(metrics_text))
@@ -97,9 +100,16 @@ pub fn serve(
     );
 }
 
-/// Refuses a request without the token, when there is one.
+/// Refuses a request without the token, when there is one. Without one, on
+/// loopback, refuses a request that names another host: a web page that
+/// rebinds its own name to 127.0.0.1 must not read the figures.
 async fn require_token(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let Some(token) = &shared.token else {
+        let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+        if shared.loopback && !is_loopback_host(host) {
+            return (StatusCode::FORBIDDEN, "this address serves loopback clients only: use 127.0.0.1 or localhost\n")
+                .into_response();
+        }
         return next.run(request).await;
     };
     let bearer = request
@@ -117,6 +127,15 @@ async fn require_token(State(shared): State<Arc<Shared>>, request: Request, next
         )
             .into_response(),
     }
+}
+
+/// Whether a `Host` header names this machine's loopback.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _port)| name),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Compares in time that does not depend on where the bytes differ.
@@ -148,7 +167,17 @@ async fn status_json(State(shared): State<Arc<Shared>>) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::same;
+    use super::{is_loopback_host, same};
+
+    #[test]
+    fn loopback_hosts() {
+        for host in ["localhost", "LOCALHOST:8432", "127.0.0.1", "127.0.0.1:8432", "[::1]:8432", "[::1]"] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in ["", "evil.example", "evil.example:8432", "10.0.0.1:8432", "localhost.evil.example"] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
 
     #[test]
     fn tokens_compare_whole() {
