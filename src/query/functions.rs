@@ -50,8 +50,14 @@ fn wall_clock(name: &str) -> datafusion::logical_expr::ScalarUDF {
 }
 
 /// Registers `version()`, `current_database()`, `current_schema()`,
-/// `pg_backend_pid()` and `clock_timestamp()`.
+/// `pg_backend_pid()`, `clock_timestamp()`, `pg_typeof()`, and PostgreSQL's
+/// `to_char` in place of DataFusion's.
 pub fn register(state: &mut SessionState) -> Result<()> {
+    // DataFusion's to_char is also registered as `date_format`: drop that
+    // name too, or rebuilding the state could bring it back as `to_char`.
+    state.deregister_udf("date_format")?;
+    state.register_udf(Arc::new(super::to_char::udf()))?;
+    state.register_udf(Arc::new(super::pg_typeof::udf()))?;
     state.register_udf(Arc::new(constant_text("version", version_string())))?;
     state.register_udf(Arc::new(constant_text("current_database", DATABASE.to_string())))?;
     state.register_udf(Arc::new(constant_text("current_schema", SCHEMA.to_string())))?;

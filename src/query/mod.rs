@@ -8,8 +8,10 @@ pub mod context;
 pub mod functions;
 pub mod pg_functions;
 pub mod pg_notify;
+pub mod pg_typeof;
 pub mod snapshot;
 pub mod state_table;
+pub mod to_char;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;

@@ -19,6 +19,9 @@ use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use hashbrown::HashTable;
 
+/// Accumulators measured for [`GroupedState::size_bytes`] at most.
+const SIZE_SAMPLE: usize = 4096;
+
 mod intact;
 mod retract;
 mod session;
@@ -129,9 +132,22 @@ impl GroupedState {
     }
 
     /// Approximate bytes held by keys and accumulators.
+    ///
+    /// Beyond [`SIZE_SAMPLE`] accumulators, an evenly spread sample of
+    /// them is measured and scaled up, so that reading the figure (each
+    /// scrape of `/metrics`, `pipelinedb.views`) holds the state's lock
+    /// briefly whatever the number of groups.
     pub fn size_bytes(&self) -> usize {
         let keys = self.keys.as_ref().map_or(0, |k| k.size());
-        let accs: usize = self.accumulators.iter().map(|a| a.size()).sum();
+        let n = self.accumulators.len();
+        let accs: usize = match n <= SIZE_SAMPLE {
+            true => self.accumulators.iter().map(|a| a.size()).sum(),
+            false => {
+                let step = n / SIZE_SAMPLE;
+                let sampled: usize = self.accumulators.iter().step_by(step).take(SIZE_SAMPLE).map(|a| a.size()).sum();
+                sampled * n / SIZE_SAMPLE
+            }
+        };
         keys + accs + self.index.capacity() * 4
     }
 

@@ -76,7 +76,7 @@ impl Plan {
             scans_max: 200,
             scan_seconds_max: 20.0,
             methods: vec![Method::Copy, Method::Insert],
-            metrics_rounds: 5,
+            metrics_rounds: 7,
         }
     }
 

@@ -56,17 +56,19 @@ fn ingest_table(out: &mut String, results: &[IngestResult]) {
 fn metrics_table(out: &mut String, cost: &super::metrics_cost::MetricsCost) {
     use super::metrics_cost::MetricsCost;
     out.push_str("### What the metrics cost on ingest (COPY into the view, same run)\n\n");
-    out.push_str("| keys | rounds | figures off: median rows/s | on, /metrics scraped every 100 ms: median rows/s | scrapes answered | cost |\n");
-    out.push_str("|--:|--:|--:|--:|--:|--:|\n");
+    out.push_str("| keys | rounds | figures off: median rows/s | on: median rows/s | cost | on, /metrics scraped every second: median rows/s | cost | scrapes answered |\n");
+    out.push_str("|--:|--:|--:|--:|--:|--:|--:|--:|\n");
     let _ = writeln!(
         out,
-        "| {} | {} | {} | {} | {} | {:.1}% |\n",
+        "| {} | {} | {} | {} | {:.1}% | {} | {:.1}% | {} |\n",
         thousands(cost.keys as f64),
         cost.off.len(),
         thousands(MetricsCost::median(&cost.off)),
         thousands(MetricsCost::median(&cost.on)),
+        cost.cost_percent(&cost.on),
+        thousands(MetricsCost::median(&cost.scraped)),
+        cost.cost_percent(&cost.scraped),
         cost.scrapes,
-        cost.cost_percent(),
     );
 }
 
