@@ -58,8 +58,11 @@ pub fn measure(
     rounds: usize,
 ) -> BenchResult<MetricsCost> {
     let mut cost = MetricsCost { keys: data.keys, ..MetricsCost::default() };
-    for _ in 0..rounds {
-        for (on, scraped) in [(false, false), (true, false), (true, true)] {
+    let sides = [(false, false), (true, false), (true, true)];
+    for round in 0..rounds {
+        // Each round starts with another side: order must not favour one.
+        for k in 0..sides.len() {
+            let (on, scraped) = sides[(round + k) % sides.len()];
             eddy::observe::set_enabled(on);
             let http = scraped.then(|| SocketAddr::from(([127, 0, 0, 1], 0)));
             let config = Config { http, ..Config::default() };
