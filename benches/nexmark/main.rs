@@ -53,7 +53,9 @@ pub struct Query {
     /// What is read from the view (`v`) and from the batch computation (`v` too).
     read: &'static str,
     /// The same aggregate computed in batch over the table `bid`, written
-    /// without Eddy's window functions.
+    /// without Eddy's window functions. The batch runs in plain DataFusion,
+    /// whose `to_char` takes strftime templates where Eddy's takes
+    /// PostgreSQL's.
     batch: &'static str,
 }
 
@@ -90,7 +92,7 @@ const QUERIES: &[Query] = &[
     },
     Query {
         name: "q15 (bidding statistics per day)",
-        view: "SELECT to_char(date_time, '%Y-%m-%d') AS day, count(*) AS total_bids, \
+        view: "SELECT to_char(date_time, 'YYYY-MM-DD') AS day, count(*) AS total_bids, \
                count(*) FILTER (WHERE price < 10000) AS rank1_bids, \
                count(*) FILTER (WHERE price >= 10000 AND price < 1000000) AS rank2_bids, \
                count(*) FILTER (WHERE price >= 1000000) AS rank3_bids, \
@@ -105,7 +107,7 @@ const QUERIES: &[Query] = &[
     },
     Query {
         name: "q16 (channel statistics per day)",
-        view: "SELECT channel, to_char(date_time, '%Y-%m-%d') AS day, max(to_char(date_time, '%H:%M')) AS minute, \
+        view: "SELECT channel, to_char(date_time, 'YYYY-MM-DD') AS day, max(to_char(date_time, 'HH24:MI')) AS minute, \
                count(*) AS total_bids, count(DISTINCT bidder) AS total_bidders FROM bid GROUP BY 1, 2",
         read: "SELECT * FROM v",
         batch: "SELECT channel, to_char(date_time, '%Y-%m-%d') AS day, max(to_char(date_time, '%H:%M')) AS minute, \
@@ -113,7 +115,7 @@ const QUERIES: &[Query] = &[
     },
     Query {
         name: "q17 (auction statistics per day)",
-        view: "SELECT auction, to_char(date_time, '%Y-%m-%d') AS day, count(*) AS total_bids, \
+        view: "SELECT auction, to_char(date_time, 'YYYY-MM-DD') AS day, count(*) AS total_bids, \
                min(price) AS min_price, max(price) AS max_price, sum(price) AS sum_price FROM bid GROUP BY 1, 2",
         read: "SELECT * FROM v",
         batch: "SELECT auction, to_char(date_time, '%Y-%m-%d') AS day, count(*) AS total_bids, \
