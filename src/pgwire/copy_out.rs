@@ -1,12 +1,13 @@
 //! `COPY ... TO STDOUT`: rows as COPY data lines, in text or CSV
-//! (`crate::sql::statement::copy_to::line`), after a header line when asked.
+//! (`crate::sql::statement::copy_to::line`), after a header line when asked,
+//! streamed batch by batch as the query makes them.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
-use futures::stream;
+use datafusion::physical_plan::SendableRecordBatchStream;
+use futures::{StreamExt, stream};
 use pgwire::api::portal::Format;
 use pgwire::api::results::{CopyResponse, Response};
 use pgwire::error::PgWireResult;
@@ -14,6 +15,8 @@ use pgwire::messages::copy::CopyData;
 use pgwire::messages::data::DataRow;
 
 use super::encode;
+use super::sqlstate::to_pgwire;
+use super::streamed::{Watched, watched_batches};
 use crate::ingest::decode::CopyFormat;
 use crate::sql::statement::copy_to::line;
 
@@ -36,27 +39,42 @@ pub fn row_fields(row: &DataRow) -> Vec<Option<&[u8]>> {
     fields
 }
 
-/// The COPY-out response for `batches`. The header line (if any) goes in
-/// the first data message, so that the `COPY n` tag counts rows only.
-pub fn response(schema: &SchemaRef, batches: Vec<RecordBatch>, format: &CopyFormat) -> PgWireResult<Response> {
+/// The COPY-out response for `batches`, each batch's lines made when the
+/// client is ready for them. The header line (if any) goes in the first
+/// data message, so that the `COPY n` tag counts rows only.
+pub fn response(
+    schema: &SchemaRef,
+    batches: SendableRecordBatchStream,
+    format: &CopyFormat,
+    watched: Watched,
+) -> PgWireResult<Response> {
     let fields = Arc::new(encode::pg_fields(schema, &Format::UnifiedText)?);
-    let mut lines: Vec<Vec<u8>> = Vec::new();
-    for batch in batches {
-        for row in encode::data_rows(batch, &fields, &Format::UnifiedText)? {
-            lines.push(line(&row_fields(&row), format));
-        }
-    }
-    if format.header {
+    let mut header = format.header.then(|| {
         let names: Vec<Option<&[u8]>> = schema.fields().iter().map(|f| Some(f.name().as_bytes())).collect();
-        let mut header = line(&names, format);
-        match lines.first_mut() {
-            Some(first) => {
-                header.append(first);
-                *first = header;
+        line(&names, format)
+    });
+    let copy_format = format.clone();
+    let lines = watched_batches(batches, watched).map(move |batch| {
+        let rows = batch.map_err(to_pgwire).and_then(|b| encode::data_rows(b, &fields, &Format::UnifiedText))?;
+        Ok(rows.iter().map(|row| line(&row_fields(row), &copy_format)).collect::<Vec<_>>())
+    });
+    // The header rides on the first line; an empty result sends it alone.
+    let lines = lines.chain(stream::once(async { Ok(Vec::new()) })).map(move |lines: PgWireResult<Vec<Vec<u8>>>| {
+        let mut lines = lines?;
+        if let Some(mut header) = header.take() {
+            match lines.first_mut() {
+                Some(first) => {
+                    header.append(first);
+                    *first = header;
+                }
+                None => lines.push(header),
             }
-            None => lines.push(header),
         }
-    }
-    let messages: Vec<PgWireResult<CopyData>> = lines.into_iter().map(|l| Ok(CopyData::new(Bytes::from(l)))).collect();
-    Ok(Response::CopyOut(CopyResponse::new(0, schema.fields().len(), stream::iter(messages))))
+        Ok(lines)
+    });
+    let messages = lines.flat_map(|lines| match lines {
+        Ok(lines) => stream::iter(lines.into_iter().map(|l| Ok(CopyData::new(Bytes::from(l)))).collect::<Vec<_>>()),
+        Err(e) => stream::iter(vec![Err(e)]),
+    });
+    Ok(Response::CopyOut(CopyResponse::new(0, schema.fields().len(), messages)))
 }

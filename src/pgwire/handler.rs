@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::SendableRecordBatchStream;
 use futures::{Sink, stream};
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
@@ -24,6 +26,7 @@ use pgwire::messages::response::TransactionStatus;
 use super::encode;
 use super::params::{bind, ordered_types, pg_type};
 use super::sqlstate::{IN_FAILED_TRANSACTION, to_pgwire};
+use super::streamed::Watched;
 use crate::error::{EddyError, Result};
 use crate::ingest::IngestError;
 use crate::ingest::copy::CopyIn;
@@ -126,16 +129,14 @@ impl EddyHandler {
     }
 
     async fn execute(&self, statement: Statement, format: &Format) -> Result<Response> {
-        let (kind, started) = (statement.kind(), std::time::Instant::now());
-        let reply = self.session.guard(statement.execute(&self.session, None)).await;
-        // A COPY FROM that started is timed when its data is all in.
-        if !matches!(reply, Ok(Reply::CopyIn(_))) {
-            self.session.engine().sessions.query_done(kind, started.elapsed());
-        }
-        self.respond(reply?, format)
+        let watched = Watched::new(self.session.arm(), self.session.busy(), statement.kind());
+        let reply = watched.stop().run(statement.execute(&self.session, None)).await?;
+        self.respond(reply, format, watched)
     }
 
-    fn respond(&self, reply: Reply, format: &Format) -> Result<Response> {
+    /// The response for `reply`. `watched` counts the statement's latency
+    /// once it is dropped: here, or after the last row of a COPY TO.
+    fn respond(&self, reply: Reply, format: &Format, watched: Watched) -> Result<Response> {
         Ok(match reply {
             Reply::Tag(t) => Response::Execution(encode::tag(&t)),
             Reply::Rows { schema, batches } => encode::rows(&schema, batches, format).map_err(internal)?,
@@ -149,9 +150,11 @@ impl EddyHandler {
                 other => other,
             },
             Reply::CopyOut { schema, batches, format } => {
-                super::copy_out::response(&schema, batches, &format).map_err(internal)?
+                super::copy_out::response(&schema, batches.0, &format, watched).map_err(internal)?
             }
             Reply::CopyIn(copy) => {
+                // A COPY FROM is timed when its data is all in.
+                watched.uncounted();
                 let target = crate::ingest::copy::CopyTarget::find(&self.session.engine().catalog, &copy.stream)?;
                 let columns = copy.columns.len();
                 let config = &self.session.engine().config;
@@ -228,7 +231,9 @@ impl SimpleQueryHandler for EddyHandler {
         }
         let mut status = client.transaction_status();
         let mut responses = Vec::with_capacity(statements.len());
-        for statement in statements {
+        let count = statements.len();
+        for (i, statement) in statements.into_iter().enumerate() {
+            let last = i + 1 == count;
             if blocked_by_failed_transaction(status, &statement) {
                 responses.push(failed_transaction_error());
                 break;
@@ -244,8 +249,18 @@ impl SimpleQueryHandler for EddyHandler {
                 Statement::Subscribe(subscribe) => self.subscribe(client, subscribe).await,
                 other => match self.deallocate_parsed(client, &other) {
                     Some(done) => Ok(done),
+                    None if last => self.stream_query(other).await,
                     None => self.execute(other, &Format::UnifiedText).await,
                 },
+            };
+            let outcome = match outcome {
+                // The last statement's rows go out as they are made.
+                Ok(Response::Query(rows)) if last => match super::streamed::send_all(client, rows, true).await {
+                    Ok(sent) => Ok(sent),
+                    Err(PgWireError::UserError(info)) => Ok(Response::Error(info)),
+                    Err(e) => return Err(e),
+                },
+                other => other,
             };
             self.send_notices(client).await?;
             match outcome {
@@ -384,7 +399,7 @@ impl ExtendedQueryHandler for EddyHandler {
         Ok(DescribePortalResponse::new(fields))
     }
 
-    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Prepared>, _max_rows: usize) -> PgWireResult<Response>
+    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Prepared>, max_rows: usize) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = Prepared>,
@@ -401,16 +416,17 @@ impl ExtendedQueryHandler for EddyHandler {
         }
         let outcome = match (&stmt.plan, self.deallocate_parsed(client, &stmt.statement)) {
             (_, Some(done)) => Ok(done),
-            (Some(plan), None) => {
-                let started = std::time::Instant::now();
-                let outcome = self.session.guard(self.run_planned(stmt, plan.clone(), portal)).await;
-                self.session.engine().sessions.query_done(stmt.statement.kind(), started.elapsed());
-                outcome
-            }
+            (Some(plan), None) => self.run_planned(stmt, plan.clone(), portal).await,
             (None, None) => self.execute(stmt.statement.clone(), &portal.result_column_format).await,
         };
+        let outcome = match outcome {
+            // pgwire collects a portal's rows when no row limit is asked
+            // for: send them as they come instead.
+            Ok(Response::Query(rows)) if max_rows == 0 => super::streamed::send_all(client, rows, false).await,
+            other => other.map_err(to_pgwire),
+        };
         self.send_notices(client).await?;
-        outcome.map_err(to_pgwire)
+        outcome
     }
 }
 
@@ -451,7 +467,26 @@ impl EddyHandler {
         Ok(Response::Execution(Tag::new("SUBSCRIBE")))
     }
 
+    /// Runs a prepared DataFusion statement: a write is answered with its
+    /// count, and a query's rows stream to the client.
     async fn run_planned(&self, stmt: &Prepared, plan: LogicalPlan, portal: &Portal<Prepared>) -> Result<Response> {
+        let watched = Watched::new(self.session.arm(), self.session.busy(), stmt.statement.kind());
+        let params = self.bind_params(stmt, portal);
+        let session = &self.session;
+        let Statement::Write(ast) = &stmt.statement else {
+            let outcome = watched.stop().run(async { crate::query::stream(session, plan, params?).await }).await;
+            return streamed(outcome, &portal.result_column_format, watched);
+        };
+        let (_, batches) = watched.stop().run(async { crate::query::run(session, plan, params?).await }).await?;
+        let rows = crate::sql::statement::insert::count_rows(&batches) as usize;
+        Ok(Response::Execution(match crate::sql::statement::insert::command(ast) {
+            "INSERT" => Tag::new("INSERT").with_oid(0).with_rows(rows),
+            other => Tag::new(other).with_rows(rows),
+        }))
+    }
+
+    /// The portal's parameter values, typed as the statement declared them.
+    fn bind_params(&self, stmt: &Prepared, portal: &Portal<Prepared>) -> Result<Option<ParamValues>> {
         let pg_types: Vec<Type> = (0..stmt.param_types.len())
             .map(|i| {
                 portal
@@ -464,18 +499,40 @@ impl EddyHandler {
             })
             .collect();
         let params = bind(portal, &stmt.param_types, &pg_types)?;
-        let params = (!stmt.param_types.is_empty()).then_some(params);
-        let (schema, batches) = crate::query::run(&self.session, plan, params).await?;
-        if let Statement::Write(ast) = &stmt.statement {
-            let rows = crate::sql::statement::insert::count_rows(&batches) as usize;
-            let tag = match crate::sql::statement::insert::command(ast) {
-                "INSERT" => Tag::new("INSERT").with_oid(0).with_rows(rows),
-                other => Tag::new(other).with_rows(rows),
-            };
-            return Ok(Response::Execution(tag));
-        }
-        encode::rows(&schema, batches, &portal.result_column_format).map_err(internal)
+        Ok((!stmt.param_types.is_empty()).then_some(params))
     }
+
+    /// A simple Query's last SELECT, its rows streamed to the client.
+    /// Earlier statements of the string are collected instead: pgwire sends
+    /// their results after the whole string has run, and a result streamed
+    /// then would see the later statements' writes.
+    async fn stream_query(&self, query: Statement) -> Result<Response> {
+        let kind = query.kind();
+        let Statement::Query(query) = query else {
+            return self.execute(query, &Format::UnifiedText).await;
+        };
+        let watched = Watched::new(self.session.arm(), self.session.busy(), kind);
+        let session = &self.session;
+        let outcome = watched
+            .stop()
+            .run(async {
+                let plan = crate::query::plan(session, *query).await?;
+                crate::query::stream(session, plan, None).await
+            })
+            .await;
+        streamed(outcome, &Format::UnifiedText, watched)
+    }
+}
+
+/// The response for a query that has started: its rows stream, and
+/// `watched` counts its latency when they end.
+fn streamed(
+    outcome: Result<(SchemaRef, SendableRecordBatchStream)>,
+    format: &Format,
+    watched: Watched,
+) -> Result<Response> {
+    let (schema, batches) = outcome?;
+    super::streamed::response(&schema, batches, format, watched).map_err(internal)
 }
 
 #[async_trait]

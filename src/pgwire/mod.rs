@@ -15,6 +15,7 @@ pub mod refuse;
 pub mod serve;
 pub mod sqlstate;
 mod startup;
+mod streamed;
 pub mod subscribe;
 
 use std::sync::Arc;

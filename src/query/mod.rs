@@ -17,6 +17,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::prelude::DataFrame;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast;
@@ -123,17 +124,38 @@ fn with_insert_target(plan: LogicalPlan, relation: crate::table::provider::Table
     Ok(out.data)
 }
 
-/// Runs a planned statement with optional parameter values.
+/// Runs a planned statement with optional parameter values, and collects
+/// its result.
 ///
-/// Every statement DataFusion executes passes here, whichever protocol sent
-/// it (a simple Query, a Parse/Bind/Execute, a SQL `EXECUTE`), so this is
-/// where a read-only user's writes are refused: an `INSERT`, and an
-/// `EXPLAIN ANALYZE` that would run one.
+/// Every statement DataFusion executes passes here or through [`stream`],
+/// whichever protocol sent it (a simple Query, a Parse/Bind/Execute, a SQL
+/// `EXECUTE`), so that is where a read-only user's writes are refused: an
+/// `INSERT`, and an `EXPLAIN ANALYZE` that would run one.
 pub async fn run(
     session: &Session,
     plan: LogicalPlan,
     params: Option<ParamValues>,
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let frame = frame(session, plan, params)?;
+    let schema = frame.schema().inner().clone();
+    let batches = frame.collect().await?;
+    Ok((schema, batches))
+}
+
+/// Runs a planned query whose result goes to the client as it is made,
+/// batch by batch, instead of being collected whole.
+pub async fn stream(
+    session: &Session,
+    plan: LogicalPlan,
+    params: Option<ParamValues>,
+) -> Result<(SchemaRef, SendableRecordBatchStream)> {
+    let frame = frame(session, plan, params)?;
+    let schema = frame.schema().inner().clone();
+    Ok((schema, frame.execute_stream().await?))
+}
+
+/// `plan`, bound to `params`, ready to run in the session's context.
+fn frame(session: &Session, plan: LogicalPlan, params: Option<ParamValues>) -> Result<DataFrame> {
     if let Some(action) = writes(&plan) {
         session.check_writable(action)?;
     }
@@ -145,10 +167,7 @@ pub async fn run(
     state.config_mut().set_extension(Arc::new(SessionCommit(session.commit_mode())));
     // now() and friends read the statement's start time.
     state.mark_start_execution();
-    let frame = DataFrame::new(state, plan);
-    let schema = frame.schema().inner().clone();
-    let batches = frame.collect().await?;
-    Ok((schema, batches))
+    Ok(DataFrame::new(state, plan))
 }
 
 /// What running `plan` would change, if anything. A plain `EXPLAIN` only

@@ -65,24 +65,55 @@ pub fn parse_timeout(text: &str) -> Option<Option<Duration>> {
     Some((millis > 0.0).then(|| Duration::from_micros((millis * 1000.0) as u64)))
 }
 
-impl Session {
-    /// Runs a statement until it ends, is cancelled, or passes the
-    /// session's `statement_timeout`.
-    pub async fn guard<T>(&self, statement: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-        let token = CancellationToken::new();
-        *self.running_token.lock() = token.clone();
-        let timeout = self.setting("statement_timeout").and_then(|(_, v)| parse_timeout(&v)).flatten();
+/// What stops a statement: the session's cancel token (a CancelRequest)
+/// and its `statement_timeout` deadline. A result that streams to the
+/// client after its statement returned keeps watching it until its last
+/// row.
+#[derive(Debug, Clone)]
+pub struct Stop {
+    token: CancellationToken,
+    deadline: Option<tokio::time::Instant>,
+}
+
+impl Stop {
+    /// Runs `statement` until it ends, or the statement is cancelled or
+    /// times out.
+    pub async fn run<T>(&self, statement: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        tokio::select! {
+            outcome = statement => outcome,
+            stopped = self.stopped() => Err(stopped),
+        }
+    }
+
+    /// Waits for a cancel or the deadline, and says which came.
+    pub async fn stopped(&self) -> EddyError {
         let expired = async {
-            match timeout {
-                Some(t) => tokio::time::sleep(t).await,
+            match self.deadline {
+                Some(t) => tokio::time::sleep_until(t).await,
                 None => std::future::pending().await,
             }
         };
         tokio::select! {
-            outcome = statement => outcome,
-            _ = token.cancelled() => Err(EddyError::Canceled("canceling statement due to user request".into())),
-            _ = expired => Err(EddyError::Canceled("canceling statement due to statement timeout".into())),
+            _ = self.token.cancelled() => EddyError::Canceled("canceling statement due to user request".into()),
+            _ = expired => EddyError::Canceled("canceling statement due to statement timeout".into()),
         }
+    }
+}
+
+impl Session {
+    /// Runs a statement until it ends, is cancelled, or passes the
+    /// session's `statement_timeout`.
+    pub async fn guard<T>(&self, statement: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        self.arm().run(statement).await
+    }
+
+    /// Starts watching a new statement: a CancelRequest from now on cancels
+    /// it, and its `statement_timeout` runs from now.
+    pub fn arm(&self) -> Stop {
+        let token = CancellationToken::new();
+        *self.running_token.lock() = token.clone();
+        let timeout = self.setting("statement_timeout").and_then(|(_, v)| parse_timeout(&v)).flatten();
+        Stop { token, deadline: timeout.map(|t| tokio::time::Instant::now() + t) }
     }
 
     /// Cancels the running statement, if any (a CancelRequest).

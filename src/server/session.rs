@@ -74,11 +74,19 @@ pub struct Session {
     pub cursors: Mutex<HashMap<String, crate::sql::statement::subscribe::Cursor>>,
 }
 
-/// A statement in progress; the session is busy until it is dropped.
+/// A statement in progress; the session is busy until it is dropped. A
+/// result that streams to the client carries one until its last row.
 #[derive(Debug)]
-pub struct Busy<'a>(&'a Session);
+pub struct Busy(Arc<Session>);
 
-impl Drop for Busy<'_> {
+impl Busy {
+    /// The busy session.
+    pub fn session(&self) -> &Arc<Session> {
+        &self.0
+    }
+}
+
+impl Drop for Busy {
     fn drop(&mut self) {
         *self.0.idle_since.lock() = Instant::now();
         self.0.running.fetch_sub(1, Ordering::Relaxed);
@@ -167,9 +175,9 @@ impl Session {
     }
 
     /// Marks the session busy with a statement until the guard is dropped.
-    pub fn busy(&self) -> Busy<'_> {
+    pub fn busy(self: &Arc<Self>) -> Busy {
         self.running.fetch_add(1, Ordering::Relaxed);
-        Busy(self)
+        Busy(self.clone())
     }
 
     /// How long the session has waited for its client with no statement

@@ -43,8 +43,8 @@ impl CopyTo {
     /// Runs the query; the wire layer sends its rows as COPY data.
     pub async fn execute(self, session: &Session) -> Result<Reply> {
         let plan = crate::query::plan(session, *self.query).await?;
-        let (schema, batches) = crate::query::run(session, plan, None).await?;
-        Ok(Reply::CopyOut { schema, batches, format: self.format })
+        let (schema, batches) = crate::query::stream(session, plan, None).await?;
+        Ok(Reply::CopyOut { schema, batches: super::RowStream(batches), format: self.format })
     }
 }
 

@@ -104,6 +104,15 @@ pub enum Statement {
     ExplainView(explain_view::ExplainView),
 }
 
+/// Rows still being made by a running query.
+pub struct RowStream(pub datafusion::physical_plan::SendableRecordBatchStream);
+
+impl std::fmt::Debug for RowStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RowStream")
+    }
+}
+
 /// What a statement asks the wire layer to send back.
 #[derive(Debug)]
 pub enum Reply {
@@ -118,12 +127,13 @@ pub enum Reply {
     },
     /// Start of `COPY ... FROM STDIN`: the wire layer switches to COPY mode.
     CopyIn(copy::CopyFrom),
-    /// Rows for `COPY ... TO STDOUT`, sent as COPY data.
+    /// Rows for `COPY ... TO STDOUT`, sent as COPY data as the query makes
+    /// them.
     CopyOut {
         /// The columns.
         schema: SchemaRef,
         /// The rows.
-        batches: Vec<RecordBatch>,
+        batches: RowStream,
         /// How they are written.
         format: crate::ingest::decode::CopyFormat,
     },
