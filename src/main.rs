@@ -118,6 +118,11 @@ struct ServeArgs {
     /// that needs more fails with 53200.
     #[arg(long, default_value_t = config::DEFAULT_MAX_QUERY_MEMORY / (1024 * 1024))]
     max_query_memory_mb: usize,
+    /// State the views and tables may hold, in MiB, as their estimates
+    /// measure it; past it INSERT, COPY and UPDATE fail with 53200 and
+    /// Kafka consumers pause until there is room. 0 is no limit.
+    #[arg(long, default_value_t = 0)]
+    max_state_memory_mb: u64,
     /// Longest query string accepted, in bytes.
     #[arg(long, default_value_t = config::DEFAULT_MAX_QUERY_BYTES)]
     max_query_bytes: usize,
@@ -182,6 +187,8 @@ impl ServeArgs {
             statement_timeout: (self.statement_timeout_ms > 0)
                 .then(|| std::time::Duration::from_millis(self.statement_timeout_ms)),
             max_query_memory: self.max_query_memory_mb.saturating_mul(1024 * 1024),
+            max_state_memory: (self.max_state_memory_mb > 0)
+                .then(|| self.max_state_memory_mb.saturating_mul(1024 * 1024)),
             max_query_bytes: self.max_query_bytes,
             copy_max_bytes: self.copy_max_bytes,
             max_record_bytes: self.max_record_bytes,

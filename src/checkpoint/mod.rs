@@ -259,6 +259,8 @@ pub struct Durability {
     durable: durable_epochs::DurableEpochs,
     /// Checkpoint and insert-log figures.
     telemetry: Arc<telemetry::Telemetry>,
+    /// How much state writes may add (see `crate::observe::budget`).
+    budget: Arc<crate::observe::MemoryBudget>,
 }
 
 /// A checkpoint found on disk, ready to load.
@@ -280,6 +282,7 @@ impl Durability {
             epoch: AtomicU64::new(0),
             durable: Default::default(),
             telemetry: Default::default(),
+            budget: Default::default(),
         })
     }
 
@@ -314,6 +317,7 @@ impl Durability {
             epoch: AtomicU64::new(0),
             durable: Default::default(),
             telemetry: Default::default(),
+            budget: Default::default(),
         });
         Ok((durability, loaded))
     }
@@ -441,6 +445,11 @@ impl Durability {
     /// Checkpoint and insert-log figures.
     pub fn telemetry(&self) -> &Arc<telemetry::Telemetry> {
         &self.telemetry
+    }
+
+    /// The state memory budget every writer checks before adding rows.
+    pub fn budget(&self) -> &Arc<crate::observe::MemoryBudget> {
+        &self.budget
     }
 
     /// Takes a checkpoint: `capture` runs at the barrier (writes paused) and

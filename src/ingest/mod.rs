@@ -61,6 +61,9 @@ pub enum IngestError {
     /// A table's constraint refused the change.
     #[error(transparent)]
     Table(#[from] crate::table::TableError),
+    /// The state is over `--max-state-memory-mb`.
+    #[error(transparent)]
+    OutOfMemory(#[from] crate::observe::OverBudget),
     /// A bug: the write stopped inside the server.
     #[error("internal error while writing rows: {0}")]
     Internal(String),
@@ -98,6 +101,7 @@ pub async fn write_batches(
     if stamped.is_empty() {
         return Ok(0);
     }
+    stream.durability().budget().check()?;
     let stream = stream.clone();
     let write = async move {
         let _lookups = lock_lookups(&stream).await;

@@ -12,6 +12,7 @@
 //! --http off` does, and the ingest benchmark measures their cost that way.
 //! Row counts are always kept; the SQL relations need them.
 
+pub mod budget;
 pub mod histogram;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -19,6 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use datafusion::arrow::array::RecordBatch;
 
+pub use budget::{MemoryBudget, OverBudget};
 pub use histogram::{Histogram, HistogramSnapshot};
 
 /// Whether the HTTP-only figures are kept (see the module's comment).

@@ -125,6 +125,7 @@ fn ingest_state(e: &IngestError) -> &'static str {
         },
         IngestError::ViewStopped(_) => "55000",
         IngestError::Internal(_) => "XX000",
+        IngestError::OutOfMemory(_) => "53200",
         IngestError::NotNull { .. } => "23502",
         IngestError::Durability(e) => checkpoint_state(e),
         IngestError::Table(e) => table_state(e),

@@ -45,6 +45,9 @@ pub struct Config {
     pub statement_timeout: Option<Duration>,
     /// Memory all running client queries may hold together, in bytes.
     pub max_query_memory: usize,
+    /// State the views and tables may hold before writes are refused, in
+    /// bytes (see `crate::observe::budget`); `None` is no limit.
+    pub max_state_memory: Option<u64>,
     /// Longest query string accepted, in bytes.
     pub max_query_bytes: usize,
     /// Most decoded rows one COPY may hold, in bytes.
@@ -76,6 +79,7 @@ impl Default for Config {
             idle_session_timeout: None,
             statement_timeout: None,
             max_query_memory: DEFAULT_MAX_QUERY_MEMORY,
+            max_state_memory: None,
             max_query_bytes: DEFAULT_MAX_QUERY_BYTES,
             copy_max_bytes: DEFAULT_COPY_MAX_BYTES,
             max_record_bytes: crate::ingest::decode::DEFAULT_MAX_RECORD_BYTES,

@@ -85,6 +85,7 @@ impl Engine {
         engine.sinks.start_all();
         engine.spawn_checkpointer();
         engine.spawn_expiry();
+        engine.spawn_state_measure();
         Ok(engine)
     }
 
@@ -301,6 +302,30 @@ impl Engine {
             let removed = engine.expire_windows();
             if removed > 0 {
                 tracing::debug!(removed, "expired window groups");
+            }
+        });
+    }
+
+    /// Measures the state every view and table holds, for the memory
+    /// budget writers check (off the async workers: a table's estimate
+    /// walks its rows).
+    fn spawn_state_measure(self: &Arc<Self>) {
+        let budget = self.catalog.durability().budget().clone();
+        budget.set_limit(self.config.max_state_memory);
+        if self.config.max_state_memory.is_none() {
+            return;
+        }
+        let every = crate::observe::budget::MEASURE_EVERY;
+        self.spawn_periodic(tracing::info_span!("state-measure"), every, |engine| async move {
+            let catalog = engine.catalog.clone();
+            let measure = move || {
+                let views: usize = catalog.views().iter().map(|v| v.state_bytes()).sum();
+                let tables: usize = catalog.tables().iter().map(|t| t.rows().lock().size_bytes()).sum();
+                (views + tables) as u64
+            };
+            match tokio::task::spawn_blocking(measure).await {
+                Ok(used) => engine.catalog.durability().budget().record(used),
+                Err(e) => tracing::warn!("measuring the state failed: {e}"),
             }
         });
     }

@@ -83,6 +83,10 @@ pub async fn commit(
     if deletes.num_rows() == 0 && inserts.num_rows() == 0 {
         return Ok(());
     }
+    // A DELETE makes room; what adds rows waits for it.
+    if inserts.num_rows() > 0 {
+        table.durability().budget().check()?;
+    }
     let epoch = table.durability().next_epoch();
     let changes = ChangeBatch::of(&deletes, &inserts, epoch).map_err(TableError::from)?;
     table.rows().lock().check(&changes)?;

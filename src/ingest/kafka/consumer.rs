@@ -336,6 +336,9 @@ impl Runner {
                     None => break,
                 },
             };
+            if !self.wait_for_memory().await {
+                break;
+            }
             let bad = std::mem::take(&mut decoded.bad);
             if !bad.is_empty() {
                 self.errors.bad_messages(consumer, bad);
@@ -360,6 +363,33 @@ impl Runner {
                 self.commit(&decoded.next_offsets);
             }
         }
+    }
+
+    /// Waits while the state is over `--max-state-memory-mb`, with the
+    /// consumer's status saying so; the offsets stay where they are, and
+    /// the readers stop once the channel is full. False if the consumer is
+    /// stopped meanwhile.
+    async fn wait_for_memory(&self) -> bool {
+        let durability = match &self.target {
+            Target::Stream(stream) => stream.durability(),
+            Target::Table(table) => table.durability(),
+        };
+        let mut paused = false;
+        while let Err(over) = durability.budget().check() {
+            if !paused {
+                tracing::warn!("{over}; the consumer waits");
+                paused = true;
+            }
+            self.consumer.status.set("paused", Some(over.to_string()));
+            tokio::select! {
+                _ = self.stop.cancelled() => return false,
+                _ = tokio::time::sleep(crate::observe::budget::MEASURE_EVERY) => {}
+            }
+        }
+        if paused {
+            self.consumer.status.set("running", None);
+        }
+        true
     }
 
     /// Moves the offsets past `decoded`, and counts it.
