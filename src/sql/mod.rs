@@ -12,6 +12,7 @@ pub mod naming;
 pub mod output_of;
 pub mod param_hints;
 pub mod parser;
+pub mod pg_syntax;
 pub mod proctime;
 pub mod statement;
 

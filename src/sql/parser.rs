@@ -23,7 +23,9 @@ use super::{SqlError, normalize_object_name};
 pub fn parse_query(sql: &str) -> Result<Box<ast::Query>, SqlError> {
     let mut parser =
         Parser::new(&PostgreSqlDialect {}).try_with_sql(sql).map_err(|e| SqlError::Syntax(e.to_string()))?;
-    parser.parse_query().map_err(|e| SqlError::Syntax(e.to_string()))
+    let mut query = parser.parse_query().map_err(|e| SqlError::Syntax(e.to_string()))?;
+    super::pg_syntax::rewrite(&mut query);
+    Ok(query)
 }
 
 /// Parses one expression.
@@ -127,7 +129,8 @@ fn parse_one(parser: &mut Parser) -> Result<Statement, SqlError> {
     if let Some(cursor) = super::statement::subscribe::CursorSql::parse(parser)? {
         return Ok(Statement::Cursor(cursor));
     }
-    let stmt = parser.parse_statement().map_err(syntax)?;
+    let mut stmt = parser.parse_statement().map_err(syntax)?;
+    super::pg_syntax::rewrite(&mut stmt);
     classify(stmt)
 }
 
@@ -230,7 +233,8 @@ fn parse_derived_stream(
         ));
     }
     options.push(("action".into(), "transform".into()));
-    let query = parser.parse_query().map_err(syntax)?;
+    let mut query = parser.parse_query().map_err(syntax)?;
+    super::pg_syntax::rewrite(&mut query);
     Ok(Statement::CreateView(CreateView {
         name: normalize_object_name(name)?,
         if_not_exists,
@@ -309,7 +313,8 @@ fn parse_create_view(parser: &mut Parser) -> Result<Statement, SqlError> {
     let name = parser.parse_object_name(false).map_err(syntax)?;
     let options = parse_with_options(parser)?;
     parser.expect_keyword(Keyword::AS).map_err(syntax)?;
-    let query = parser.parse_query().map_err(syntax)?;
+    let mut query = parser.parse_query().map_err(syntax)?;
+    super::pg_syntax::rewrite(&mut query);
     Ok(Statement::CreateView(CreateView {
         name: normalize_object_name(&name)?,
         if_not_exists,

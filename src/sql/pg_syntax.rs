@@ -1,0 +1,154 @@
+//! PostgreSQL spellings DataFusion does not plan, rewritten after parsing
+//! into ones it does, for client queries and views alike:
+//!
+//! - `mod(a, b)` is `a % b` (the sign of the dividend, as in PostgreSQL);
+//! - the prefix operators `|/` (square root), `||/` (cube root) and `@`
+//!   (absolute value), and the factorial `n !`, are `sqrt`, `cbrt`, `abs`
+//!   and `factorial`;
+//! - a set-returning function in FROM with a bare alias names its one
+//!   column after the alias: `SELECT x FROM generate_series(1, 3) AS x`.
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    self, BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, TableAlias,
+    TableFactor, UnaryOperator, VisitMut, VisitorMut,
+};
+
+/// Table functions that return one column, which an alias names.
+const ONE_COLUMN_FUNCTIONS: &[&str] = &["generate_series", "range", "unnest"];
+
+/// Rewrites the PostgreSQL spellings in `statement` (see the module doc).
+pub fn rewrite<T: VisitMut>(statement: &mut T) {
+    let _ = statement.visit(&mut Rewriter);
+}
+
+struct Rewriter;
+
+impl VisitorMut for Rewriter {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let replaced = match expr {
+            Expr::UnaryOp { op, expr: operand } => {
+                let function = match op {
+                    UnaryOperator::PGSquareRoot => "sqrt",
+                    UnaryOperator::PGCubeRoot => "cbrt",
+                    UnaryOperator::PGAbs => "abs",
+                    UnaryOperator::PGPostfixFactorial | UnaryOperator::PGPrefixFactorial => "factorial",
+                    _ => return ControlFlow::Continue(()),
+                };
+                Some(call(function, std::mem::replace(operand.as_mut(), Expr::value(ast::Value::Null))))
+            }
+            Expr::Function(f) if is_named(&f.name, "mod") => match &mut f.args {
+                FunctionArguments::List(list) if list.args.len() == 2 && list.duplicate_treatment.is_none() => {
+                    let mut args = list.args.drain(..).filter_map(|a| match a {
+                        FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
+                        _ => None,
+                    });
+                    match (args.next(), args.next()) {
+                        (Some(left), Some(right)) => Some(Expr::Nested(Box::new(Expr::BinaryOp {
+                            left: Box::new(left),
+                            op: BinaryOperator::Modulo,
+                            right: Box::new(right),
+                        }))),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(replaced) = replaced {
+            *expr = replaced;
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        let (name, alias) = match factor {
+            TableFactor::Table { name, alias: Some(alias), args: Some(_), .. } => (name, alias),
+            TableFactor::Function { name, alias: Some(alias), .. } => (name, alias),
+            _ => return ControlFlow::Continue(()),
+        };
+        if ONE_COLUMN_FUNCTIONS.iter().any(|f| is_named(name, f)) {
+            name_the_column(alias);
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, query: &mut ast::Query) -> ControlFlow<()> {
+        // `unnest(...) AS u` parses as its own factor kind.
+        if let ast::SetExpr::Select(select) = query.body.as_mut() {
+            for table in &mut select.from {
+                for factor in
+                    std::iter::once(&mut table.relation).chain(table.joins.iter_mut().map(|j| &mut j.relation))
+                {
+                    if let TableFactor::UNNEST { alias: Some(alias), array_exprs, .. } = factor
+                        && array_exprs.len() == 1
+                    {
+                        name_the_column(alias);
+                    }
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// `AS x` becomes `AS x(x)`, as PostgreSQL reads a bare alias of a
+/// function returning one column.
+fn name_the_column(alias: &mut TableAlias) {
+    if alias.columns.is_empty() {
+        alias.columns = vec![ast::TableAliasColumnDef::from_name(alias.name.value.clone())];
+    }
+}
+
+fn is_named(name: &ObjectName, function: &str) -> bool {
+    name.0.len() == 1 && name.0[0].as_ident().is_some_and(|i| i.value.eq_ignore_ascii_case(function))
+}
+
+fn call(function: &str, arg: Expr) -> Expr {
+    Expr::Function(ast::Function {
+        name: ObjectName::from(vec![Ident::new(function)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(ast::FunctionArgumentList {
+            duplicate_treatment: None,
+            args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))],
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::sql::statement::Statement;
+
+    fn rewritten(sql: &str) -> String {
+        match crate::sql::parse_sql(sql).expect("parses").pop() {
+            Some(Statement::Query(q)) => q.to_string(),
+            other => panic!("not a query: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn postgres_spellings_become_datafusion_ones() {
+        assert_eq!(rewritten("SELECT mod(7, -3), MOD(a, 2) FROM t"), "SELECT (7 % -3), (a % 2) FROM t");
+        assert_eq!(rewritten("SELECT |/ 16, ||/ 27, @ -5, 5 !"), "SELECT sqrt(16), cbrt(27), abs(-5), factorial(5)");
+        assert_eq!(
+            rewritten("SELECT x FROM generate_series(1, 3) AS x"),
+            "SELECT x FROM generate_series(1, 3) AS x (x)"
+        );
+        assert_eq!(
+            rewritten("SELECT g FROM generate_series(1, 3) AS g(g)"),
+            "SELECT g FROM generate_series(1, 3) AS g (g)"
+        );
+        assert_eq!(rewritten("SELECT u FROM unnest(ARRAY[1, 2]) AS u"), "SELECT u FROM UNNEST(ARRAY[1, 2]) AS u (u)");
+        assert_eq!(rewritten("SELECT * FROM t AS x"), "SELECT * FROM t AS x");
+    }
+}
