@@ -118,3 +118,25 @@ async fn prepared_inserts_take_typed_parameters() {
     assert_eq!(row.get::<_, chrono::DateTime<chrono::Utc>>(1), at);
     server.shutdown().await;
 }
+
+/// Two columns PostgreSQL names alike (`count`, `count`) are allowed, and
+/// a client sees both names as PostgreSQL sends them, in both protocols.
+#[tokio::test]
+async fn repeated_column_names_are_allowed_and_shown_as_postgresql_shows_them() {
+    let server = common::start_server().await;
+    let client = common::connect(&server).await;
+    let sql = "SELECT count(*), count(x), stddev(x), stddev(x), 1 AS a, 2 AS a FROM (VALUES (1.0), (3.0)) AS v(x)";
+    let stmt = client.prepare(sql).await.expect("prepares");
+    let names: Vec<&str> = stmt.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(names, ["count", "count", "stddev", "stddev", "a", "a"]);
+    let row = client.query_one(&stmt, &[]).await.expect("runs");
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1), row.get::<_, i64>(5)), (2, 2, 2));
+    let messages = client.simple_query(sql).await.expect("runs");
+    let Some(SimpleQueryMessage::Row(row)) = messages.iter().find(|m| matches!(m, SimpleQueryMessage::Row(_))) else {
+        panic!("no row: {messages:?}");
+    };
+    let names: Vec<&str> = row.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(names, ["count", "count", "stddev", "stddev", "a", "a"]);
+    assert_eq!(row.get(2), row.get(3));
+    server.shutdown().await;
+}

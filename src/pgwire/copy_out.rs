@@ -50,7 +50,8 @@ pub fn response(
 ) -> PgWireResult<Response> {
     let fields = Arc::new(encode::pg_fields(schema, &Format::UnifiedText)?);
     let mut header = format.header.then(|| {
-        let names: Vec<Option<&[u8]>> = schema.fields().iter().map(|f| Some(f.name().as_bytes())).collect();
+        let names: Vec<Option<&[u8]>> =
+            schema.fields().iter().map(|f| Some(crate::sql::naming::shown_name(f.name()).as_bytes())).collect();
         line(&names, format)
     });
     let copy_format = format.clone();

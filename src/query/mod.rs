@@ -32,7 +32,7 @@ use crate::server::Session;
 pub async fn plan(session: &Session, stmt: ast::Statement) -> Result<LogicalPlan> {
     let mut stmt = crate::pg_catalog::rewrite(stmt);
     if let ast::Statement::Query(query) = &mut stmt {
-        crate::sql::naming::apply_pg_column_names(query);
+        crate::sql::naming::apply_pg_column_names(query, true);
     }
     crate::sql::statement::insert::with_default_columns(&mut stmt, session);
     pg_notify::with_sender(&mut stmt, session.pid());

@@ -13,8 +13,22 @@ use std::collections::HashMap;
 
 use datafusion::sql::sqlparser::ast::{Expr, Ident, Query, SelectItem, SetExpr};
 
-/// Aliases the unaliased expressions of `query`'s select list.
-pub fn apply_pg_column_names(query: &mut Query) {
+/// Marks a repeated column name made unique for DataFusion (`count`,
+/// `count\u{1}2`); the wire layer shows the name before it
+/// ([`shown_name`]), so that a client sees two columns named `count`, as
+/// PostgreSQL sends them.
+pub const REPEAT_MARK: char = '\u{1}';
+
+/// The name a client is shown for the column `name`.
+pub fn shown_name(name: &str) -> &str {
+    name.split(REPEAT_MARK).next().unwrap_or(name)
+}
+
+/// Aliases the unaliased expressions of `query`'s select list. A client
+/// query (`repeats`) may name two columns alike, as PostgreSQL allows:
+/// the second and later get [`REPEAT_MARK`]ed names. A view's columns
+/// must be unique, so there a repeated name keeps DataFusion's.
+pub fn apply_pg_column_names(query: &mut Query, repeats: bool) {
     let SetExpr::Select(select) = query.body.as_mut() else {
         return;
     };
@@ -23,16 +37,29 @@ pub fn apply_pg_column_names(query: &mut Query) {
     for name in names.iter().flatten() {
         *counts.entry(name.clone()).or_default() += 1;
     }
+    let mut seen: HashMap<String, usize> = HashMap::new();
     for (item, name) in select.projection.iter_mut().zip(names) {
         let Some(name) = name else { continue };
-        if counts.get(&name).copied().unwrap_or(0) > 1 {
+        if !repeats && counts.get(&name).copied().unwrap_or(0) > 1 {
             continue;
         }
-        if let SelectItem::UnnamedExpr(expr) = item
-            && !matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
-        {
-            let alias = Ident::with_quote('"', name);
-            *item = SelectItem::ExprWithAlias { expr: expr.clone(), alias };
+        let nth = seen.entry(name.clone()).or_default();
+        *nth += 1;
+        let name = match *nth {
+            1 => name,
+            n => format!("{name}{REPEAT_MARK}{n}"),
+        };
+        match item {
+            SelectItem::UnnamedExpr(expr)
+                if name.contains(REPEAT_MARK) || !matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) =>
+            {
+                let alias = Ident::with_quote('"', name);
+                *item = SelectItem::ExprWithAlias { expr: expr.clone(), alias };
+            }
+            SelectItem::ExprWithAlias { alias, .. } if name.contains(REPEAT_MARK) => {
+                *alias = Ident::with_quote('"', name);
+            }
+            _ => {}
         }
     }
 }
@@ -88,9 +115,13 @@ mod tests {
     use datafusion::sql::sqlparser::ast::Statement as Ast;
 
     fn names(sql: &str) -> Vec<String> {
+        names_with(sql, false)
+    }
+
+    fn names_with(sql: &str, repeats: bool) -> Vec<String> {
         let Some(Statement::Query(stmt)) = parse_sql(sql).unwrap().pop() else { panic!("not a query") };
         let Ast::Query(mut q) = *stmt else { panic!("not a query") };
-        apply_pg_column_names(&mut q);
+        apply_pg_column_names(&mut q, repeats);
         let SetExpr::Select(s) = q.body.as_ref() else { panic!() };
         s.projection
             .iter()
@@ -113,5 +144,15 @@ mod tests {
     fn collisions_keep_datafusion_names() {
         assert_eq!(names("SELECT count(*), count(x) AS c, count(y) FROM s"), vec!["count(*)", "c", "count(y)"]);
         assert_eq!(names("SELECT 1, 2"), vec!["1", "2"]);
+    }
+
+    #[test]
+    fn a_client_query_may_repeat_a_name() {
+        assert_eq!(
+            names_with("SELECT count(*), count(x) AS c, count(y), k, k, 1 AS c FROM s", true),
+            vec!["count", "c", "count\u{1}2", "k", "k\u{1}2", "c\u{1}2"]
+        );
+        assert_eq!(shown_name("count\u{1}2"), "count");
+        assert_eq!(shown_name("count"), "count");
     }
 }

@@ -16,11 +16,20 @@ use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
 use pgwire::error::{PgWireError, PgWireResult};
 
 use crate::catalog::types::PG_TYPE_KEY;
+use crate::sql::naming::REPEAT_MARK;
 
 mod pg_text;
 
 /// Column descriptions for `schema` in `format`.
 pub fn pg_fields(schema: &Schema, format: &Format) -> PgWireResult<Vec<FieldInfo>> {
+    let shown;
+    let schema = match schema.fields().iter().any(|f| f.name().contains(REPEAT_MARK)) {
+        true => {
+            shown = shown_names(schema);
+            &shown
+        }
+        false => schema,
+    };
     let mut fields = arrow_schema_to_pg_fields(schema, format, None)?;
     for (i, field) in schema.fields().iter().enumerate() {
         let pg_type = match field.metadata().get(PG_TYPE_KEY).map(String::as_str) {
@@ -31,6 +40,17 @@ pub fn pg_fields(schema: &Schema, format: &Format) -> PgWireResult<Vec<FieldInfo
         fields[i] = FieldInfo::new(field.name().clone(), None, None, pg_type, format.format_for(i));
     }
     Ok(fields)
+}
+
+/// `schema` with the names a client is shown (a repeated column name
+/// without its mark: see `crate::sql::naming`).
+fn shown_names(schema: &Schema) -> Schema {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_name(crate::sql::naming::shown_name(f.name())))
+        .collect();
+    Schema::new_with_metadata(fields, schema.metadata().clone())
 }
 
 /// Rows as a query response.

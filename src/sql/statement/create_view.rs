@@ -64,7 +64,7 @@ impl CreateView {
             crate::sink::options::SinkOptions::parse(&self.sink, &engine.kafka.brokers(), true)?;
         }
         let mut query = self.query;
-        crate::sql::naming::apply_pg_column_names(&mut query);
+        crate::sql::naming::apply_pg_column_names(&mut query, false);
         engine.create_view(&self.name, &query, self.options).await?;
         if !self.sink.is_empty() {
             own_sink(session, &self.name, self.sink).await?;
