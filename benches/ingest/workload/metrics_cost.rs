@@ -32,6 +32,9 @@ pub struct MetricsCost {
     pub scraped: Vec<IngestResult>,
     /// Scrapes answered during the scraped rounds.
     pub scrapes: u64,
+    /// What the figures add to one write of a COPY batch, measured
+    /// directly: nanoseconds with them off, and on.
+    pub per_batch_ns: (f64, f64),
 }
 
 impl MetricsCost {
@@ -40,6 +43,20 @@ impl MetricsCost {
         let mut rates: Vec<f64> = rounds.iter().map(IngestResult::rows_per_second).collect();
         rates.sort_by(f64::total_cmp);
         rates.get(rates.len() / 2).copied().unwrap_or(0.0)
+    }
+
+    /// The median server CPU nanoseconds per row of `rounds`.
+    pub fn median_cpu_ns(rounds: &[IngestResult]) -> f64 {
+        let mut ns: Vec<f64> = rounds.iter().filter_map(IngestResult::server_ns_per_row).collect();
+        ns.sort_by(f64::total_cmp);
+        ns.get(ns.len() / 2).copied().unwrap_or(0.0)
+    }
+
+    /// The figures' direct cost per COPY batch as a share of the time the
+    /// "off" rounds took per batch of [`BATCH_ROWS`] rows, in percent.
+    pub fn direct_percent(&self) -> f64 {
+        let batch_ns = 1e9 * BATCH_ROWS as f64 / Self::median(&self.off).max(1.0);
+        100.0 * (self.per_batch_ns.1 - self.per_batch_ns.0) / batch_ns
     }
 
     /// How much slower `side` ran than "off", in percent (negative: faster).
@@ -88,7 +105,41 @@ pub fn measure(
             cost.scrapes += scrapes.load(Ordering::Relaxed);
         }
     }
+    cost.per_batch_ns = (per_batch_ns(false), per_batch_ns(true));
     Ok(cost)
+}
+
+/// Rows in one decoded COPY batch.
+const BATCH_ROWS: usize = eddy::ingest::decode::BATCH_ROWS;
+
+/// Nanoseconds of what the figures do for one write of a COPY batch into a
+/// stream with one view (the stream's and the view's rows, bytes and last
+/// change, the view's apply-latency histogram), with them `on` or off;
+/// the average of many.
+fn per_batch_ns(on: bool) -> f64 {
+    use datafusion::arrow::array::{Float64Array, Int32Array, RecordBatch};
+    let k = Int32Array::from_iter_values((0..BATCH_ROWS as i32).map(|i| i % 10_000));
+    let v = Float64Array::from_iter_values((0..BATCH_ROWS).map(|i| i as f64));
+    let Ok(batch) = RecordBatch::try_from_iter([("k", Arc::new(k) as _), ("v", Arc::new(v) as _)]) else {
+        return f64::NAN;
+    };
+    let (stream, view) = (eddy::observe::Traffic::default(), eddy::observe::Traffic::default());
+    let apply = eddy::observe::Histogram::latency();
+    eddy::observe::set_enabled(on);
+    const WRITES: u32 = 200_000;
+    let started = std::time::Instant::now();
+    for _ in 0..WRITES {
+        // As a write does: the stream counts the batch, the view its rows
+        // and how long the apply took (the clock is read either way).
+        let applying = std::time::Instant::now();
+        stream.count_batch(std::hint::black_box(&batch));
+        view.count(std::hint::black_box(BATCH_ROWS as u64), 0);
+        apply.observe_duration(applying.elapsed());
+    }
+    let ns = started.elapsed().as_nanos() as f64 / f64::from(WRITES);
+    eddy::observe::set_enabled(true);
+    std::hint::black_box((stream.rows(), view.bytes(), apply.snapshot()));
+    ns
 }
 
 /// GETs `/metrics` every [`SCRAPE_EVERY`] until `stop`, counting the
