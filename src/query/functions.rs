@@ -50,7 +50,8 @@ fn wall_clock(name: &str) -> datafusion::logical_expr::ScalarUDF {
 }
 
 /// Registers `version()`, `current_database()`, `current_schema()`,
-/// `pg_backend_pid()`, `clock_timestamp()`, `pg_typeof()`, and PostgreSQL's
+/// `pg_backend_pid()`, `clock_timestamp()`, `pg_typeof()`, `age()`,
+/// `justify_*()`, and PostgreSQL's
 /// `to_char` in place of DataFusion's.
 pub fn register(state: &mut SessionState) -> Result<()> {
     // DataFusion's to_char is also registered as `date_format`: drop that
@@ -58,6 +59,9 @@ pub fn register(state: &mut SessionState) -> Result<()> {
     state.deregister_udf("date_format")?;
     state.register_udf(Arc::new(super::to_char::udf()))?;
     state.register_udf(Arc::new(super::pg_typeof::udf()))?;
+    for udf in super::pg_interval::udfs() {
+        state.register_udf(Arc::new(udf))?;
+    }
     state.register_udf(Arc::new(constant_text("version", version_string())))?;
     state.register_udf(Arc::new(constant_text("current_database", DATABASE.to_string())))?;
     state.register_udf(Arc::new(constant_text("current_schema", SCHEMA.to_string())))?;

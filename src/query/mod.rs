@@ -7,6 +7,7 @@
 pub mod context;
 pub mod functions;
 pub mod pg_functions;
+pub mod pg_interval;
 pub mod pg_notify;
 pub mod pg_typeof;
 pub mod snapshot;
