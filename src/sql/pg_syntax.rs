@@ -6,13 +6,16 @@
 //!   (absolute value), and the factorial `n !`, are `sqrt`, `cbrt`, `abs`
 //!   and `factorial`;
 //! - a set-returning function in FROM with a bare alias names its one
-//!   column after the alias: `SELECT x FROM generate_series(1, 3) AS x`.
+//!   column after the alias: `SELECT x FROM generate_series(1, 3) AS x`;
+//! - `'{"a": 1}'::json` and `::jsonb` are casts to text, the form Eddy
+//!   carries JSON in; `j #> '{a,b}'` and `j #>> '{a,b}'` are
+//!   `json_get_json(j, 'a', 'b')` and `json_as_text(j, 'a', 'b')`.
 
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    self, BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, TableAlias,
-    TableFactor, UnaryOperator, VisitMut, VisitorMut,
+    self, BinaryOperator, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName,
+    TableAlias, TableFactor, UnaryOperator, VisitMut, VisitorMut,
 };
 
 /// Table functions that return one column, which an alias names.
@@ -39,6 +42,23 @@ impl VisitorMut for Rewriter {
                     _ => return ControlFlow::Continue(()),
                 };
                 Some(call(function, std::mem::replace(operand.as_mut(), Expr::value(ast::Value::Null))))
+            }
+            // Eddy carries json as text (a json column is text with its
+            // PostgreSQL type alongside), so a cast to json or jsonb is a
+            // cast to text, which the JSON operators and functions take.
+            Expr::Cast { data_type, .. } if matches!(data_type, DataType::JSON | DataType::JSONB) => {
+                *data_type = DataType::Text;
+                None
+            }
+            Expr::BinaryOp { left, op: op @ (BinaryOperator::HashArrow | BinaryOperator::HashLongArrow), right } => {
+                let function = match op {
+                    BinaryOperator::HashLongArrow => "json_as_text",
+                    _ => "json_get_json",
+                };
+                json_path(right).map(|path| {
+                    let json = std::mem::replace(left.as_mut(), Expr::value(ast::Value::Null));
+                    call_with(function, std::iter::once(json).chain(path).collect())
+                })
             }
             Expr::Function(f) if is_named(&f.name, "mod") => match &mut f.args {
                 FunctionArguments::List(list) if list.args.len() == 2 && list.duplicate_treatment.is_none() => {
@@ -108,14 +128,34 @@ fn is_named(name: &ObjectName, function: &str) -> bool {
     name.0.len() == 1 && name.0[0].as_ident().is_some_and(|i| i.value.eq_ignore_ascii_case(function))
 }
 
+/// The keys of a text-array path literal (`'{a,b,0}'`): text keys, and
+/// numbers as array indexes.
+fn json_path(path: &Expr) -> Option<Vec<Expr>> {
+    let Expr::Value(v) = path else { return None };
+    let ast::Value::SingleQuotedString(text) = &v.value else { return None };
+    let inner = text.trim().strip_prefix('{')?.strip_suffix('}')?;
+    let keys = inner.split(',').map(|k| k.trim().trim_matches('"')).filter(|k| !k.is_empty());
+    Some(
+        keys.map(|k| match k.parse::<i64>() {
+            Ok(_) => Expr::value(ast::Value::Number(k.to_string(), false)),
+            Err(_) => Expr::value(ast::Value::SingleQuotedString(k.to_string())),
+        })
+        .collect(),
+    )
+}
+
 fn call(function: &str, arg: Expr) -> Expr {
+    call_with(function, vec![arg])
+}
+
+fn call_with(function: &str, args: Vec<Expr>) -> Expr {
     Expr::Function(ast::Function {
         name: ObjectName::from(vec![Ident::new(function)]),
         uses_odbc_syntax: false,
         parameters: FunctionArguments::None,
         args: FunctionArguments::List(ast::FunctionArgumentList {
             duplicate_treatment: None,
-            args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))],
+            args: args.into_iter().map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a))).collect(),
             clauses: vec![],
         }),
         filter: None,
@@ -150,5 +190,9 @@ mod tests {
         );
         assert_eq!(rewritten("SELECT u FROM unnest(ARRAY[1, 2]) AS u"), "SELECT u FROM UNNEST(ARRAY[1, 2]) AS u (u)");
         assert_eq!(rewritten("SELECT * FROM t AS x"), "SELECT * FROM t AS x");
+        assert_eq!(
+            rewritten("SELECT j::jsonb #>> '{a,0}', j::json #> '{a}' FROM t"),
+            "SELECT json_as_text(j::TEXT, 'a', 0), json_get_json(j::TEXT, 'a') FROM t"
+        );
     }
 }
