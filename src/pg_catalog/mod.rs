@@ -326,8 +326,9 @@ fn parse_template(cell: &'static OnceLock<Option<Box<Query>>>, sql: &str) -> Opt
     cell.get_or_init(|| Parser::new(&PostgreSqlDialect {}).try_with_sql(sql).ok()?.parse_query().ok()).clone()
 }
 
-/// A call of function `name` on `args`, for the rewrites.
-fn call(name: &str, args: Vec<Expr>) -> Expr {
+/// A call of function `name` on `args`, for the rewrites (this room's and
+/// `crate::sql::pg_syntax`'s).
+pub(crate) fn call(name: &str, args: Vec<Expr>) -> Expr {
     Expr::Function(Function {
         name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new(name))]),
         uses_odbc_syntax: false,

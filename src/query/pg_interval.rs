@@ -63,15 +63,8 @@ fn split_days(nanos: i64) -> (i32, i64) {
 
 /// `justify_hours`: 24 hours become a day.
 pub fn justify_hours(i: IntervalMonthDayNano) -> IntervalMonthDayNano {
-    let (whole, mut nanos) = split_days(i.nanoseconds);
-    let mut days = i.days + whole;
-    if days > 0 && nanos < 0 {
-        nanos += NANOS_PER_DAY;
-        days -= 1;
-    } else if days < 0 && nanos > 0 {
-        nanos -= NANOS_PER_DAY;
-        days += 1;
-    }
+    let (whole, nanos) = split_days(i.nanoseconds);
+    let (days, nanos) = same_sign(i.days + whole, nanos);
     IntervalMonthDayNano::new(i.months, days, nanos)
 }
 
@@ -91,7 +84,7 @@ pub fn justify_days(i: IntervalMonthDayNano) -> IntervalMonthDayNano {
 
 /// `justify_interval`: both, with every field given one sign.
 pub fn justify_interval(i: IntervalMonthDayNano) -> IntervalMonthDayNano {
-    let (whole, mut nanos) = split_days(i.nanoseconds);
+    let (whole, nanos) = split_days(i.nanoseconds);
     let days = i.days + whole;
     let mut months = i.months + days / DAYS_PER_MONTH;
     let mut days = days % DAYS_PER_MONTH;
@@ -102,14 +95,20 @@ pub fn justify_interval(i: IntervalMonthDayNano) -> IntervalMonthDayNano {
         days -= DAYS_PER_MONTH;
         months += 1;
     }
-    if days > 0 && nanos < 0 {
-        nanos += NANOS_PER_DAY;
-        days -= 1;
-    } else if days < 0 && nanos > 0 {
-        nanos -= NANOS_PER_DAY;
-        days += 1;
-    }
+    let (days, nanos) = same_sign(days, nanos);
     IntervalMonthDayNano::new(months, days, nanos)
+}
+
+/// `days` and `nanos` (less than a day) with one sign, as PostgreSQL
+/// leaves them: a day borrowed into the time, or given back.
+fn same_sign(days: i32, nanos: i64) -> (i32, i64) {
+    if days > 0 && nanos < 0 {
+        (days - 1, nanos + NANOS_PER_DAY)
+    } else if days < 0 && nanos > 0 {
+        (days + 1, nanos - NANOS_PER_DAY)
+    } else {
+        (days, nanos)
+    }
 }
 
 /// `age(a, b)`, and `age(a)` (from today's midnight).

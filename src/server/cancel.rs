@@ -2,8 +2,9 @@
 //! cancel), or `statement_timeout`. Both end the statement with 57014
 //! `query_canceled`, as in PostgreSQL, and the session goes on.
 //!
-//! A statement runs under [`Session::guard`], which races it against the
-//! session's cancel token and its timeout; dropping the statement's future
+//! A statement runs under [`Session::guard`] (or [`Session::arm`]'s
+//! [`Stop`], which a result streaming to the client keeps until its last
+//! row), racing it against the session's cancel token and its timeout; dropping the statement's future
 //! stops DataFusion's work, which yields between batches. A write already
 //! admitted to the views runs to the end in its own task (see
 //! `crate::ingest::write_batches`), so a cancel never applies half a write.

@@ -14,8 +14,8 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    self, BinaryOperator, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName,
-    TableAlias, TableFactor, UnaryOperator, VisitMut, VisitorMut,
+    self, BinaryOperator, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, ObjectName, TableAlias,
+    TableFactor, UnaryOperator, VisitMut, VisitorMut,
 };
 
 /// Table functions that return one column, which an alias names.
@@ -41,7 +41,10 @@ impl VisitorMut for Rewriter {
                     UnaryOperator::PGPostfixFactorial | UnaryOperator::PGPrefixFactorial => "factorial",
                     _ => return ControlFlow::Continue(()),
                 };
-                Some(call(function, std::mem::replace(operand.as_mut(), Expr::value(ast::Value::Null))))
+                Some(crate::pg_catalog::call(
+                    function,
+                    vec![std::mem::replace(operand.as_mut(), Expr::value(ast::Value::Null))],
+                ))
             }
             // Eddy carries json as text (a json column is text with its
             // PostgreSQL type alongside), so a cast to json or jsonb is a
@@ -57,7 +60,7 @@ impl VisitorMut for Rewriter {
                 };
                 json_path(right).map(|path| {
                     let json = std::mem::replace(left.as_mut(), Expr::value(ast::Value::Null));
-                    call_with(function, std::iter::once(json).chain(path).collect())
+                    crate::pg_catalog::call(function, std::iter::once(json).chain(path).collect())
                 })
             }
             Expr::Function(f) if is_named(&f.name, "mod") => match &mut f.args {
@@ -142,27 +145,6 @@ fn json_path(path: &Expr) -> Option<Vec<Expr>> {
         })
         .collect(),
     )
-}
-
-fn call(function: &str, arg: Expr) -> Expr {
-    call_with(function, vec![arg])
-}
-
-fn call_with(function: &str, args: Vec<Expr>) -> Expr {
-    Expr::Function(ast::Function {
-        name: ObjectName::from(vec![Ident::new(function)]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(ast::FunctionArgumentList {
-            duplicate_treatment: None,
-            args: args.into_iter().map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a))).collect(),
-            clauses: vec![],
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    })
 }
 
 #[cfg(test)]
