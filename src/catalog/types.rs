@@ -6,13 +6,19 @@
 
 use std::collections::HashMap;
 
-use datafusion::arrow::datatypes::{DataType, Field, IntervalUnit, TimeUnit};
+use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, IntervalUnit, Schema, TimeUnit};
 
 use super::CatalogError;
 
 /// Field metadata key holding the PostgreSQL type name where Arrow's type
 /// alone does not say it (`json`, `jsonb`).
 pub const PG_TYPE_KEY: &str = "eddy.pg_type";
+
+/// Field metadata key holding the `n` of a `varchar(n)` or `char(n)`
+/// column: longer values are refused (22001), as in PostgreSQL.
+pub const MAX_CHARS_KEY: &str = "eddy.max_chars";
 
 /// The time zone of every `timestamptz` column: values are instants, shown in UTC.
 pub const UTC: &str = "+00:00";
@@ -30,6 +36,7 @@ pub fn field_for_sql_type(name: &str, sql_type: &str) -> Result<Field, CatalogEr
         None => (lowered.clone(), String::new()),
     };
     let mut pg_tag = None;
+    let mut max_chars = None;
     let data_type = match base.as_str() {
         "smallint" | "int2" => DataType::Int16,
         "int" | "integer" | "int4" => DataType::Int32,
@@ -37,7 +44,11 @@ pub fn field_for_sql_type(name: &str, sql_type: &str) -> Result<Field, CatalogEr
         "real" | "float4" => DataType::Float32,
         "double precision" | "double" | "float8" | "float" => DataType::Float64,
         "numeric" | "decimal" => decimal_type(&args),
-        "text" | "varchar" | "character varying" | "char" | "character" | "string" | "bpchar" => DataType::Utf8,
+        "varchar" | "character varying" | "char" | "character" | "bpchar" => {
+            max_chars = length_limit(&base, &args);
+            DataType::Utf8
+        }
+        "text" | "string" => DataType::Utf8,
         "bool" | "boolean" => DataType::Boolean,
         "date" => DataType::Date32,
         "timestamp" | "timestamp without time zone" => DataType::Timestamp(TimeUnit::Microsecond, None),
@@ -54,11 +65,60 @@ pub fn field_for_sql_type(name: &str, sql_type: &str) -> Result<Field, CatalogEr
         _ if base.starts_with("interval") => DataType::Interval(IntervalUnit::MonthDayNano),
         _ => return Err(CatalogError::UnsupportedType(sql_type.to_string())),
     };
-    let field = Field::new(name, data_type, true);
-    Ok(match pg_tag {
-        Some(tag) => field.with_metadata(HashMap::from([(PG_TYPE_KEY.to_string(), tag)])),
-        None => field,
-    })
+    let mut metadata = HashMap::new();
+    if let Some(tag) = pg_tag {
+        metadata.insert(PG_TYPE_KEY.to_string(), tag);
+    }
+    if let Some((n, type_name)) = max_chars {
+        metadata.insert(MAX_CHARS_KEY.to_string(), format!("{n} {type_name}"));
+    }
+    Ok(Field::new(name, data_type, true).with_metadata(metadata))
+}
+
+/// The length limit of `varchar(n)` and `char(n)`, with the type's name;
+/// a bare `char` is `char(1)`, a bare `varchar` has no limit.
+fn length_limit(base: &str, args: &str) -> Option<(usize, &'static str)> {
+    let n = args.trim_matches(|c| c == '(' || c == ')').trim().parse::<usize>().ok();
+    match base {
+        "varchar" | "character varying" => n.map(|n| (n, "character varying")),
+        _ => Some((n.unwrap_or(1), "character")),
+    }
+}
+
+/// The `n` of a `varchar(n)` or `char(n)` column, and the type's name.
+fn max_chars(field: &Field) -> Option<(usize, &str)> {
+    let (n, name) = field.metadata().get(MAX_CHARS_KEY)?.split_once(' ')?;
+    Some((n.parse().ok()?, name))
+}
+
+/// Whether `value` is longer than `field`'s `varchar(n)` or `char(n)`.
+/// As in PostgreSQL, trailing spaces past the limit are not counted.
+pub fn too_long(field: &Field, value: &str) -> bool {
+    max_chars(field).is_some_and(|(n, _)| value.len() > n && value.trim_end_matches(' ').chars().count() > n)
+}
+
+/// PostgreSQL's message (SQLSTATE 22001) for a value too long for `field`.
+pub fn too_long_message(field: &Field) -> String {
+    format!("value too long for type {}", pg_type_name(field))
+}
+
+/// The first column of `batch` (whose columns follow `declared`) holding a
+/// value too long for its `varchar(n)` or `char(n)`, with that message.
+pub fn check_lengths(declared: &Schema, batch: &RecordBatch) -> Result<(), String> {
+    for (field, column) in declared.fields().iter().zip(batch.columns()) {
+        if max_chars(field).is_none() {
+            continue;
+        }
+        // Utf8View or LargeUtf8 from a plan must be checked too; Utf8 casts for free.
+        let strings = cast(column, &DataType::Utf8).map_err(|e| format!("column \"{}\": {e}", field.name()))?;
+        let Some(strings) = strings.as_any().downcast_ref::<StringArray>() else {
+            continue;
+        };
+        if strings.iter().flatten().any(|v| too_long(field, v)) {
+            return Err(too_long_message(field));
+        }
+    }
+    Ok(())
 }
 
 /// `numeric(p, s)`; a bare `numeric` gets the widest Decimal128 with 10
@@ -77,6 +137,9 @@ fn decimal_type(args: &str) -> DataType {
 pub fn pg_type_name(field: &Field) -> String {
     if let Some(tag) = field.metadata().get(PG_TYPE_KEY) {
         return tag.clone();
+    }
+    if let Some((n, name)) = max_chars(field) {
+        return format!("{name}({n})");
     }
     match field.data_type() {
         DataType::Int16 => "smallint".into(),
@@ -120,5 +183,32 @@ mod tests {
         assert!(f("point").is_err());
         let json = field_for_sql_type("p", "json").unwrap();
         assert_eq!(pg_type_name(&json), "json");
+    }
+
+    #[test]
+    fn varchar_and_char_limit_their_length() {
+        let code = field_for_sql_type("code", "varchar(2)").unwrap();
+        assert_eq!(pg_type_name(&code), "character varying(2)");
+        assert!(!too_long(&code, "FR"));
+        assert!(!too_long(&code, "éé"), "characters, not bytes");
+        assert!(!too_long(&code, "FR  "), "trailing spaces past the limit are dropped");
+        assert!(too_long(&code, "FRA"));
+        assert_eq!(too_long_message(&code), "value too long for type character varying(2)");
+        let flag = field_for_sql_type("flag", "char").unwrap();
+        assert_eq!(pg_type_name(&flag), "character(1)");
+        assert!(too_long(&flag, "ab"));
+        for unlimited in ["varchar", "text"] {
+            let f = field_for_sql_type("t", unlimited).unwrap();
+            assert!(!too_long(&f, &"x".repeat(10_000)));
+            assert_eq!(pg_type_name(&f), "text");
+        }
+        let schema = Schema::new(vec![code]);
+        let batch = RecordBatch::try_new(
+            std::sync::Arc::new(schema.clone()),
+            vec![std::sync::Arc::new(StringArray::from(vec![Some("FR"), None, Some("FRA")]))],
+        )
+        .unwrap();
+        assert_eq!(check_lengths(&schema, &batch), Err("value too long for type character varying(2)".into()));
+        assert!(check_lengths(&schema, &batch.slice(0, 2)).is_ok());
     }
 }

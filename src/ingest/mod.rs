@@ -52,6 +52,9 @@ pub enum IngestError {
         /// The stream.
         stream: String,
     },
+    /// A value longer than its `varchar(n)` or `char(n)` column.
+    #[error("{0}")]
+    ValueTooLong(String),
     /// The rows could not be logged durably, so they were not applied.
     #[error(transparent)]
     Durability(#[from] crate::checkpoint::CheckpointError),
@@ -91,6 +94,7 @@ pub async fn write_batches(
     for batch in &batches {
         check_json(&stream.def.schema, batch)?;
         check_not_null(stream, batch)?;
+        crate::catalog::types::check_lengths(&stream.def.schema, batch).map_err(IngestError::ValueTooLong)?;
     }
     let now = stream.clock().now_micros();
     let stamped = batches

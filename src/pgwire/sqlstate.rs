@@ -127,6 +127,7 @@ fn ingest_state(e: &IngestError) -> &'static str {
         IngestError::Internal(_) => "XX000",
         IngestError::OutOfMemory(_) => "53200",
         IngestError::NotNull { .. } => "23502",
+        IngestError::ValueTooLong(_) => "22001",
         IngestError::Durability(e) => checkpoint_state(e),
         IngestError::Table(e) => table_state(e),
     }
@@ -137,6 +138,7 @@ fn table_state(e: &crate::table::TableError) -> &'static str {
     match e {
         TableError::UniqueViolation { .. } => "23505",
         TableError::NotNull { .. } => "23502",
+        TableError::ValueTooLong(_) => "22001",
         TableError::NoConflictTarget { .. } => "42P10",
         TableError::AffectsRowTwice => "21000",
         TableError::Unsupported(_) | TableError::FedByKafka { .. } => FEATURE_NOT_SUPPORTED,
@@ -216,6 +218,9 @@ fn external_state(inner: &(dyn std::error::Error + Send + Sync + 'static)) -> &'
     }
     if let Some(e) = inner.downcast_ref::<crate::push::PushError>() {
         return push_state(e);
+    }
+    if inner.downcast_ref::<crate::query::checked_arith::OutOfRange>().is_some() {
+        return "22003";
     }
     if let Some(e) = inner.downcast_ref::<ArrowError>() {
         return arrow_state(e);

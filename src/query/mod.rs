@@ -4,6 +4,7 @@
 //! ([`state_table::StateTable`]), so joins, ORDER BY, LIMIT and aggregates
 //! over views are all of DataFusion's SQL.
 
+pub mod checked_arith;
 pub mod context;
 pub mod functions;
 pub mod pg_functions;
@@ -48,8 +49,21 @@ pub async fn plan(session: &Session, stmt: ast::Statement) -> Result<LogicalPlan
 }
 
 /// `UPDATE` and `DELETE` change tables only: a stream has no rows to
-/// change, and a view follows the relations it reads.
+/// change, and a view follows the relations it reads. `INSERT` goes to
+/// streams and tables, never to a view.
 fn check_change_target(stmt: &ast::Statement, session: &Session) -> Result<()> {
+    if let ast::Statement::Insert(ast::Insert { table: ast::TableObject::TableName(name), .. }) = stmt {
+        let name = crate::sql::normalize_object_name(name)?;
+        if let Some(crate::catalog::Relation::View(_)) = session.engine().catalog.relation(&name) {
+            return Err(crate::catalog::CatalogError::WrongObjectType {
+                name,
+                expected: "stream or table (INSERT writes to those)",
+                hint: "a continuous view follows the relations it reads; insert into those instead".into(),
+            }
+            .into());
+        }
+        return Ok(());
+    }
     let (tables, command) = match stmt {
         ast::Statement::Update(update) => (std::slice::from_ref(&update.table), "UPDATE"),
         ast::Statement::Delete(delete) => match &delete.from {

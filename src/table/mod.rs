@@ -43,6 +43,9 @@ pub enum TableError {
         /// The table.
         table: String,
     },
+    /// A value longer than its `varchar(n)` or `char(n)` column.
+    #[error("{0}")]
+    ValueTooLong(String),
     /// `ON CONFLICT (cols)` names columns that are not the primary key.
     #[error(
         "there is no unique or exclusion constraint matching the ON CONFLICT specification; the primary key of \"{table}\" is ({key})"

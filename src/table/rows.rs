@@ -136,6 +136,7 @@ impl TableRows {
     pub fn check(&self, changes: &ChangeBatch) -> Result<(), TableError> {
         let (added, removed) = changes.split()?;
         self.check_not_null(&added)?;
+        crate::catalog::types::check_lengths(&self.schema, &added).map_err(TableError::ValueTooLong)?;
         let removed_keys = self.keys(&removed)?;
         let mut gone: HashMap<&[u8], u64> = HashMap::new();
         for key in removed_keys.iter() {

@@ -153,6 +153,9 @@ impl JsonDecoder {
 }
 
 fn bad_value(field: &datafusion::arrow::datatypes::Field, value: &str) -> String {
+    if crate::catalog::types::too_long(field, value) {
+        return format!("{} (field \"{}\")", crate::catalog::types::too_long_message(field), field.name());
+    }
     let shown: String = value.chars().take(60).collect();
     format!(
         "invalid input syntax for type {}: \"{shown}\" (field \"{}\")",

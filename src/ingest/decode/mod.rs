@@ -347,6 +347,12 @@ pub fn cast_column(
 /// parse into NULLs; returns the cast column and the rows that failed.
 pub fn cast_lenient(strings: &StringArray, field: &Field) -> (ArrayRef, Vec<usize>) {
     let strings = &*postgres_intervals(strings, field);
+    let too_long: Vec<usize> = (0..strings.len())
+        .filter(|&r| strings.is_valid(r) && crate::catalog::types::too_long(field, strings.value(r)))
+        .collect();
+    if !too_long.is_empty() {
+        return (std::sync::Arc::new(strings.clone()), too_long);
+    }
     if is_json_field(field) {
         let bad = (0..strings.len())
             .filter(|&r| {

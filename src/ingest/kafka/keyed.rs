@@ -378,8 +378,11 @@ fn text_keys(raw: &[Option<&[u8]>], field: &Field) -> (ArrayRef, Slots) {
     let (array, bad) = cast_lenient(&texts, field);
     for row in bad {
         let shown: String = texts.value(row).chars().take(60).collect();
-        slots[row] =
-            Err(format!("invalid input syntax for type {}: \"{shown}\" (the message key)", pg_type_name(field)));
+        slots[row] = Err(if crate::catalog::types::too_long(field, texts.value(row)) {
+            format!("{} (the message key)", crate::catalog::types::too_long_message(field))
+        } else {
+            format!("invalid input syntax for type {}: \"{shown}\" (the message key)", pg_type_name(field))
+        });
     }
     (array, number_slots(slots))
 }
