@@ -158,6 +158,35 @@ pub fn pg_type_name(field: &Field) -> String {
     }
 }
 
+/// PostgreSQL's timestamp text in the form Arrow parses: a time without
+/// seconds (`2026-12-09 10:00`, `10:00+02`) gets `:00`, and a one-digit
+/// hour a leading zero. Any other text is returned as it is.
+pub fn timestamp_text(value: &str) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    let bytes = value.as_bytes();
+    let is_date = bytes.len() >= 12
+        && bytes[..10].iter().enumerate().all(|(i, b)| if i == 4 || i == 7 { *b == b'-' } else { b.is_ascii_digit() })
+        && (bytes[10] == b' ' || bytes[10] == b'T');
+    if !is_date {
+        return Cow::Borrowed(value);
+    }
+    let time = &value[11..];
+    let hour_digits = time.bytes().take_while(u8::is_ascii_digit).count();
+    let rest = &time[hour_digits..];
+    let minutes = rest.strip_prefix(':').filter(|m| m.len() >= 2 && m.as_bytes()[..2].iter().all(u8::is_ascii_digit));
+    let Some(minutes) = minutes.filter(|_| (1..=2).contains(&hour_digits)) else {
+        return Cow::Borrowed(value);
+    };
+    let has_seconds = minutes.as_bytes().get(2) == Some(&b':');
+    if hour_digits == 2 && has_seconds {
+        return Cow::Borrowed(value);
+    }
+    let seconds = if has_seconds { "" } else { ":00" };
+    let hour = &time[..hour_digits];
+    let pad = if hour_digits == 1 { "0" } else { "" };
+    Cow::Owned(format!("{} {pad}{hour}:{}{seconds}{}", &value[..10], &minutes[..2], &minutes[2..]))
+}
+
 /// `schema` with every column nullable: how a relation whose rows another
 /// view reads is declared to that view (NOT NULL is checked at the source).
 pub fn all_nullable(schema: &datafusion::arrow::datatypes::Schema) -> datafusion::arrow::datatypes::SchemaRef {
@@ -183,6 +212,27 @@ mod tests {
         assert!(f("point").is_err());
         let json = field_for_sql_type("p", "json").unwrap();
         assert_eq!(pg_type_name(&json), "json");
+    }
+
+    #[test]
+    fn timestamp_text_gets_the_seconds_arrow_needs() {
+        let cases = [
+            ("2026-12-09 10:00", "2026-12-09 10:00:00"),
+            ("2026-12-09T10:00", "2026-12-09 10:00:00"),
+            ("2026-12-09 10:00+02", "2026-12-09 10:00:00+02"),
+            ("2026-12-09 10:00 UTC", "2026-12-09 10:00:00 UTC"),
+            ("2026-12-09 1:00:00", "2026-12-09 01:00:00"),
+            ("2026-12-09 7:05", "2026-12-09 07:05:00"),
+            ("2026-12-09 10:00:00", "2026-12-09 10:00:00"),
+            ("2026-12-09 10:00:00.5+02:00", "2026-12-09 10:00:00.5+02:00"),
+            ("2026-12-09", "2026-12-09"),
+            ("not a time", "not a time"),
+            ("2026-12-09 10", "2026-12-09 10"),
+            ("2026-12-09 10:0", "2026-12-09 10:0"),
+        ];
+        for (given, expected) in cases {
+            assert_eq!(timestamp_text(given), expected, "{given}");
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod pg_notify;
 pub mod pg_typeof;
 pub mod snapshot;
 pub mod state_table;
+pub mod timestamp_text;
 pub mod to_char;
 
 use datafusion::arrow::array::RecordBatch;

@@ -297,6 +297,19 @@ mod tests {
     }
 
     #[test]
+    fn a_value_too_long_for_its_varchar_is_a_bad_message() {
+        let schema = Arc::new(Schema::new(vec![
+            field_for_sql_type("code", "varchar(2)").unwrap(),
+            Field::new("arrival_timestamp", timestamptz(), true),
+        ]));
+        let (batch, errors) = decode(schema, &[r#"{"code": "FR"}"#, r#"{"code": "FRA"}"#, r#"{"code": "ÉÉ"}"#]);
+        assert_eq!(batch.num_rows(), 2);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].index, 1);
+        assert_eq!(errors[0].error, "value too long for type character varying(2) (field \"code\")");
+    }
+
+    #[test]
     fn whole_messages_into_a_single_json_column() {
         let schema = Arc::new(Schema::new(vec![
             field_for_sql_type("payload", "json").unwrap(),

@@ -378,11 +378,19 @@ pub fn cast_lenient(strings: &StringArray, field: &Field) -> (ArrayRef, Vec<usiz
     }
 }
 
-/// For an interval column, the values in the unit form Arrow parses
-/// ([`interval_text`]); any other column as it is.
+/// For an interval or timestamp column, the values in the form Arrow parses
+/// ([`interval_text`], [`crate::catalog::types::timestamp_text`]); any
+/// other column as it is.
 fn postgres_intervals<'a>(strings: &'a StringArray, field: &Field) -> Cow<'a, StringArray> {
     match field.data_type() {
         DataType::Interval(_) => Cow::Owned(strings.iter().map(|v| v.map(interval_text)).collect()),
+        DataType::Timestamp(..) => {
+            let timestamp_text = crate::catalog::types::timestamp_text;
+            if strings.iter().flatten().all(|v| matches!(timestamp_text(v), Cow::Borrowed(_))) {
+                return Cow::Borrowed(strings);
+            }
+            Cow::Owned(strings.iter().map(|v| v.map(|v| timestamp_text(v).into_owned())).collect())
+        }
         _ => Cow::Borrowed(strings),
     }
 }

@@ -1,0 +1,153 @@
+//! Text cast to a timestamp reads as PostgreSQL reads it.
+//!
+//! Arrow's timestamp parser wants seconds: `timestamp '2026-12-09 10:00'`,
+//! `'2026-12-09 10:00'::timestamptz`, a comparison of a timestamp column
+//! with such a literal, and an INSERT of that text into a timestamp column
+//! all failed with "error parsing time", where PostgreSQL takes them. An
+//! analyzer rule, run after type coercion, puts [`pg_timestamp_text`] under
+//! every cast of text to a timestamp; it rewrites each value with
+//! [`crate::catalog::types::timestamp_text`] and leaves the cast to Arrow.
+
+use std::sync::{Arc, LazyLock};
+
+use datafusion::arrow::array::{Array, ArrayRef, StringArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, Result, ScalarValue};
+use datafusion::config::ConfigOptions;
+use datafusion::logical_expr::expr::{Cast, ScalarFunction, TryCast};
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::utils::merge_schema;
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
+};
+use datafusion::optimizer::AnalyzerRule;
+
+use crate::catalog::types::timestamp_text;
+
+/// The analyzer rule; see the module doc.
+#[derive(Debug, Default)]
+pub struct TimestampText;
+
+impl AnalyzerRule for TimestampText {
+    fn name(&self) -> &str {
+        "eddy_timestamp_text"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        plan.transform_up_with_subqueries(|plan| {
+            let schema = merge_schema(&plan.inputs());
+            let names = NamePreserver::new(&plan);
+            plan.map_expressions(|expr| {
+                let saved = names.save(&expr);
+                let rewritten = expr.transform_up(|e| rewrite(e, &schema))?;
+                Ok(if rewritten.transformed { rewritten.update_data(|e| saved.restore(e)) } else { rewritten })
+            })
+        })
+        .map(|t| t.data)
+    }
+}
+
+/// `CAST(text AS timestamp)` as `CAST(pg_timestamp_text(text) AS timestamp)`.
+fn rewrite(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    let (inner, to) = match &expr {
+        Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field }) => (expr, field.data_type()),
+        _ => return Ok(Transformed::no(expr)),
+    };
+    let is_text = |e: &Expr| e.get_type(schema).is_ok_and(|t| matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8));
+    let already = matches!(inner.as_ref(), Expr::ScalarFunction(f) if f.func.name() == NAME);
+    if !matches!(to, DataType::Timestamp(..)) || already || !is_text(inner) {
+        return Ok(Transformed::no(expr));
+    }
+    let normalized = Box::new(Expr::ScalarFunction(ScalarFunction::new_udf(UDF.clone(), vec![inner.as_ref().clone()])));
+    Ok(Transformed::yes(match expr {
+        Expr::Cast(c) => Expr::Cast(Cast { expr: normalized, field: c.field }),
+        Expr::TryCast(c) => Expr::TryCast(TryCast { expr: normalized, field: c.field }),
+        other => other,
+    }))
+}
+
+const NAME: &str = "pg_timestamp_text";
+
+static UDF: LazyLock<Arc<ScalarUDF>> = LazyLock::new(|| Arc::new(ScalarUDF::from(Normalize::default())));
+
+/// Text with the seconds Arrow's parser needs.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Normalize {
+    signature: Signature,
+}
+
+impl Default for Normalize {
+    fn default() -> Self {
+        Self { signature: Signature::any(1, Volatility::Immutable) }
+    }
+}
+
+impl ScalarUDFImpl for Normalize {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let Some(arg) = args.args.first() else {
+            return Err(datafusion::error::DataFusionError::Internal(format!("{NAME} takes one argument")));
+        };
+        match arg {
+            ColumnarValue::Scalar(scalar) => {
+                let text = match scalar {
+                    ScalarValue::Utf8(v) | ScalarValue::Utf8View(v) | ScalarValue::LargeUtf8(v) => v.as_deref(),
+                    _ => None,
+                };
+                Ok(ColumnarValue::Scalar(ScalarValue::Utf8(text.map(|t| timestamp_text(t).into_owned()))))
+            }
+            ColumnarValue::Array(array) => Ok(ColumnarValue::Array(normalize(array)?)),
+        }
+    }
+}
+
+fn normalize(array: &ArrayRef) -> Result<ArrayRef> {
+    let strings = cast(array, &DataType::Utf8)?;
+    let Some(strings) = strings.as_any().downcast_ref::<StringArray>() else {
+        return Ok(strings);
+    };
+    let normalized: StringArray = strings.iter().map(|v| v.map(timestamp_text)).collect();
+    Ok(Arc::new(normalized) as ArrayRef)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::prelude::SessionContext;
+
+    async fn run(sql: &str) -> Result<String> {
+        let ctx = SessionContext::new();
+        ctx.add_analyzer_rule(Arc::new(TimestampText));
+        let batches = ctx.sql(sql).await?.collect().await?;
+        Ok(datafusion::arrow::util::pretty::pretty_format_batches(&batches)?.to_string())
+    }
+
+    #[tokio::test]
+    async fn times_without_seconds_are_read() {
+        let out = run("SELECT CAST('2026-12-09 10:00' AS TIMESTAMP) AS a, \
+             CAST(t AS TIMESTAMP) AS b FROM (VALUES ('2026-12-09 7:05'), (NULL)) AS v(t)")
+        .await
+        .unwrap();
+        assert!(out.contains("| 2026-12-09T10:00:00 | 2026-12-09T07:05:00 |"), "{out}");
+        let compared = run("SELECT count(*) AS n FROM (VALUES (CAST('2026-12-09 10:30:00' AS TIMESTAMP))) AS v(ts) \
+             WHERE ts > '2026-12-09 10:00'")
+        .await
+        .unwrap();
+        assert!(compared.contains("| 1 |"), "{compared}");
+        assert!(run("SELECT CAST('2026-12-09 25:00' AS TIMESTAMP)").await.is_err(), "a bad time stays an error");
+    }
+}
