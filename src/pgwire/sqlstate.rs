@@ -219,6 +219,14 @@ fn external_state(inner: &(dyn std::error::Error + Send + Sync + 'static)) -> &'
     if let Some(e) = inner.downcast_ref::<crate::push::PushError>() {
         return push_state(e);
     }
+    if let Some(e) = inner.downcast_ref::<crate::query::to_timestamp::ReadError>() {
+        use crate::query::to_timestamp::ReadError;
+        return match e {
+            ReadError::Invalid(_) => "22007",
+            ReadError::OutOfRange(_) => "22008",
+            ReadError::Unsupported(_) => FEATURE_NOT_SUPPORTED,
+        };
+    }
     if inner.downcast_ref::<crate::query::checked_arith::OutOfRange>().is_some() {
         return "22003";
     }

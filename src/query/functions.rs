@@ -58,6 +58,8 @@ pub fn register(state: &mut SessionState) -> Result<()> {
     // name too, or rebuilding the state could bring it back as `to_char`.
     state.deregister_udf("date_format")?;
     state.register_udf(Arc::new(super::to_char::udf()))?;
+    state.register_udf(Arc::new(super::to_timestamp::to_timestamp_udf()))?;
+    state.register_udf(Arc::new(super::to_timestamp::to_date_udf()))?;
     state.register_udf(Arc::new(super::pg_typeof::udf()))?;
     for udf in super::pg_interval::udfs() {
         state.register_udf(Arc::new(udf))?;

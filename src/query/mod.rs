@@ -15,6 +15,7 @@ pub mod snapshot;
 pub mod state_table;
 pub mod timestamp_text;
 pub mod to_char;
+pub mod to_timestamp;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;

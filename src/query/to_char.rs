@@ -20,7 +20,7 @@ use datafusion::logical_expr::{
 
 /// One piece of a parsed template.
 #[derive(Debug, Clone, PartialEq)]
-enum Piece {
+pub(super) enum Piece {
     /// Printed as is.
     Text(String),
     /// A field, with `FM` (no padding) and `TH`/`th` (an ordinal suffix).
@@ -30,7 +30,7 @@ enum Piece {
 /// The fields Eddy formats. The case of a name's letters (`Month`,
 /// `MONTH`, `month`) picks the case of the text.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Field {
+pub(super) enum Field {
     Hour24,
     Hour12,
     Minute,
@@ -70,7 +70,7 @@ enum Field {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Case {
+pub(super) enum Case {
     Upper,
     Capital,
     Lower,
@@ -163,7 +163,7 @@ fn pattern_at(rest: &str) -> Option<(usize, Field)> {
 }
 
 /// Parses a template into pieces.
-fn parse(template: &str) -> Result<Vec<Piece>, String> {
+pub(super) fn parse(template: &str) -> Result<Vec<Piece>, String> {
     let mut pieces = Vec::new();
     let mut text = String::new();
     let mut rest = template;
@@ -191,7 +191,7 @@ fn parse(template: &str) -> Result<Vec<Piece>, String> {
             at = &at[2..];
         }
         if let Some(name) = UNSUPPORTED.iter().find(|n| at.get(..n.len()).is_some_and(|h| h.eq_ignore_ascii_case(n))) {
-            return Err(format!("to_char pattern \"{name}\" is not supported yet; use US (microseconds) or MS"));
+            return Err(format!("template pattern \"{name}\" is not supported yet; use US (microseconds) or MS"));
         }
         let Some((len, field)) = pattern_at(at) else {
             text.push(c);
@@ -237,7 +237,7 @@ fn quoted_text(after_quote: &str) -> (String, &str) {
     (out, "")
 }
 
-const MONTHS: [&str; 12] = [
+pub(super) const MONTHS: [&str; 12] = [
     "January",
     "February",
     "March",
@@ -251,7 +251,7 @@ const MONTHS: [&str; 12] = [
     "November",
     "December",
 ];
-const DAYS: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+pub(super) const DAYS: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
 const ROMAN: [&str; 12] = ["I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII"];
 
 fn cased(text: &str, case: Case) -> String {
