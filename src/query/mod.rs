@@ -6,6 +6,7 @@
 
 pub mod checked_arith;
 pub mod context;
+pub mod date_part;
 pub mod functions;
 pub mod pg_functions;
 pub mod pg_interval;

@@ -135,8 +135,13 @@ mod tests {
     #[test]
     fn names_like_postgres() {
         assert_eq!(
-            names("SELECT k, count(*), sum(v), (p->>'n')::int, x::text, 1 + 2, CASE WHEN true THEN 1 END FROM s"),
-            vec!["k", "count", "sum", "int4", "x", "?column?", "case"]
+            names(
+                "SELECT k, count(*), sum(v), (p->>'n')::int, x::text, 1 + 2, CASE WHEN true THEN 1 END, \
+                 extract(year FROM ts) FROM s"
+            ),
+            vec!["k", "count", "sum", "int4", "x", "?column?", "case", "extract"]
+        );
+        assert_eq!(names("SELECT |/ v, @ v AS a FROM s"), vec!["?column?", "a"]
         );
     }
 

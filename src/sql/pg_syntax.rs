@@ -7,6 +7,8 @@
 //!   and `factorial`;
 //! - a set-returning function in FROM with a bare alias names its one
 //!   column after the alias: `SELECT x FROM generate_series(1, 3) AS x`;
+//! - `extract(field FROM t)` is a call of Eddy's `date_part` (under the
+//!   name `extract`), which has PostgreSQL's fields;
 //! - `'{"a": 1}'::json` and `::jsonb` are casts to text, the form Eddy
 //!   carries JSON in; `j #> '{a,b}'` and `j #>> '{a,b}'` are
 //!   `json_get_json(j, 'a', 'b')` and `json_as_text(j, 'a', 'b')`.
@@ -63,6 +65,14 @@ impl VisitorMut for Rewriter {
                     crate::pg_catalog::call(function, std::iter::once(json).chain(path).collect())
                 })
             }
+            // DataFusion plans `extract` with its own `date_part`, which
+            // lacks PostgreSQL's century, julian and other fields; as a
+            // call it reaches Eddy's, and keeps PostgreSQL's column name.
+            Expr::Extract { field, expr: value, .. } => {
+                let field = field.to_string().trim_matches('\'').to_ascii_lowercase();
+                let value = std::mem::replace(value.as_mut(), Expr::value(ast::Value::Null));
+                Some(crate::pg_catalog::call("extract", vec![Expr::value(ast::Value::SingleQuotedString(field)), value]))
+            }
             Expr::Function(f) if is_named(&f.name, "mod") => match &mut f.args {
                 FunctionArguments::List(list) if list.args.len() == 2 && list.duplicate_treatment.is_none() => {
                     let mut args = list.args.drain(..).filter_map(|a| match a {
@@ -84,6 +94,23 @@ impl VisitorMut for Rewriter {
         };
         if let Some(replaced) = replaced {
             *expr = replaced;
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// An unaliased select item that is one of the prefix or factorial
+    /// operators is named `?column?`, as PostgreSQL names it, before the
+    /// operator becomes a function whose name the column would take.
+    fn pre_visit_query(&mut self, query: &mut ast::Query) -> ControlFlow<()> {
+        if let ast::SetExpr::Select(select) = query.body.as_mut() {
+            for item in &mut select.projection {
+                if let ast::SelectItem::UnnamedExpr(expr) = item
+                    && matches!(expr, Expr::UnaryOp { op, .. } if is_function_operator(op))
+                {
+                    let expr = std::mem::replace(expr, Expr::value(ast::Value::Null));
+                    *item = ast::SelectItem::ExprWithAlias { expr, alias: ast::Ident::with_quote('"', "?column?") };
+                }
+            }
         }
         ControlFlow::Continue(())
     }
@@ -117,6 +144,17 @@ impl VisitorMut for Rewriter {
         }
         ControlFlow::Continue(())
     }
+}
+
+fn is_function_operator(op: &UnaryOperator) -> bool {
+    matches!(
+        op,
+        UnaryOperator::PGSquareRoot
+            | UnaryOperator::PGCubeRoot
+            | UnaryOperator::PGAbs
+            | UnaryOperator::PGPostfixFactorial
+            | UnaryOperator::PGPrefixFactorial
+    )
 }
 
 /// `AS x` becomes `AS x(x)`, as PostgreSQL reads a bare alias of a
@@ -161,7 +199,10 @@ mod tests {
     #[test]
     fn postgres_spellings_become_datafusion_ones() {
         assert_eq!(rewritten("SELECT mod(7, -3), MOD(a, 2) FROM t"), "SELECT (7 % -3), (a % 2) FROM t");
-        assert_eq!(rewritten("SELECT |/ 16, ||/ 27, @ -5, 5 !"), "SELECT sqrt(16), cbrt(27), abs(-5), factorial(5)");
+        assert_eq!(
+            rewritten("SELECT |/ 16, ||/ 27 AS c, 1 + @ -5, 5 !"),
+            "SELECT sqrt(16) AS \"?column?\", cbrt(27) AS c, 1 + abs(-5), factorial(5) AS \"?column?\""
+        );
         assert_eq!(
             rewritten("SELECT x FROM generate_series(1, 3) AS x"),
             "SELECT x FROM generate_series(1, 3) AS x (x)"
@@ -172,6 +213,10 @@ mod tests {
         );
         assert_eq!(rewritten("SELECT u FROM unnest(ARRAY[1, 2]) AS u"), "SELECT u FROM UNNEST(ARRAY[1, 2]) AS u (u)");
         assert_eq!(rewritten("SELECT * FROM t AS x"), "SELECT * FROM t AS x");
+        assert_eq!(
+            rewritten("SELECT extract(century FROM ts), EXTRACT(epoch FROM ts) FROM t"),
+            "SELECT extract('century', ts), extract('epoch', ts) FROM t"
+        );
         assert_eq!(
             rewritten("SELECT j::jsonb #>> '{a,0}', j::json #> '{a}' FROM t"),
             "SELECT json_as_text(j::TEXT, 'a', 0), json_get_json(j::TEXT, 'a') FROM t"
