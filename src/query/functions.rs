@@ -61,6 +61,10 @@ pub fn register(state: &mut SessionState) -> Result<()> {
     state.register_udf(Arc::new(super::to_timestamp::to_timestamp_udf()))?;
     state.register_udf(Arc::new(super::to_timestamp::to_date_udf()))?;
     state.register_udf(Arc::new(super::date_part::udf()))?;
+    state.register_udf(Arc::new(super::pg_sleep::udf()))?;
+    state.register_udf(Arc::new(super::jsonb::build_object_udf()))?;
+    state.register_udf(Arc::new(super::jsonb::build_array_udf()))?;
+    state.register_udf(Arc::new(super::jsonb::contains_udf()))?;
     state.register_udf(Arc::new(super::pg_typeof::udf()))?;
     for udf in super::pg_interval::udfs() {
         state.register_udf(Arc::new(udf))?;

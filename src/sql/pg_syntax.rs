@@ -11,7 +11,9 @@
 //!   name `extract`), which has PostgreSQL's fields;
 //! - `'{"a": 1}'::json` and `::jsonb` are casts to text, the form Eddy
 //!   carries JSON in; `j #> '{a,b}'` and `j #>> '{a,b}'` are
-//!   `json_get_json(j, 'a', 'b')` and `json_as_text(j, 'a', 'b')`.
+//!   `json_get_json(j, 'a', 'b')` and `json_as_text(j, 'a', 'b')`;
+//! - `a @> b` and `a <@ b` are `jsonb_contains(a, b)` and
+//!   `jsonb_contains(b, a)` (`crate::query::jsonb`), for jsonb and arrays.
 
 use std::ops::ControlFlow;
 
@@ -73,6 +75,13 @@ impl VisitorMut for Rewriter {
                 let value = std::mem::replace(value.as_mut(), Expr::value(ast::Value::Null));
                 Some(crate::pg_catalog::call("extract", vec![Expr::value(ast::Value::SingleQuotedString(field)), value]))
             }
+            Expr::BinaryOp { left, op: op @ (BinaryOperator::AtArrow | BinaryOperator::ArrowAt), right } => {
+                let mut args = [left.as_mut(), right.as_mut()].map(|e| std::mem::replace(e, Expr::value(ast::Value::Null)));
+                if *op == BinaryOperator::ArrowAt {
+                    args.reverse();
+                }
+                Some(crate::pg_catalog::call("jsonb_contains", args.into()))
+            }
             Expr::Function(f) if is_named(&f.name, "mod") => match &mut f.args {
                 FunctionArguments::List(list) if list.args.len() == 2 && list.duplicate_treatment.is_none() => {
                     let mut args = list.args.drain(..).filter_map(|a| match a {
@@ -98,14 +107,15 @@ impl VisitorMut for Rewriter {
         ControlFlow::Continue(())
     }
 
-    /// An unaliased select item that is one of the prefix or factorial
-    /// operators is named `?column?`, as PostgreSQL names it, before the
-    /// operator becomes a function whose name the column would take.
+    /// An unaliased select item that is an operator rewritten here (`|/`,
+    /// `@`, `n !`, `#>`, `@>`, ...) is named `?column?`, as PostgreSQL names
+    /// it, before the operator becomes a function whose name the column
+    /// would take.
     fn pre_visit_query(&mut self, query: &mut ast::Query) -> ControlFlow<()> {
         if let ast::SetExpr::Select(select) = query.body.as_mut() {
             for item in &mut select.projection {
                 if let ast::SelectItem::UnnamedExpr(expr) = item
-                    && matches!(expr, Expr::UnaryOp { op, .. } if is_function_operator(op))
+                    && is_function_operator(expr)
                 {
                     let expr = std::mem::replace(expr, Expr::value(ast::Value::Null));
                     *item = ast::SelectItem::ExprWithAlias { expr, alias: ast::Ident::with_quote('"', "?column?") };
@@ -146,15 +156,26 @@ impl VisitorMut for Rewriter {
     }
 }
 
-fn is_function_operator(op: &UnaryOperator) -> bool {
-    matches!(
-        op,
-        UnaryOperator::PGSquareRoot
-            | UnaryOperator::PGCubeRoot
-            | UnaryOperator::PGAbs
-            | UnaryOperator::PGPostfixFactorial
-            | UnaryOperator::PGPrefixFactorial
-    )
+/// Whether `expr` is an operator this room rewrites into a function.
+fn is_function_operator(expr: &Expr) -> bool {
+    match expr {
+        Expr::UnaryOp { op, .. } => matches!(
+            op,
+            UnaryOperator::PGSquareRoot
+                | UnaryOperator::PGCubeRoot
+                | UnaryOperator::PGAbs
+                | UnaryOperator::PGPostfixFactorial
+                | UnaryOperator::PGPrefixFactorial
+        ),
+        Expr::BinaryOp { op, .. } => matches!(
+            op,
+            BinaryOperator::AtArrow
+                | BinaryOperator::ArrowAt
+                | BinaryOperator::HashArrow
+                | BinaryOperator::HashLongArrow
+        ),
+        _ => false,
+    }
 }
 
 /// `AS x` becomes `AS x(x)`, as PostgreSQL reads a bare alias of a
@@ -218,8 +239,12 @@ mod tests {
             "SELECT extract('century', ts), extract('epoch', ts) FROM t"
         );
         assert_eq!(
-            rewritten("SELECT j::jsonb #>> '{a,0}', j::json #> '{a}' FROM t"),
-            "SELECT json_as_text(j::TEXT, 'a', 0), json_get_json(j::TEXT, 'a') FROM t"
+            rewritten("SELECT j::jsonb #>> '{a,0}' AS a, j::json #> '{a}' AS b FROM t"),
+            "SELECT json_as_text(j::TEXT, 'a', 0) AS a, json_get_json(j::TEXT, 'a') AS b FROM t"
+        );
+        assert_eq!(
+            rewritten("SELECT j @> '{\"a\": 1}' AS a, NOT '[1]' <@ j FROM t"),
+            "SELECT jsonb_contains(j, '{\"a\": 1}') AS a, NOT jsonb_contains(j, '[1]') FROM t"
         );
     }
 }
