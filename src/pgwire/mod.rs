@@ -11,6 +11,7 @@ pub mod encode;
 pub mod frames;
 pub mod handler;
 pub mod params;
+mod pg_wording;
 pub mod refuse;
 pub mod serve;
 pub mod sqlstate;

@@ -294,7 +294,12 @@ fn execution_message_state(m: &str) -> &'static str {
 
 /// The ErrorResponse fields for an error.
 pub fn error_info(err: &EddyError) -> ErrorInfo {
-    ErrorInfo::new("ERROR".to_owned(), sqlstate(err).to_owned(), message(err))
+    let message = message(err);
+    let (state, message) = match super::pg_wording::translate(&message) {
+        Some((state, message)) => (state, message),
+        None => (sqlstate(err), message),
+    };
+    ErrorInfo::new("ERROR".to_owned(), state.to_owned(), message)
 }
 
 /// The message a client sees: errors raised inside DataFusion lose
