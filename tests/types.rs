@@ -140,3 +140,45 @@ async fn repeated_column_names_are_allowed_and_shown_as_postgresql_shows_them() 
     assert_eq!(row.get(2), row.get(3));
     server.shutdown().await;
 }
+
+/// DROP ... CASCADE, DROP ... IF EXISTS and CREATE TABLE IF NOT EXISTS
+/// send PostgreSQL's NOTICEs, with its codes and DETAIL lines, and only
+/// when the statement succeeds.
+#[tokio::test]
+async fn notices_as_postgres_sends_them() {
+    let server = common::start_server().await;
+    let (client, notices) = common::connect_with_notices(&server).await;
+    let taken = || std::mem::take(&mut *notices.lock());
+    client
+        .batch_execute(
+            "CREATE TABLE base (id int PRIMARY KEY, k text);
+             CREATE VIEW v1 AS SELECT k, count(*) AS n FROM base GROUP BY k;
+             CREATE VIEW v2 AS SELECT k FROM v1 WHERE n > 1;
+             CREATE TABLE other (id int PRIMARY KEY);
+             CREATE VIEW w1 AS SELECT count(*) FROM other",
+        )
+        .await
+        .unwrap();
+    // The connection task delivers notices beside the replies: a moment for them.
+    let settle = || tokio::time::sleep(std::time::Duration::from_millis(100));
+    settle().await;
+    assert_eq!(taken(), Vec::<String>::new());
+    client.batch_execute("DROP TABLE base CASCADE").await.unwrap();
+    client.batch_execute("DROP TABLE other CASCADE").await.unwrap();
+    client.batch_execute("DROP VIEW IF EXISTS nope").await.unwrap();
+    client
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY); CREATE TABLE IF NOT EXISTS t (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    assert!(client.batch_execute("DROP STREAM t CASCADE").await.is_err(), "t is a table");
+    settle().await;
+    assert_eq!(
+        taken(),
+        vec![
+            "NOTICE 00000: drop cascades to 2 other objects\nDETAIL: drop cascades to view v1\ndrop cascades to view v2",
+            "NOTICE 00000: drop cascades to view w1",
+            "NOTICE 00000: view \"nope\" does not exist, skipping",
+            "NOTICE 42P07: relation \"t\" already exists, skipping",
+        ]
+    );
+}

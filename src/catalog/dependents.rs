@@ -69,6 +69,22 @@ impl Inner {
 }
 
 impl Catalog {
+    /// What `DROP name CASCADE` drops besides `name`, as PostgreSQL's
+    /// notice names it (`view v`, or `stream s` for a derived stream),
+    /// nearest first.
+    pub fn cascades(&self, name: &str) -> Vec<String> {
+        let inner = self.inner.read();
+        let mut out: Vec<Arc<ViewRuntime>> = Vec::new();
+        let mut queue: std::collections::VecDeque<_> = inner.readers_of(name).into();
+        while let Some(view) = queue.pop_front() {
+            if !out.iter().any(|v| Arc::ptr_eq(v, &view)) {
+                queue.extend(inner.readers_of(view.name()));
+                out.push(view);
+            }
+        }
+        out.iter().map(|v| format!("{} {}", if v.is_transform() { "stream" } else { "view" }, v.name())).collect()
+    }
+
     /// Fails if views read relation `name` and `cascade` is not given.
     pub fn check_dependents(&self, name: &str, cascade: bool) -> Result<(), CatalogError> {
         let readers = self.inner.read().readers_of(name);

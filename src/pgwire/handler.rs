@@ -439,8 +439,9 @@ impl EddyHandler {
         C: Sink<PgWireBackendMessage> + Unpin + Send,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        for message in self.session.take_notices() {
-            let info = pgwire::error::ErrorInfo::new("WARNING".into(), "01000".into(), message);
+        for notice in self.session.take_notices() {
+            let mut info = pgwire::error::ErrorInfo::new(notice.severity.into(), notice.code.into(), notice.message);
+            info.detail = notice.detail;
             let notice = pgwire::messages::response::NoticeResponse::from(info);
             futures::SinkExt::feed(client, PgWireBackendMessage::NoticeResponse(notice)).await?;
         }

@@ -84,15 +84,31 @@ mod tests {
     #[test]
     fn arrow_wording_becomes_postgres_wording() {
         let cases = [
-            ("Cast error: Cannot cast string 'x' to value of Int32 type", "22P02", "invalid input syntax for type integer: \"x\""),
-            ("Cast error: Cannot cast string 'x' to value of Float64 type", "22P02", "invalid input syntax for type double precision: \"x\""),
+            (
+                "Cast error: Cannot cast string 'x' to value of Int32 type",
+                "22P02",
+                "invalid input syntax for type integer: \"x\"",
+            ),
+            (
+                "Cast error: Cannot cast string 'x' to value of Float64 type",
+                "22P02",
+                "invalid input syntax for type double precision: \"x\"",
+            ),
             (
                 "Cast error: Cannot cast string 'x' to value of Decimal128(38, 10) type",
                 "22P02",
                 "invalid input syntax for type numeric: \"x\"",
             ),
-            ("Cast error: Cannot cast value 'maybe' to value of Boolean type", "22P02", "invalid input syntax for type boolean: \"maybe\""),
-            ("Cast error: Cannot cast string 'x' to value of Date32 type", "22007", "invalid input syntax for type date: \"x\""),
+            (
+                "Cast error: Cannot cast value 'maybe' to value of Boolean type",
+                "22P02",
+                "invalid input syntax for type boolean: \"maybe\"",
+            ),
+            (
+                "Cast error: Cannot cast string 'x' to value of Date32 type",
+                "22007",
+                "invalid input syntax for type date: \"x\"",
+            ),
             (
                 "Cast error: Cannot cast string '99999999999' to value of Int32 type",
                 "22003",

@@ -74,8 +74,7 @@ fn checked(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
 
 static ADD: LazyLock<Arc<ScalarUDF>> = LazyLock::new(|| Arc::new(ScalarUDF::from(Checked::new(Operator::Plus))));
 static SUB: LazyLock<Arc<ScalarUDF>> = LazyLock::new(|| Arc::new(ScalarUDF::from(Checked::new(Operator::Minus))));
-static MUL: LazyLock<Arc<ScalarUDF>> =
-    LazyLock::new(|| Arc::new(ScalarUDF::from(Checked::new(Operator::Multiply))));
+static MUL: LazyLock<Arc<ScalarUDF>> = LazyLock::new(|| Arc::new(ScalarUDF::from(Checked::new(Operator::Multiply))));
 
 fn udf_for(op: Operator) -> Option<Arc<ScalarUDF>> {
     match op {

@@ -72,8 +72,11 @@ impl PgDatePart {
     fn extra_part(&self, part: Extra, args: &ScalarFunctionArgs) -> Result<ArrayRef> {
         if part == Extra::Julian {
             let epoch = cast(&self.inner_part("epoch", args, DataType::Float64)?, &DataType::Float64)?;
-            let days: Float64Array =
-                epoch.as_primitive::<Float64Type>().iter().map(|s| s.map(|s| s / 86_400.0 + UNIX_EPOCH_JULIAN)).collect();
+            let days: Float64Array = epoch
+                .as_primitive::<Float64Type>()
+                .iter()
+                .map(|s| s.map(|s| s / 86_400.0 + UNIX_EPOCH_JULIAN))
+                .collect();
             return Ok(Arc::new(days));
         }
         let years = cast(&self.inner_part("year", args, DataType::Int32)?, &DataType::Int32)?;

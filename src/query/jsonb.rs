@@ -126,7 +126,9 @@ impl ScalarUDFImpl for Build {
 
     fn return_type(&self, args: &[DataType]) -> Result<DataType> {
         if self.shape == Shape::Object && !args.len().is_multiple_of(2) {
-            return plan_err!("argument list must have even number of elements; jsonb_build_object takes key, value, ...");
+            return plan_err!(
+                "argument list must have even number of elements; jsonb_build_object takes key, value, ..."
+            );
         }
         Ok(DataType::Utf8)
     }
@@ -192,7 +194,8 @@ impl ScalarUDFImpl for Contains {
     }
 
     fn return_type(&self, args: &[DataType]) -> Result<DataType> {
-        let text = |t: &DataType| matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 | DataType::Null);
+        let text =
+            |t: &DataType| matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 | DataType::Null);
         match args {
             [a, b] if (text(a) && text(b)) || (is_list(a) && is_list(b)) => Ok(DataType::Boolean),
             [a, b] => plan_err!("operator does not exist: {a} @> {b}; @> compares two jsonb values or two arrays"),
@@ -251,7 +254,8 @@ mod tests {
 
     #[test]
     fn jsonb_prints_as_postgres() {
-        let v: Value = serde_json::from_str(r#"{"bb": [1, "a", null], "a": {"z": true, "y": 1.5}, "ccc": "x"}"#).unwrap();
+        let v: Value =
+            serde_json::from_str(r#"{"bb": [1, "a", null], "a": {"z": true, "y": 1.5}, "ccc": "x"}"#).unwrap();
         assert_eq!(jsonb_text(&v), r#"{"a": {"y": 1.5, "z": true}, "bb": [1, "a", null], "ccc": "x"}"#);
     }
 }

@@ -56,7 +56,9 @@ fn rewrite(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field }) => (expr, field.data_type()),
         _ => return Ok(Transformed::no(expr)),
     };
-    let is_text = |e: &Expr| e.get_type(schema).is_ok_and(|t| matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8));
+    let is_text = |e: &Expr| {
+        e.get_type(schema).is_ok_and(|t| matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8))
+    };
     let already = matches!(inner.as_ref(), Expr::ScalarFunction(f) if f.func.name() == NAME);
     if !matches!(to, DataType::Timestamp(..)) || already || !is_text(inner) {
         return Ok(Transformed::no(expr));

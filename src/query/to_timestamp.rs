@@ -237,11 +237,7 @@ fn partial_year(year: i32, digits: usize) -> i32 {
 fn name_at(rest: &str, names: &[&str], abbreviated_only: bool) -> Option<(usize, usize)> {
     let starts = |candidate: &str| rest.get(..candidate.len()).is_some_and(|h| h.eq_ignore_ascii_case(candidate));
     names.iter().enumerate().find_map(|(i, n)| {
-        if !abbreviated_only && starts(n) {
-            Some((i, n.len()))
-        } else {
-            starts(&n[..3]).then_some((i, 3))
-        }
+        if !abbreviated_only && starts(n) { Some((i, n.len())) } else { starts(&n[..3]).then_some((i, 3)) }
     })
 }
 
@@ -350,7 +346,8 @@ impl ScalarUDFImpl for ReadTemplate {
     }
 
     fn return_type(&self, args: &[DataType]) -> Result<DataType> {
-        let text = |t: &DataType| matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 | DataType::Null);
+        let text =
+            |t: &DataType| matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 | DataType::Null);
         match (self.output, args) {
             (_, [a, b]) if text(a) && text(b) => {}
             (Output::Timestamp, [n]) if n.is_numeric() || n == &DataType::Null => {}
@@ -408,7 +405,9 @@ impl ReadTemplate {
         }
         Ok(match self.output {
             Output::Timestamp => Arc::new(
-                out.into_iter().map(|t| t.map(|t| t.and_utc().timestamp_micros())).collect::<TimestampMicrosecondArray>()
+                out.into_iter()
+                    .map(|t| t.map(|t| t.and_utc().timestamp_micros()))
+                    .collect::<TimestampMicrosecondArray>()
                     .with_timezone(UTC),
             ),
             Output::Date => Arc::new(

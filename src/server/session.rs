@@ -38,6 +38,19 @@ const DEFAULT_SETTINGS: &[(&str, &str, &str)] = &[
     ("transaction_isolation", "transaction_isolation", "read committed"),
 ];
 
+/// A NOTICE or WARNING for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// `NOTICE` or `WARNING`.
+    pub severity: &'static str,
+    /// Its SQLSTATE.
+    pub code: &'static str,
+    /// The message.
+    pub message: String,
+    /// PostgreSQL's DETAIL line, if any.
+    pub detail: Option<String>,
+}
+
 /// A client's session.
 #[derive(Debug)]
 pub struct Session {
@@ -45,8 +58,8 @@ pub struct Session {
     settings: Mutex<BTreeMap<String, String>>,
     /// The COPY FROM STDIN being received, if any.
     pub copy: Mutex<Option<CopyIn>>,
-    /// Warnings for the client, sent before the statement's result.
-    notices: Mutex<Vec<String>>,
+    /// Notices and warnings for the client, sent with the statement's result.
+    notices: Mutex<Vec<Notice>>,
     /// The user who connected, and whether they may only read.
     user: Mutex<(String, bool)>,
     /// Statements kept by SQL `PREPARE`, by name.
@@ -274,11 +287,17 @@ impl Session {
 
     /// Queues a warning for the client.
     pub fn warn(&self, message: String) {
-        self.notices.lock().push(message);
+        self.notices.lock().push(Notice { severity: "WARNING", code: "01000", message, detail: None });
     }
 
-    /// The warnings queued since the last call.
-    pub fn take_notices(&self) -> Vec<String> {
+    /// Queues a NOTICE for the client, as PostgreSQL sends one
+    /// (`drop cascades to view v`, `... already exists, skipping`).
+    pub fn notice(&self, code: &'static str, message: String, detail: Option<String>) {
+        self.notices.lock().push(Notice { severity: "NOTICE", code, message, detail });
+    }
+
+    /// The notices and warnings queued since the last call.
+    pub fn take_notices(&self) -> Vec<Notice> {
         std::mem::take(&mut *self.notices.lock())
     }
 

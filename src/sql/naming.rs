@@ -141,8 +141,7 @@ mod tests {
             ),
             vec!["k", "count", "sum", "int4", "x", "?column?", "case", "extract"]
         );
-        assert_eq!(names("SELECT |/ v, @ v AS a FROM s"), vec!["?column?", "a"]
-        );
+        assert_eq!(names("SELECT |/ v, @ v AS a FROM s"), vec!["?column?", "a"]);
     }
 
     #[test]

@@ -73,10 +73,14 @@ impl VisitorMut for Rewriter {
             Expr::Extract { field, expr: value, .. } => {
                 let field = field.to_string().trim_matches('\'').to_ascii_lowercase();
                 let value = std::mem::replace(value.as_mut(), Expr::value(ast::Value::Null));
-                Some(crate::pg_catalog::call("extract", vec![Expr::value(ast::Value::SingleQuotedString(field)), value]))
+                Some(crate::pg_catalog::call(
+                    "extract",
+                    vec![Expr::value(ast::Value::SingleQuotedString(field)), value],
+                ))
             }
             Expr::BinaryOp { left, op: op @ (BinaryOperator::AtArrow | BinaryOperator::ArrowAt), right } => {
-                let mut args = [left.as_mut(), right.as_mut()].map(|e| std::mem::replace(e, Expr::value(ast::Value::Null)));
+                let mut args =
+                    [left.as_mut(), right.as_mut()].map(|e| std::mem::replace(e, Expr::value(ast::Value::Null)));
                 if *op == BinaryOperator::ArrowAt {
                     args.reverse();
                 }

@@ -35,7 +35,8 @@ pub async fn connect(server: &Server) -> Client {
     client
 }
 
-/// Connects, and collects the server's notices (warnings) as they arrive.
+/// Connects, and collects the server's notices and warnings as they
+/// arrive, each as `SEVERITY CODE: message`, with `\nDETAIL: ...` if any.
 pub async fn connect_with_notices(server: &Server) -> (Client, std::sync::Arc<parking_lot::Mutex<Vec<String>>>) {
     let addr = server.local_addr();
     let conn_str = format!("host=127.0.0.1 port={} user=eddy dbname=eddy", addr.port());
@@ -46,7 +47,8 @@ pub async fn connect_with_notices(server: &Server) -> (Client, std::sync::Arc<pa
         let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(Ok(message)) = futures::StreamExt::next(&mut messages).await {
             if let tokio_postgres::AsyncMessage::Notice(n) = message {
-                sink.lock().push(n.message().to_string());
+                let detail = n.detail().map(|d| format!("\nDETAIL: {d}")).unwrap_or_default();
+                sink.lock().push(format!("{} {}: {}{detail}", n.severity(), n.code().code(), n.message()));
             }
         }
     });

@@ -49,7 +49,7 @@ impl CreateSink {
         let engine = session.engine();
         let _ddl = engine.ddl_lock().await;
         if engine.sinks.exists(&self.name) && self.if_not_exists {
-            session.warn(format!("sink \"{}\" already exists, skipping", self.name));
+            session.notice("42710", format!("sink \"{}\" already exists, skipping", self.name), None);
             return Ok(Reply::Tag("CREATE SINK".into()));
         }
         let record =

@@ -156,7 +156,7 @@ impl CreateTable {
         let engine = session.engine();
         let _ddl = engine.ddl_lock().await;
         if self.if_not_exists && engine.catalog.relation(&self.name).is_some() {
-            session.warn(format!("relation \"{}\" already exists, skipping", self.name));
+            session.notice("42P07", format!("relation \"{}\" already exists, skipping", self.name), None);
             return Ok(Reply::Tag("CREATE TABLE".into()));
         }
         engine.catalog.check_free(&self.name)?;

@@ -24,6 +24,31 @@ pub enum DropKind {
     Sink,
 }
 
+impl DropKind {
+    /// The kind's name in messages.
+    fn noun(self) -> &'static str {
+        match self {
+            DropKind::Stream => "stream",
+            DropKind::ForeignTable => "foreign table",
+            DropKind::View => "view",
+            DropKind::Table => "table",
+            DropKind::Sink => "sink",
+        }
+    }
+}
+
+/// PostgreSQL's NOTICE for what a CASCADE drops besides the named relation.
+fn report_cascade(session: &Session, dropped: Vec<String>) {
+    match dropped.as_slice() {
+        [] => {}
+        [one] => session.notice("00000", format!("drop cascades to {one}"), None),
+        many => {
+            let detail = many.iter().map(|d| format!("drop cascades to {d}")).collect::<Vec<_>>().join("\n");
+            session.notice("00000", format!("drop cascades to {} other objects", many.len()), Some(detail));
+        }
+    }
+}
+
 /// A DROP statement.
 #[derive(Debug, Clone)]
 pub struct Drop {
@@ -59,7 +84,7 @@ impl Drop {
             if !self.cascade {
                 engine.sinks.check_drop(name)?;
             }
-            self.drop_relation(engine, name).await?;
+            self.drop_relation(session, name).await?;
         }
         if self.names.is_empty() {
             return Err(SqlError::Syntax("DROP needs a name".into()).into());
@@ -68,12 +93,18 @@ impl Drop {
         engine.ddl_done().await?;
         Ok(Reply::Tag(tag.into()))
     }
-    /// Drops relation `name` as the statement's kind says.
-    async fn drop_relation(&self, engine: &std::sync::Arc<crate::server::Engine>, name: &str) -> Result<()> {
+    /// Drops relation `name` as the statement's kind says, with
+    /// PostgreSQL's notices: what a CASCADE drops too, and a name
+    /// `IF EXISTS` skips.
+    async fn drop_relation(&self, session: &Session, name: &str) -> Result<()> {
+        let engine = session.engine();
         let exists = engine.catalog.relation(name);
+        let cascaded = if exists.is_some() && self.cascade { engine.catalog.cascades(name) } else { Vec::new() };
         match (self.kind, exists) {
             (DropKind::Sink, _) => {}
-            (_, None) if self.if_exists => {}
+            (_, None) if self.if_exists => {
+                session.notice("00000", format!("{} \"{name}\" does not exist, skipping", self.kind.noun()), None);
+            }
             (DropKind::Table, Some(Relation::Table(_))) => {
                 engine.catalog.drop_table_check(name, self.cascade)?;
                 engine
@@ -115,6 +146,7 @@ impl Drop {
             }
             (DropKind::View, _) => drop_view(engine, name, self.cascade).await?,
         }
+        report_cascade(session, cascaded);
         Ok(())
     }
 }
