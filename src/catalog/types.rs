@@ -187,6 +187,27 @@ pub fn timestamp_text(value: &str) -> std::borrow::Cow<'_, str> {
     Cow::Owned(format!("{} {pad}{hour}:{}{seconds}{}", &value[..10], &minutes[..2], &minutes[2..]))
 }
 
+/// PostgreSQL writes intervals as `1 day 02:03:04.5`; Arrow parses units
+/// only, so a clock part becomes `2 hours 3 minutes 4.5 seconds`.
+pub fn interval_text(value: &str) -> String {
+    value
+        .split_whitespace()
+        .map(|token| {
+            let (sign, clock) = token.strip_prefix('-').map_or(("", token), |rest| ("-", rest));
+            let parts: Vec<&str> = clock.split(':').collect();
+            let numeric = parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit() || c == '.'));
+            match (parts.as_slice(), numeric) {
+                ([h, m], true) => format!("{sign}{h} hours {sign}{m} minutes"),
+                ([h, m, sec], true) => {
+                    format!("{sign}{h} hours {sign}{m} minutes {sign}{sec} seconds")
+                }
+                _ => token.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// `schema` with every column nullable: how a relation whose rows another
 /// view reads is declared to that view (NOT NULL is checked at the source).
 pub fn all_nullable(schema: &datafusion::arrow::datatypes::Schema) -> datafusion::arrow::datatypes::SchemaRef {

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, IntervalMonthDayNano};
 use datafusion::common::{ParamValues, ScalarValue};
 use pgwire::api::Type;
 use pgwire::api::portal::Portal;
@@ -70,6 +70,16 @@ fn cast(value: ScalarValue, target: &DataType, i: usize) -> Result<ScalarValue> 
     if &value.data_type() == target {
         return Ok(value);
     }
+    // PostgreSQL's text for intervals and timestamps, in the form Arrow parses.
+    let value = match (value, target) {
+        (ScalarValue::Utf8(Some(t)), DataType::Interval(_)) => {
+            ScalarValue::Utf8(Some(crate::catalog::types::interval_text(&t)))
+        }
+        (ScalarValue::Utf8(Some(t)), DataType::Timestamp(..)) => {
+            ScalarValue::Utf8(Some(crate::catalog::types::timestamp_text(&t).into_owned()))
+        }
+        (value, _) => value,
+    };
     let text = value.to_string();
     value.cast_to(target).map_err(|_| {
         IngestError::InvalidText(format!("invalid input syntax for parameter ${} of type {target}: \"{text}\"", i + 1))
@@ -108,6 +118,19 @@ fn binary_value<S: Clone>(portal: &Portal<S>, i: usize, pg: &Type, bytes: &Bytes
             let v = portal.parameter::<serde_json::Value>(i, pg).map_err(bad)?;
             ScalarValue::Utf8(v.map(|v| v.to_string()))
         }
+        Type::INTERVAL => interval_value(bytes, i)?,
         _ => text_value(bytes, i)?,
     })
+}
+
+/// A binary interval, as PostgreSQL sends it: microseconds (int8), then
+/// days and months (int4 each), big-endian.
+fn interval_value(bytes: &Bytes, i: usize) -> Result<ScalarValue> {
+    let bad = || IngestError::InvalidText(format!("invalid binary interval for parameter ${}: {} bytes", i + 1, bytes.len()));
+    let (micros, rest) = bytes.split_first_chunk::<8>().ok_or_else(bad)?;
+    let (days, rest) = rest.split_first_chunk::<4>().ok_or_else(bad)?;
+    let months: &[u8; 4] = rest.try_into().map_err(|_| bad())?;
+    let nanos = i64::from_be_bytes(*micros).checked_mul(1000).ok_or_else(bad)?;
+    let value = IntervalMonthDayNano::new(i32::from_be_bytes(*months), i32::from_be_bytes(*days), nanos);
+    Ok(ScalarValue::IntervalMonthDayNano(Some(value)))
 }

@@ -44,7 +44,7 @@ pub type ExtraSchemas<'a> = Vec<(&'a str, Arc<dyn SchemaProvider>)>;
 fn finish(builder: SessionStateBuilder, schema: Arc<dyn SchemaProvider>, extra: ExtraSchemas) -> Result<SessionState> {
     let mut state = builder.build();
     state.add_analyzer_rule(Arc::new(super::checked_arith::CheckedIntegerArithmetic));
-    state.add_analyzer_rule(Arc::new(super::timestamp_text::TimestampText));
+    state.add_analyzer_rule(Arc::new(super::datetime_text::DatetimeText));
     let catalog = MemoryCatalogProvider::new();
     catalog.register_schema(SCHEMA, schema)?;
     for (name, provider) in extra {

@@ -7,6 +7,7 @@
 pub mod checked_arith;
 pub mod context;
 pub mod date_part;
+pub mod datetime_text;
 pub mod functions;
 pub mod jsonb;
 pub mod pg_functions;
@@ -16,7 +17,6 @@ pub mod pg_sleep;
 pub mod pg_typeof;
 pub mod snapshot;
 pub mod state_table;
-pub mod timestamp_text;
 pub mod to_char;
 pub mod to_timestamp;
 

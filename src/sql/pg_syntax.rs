@@ -12,6 +12,8 @@
 //! - `'{"a": 1}'::json` and `::jsonb` are casts to text, the form Eddy
 //!   carries JSON in; `j #> '{a,b}'` and `j #>> '{a,b}'` are
 //!   `json_get_json(j, 'a', 'b')` and `json_as_text(j, 'a', 'b')`;
+//! - `interval '1 day 02:03:04'` is `interval '1 day 02 hours 03 minutes
+//!   04 seconds'`, the form DataFusion parses;
 //! - `a @> b` and `a <@ b` are `jsonb_contains(a, b)` and
 //!   `jsonb_contains(b, a)` (`crate::query::jsonb`), for jsonb and arrays.
 
@@ -85,6 +87,16 @@ impl VisitorMut for Rewriter {
                     args.reverse();
                 }
                 Some(crate::pg_catalog::call("jsonb_contains", args.into()))
+            }
+            // `interval '1 day 02:03:04'`: PostgreSQL's clock part, in the
+            // unit form DataFusion's interval parser takes.
+            Expr::Interval(ast::Interval { value, leading_field: None, last_field: None, .. }) => {
+                if let Expr::Value(v) = value.as_mut()
+                    && let ast::Value::SingleQuotedString(text) = &mut v.value
+                {
+                    *text = crate::catalog::types::interval_text(text);
+                }
+                None
             }
             Expr::Function(f) if is_named(&f.name, "mod") => match &mut f.args {
                 FunctionArguments::List(list) if list.args.len() == 2 && list.duplicate_treatment.is_none() => {
@@ -238,6 +250,10 @@ mod tests {
         );
         assert_eq!(rewritten("SELECT u FROM unnest(ARRAY[1, 2]) AS u"), "SELECT u FROM UNNEST(ARRAY[1, 2]) AS u (u)");
         assert_eq!(rewritten("SELECT * FROM t AS x"), "SELECT * FROM t AS x");
+        assert_eq!(
+            rewritten("SELECT interval '1 day 02:03:04.5', interval '3 mons', interval '2' HOUR"),
+            "SELECT INTERVAL '1 day 02 hours 03 minutes 04.5 seconds', INTERVAL '3 mons', INTERVAL '2' HOUR"
+        );
         assert_eq!(
             rewritten("SELECT extract(century FROM ts), EXTRACT(epoch FROM ts) FROM t"),
             "SELECT extract('century', ts), extract('epoch', ts) FROM t"

@@ -46,7 +46,7 @@ pub fn parse_duration(option: &str, text: &str) -> Result<i64, WindowError> {
             "{option} '{text}' is not a valid interval ({why}); write it as, for example, '30 minutes' or '1 hour'"
         ))
     };
-    let normalized = crate::ingest::decode::interval_text(text.trim());
+    let normalized = crate::catalog::types::interval_text(text.trim());
     let strings = StringArray::from(vec![normalized]);
     let parsed = cast(&strings, &DataType::Interval(IntervalUnit::MonthDayNano)).map_err(|e| bad(&e.to_string()))?;
     let parsed = parsed

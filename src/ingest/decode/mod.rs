@@ -379,11 +379,11 @@ pub fn cast_lenient(strings: &StringArray, field: &Field) -> (ArrayRef, Vec<usiz
 }
 
 /// For an interval or timestamp column, the values in the form Arrow parses
-/// ([`interval_text`], [`crate::catalog::types::timestamp_text`]); any
+/// ([`crate::catalog::types::interval_text`], [`crate::catalog::types::timestamp_text`]); any
 /// other column as it is.
 fn postgres_intervals<'a>(strings: &'a StringArray, field: &Field) -> Cow<'a, StringArray> {
     match field.data_type() {
-        DataType::Interval(_) => Cow::Owned(strings.iter().map(|v| v.map(interval_text)).collect()),
+        DataType::Interval(_) => Cow::Owned(strings.iter().map(|v| v.map(crate::catalog::types::interval_text)).collect()),
         DataType::Timestamp(..) => {
             let timestamp_text = crate::catalog::types::timestamp_text;
             if strings.iter().flatten().all(|v| matches!(timestamp_text(v), Cow::Borrowed(_))) {
@@ -398,27 +398,6 @@ fn postgres_intervals<'a>(strings: &'a StringArray, field: &Field) -> Cow<'a, St
 /// Whether a stream column is `json` or `jsonb`.
 pub fn is_json_field(field: &Field) -> bool {
     field.metadata().contains_key(crate::catalog::types::PG_TYPE_KEY)
-}
-
-/// PostgreSQL writes intervals as `1 day 02:03:04.5`; Arrow parses units
-/// only, so a clock part becomes `2 hours 3 minutes 4.5 seconds`.
-pub fn interval_text(value: &str) -> String {
-    value
-        .split_whitespace()
-        .map(|token| {
-            let (sign, clock) = token.strip_prefix('-').map_or(("", token), |rest| ("-", rest));
-            let parts: Vec<&str> = clock.split(':').collect();
-            let numeric = parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit() || c == '.'));
-            match (parts.as_slice(), numeric) {
-                ([h, m], true) => format!("{sign}{h} hours {sign}{m} minutes"),
-                ([h, m, sec], true) => {
-                    format!("{sign}{h} hours {sign}{m} minutes {sign}{sec} seconds")
-                }
-                _ => token.to_string(),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[cfg(test)]
@@ -490,9 +469,9 @@ mod tests {
 
     #[test]
     fn postgres_interval_text() {
-        assert_eq!(interval_text("1 day 02:03:04.5"), "1 day 02 hours 03 minutes 04.5 seconds");
-        assert_eq!(interval_text("-01:30"), "-01 hours -30 minutes");
-        assert_eq!(interval_text("3 mons"), "3 mons");
+        assert_eq!(crate::catalog::types::interval_text("1 day 02:03:04.5"), "1 day 02 hours 03 minutes 04.5 seconds");
+        assert_eq!(crate::catalog::types::interval_text("-01:30"), "-01 hours -30 minutes");
+        assert_eq!(crate::catalog::types::interval_text("3 mons"), "3 mons");
     }
 
     #[test]

@@ -1,12 +1,13 @@
-//! Text cast to a timestamp reads as PostgreSQL reads it.
+//! Text cast to a timestamp or an interval reads as PostgreSQL reads it.
 //!
-//! Arrow's timestamp parser wants seconds: `timestamp '2026-12-09 10:00'`,
-//! `'2026-12-09 10:00'::timestamptz`, a comparison of a timestamp column
-//! with such a literal, and an INSERT of that text into a timestamp column
-//! all failed with "error parsing time", where PostgreSQL takes them. An
-//! analyzer rule, run after type coercion, puts [`pg_timestamp_text`] under
-//! every cast of text to a timestamp; it rewrites each value with
-//! [`crate::catalog::types::timestamp_text`] and leaves the cast to Arrow.
+//! Arrow's timestamp parser wants seconds, and its interval parser units:
+//! `timestamp '2026-12-09 10:00'`, `interval '1 day 02:00:00'`, a
+//! comparison of a column with such a literal, and an INSERT of that text
+//! all failed, where PostgreSQL takes them. An analyzer rule, run after
+//! type coercion, puts `pg_datetime_text` under every cast of text to a
+//! timestamp or an interval; it rewrites each value with
+//! [`crate::catalog::types::timestamp_text`] or
+//! [`crate::catalog::types::interval_text`] and leaves the cast to Arrow.
 
 use std::sync::{Arc, LazyLock};
 
@@ -25,15 +26,15 @@ use datafusion::logical_expr::{
 };
 use datafusion::optimizer::AnalyzerRule;
 
-use crate::catalog::types::timestamp_text;
+use crate::catalog::types::{interval_text, timestamp_text};
 
 /// The analyzer rule; see the module doc.
 #[derive(Debug, Default)]
-pub struct TimestampText;
+pub struct DatetimeText;
 
-impl AnalyzerRule for TimestampText {
+impl AnalyzerRule for DatetimeText {
     fn name(&self) -> &str {
-        "eddy_timestamp_text"
+        "eddy_datetime_text"
     }
 
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
@@ -50,7 +51,8 @@ impl AnalyzerRule for TimestampText {
     }
 }
 
-/// `CAST(text AS timestamp)` as `CAST(pg_timestamp_text(text) AS timestamp)`.
+/// `CAST(text AS timestamp)` as `CAST(pg_datetime_text(text) AS timestamp)`,
+/// and the same for intervals.
 fn rewrite(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     let (inner, to) = match &expr {
         Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field }) => (expr, field.data_type()),
@@ -59,11 +61,16 @@ fn rewrite(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     let is_text = |e: &Expr| {
         e.get_type(schema).is_ok_and(|t| matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8))
     };
-    let already = matches!(inner.as_ref(), Expr::ScalarFunction(f) if f.func.name() == NAME);
-    if !matches!(to, DataType::Timestamp(..)) || already || !is_text(inner) {
+    let already = matches!(inner.as_ref(), Expr::ScalarFunction(f) if f.func.name().starts_with(PREFIX));
+    let udf = match to {
+        DataType::Timestamp(..) => TIMESTAMP.clone(),
+        DataType::Interval(_) => INTERVAL.clone(),
+        _ => return Ok(Transformed::no(expr)),
+    };
+    if already || !is_text(inner) {
         return Ok(Transformed::no(expr));
     }
-    let normalized = Box::new(Expr::ScalarFunction(ScalarFunction::new_udf(UDF.clone(), vec![inner.as_ref().clone()])));
+    let normalized = Box::new(Expr::ScalarFunction(ScalarFunction::new_udf(udf, vec![inner.as_ref().clone()])));
     Ok(Transformed::yes(match expr {
         Expr::Cast(c) => Expr::Cast(Cast { expr: normalized, field: c.field }),
         Expr::TryCast(c) => Expr::TryCast(TryCast { expr: normalized, field: c.field }),
@@ -71,25 +78,32 @@ fn rewrite(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     }))
 }
 
-const NAME: &str = "pg_timestamp_text";
+const PREFIX: &str = "pg_datetime_text";
 
-static UDF: LazyLock<Arc<ScalarUDF>> = LazyLock::new(|| Arc::new(ScalarUDF::from(Normalize::default())));
+static TIMESTAMP: LazyLock<Arc<ScalarUDF>> =
+    LazyLock::new(|| Arc::new(ScalarUDF::from(Normalize::new(false))));
+static INTERVAL: LazyLock<Arc<ScalarUDF>> = LazyLock::new(|| Arc::new(ScalarUDF::from(Normalize::new(true))));
 
-/// Text with the seconds Arrow's parser needs.
+/// Text in the form Arrow's parser takes.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct Normalize {
+    interval: bool,
     signature: Signature,
 }
 
-impl Default for Normalize {
-    fn default() -> Self {
-        Self { signature: Signature::any(1, Volatility::Immutable) }
+impl Normalize {
+    fn new(interval: bool) -> Self {
+        Self { interval, signature: Signature::any(1, Volatility::Immutable) }
+    }
+
+    fn text(&self, value: &str) -> String {
+        if self.interval { interval_text(value) } else { timestamp_text(value).into_owned() }
     }
 }
 
 impl ScalarUDFImpl for Normalize {
     fn name(&self) -> &str {
-        NAME
+        if self.interval { "pg_datetime_text_interval" } else { PREFIX }
     }
 
     fn signature(&self) -> &Signature {
@@ -102,7 +116,7 @@ impl ScalarUDFImpl for Normalize {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let Some(arg) = args.args.first() else {
-            return Err(datafusion::error::DataFusionError::Internal(format!("{NAME} takes one argument")));
+            return Err(datafusion::error::DataFusionError::Internal(format!("{PREFIX} takes one argument")));
         };
         match arg {
             ColumnarValue::Scalar(scalar) => {
@@ -110,20 +124,22 @@ impl ScalarUDFImpl for Normalize {
                     ScalarValue::Utf8(v) | ScalarValue::Utf8View(v) | ScalarValue::LargeUtf8(v) => v.as_deref(),
                     _ => None,
                 };
-                Ok(ColumnarValue::Scalar(ScalarValue::Utf8(text.map(|t| timestamp_text(t).into_owned()))))
+                Ok(ColumnarValue::Scalar(ScalarValue::Utf8(text.map(|t| self.text(t)))))
             }
-            ColumnarValue::Array(array) => Ok(ColumnarValue::Array(normalize(array)?)),
+            ColumnarValue::Array(array) => Ok(ColumnarValue::Array(self.normalize(array)?)),
         }
     }
 }
 
-fn normalize(array: &ArrayRef) -> Result<ArrayRef> {
-    let strings = cast(array, &DataType::Utf8)?;
-    let Some(strings) = strings.as_any().downcast_ref::<StringArray>() else {
-        return Ok(strings);
-    };
-    let normalized: StringArray = strings.iter().map(|v| v.map(timestamp_text)).collect();
-    Ok(Arc::new(normalized) as ArrayRef)
+impl Normalize {
+    fn normalize(&self, array: &ArrayRef) -> Result<ArrayRef> {
+        let strings = cast(array, &DataType::Utf8)?;
+        let Some(strings) = strings.as_any().downcast_ref::<StringArray>() else {
+            return Ok(strings);
+        };
+        let normalized: StringArray = strings.iter().map(|v| v.map(|v| self.text(v))).collect();
+        Ok(Arc::new(normalized) as ArrayRef)
+    }
 }
 
 #[cfg(test)]
@@ -133,7 +149,7 @@ mod tests {
 
     async fn run(sql: &str) -> Result<String> {
         let ctx = SessionContext::new();
-        ctx.add_analyzer_rule(Arc::new(TimestampText));
+        ctx.add_analyzer_rule(Arc::new(DatetimeText));
         let batches = ctx.sql(sql).await?.collect().await?;
         Ok(datafusion::arrow::util::pretty::pretty_format_batches(&batches)?.to_string())
     }
@@ -151,5 +167,9 @@ mod tests {
         .unwrap();
         assert!(compared.contains("| 1 |"), "{compared}");
         assert!(run("SELECT CAST('2026-12-09 25:00' AS TIMESTAMP)").await.is_err(), "a bad time stays an error");
+        let intervals = run("SELECT CAST('1 day 02:03:04.5' AS INTERVAL) = CAST('1 day 2 hours 3 minutes 4.5 seconds' AS INTERVAL) AS same")
+            .await
+            .unwrap();
+        assert!(intervals.contains("| true |"), "{intervals}");
     }
 }
