@@ -159,9 +159,19 @@ async fn notices_as_postgres_sends_them() {
         )
         .await
         .unwrap();
-    // The connection task delivers notices beside the replies: a moment for them.
-    let settle = || tokio::time::sleep(std::time::Duration::from_millis(100));
-    settle().await;
+    // The connection task delivers notices beside the replies: wait for
+    // the count expected (or five seconds).
+    let settle = |count: usize| {
+        let notices = notices.clone();
+        async move {
+            for _ in 0..100 {
+                if notices.lock().len() >= count {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    };
     assert_eq!(taken(), Vec::<String>::new());
     client.batch_execute("DROP TABLE base CASCADE").await.unwrap();
     client.batch_execute("DROP TABLE other CASCADE").await.unwrap();
@@ -171,7 +181,8 @@ async fn notices_as_postgres_sends_them() {
         .await
         .unwrap();
     assert!(client.batch_execute("DROP STREAM t CASCADE").await.is_err(), "t is a table");
-    settle().await;
+    client.batch_execute("SELECT 1").await.unwrap();
+    settle(4).await;
     assert_eq!(
         taken(),
         vec![

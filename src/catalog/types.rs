@@ -76,11 +76,11 @@ pub fn field_for_sql_type(name: &str, sql_type: &str) -> Result<Field, CatalogEr
 }
 
 /// The length limit of `varchar(n)` and `char(n)`, with the type's name;
-/// a bare `char` is `char(1)`, a bare `varchar` has no limit.
+/// a bare `char` is `char(1)`, a bare `varchar` or `bpchar` has no limit.
 fn length_limit(base: &str, args: &str) -> Option<(usize, &'static str)> {
     let n = args.trim_matches(|c| c == '(' || c == ')').trim().parse::<usize>().ok();
     match base {
-        "varchar" | "character varying" => n.map(|n| (n, "character varying")),
+        "varchar" | "character varying" | "bpchar" => n.map(|n| (n, "character varying")),
         _ => Some((n.unwrap_or(1), "character")),
     }
 }
@@ -91,30 +91,44 @@ fn max_chars(field: &Field) -> Option<(usize, &str)> {
     Some((n.parse().ok()?, name))
 }
 
+/// The `n` of `field`'s `varchar(n)` or `char(n)`, if it has one.
+pub fn char_limit(field: &Field) -> Option<usize> {
+    max_chars(field).map(|(n, _)| n)
+}
+
+/// Whether `value` has more than `limit` characters. Trailing spaces
+/// count: PostgreSQL would cut them off to fit, Eddy refuses the value
+/// rather than keep it longer than its type.
+pub fn longer_than(value: &str, limit: usize) -> bool {
+    value.len() > limit && value.chars().count() > limit
+}
+
 /// Whether `value` is longer than `field`'s `varchar(n)` or `char(n)`.
-/// As in PostgreSQL, trailing spaces past the limit are not counted.
 pub fn too_long(field: &Field, value: &str) -> bool {
-    max_chars(field).is_some_and(|(n, _)| value.len() > n && value.trim_end_matches(' ').chars().count() > n)
+    char_limit(field).is_some_and(|n| longer_than(value, n))
 }
 
 /// PostgreSQL's message (SQLSTATE 22001) for a value too long for `field`.
 pub fn too_long_message(field: &Field) -> String {
-    format!("value too long for type {}", pg_type_name(field))
+    match max_chars(field) {
+        Some((n, name)) => format!("value too long for type {name}({n})"),
+        None => format!("value too long for type {}", pg_type_name(field)),
+    }
 }
 
 /// The first column of `batch` (whose columns follow `declared`) holding a
 /// value too long for its `varchar(n)` or `char(n)`, with that message.
 pub fn check_lengths(declared: &Schema, batch: &RecordBatch) -> Result<(), String> {
     for (field, column) in declared.fields().iter().zip(batch.columns()) {
-        if max_chars(field).is_none() {
+        let Some(limit) = char_limit(field) else {
             continue;
-        }
+        };
         // Utf8View or LargeUtf8 from a plan must be checked too; Utf8 casts for free.
         let strings = cast(column, &DataType::Utf8).map_err(|e| format!("column \"{}\": {e}", field.name()))?;
         let Some(strings) = strings.as_any().downcast_ref::<StringArray>() else {
             continue;
         };
-        if strings.iter().flatten().any(|v| too_long(field, v)) {
+        if strings.iter().flatten().any(|v| longer_than(v, limit)) {
             return Err(too_long_message(field));
         }
     }
@@ -137,9 +151,6 @@ fn decimal_type(args: &str) -> DataType {
 pub fn pg_type_name(field: &Field) -> String {
     if let Some(tag) = field.metadata().get(PG_TYPE_KEY) {
         return tag.clone();
-    }
-    if let Some((n, name)) = max_chars(field) {
-        return format!("{name}({n})");
     }
     match field.data_type() {
         DataType::Int16 => "smallint".into(),
@@ -259,16 +270,16 @@ mod tests {
     #[test]
     fn varchar_and_char_limit_their_length() {
         let code = field_for_sql_type("code", "varchar(2)").unwrap();
-        assert_eq!(pg_type_name(&code), "character varying(2)");
+        assert_eq!(pg_type_name(&code), "text", "information_schema and pg_typeof spell it as before");
         assert!(!too_long(&code, "FR"));
         assert!(!too_long(&code, "éé"), "characters, not bytes");
-        assert!(!too_long(&code, "FR  "), "trailing spaces past the limit are dropped");
+        assert!(too_long(&code, "FR  "), "trailing spaces count: refused, not cut");
         assert!(too_long(&code, "FRA"));
         assert_eq!(too_long_message(&code), "value too long for type character varying(2)");
         let flag = field_for_sql_type("flag", "char").unwrap();
-        assert_eq!(pg_type_name(&flag), "character(1)");
+        assert_eq!(too_long_message(&flag), "value too long for type character(1)");
         assert!(too_long(&flag, "ab"));
-        for unlimited in ["varchar", "text"] {
+        for unlimited in ["varchar", "text", "bpchar"] {
             let f = field_for_sql_type("t", unlimited).unwrap();
             assert!(!too_long(&f, &"x".repeat(10_000)));
             assert_eq!(pg_type_name(&f), "text");

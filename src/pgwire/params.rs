@@ -126,7 +126,8 @@ fn binary_value<S: Clone>(portal: &Portal<S>, i: usize, pg: &Type, bytes: &Bytes
 /// A binary interval, as PostgreSQL sends it: microseconds (int8), then
 /// days and months (int4 each), big-endian.
 fn interval_value(bytes: &Bytes, i: usize) -> Result<ScalarValue> {
-    let bad = || IngestError::InvalidText(format!("invalid binary interval for parameter ${}: {} bytes", i + 1, bytes.len()));
+    let bad =
+        || IngestError::InvalidText(format!("invalid binary interval for parameter ${}: {} bytes", i + 1, bytes.len()));
     let (micros, rest) = bytes.split_first_chunk::<8>().ok_or_else(bad)?;
     let (days, rest) = rest.split_first_chunk::<4>().ok_or_else(bad)?;
     let months: &[u8; 4] = rest.try_into().map_err(|_| bad())?;

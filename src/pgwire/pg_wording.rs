@@ -29,7 +29,7 @@ fn bad_string(rest: &str) -> Option<(&'static str, String)> {
     let (value, after) = rest.rsplit_once("' to value of ")?;
     let arrow_type = after.strip_suffix(" type")?;
     let type_name = pg_name(arrow_type);
-    if arrow_type.starts_with("Int") && value.trim().parse::<i128>().is_ok() {
+    if matches!(arrow_type, "Int8" | "Int16" | "Int32" | "Int64") && value.trim().parse::<i128>().is_ok() {
         return Some(("22003", format!("value \"{value}\" is out of range for type {type_name}")));
     }
     let state = if matches!(arrow_type, "Date32" | "Date64") || arrow_type.starts_with("Timestamp") {

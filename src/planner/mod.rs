@@ -334,7 +334,8 @@ fn session_spec(aggregate: &Aggregate, windowing: &Windowing) -> Result<Option<S
     };
     let unsupported =
         || PlanError::Unsupported("this session window's grouping could not be planned; group by plain columns".into());
-    match aggregate.group_expr.last() {
+    // An analyzer rule may alias a key it rewrote (query::checked_arith).
+    match aggregate.group_expr.last().map(|e| e.clone().unalias()) {
         Some(Expr::Column(c)) if c.name == SESSION_KEY => {}
         _ => return Err(unsupported()),
     }
@@ -424,8 +425,9 @@ fn step_key(aggregate: &Aggregate, windowing: &Windowing) -> Result<Option<usize
     if windowing.sliding.is_none() {
         return Ok(None);
     }
-    match aggregate.group_expr.last() {
-        Some(Expr::ScalarFunction(f)) if f.name() == "date_bin" => Ok(Some(aggregate.group_expr.len() - 1)),
+    // An analyzer rule may alias a key it rewrote (query::checked_arith).
+    match aggregate.group_expr.last().map(|e| e.clone().unalias()) {
+        Some(Expr::ScalarFunction(ref f)) if f.name() == "date_bin" => Ok(Some(aggregate.group_expr.len() - 1)),
         _ => Err(PlanError::Unsupported(
             "this sliding window's grouping could not be planned; group by plain columns or expressions".into(),
         )),

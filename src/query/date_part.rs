@@ -9,7 +9,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, AsArray, Float64Array, Int32Array};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type, Int32Type};
-use datafusion::common::{Result, ScalarValue, exec_err};
+use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
 };
@@ -112,6 +112,11 @@ impl ScalarUDFImpl for PgDatePart {
         let part = args.scalar_arguments.first().copied().flatten().and_then(|p| p.try_as_str().flatten());
         match part.and_then(extra) {
             Some(part) => {
+                let value_type = args.arg_fields.get(1).map(|f| f.data_type());
+                if part == Extra::TimeZone && !matches!(value_type, Some(DataType::Timestamp(_, Some(_)))) {
+                    let shown = value_type.map(|t| t.to_string()).unwrap_or_default();
+                    return plan_err!("unit \"timezone\" not supported for type {shown}; it applies to timestamptz");
+                }
                 let nullable = args.arg_fields.get(1).is_none_or(|f| f.is_nullable());
                 let data_type = if part == Extra::Julian { DataType::Float64 } else { DataType::Int32 };
                 Ok(Arc::new(Field::new(self.name(), data_type, nullable)))
@@ -146,14 +151,18 @@ mod tests {
     /// Each answer is PostgreSQL 15's.
     #[tokio::test]
     async fn centuries_millennia_decades_and_julian_days() {
-        let ctx = SessionContext::new();
+        let config = datafusion::prelude::SessionConfig::new().set_str("datafusion.execution.time_zone", "+00:00");
+        let ctx = SessionContext::new_with_config(config);
         ctx.register_udf(udf());
         let sql = "SELECT date_part('century', DATE '2026-12-09') AS c, date_part('century', DATE '2000-06-01') AS c2, \
                    date_part('millennium', TIMESTAMP '2026-12-09 10:00:00') AS m, date_part('decade', DATE '2026-12-09') AS d, \
                    date_part('julian', DATE '2026-12-09') AS j, date_part('julian', TIMESTAMP '2026-01-01 12:00:00') AS j2, \
-                   date_part('timezone', TIMESTAMP '2026-12-09 10:00:00') AS tz, extract('year', DATE '2026-12-09') AS y";
+                   date_part('timezone', CAST('2026-12-09 10:00:00+02' AS TIMESTAMP WITH TIME ZONE)) AS tz, \
+                   extract('year', DATE '2026-12-09') AS y";
         let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
         let out = datafusion::arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string();
         assert!(out.contains("| 21 | 20 | 3 | 202 | 2461384.0 | 2461042.5 | 0  | 2026 |"), "{out}");
+        let e = ctx.sql("SELECT date_part('timezone', DATE '2026-12-09')").await.unwrap_err();
+        assert!(e.to_string().contains("not supported for type Date32"), "{e}");
     }
 }

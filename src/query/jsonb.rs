@@ -10,10 +10,14 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, StringBuilder};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
-use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
 use serde_json::Value;
+
+use crate::catalog::types::PG_TYPE_KEY;
 
 /// Whether `a` contains `b`, by PostgreSQL's jsonb rules: an object holds
 /// each of `b`'s keys with a value that contains `b`'s; an array holds,
@@ -32,7 +36,10 @@ pub fn contains(a: &Value, b: &Value, top: bool) -> bool {
 
 fn same_scalar(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => x.as_f64() == y.as_f64(),
+        },
         (Value::Array(_) | Value::Object(_), _) | (_, Value::Array(_) | Value::Object(_)) => false,
         _ => a == b,
     }
@@ -76,13 +83,15 @@ fn write_jsonb(value: &Value, out: &mut String) {
 }
 
 /// The JSON value of argument `array`'s row: numbers and booleans as
-/// themselves, json columns and text as strings, NULL as null.
-fn value_of(array: &ArrayRef, texts: &ArrayRef, row: usize) -> Value {
+/// themselves, json values (a json column, a nested `jsonb_build_*`) as
+/// JSON, text as strings, NULL as null.
+fn value_of(array: &ArrayRef, field: Option<&FieldRef>, texts: &ArrayRef, row: usize) -> Value {
     if array.data_type() == &DataType::Null || array.is_null(row) {
         return Value::Null;
     }
     let text = texts.as_string::<i32>().value(row);
-    if array.data_type().is_numeric() || array.data_type() == &DataType::Boolean {
+    let json = field.is_some_and(|f| f.metadata().contains_key(PG_TYPE_KEY));
+    if json || array.data_type().is_numeric() || array.data_type() == &DataType::Boolean {
         return serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.into()));
     }
     Value::String(text.into())
@@ -124,13 +133,20 @@ impl ScalarUDFImpl for Build {
         &self.signature
     }
 
-    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
-        if self.shape == Shape::Object && !args.len().is_multiple_of(2) {
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    /// Text tagged as jsonb, so that clients see a jsonb column and an
+    /// enclosing builder nests the value as JSON.
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        if self.shape == Shape::Object && !args.arg_fields.len().is_multiple_of(2) {
             return plan_err!(
                 "argument list must have even number of elements; jsonb_build_object takes key, value, ..."
             );
         }
-        Ok(DataType::Utf8)
+        let jsonb = std::collections::HashMap::from([(PG_TYPE_KEY.to_string(), "jsonb".to_string())]);
+        Ok(Arc::new(Field::new(self.name(), DataType::Utf8, true).with_metadata(jsonb)))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
@@ -140,15 +156,18 @@ impl ScalarUDFImpl for Build {
         let mut out = StringBuilder::new();
         for row in 0..rows {
             let value = match self.shape {
-                Shape::Array => Value::Array((0..arrays.len()).map(|i| value_of(&arrays[i], &texts[i], row)).collect()),
+                Shape::Array => Value::Array(
+                    (0..arrays.len()).map(|i| value_of(&arrays[i], args.arg_fields.get(i), &texts[i], row)).collect(),
+                ),
                 Shape::Object => {
                     let mut object = serde_json::Map::new();
                     for pair in (0..arrays.len()).step_by(2) {
-                        if arrays[pair].is_null(row) {
+                        if arrays[pair].data_type() == &DataType::Null || arrays[pair].is_null(row) {
                             return exec_err!("argument {}: key must not be null", pair + 1);
                         }
                         let key = texts[pair].as_string::<i32>().value(row).to_string();
-                        object.insert(key, value_of(&arrays[pair + 1], &texts[pair + 1], row));
+                        let value = value_of(&arrays[pair + 1], args.arg_fields.get(pair + 1), &texts[pair + 1], row);
+                        object.insert(key, value);
                     }
                     Value::Object(object)
                 }
@@ -250,6 +269,7 @@ mod tests {
         assert!(c(json!([[1, 2]]), json!([[1]])));
         assert!(c(json!("a"), json!("a")));
         assert!(!c(json!({"a": 1}), json!([])), "an object never contains an array");
+        assert!(!c(json!(9007199254740993_i64), json!(9007199254740992_i64)), "integers compare exactly");
     }
 
     #[test]

@@ -49,6 +49,7 @@ struct Read {
     day_of_year: Option<u32>,
     julian: Option<i64>,
     hour: u32,
+    hour12: bool,
     pm: Option<bool>,
     minute: u32,
     second: u32,
@@ -104,16 +105,21 @@ fn read_field<'a>(rest: &'a str, field: Field, f: &mut Read) -> Result<&'a str, 
                 Field::Year1 => 1,
                 _ => 4,
             };
-            let text = if field == Field::YearComma { rest.replacen(',', "", 1) } else { rest.to_string() };
-            let (year, len) = digits(&text, width, name)?;
-            f.year = Some(partial_year(year as i32, len));
-            let consumed = if field == Field::YearComma && rest.contains(',') { len + 1 } else { len };
-            &rest[consumed.min(rest.len())..]
+            let (mut year, mut len) = digits(rest, width, name)?;
+            if field == Field::YearComma && rest[len..].starts_with(',') {
+                let (thousands, more) = digits(&rest[len + 1..], 3, name)?;
+                (year, len) = (year * 1000 + thousands, len + 1 + more);
+            }
+            let partial = matches!(field, Field::Year1 | Field::Year2 | Field::Year3);
+            let year = i32::try_from(year).map_err(|_| invalid_value(rest, name))?;
+            f.year = Some(if partial { partial_year(year) } else { year });
+            &rest[len..]
         }
         Field::Month => number(rest, 2, name, |v| f.month = Some(v as u32))?,
         Field::Day => number(rest, 2, name, |v| f.day = Some(v as u32))?,
         Field::DayOfYear => number(rest, 3, name, |v| f.day_of_year = Some(v as u32))?,
-        Field::Hour24 | Field::Hour12 => number(rest, 2, name, |v| f.hour = v as u32)?,
+        Field::Hour24 => number(rest, 2, name, |v| f.hour = v as u32)?,
+        Field::Hour12 => number(rest, 2, name, |v| (f.hour, f.hour12) = (v as u32, true))?,
         Field::Minute => number(rest, 2, name, |v| f.minute = v as u32)?,
         Field::Second => number(rest, 2, name, |v| f.second = v as u32)?,
         Field::SecondsOfDay => number(rest, 5, name, |v| {
@@ -121,6 +127,9 @@ fn read_field<'a>(rest: &'a str, field: Field, f: &mut Read) -> Result<&'a str, 
         })?,
         Field::Millis | Field::Micros => {
             let width = if field == Field::Millis { 3 } else { 6 };
+            if rest.starts_with('-') {
+                return Err(invalid_value(rest, name));
+            }
             let (value, len) = digits(rest, width, name)?;
             f.micros = (value * 10i64.pow((6 - len) as u32)) as u32;
             &rest[len..]
@@ -219,15 +228,14 @@ fn number<'a>(rest: &'a str, width: usize, name: &str, set: impl FnOnce(i64)) ->
     Ok(&rest[len..])
 }
 
-/// A year given with fewer than four digits, as PostgreSQL completes it:
-/// the year nearest to 2020.
-fn partial_year(year: i32, digits: usize) -> i32 {
-    match digits {
-        1 => 2000 + year,
-        2 if year < 70 => 2000 + year,
-        2 => 1900 + year,
-        3 if year < 520 => 2000 + year,
-        3 => 1000 + year,
+/// A year read by `Y`, `YY` or `YYY`, as PostgreSQL completes it, by its
+/// value: the year nearest to 2020.
+fn partial_year(year: i32) -> i32 {
+    match year {
+        ..70 => year + 2000,
+        70..100 => year + 1900,
+        100..520 => year + 2000,
+        520..1000 => year + 1000,
         _ => year,
     }
 }
@@ -289,13 +297,19 @@ fn assemble(f: &Read, text: &str) -> Result<NaiveDateTime, ReadError> {
         NaiveDate::from_ymd_opt(year, f.month.unwrap_or(1), f.day.unwrap_or(1))
     }
     .ok_or_else(out_of_range)?;
-    let hour = match f.pm {
-        Some(true) if f.hour < 12 => f.hour + 12,
-        Some(false) if f.hour == 12 => 0,
-        _ => f.hour,
+    let hour = if f.hour12 {
+        if !(1..=12).contains(&f.hour) {
+            return Err(ReadError::OutOfRange(format!(
+                "{text}\" (hour \"{}\" is invalid for the 12-hour clock; use HH24",
+                f.hour
+            )));
+        }
+        f.hour % 12 + if f.pm == Some(true) { 12 } else { 0 }
+    } else {
+        f.hour
     };
     let local = date.and_hms_micro_opt(hour, f.minute, f.second, f.micros).ok_or_else(out_of_range)?;
-    Ok(local - chrono::Duration::minutes(i64::from(f.offset_minutes)))
+    local.checked_sub_signed(chrono::Duration::minutes(i64::from(f.offset_minutes))).ok_or_else(out_of_range)
 }
 
 /// Which function a [`ReadTemplate`] is.
@@ -469,6 +483,11 @@ mod tests {
             ("2026-12-09 12:30 AM", "YYYY-MM-DD HH:MI AM", "2026-12-09 00:30:00"),
             ("2026-343", "YYYY-DDD", "2026-12-09 00:00:00"),
             ("2461384", "J", "2026-12-09 00:00:00"),
+            ("9/12/26", "DD/MM/YYYY", "0026-12-09 00:00:00"),
+            ("099-12-09", "YYY-MM-DD", "1999-12-09 00:00:00"),
+            ("2,026-12-09", "Y,YYY-MM-DD", "2026-12-09 00:00:00"),
+            ("12:30", "HH12:MI", "0000-01-01 00:30:00"),
+            ("2026 12:30 pm", "YYYY HH12:MI am", "2026-01-01 12:30:00"),
         ];
         for (text, template, expected) in cases {
             assert_eq!(at(text, template).as_deref(), Ok(expected), "{text} / {template}");
@@ -487,5 +506,12 @@ mod tests {
             Err("formatting field \"TZ\" is only supported in to_char".into())
         );
         assert!(at("2026 50", "YYYY IW").unwrap_err().contains("not supported by to_timestamp"));
+        assert!(at("2026 13:00", "YYYY HH12:MI").unwrap_err().contains("invalid for the 12-hour clock"));
+        // These panicked once: a comma inside a multibyte text, a signed
+        // fraction, and an offset past the last day chrono has.
+        assert_eq!(at("20é,", "Y,YYY"), Ok("0020-01-01 00:00:00".into()));
+        assert!(at("12:00:00.-123456", "HH24:MI:SS.US").is_err());
+        let last = i64::from(chrono::Datelike::num_days_from_ce(&chrono::NaiveDate::MAX)) + 1_721_425;
+        assert!(at(&format!("{last} 23:00 -15"), "J HH24:MI TZH").is_err(), "past chrono's last day");
     }
 }

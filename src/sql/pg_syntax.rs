@@ -29,10 +29,14 @@ const ONE_COLUMN_FUNCTIONS: &[&str] = &["generate_series", "range", "unnest"];
 
 /// Rewrites the PostgreSQL spellings in `statement` (see the module doc).
 pub fn rewrite<T: VisitMut>(statement: &mut T) {
-    let _ = statement.visit(&mut Rewriter);
+    let _ = statement.visit(&mut Rewriter::default());
 }
 
-struct Rewriter;
+#[derive(Default)]
+struct Rewriter {
+    /// How many queries the visit is inside: 1 in the outermost.
+    depth: usize,
+}
 
 impl VisitorMut for Rewriter {
     type Break = ();
@@ -123,12 +127,18 @@ impl VisitorMut for Rewriter {
         ControlFlow::Continue(())
     }
 
-    /// An unaliased select item that is an operator rewritten here (`|/`,
-    /// `@`, `n !`, `#>`, `@>`, ...) is named `?column?`, as PostgreSQL names
-    /// it, before the operator becomes a function whose name the column
-    /// would take.
+    /// An unaliased select item of the outermost query that is an operator
+    /// rewritten here (`|/`, `@`, `n !`, `#>`, `@>`, ...) is named
+    /// `?column?`, as PostgreSQL names it, before the operator becomes a
+    /// function whose name the column would take. Only one per select list:
+    /// DataFusion needs unique names where PostgreSQL allows repeats (in a
+    /// subquery, or an INSERT's SELECT), so several keep their functions'.
     fn pre_visit_query(&mut self, query: &mut ast::Query) -> ControlFlow<()> {
-        if let ast::SetExpr::Select(select) = query.body.as_mut() {
+        self.depth += 1;
+        if let ast::SetExpr::Select(select) = query.body.as_mut()
+            && self.depth == 1
+            && select.projection.iter().filter(|i| is_operator_item(i)).count() == 1
+        {
             for item in &mut select.projection {
                 if let ast::SelectItem::UnnamedExpr(expr) = item
                     && is_function_operator(expr)
@@ -154,6 +164,7 @@ impl VisitorMut for Rewriter {
     }
 
     fn post_visit_query(&mut self, query: &mut ast::Query) -> ControlFlow<()> {
+        self.depth = self.depth.saturating_sub(1);
         // `unnest(...) AS u` parses as its own factor kind.
         if let ast::SetExpr::Select(select) = query.body.as_mut() {
             for table in &mut select.from {
@@ -170,6 +181,10 @@ impl VisitorMut for Rewriter {
         }
         ControlFlow::Continue(())
     }
+}
+
+fn is_operator_item(item: &ast::SelectItem) -> bool {
+    matches!(item, ast::SelectItem::UnnamedExpr(expr) if is_function_operator(expr))
 }
 
 /// Whether `expr` is an operator this room rewrites into a function.
@@ -237,8 +252,13 @@ mod tests {
     fn postgres_spellings_become_datafusion_ones() {
         assert_eq!(rewritten("SELECT mod(7, -3), MOD(a, 2) FROM t"), "SELECT (7 % -3), (a % 2) FROM t");
         assert_eq!(
-            rewritten("SELECT |/ 16, ||/ 27 AS c, 1 + @ -5, 5 !"),
-            "SELECT sqrt(16) AS \"?column?\", cbrt(27) AS c, 1 + abs(-5), factorial(5) AS \"?column?\""
+            rewritten("SELECT |/ 16, ||/ 27 AS c, 1 + @ -5"),
+            "SELECT sqrt(16) AS \"?column?\", cbrt(27) AS c, 1 + abs(-5)"
+        );
+        assert_eq!(
+            rewritten("SELECT |/ 16, 5 ! FROM (SELECT |/ a FROM t) AS s"),
+            "SELECT sqrt(16), factorial(5) FROM (SELECT sqrt(a) FROM t) AS s",
+            "two in one list, and any in a subquery, keep their functions' names"
         );
         assert_eq!(
             rewritten("SELECT x FROM generate_series(1, 3) AS x"),

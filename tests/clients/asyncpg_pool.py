@@ -50,6 +50,9 @@ async def main(port: int) -> int:
             since = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
             n = await conn.fetchval("SELECT count(*) FROM hits WHERE $1::timestamptz < now()", since)
             check("a $1::timestamptz parameter takes a datetime", n == 4, n)
+            span = datetime.timedelta(days=1, hours=2, minutes=3, seconds=4.5)
+            same = await conn.fetchval("SELECT $1::interval = interval '1 day 02:03:04.5'", span)
+            check("a timedelta parameter (a binary interval) reads as PostgreSQL's", same is True, same)
             # What asyncpg's pool sends on release to a PostgreSQL server.
             await conn.execute("SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;")
             check("the pool's reset query runs", True)

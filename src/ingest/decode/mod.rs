@@ -347,9 +347,12 @@ pub fn cast_column(
 /// parse into NULLs; returns the cast column and the rows that failed.
 pub fn cast_lenient(strings: &StringArray, field: &Field) -> (ArrayRef, Vec<usize>) {
     let strings = &*postgres_intervals(strings, field);
-    let too_long: Vec<usize> = (0..strings.len())
-        .filter(|&r| strings.is_valid(r) && crate::catalog::types::too_long(field, strings.value(r)))
-        .collect();
+    let too_long: Vec<usize> = match crate::catalog::types::char_limit(field) {
+        Some(limit) => (0..strings.len())
+            .filter(|&r| strings.is_valid(r) && crate::catalog::types::longer_than(strings.value(r), limit))
+            .collect(),
+        None => Vec::new(),
+    };
     if !too_long.is_empty() {
         return (std::sync::Arc::new(strings.clone()), too_long);
     }
@@ -383,7 +386,9 @@ pub fn cast_lenient(strings: &StringArray, field: &Field) -> (ArrayRef, Vec<usiz
 /// other column as it is.
 fn postgres_intervals<'a>(strings: &'a StringArray, field: &Field) -> Cow<'a, StringArray> {
     match field.data_type() {
-        DataType::Interval(_) => Cow::Owned(strings.iter().map(|v| v.map(crate::catalog::types::interval_text)).collect()),
+        DataType::Interval(_) => {
+            Cow::Owned(strings.iter().map(|v| v.map(crate::catalog::types::interval_text)).collect())
+        }
         DataType::Timestamp(..) => {
             let timestamp_text = crate::catalog::types::timestamp_text;
             if strings.iter().flatten().all(|v| matches!(timestamp_text(v), Cow::Borrowed(_))) {
