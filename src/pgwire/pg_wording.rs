@@ -6,10 +6,16 @@
 //! before the error (`continuous view "v" failed to apply the rows: `) is
 //! kept.
 
+/// A SQLSTATE and PostgreSQL's message.
+type Worded = Option<(&'static str, String)>;
+
+/// Arrow's wording (the text a message holds) and how to reword what follows it.
+type Rule = (&'static str, fn(&str) -> Worded);
+
 /// PostgreSQL's SQLSTATE and message for a message that holds one of
 /// Arrow's wordings, or `None` to keep the message as it is.
-pub fn translate(message: &str) -> Option<(&'static str, String)> {
-    let rules: [(&str, fn(&str) -> Option<(&'static str, String)>); 5] = [
+pub fn translate(message: &str) -> Worded {
+    let rules: [Rule; 5] = [
         ("Cast error: Cannot cast string '", bad_string),
         ("Cast error: Cannot cast value '", bad_string),
         ("Cast error: Can't cast value ", out_of_range),
