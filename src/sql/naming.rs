@@ -80,6 +80,9 @@ fn figure_name(expr: &Expr) -> Option<String> {
         Expr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.to_lowercase()),
         Expr::Function(f) => f.name.0.last().map(|p| p.to_string().trim_matches('"').to_lowercase()),
         Expr::Cast { expr, data_type, .. } => figure_name(expr).or_else(|| Some(pg_type_name(&data_type.to_string()))),
+        // `timestamp '2026-12-09'`, `date '...'`: named after the type.
+        Expr::TypedString(typed) => Some(pg_type_name(&typed.data_type.to_string())),
+        Expr::Interval(_) => Some("interval".into()),
         Expr::Nested(inner) => figure_name(inner),
         Expr::Case { .. } => Some("case".into()),
         Expr::Exists { .. } => Some("exists".into()),
@@ -137,9 +140,9 @@ mod tests {
         assert_eq!(
             names(
                 "SELECT k, count(*), sum(v), (p->>'n')::int, x::text, 1 + 2, CASE WHEN true THEN 1 END, \
-                 extract(year FROM ts) FROM s"
+                 extract(year FROM ts), timestamp '2026-12-09', date '2026-12-09', interval '1 day' FROM s"
             ),
-            vec!["k", "count", "sum", "int4", "x", "?column?", "case", "extract"]
+            vec!["k", "count", "sum", "int4", "x", "?column?", "case", "extract", "timestamp", "date", "interval"]
         );
         assert_eq!(names("SELECT |/ v, @ v AS a FROM s"), vec!["?column?", "a"]);
     }
