@@ -14,7 +14,7 @@ use datafusion::arrow::compute::kernels::numeric;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::tree_node::Transformed;
-use datafusion::common::{DFSchema, Result, ScalarValue};
+use datafusion::common::{DFSchema, Result};
 use datafusion::config::ConfigOptions;
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{
@@ -132,12 +132,7 @@ impl ScalarUDFImpl for Checked {
             }
             Err(e) => return Err(e.into()),
         };
-        match (left, right) {
-            (ColumnarValue::Scalar(_), ColumnarValue::Scalar(_)) => {
-                Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?))
-            }
-            _ => Ok(ColumnarValue::Array(array)),
-        }
+        super::pg_functions::shaped_like(&args.args, array)
     }
 }
 

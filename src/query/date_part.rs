@@ -133,13 +133,8 @@ impl ScalarUDFImpl for PgDatePart {
         let Some(part) = part else {
             return self.inner.invoke_with_args(args);
         };
-        let scalar = matches!(args.args.get(1), Some(ColumnarValue::Scalar(_)));
         let array = self.extra_part(part, &args)?;
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?)
-        } else {
-            ColumnarValue::Array(array)
-        })
+        super::pg_functions::shaped_like(&args.args, array)
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, StringBuilder};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
-use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
+use datafusion::common::{Result, exec_err, plan_err};
 use datafusion::logical_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
@@ -174,16 +174,8 @@ impl ScalarUDFImpl for Build {
             };
             out.append_value(jsonb_text(&value));
         }
-        scalar_or_array(&args.args, Arc::new(out.finish()))
+        super::pg_functions::shaped_like(&args.args, Arc::new(out.finish()))
     }
-}
-
-fn scalar_or_array(args: &[ColumnarValue], array: ArrayRef) -> Result<ColumnarValue> {
-    Ok(if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
-        ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?)
-    } else {
-        ColumnarValue::Array(array)
-    })
 }
 
 /// `jsonb_contains(a, b)`: `a @> b`.
@@ -244,7 +236,7 @@ impl ScalarUDFImpl for Contains {
             let (left, right) = (parse(a_text.value(row))?, parse(b_text.value(row))?);
             out.push(Some(contains(&left, &right, true)));
         }
-        scalar_or_array(&args.args, Arc::new(BooleanArray::from(out)))
+        super::pg_functions::shaped_like(&args.args, Arc::new(BooleanArray::from(out)))
     }
 }
 

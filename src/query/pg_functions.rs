@@ -149,7 +149,7 @@ fn map_text(
 }
 
 /// `out` as a scalar when every argument was one, else as an array.
-fn shaped_like(args: &[ColumnarValue], out: ArrayRef) -> Result<ColumnarValue> {
+pub(super) fn shaped_like(args: &[ColumnarValue], out: ArrayRef) -> Result<ColumnarValue> {
     Ok(match args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
         true => ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?),
         false => ColumnarValue::Array(out),

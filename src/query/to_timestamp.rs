@@ -17,7 +17,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Date32Array, StringArray, TimestampMicrosecondArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type};
-use datafusion::common::{DataFusionError, Result, ScalarValue, exec_err, plan_err};
+use datafusion::common::{DataFusionError, Result, exec_err, plan_err};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
 };
@@ -384,17 +384,12 @@ impl ScalarUDFImpl for ReadTemplate {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
-        let scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let array = match args.args.as_slice() {
             [seconds] => from_epoch(&seconds.to_array(rows)?)?,
             [text, template] => self.read_all(&text.to_array(rows)?, &template.to_array(rows)?)?,
             _ => return exec_err!("{} takes a text and a template", self.name()),
         };
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?)
-        } else {
-            ColumnarValue::Array(array)
-        })
+        super::pg_functions::shaped_like(&args.args, array)
     }
 }
 
