@@ -15,7 +15,8 @@ type Rule = (&'static str, fn(&str) -> Worded);
 /// PostgreSQL's SQLSTATE and message for a message that holds one of
 /// Arrow's wordings, or `None` to keep the message as it is.
 pub fn translate(message: &str) -> Worded {
-    let rules: [Rule; 5] = [
+    let rules: [Rule; 6] = [
+        ("Execution error: Function '", undefined_function),
         ("Cast error: Cannot cast string '", bad_string),
         ("Cast error: Cannot cast value '", bad_string),
         ("Cast error: Can't cast value ", out_of_range),
@@ -44,6 +45,15 @@ fn bad_string(rest: &str) -> Option<(&'static str, String)> {
         "22P02"
     };
     Some((state, format!("invalid input syntax for type {type_name}: \"{value}\"")))
+}
+
+/// `sum' user-defined coercion failed with: Error during planning:
+/// function sum(text) does not exist. No function matches ...`: Eddy's
+/// aggregates name the PostgreSQL types they were given.
+fn undefined_function(rest: &str) -> Worded {
+    let (_, planning) = rest.split_once("coercion failed with: Error during planning: ")?;
+    let message = planning.split_once(". No function matches").map_or(planning, |(m, _)| m);
+    message.ends_with("does not exist").then(|| ("42883", message.to_string()))
 }
 
 /// `99999999999 to type Int32`: a number that does not fit its type.
@@ -121,6 +131,11 @@ mod tests {
                 "value \"99999999999\" is out of range for type integer",
             ),
             ("Cast error: Can't cast value 99999999999 to type Int32", "22003", "integer out of range"),
+            (
+                "Execution error: Function 'sum' user-defined coercion failed with: Error during planning: function sum(text) does not exist. No function matches the given name and argument types 'sum(Utf8View)'. You might need to add explicit type casts.",
+                "42883",
+                "function sum(text) does not exist",
+            ),
             (
                 "Invalid argument error: 123456.00 is too large to store in a Decimal128 of precision 5. Max is 999.99",
                 "22003",

@@ -264,7 +264,10 @@ fn plan_message_state(m: &str) -> &'static str {
     let lower = m.to_lowercase();
     if lower.contains("table") && lower.contains("not found") {
         UNDEFINED_TABLE
-    } else if lower.contains("invalid function") || lower.contains("function") && lower.contains("not found") {
+    } else if lower.contains("invalid function")
+        || lower.contains("function") && lower.contains("not found")
+        || lower.contains("no function matches")
+    {
         "42883"
     } else if lower.contains("no field named") || lower.contains("column") && lower.contains("not found") {
         UNDEFINED_COLUMN

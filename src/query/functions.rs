@@ -84,6 +84,9 @@ pub fn register(state: &mut SessionState) -> Result<()> {
     for name in ["clock_timestamp", "statement_timestamp", "transaction_timestamp"] {
         state.register_udf(Arc::new(wall_clock(name)))?;
     }
+    for udaf in super::pg_aggregates::udafs() {
+        state.register_udaf(Arc::new(udaf))?;
+    }
     register_aggregate_aliases(state)
 }
 

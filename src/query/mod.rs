@@ -11,6 +11,7 @@ pub mod date_part;
 pub mod datetime_text;
 pub mod functions;
 pub mod jsonb;
+pub mod pg_aggregates;
 pub mod pg_functions;
 pub mod pg_interval;
 pub mod pg_notify;

@@ -1,4 +1,5 @@
-//! PostgreSQL's text output where Arrow's differs: floats (`4`, not `4.0`;
+//! PostgreSQL's text output where arrow-pg's differs: numerics past 28
+//! digits, floats (`4`, not `4.0`;
 //! `1e+20`), and timestamps (`2024-01-01 10:00:00+00`, fractions only when
 //! non-zero). The overridden columns are sent as text; their type OID stays.
 
@@ -19,6 +20,11 @@ pub fn text(column: &ArrayRef) -> Option<ArrayRef> {
             column.as_primitive_opt::<Float32Type>()?.iter().map(|v| v.map(|v| float(f64::from(v), 6))).collect()
         }
         DataType::Timestamp(unit, tz) => timestamps(column, unit, tz.is_some())?,
+        // arrow-pg goes through rust_decimal's 28 digits; Arrow's text has
+        // all 38 and the scale's trailing zeros, as PostgreSQL's.
+        DataType::Decimal128(..) | DataType::Decimal256(..) => {
+            return cast(column, &DataType::Utf8).ok();
+        }
         _ => return None,
     };
     Some(Arc::new(text))

@@ -19,7 +19,7 @@ use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, Struc
 use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::compute::kernels::numeric;
 use datafusion::arrow::compute::kernels::zip::zip;
-use datafusion::arrow::compute::take;
+use datafusion::arrow::compute::{cast, take};
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::row::{RowConverter, SortField};
@@ -121,7 +121,13 @@ fn delta(old: &ArrayRef, new: &ArrayRef, keys: &[usize]) -> Result<ArrayRef, Arr
                 .and_then(|z| z.to_array_of_size(n.len()))
                 .map_err(|e| ArrowError::ComputeError(e.to_string()))?;
             let zeroed = |a: &ArrayRef, gone: &BooleanArray| zip(gone, &zero, a);
-            numeric::sub_wrapping(&zeroed(n, &new_absent)?, &zeroed(o, &old_absent)?)?
+            let difference = numeric::sub_wrapping(&zeroed(n, &new_absent)?, &zeroed(o, &old_absent)?)?;
+            // A decimal difference gains a digit of precision: keep the
+            // column's type.
+            match difference.data_type() == n.data_type() {
+                true => difference,
+                false => cast(&difference, n.data_type())?,
+            }
         } else {
             zip(&new_absent, o, n)?
         };
