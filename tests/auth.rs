@@ -153,7 +153,7 @@ async fn a_read_only_user_reads_but_cannot_write() {
     pdo_is_refused(server.port);
 
     // Nothing dash tried landed, and the session is still usable.
-    let total: i64 = dash.query_one("SELECT sum(total) FROM v", &[]).await.expect("read").get(0);
+    let total: i64 = dash.query_one("SELECT sum(total)::bigint FROM v", &[]).await.expect("read").get(0);
     assert_eq!(total, 15);
 
     let refused = connect(server.port, "dash", "wrong").await.expect_err("a wrong password");

@@ -205,9 +205,9 @@ async fn check_chains(port: u16, counters: &[i64], by_service: &BTreeMap<String,
     let got: Vec<i64> = rows.iter().map(|r| r.get(1)).collect();
     assert_eq!(got, counters, "each client's counter");
     let total: i64 = counters.iter().sum();
-    let row = db.query_one("SELECT total, clients FROM counter_total", &[]).await.expect("counter_total");
+    let row = db.query_one("SELECT total::bigint, clients FROM counter_total", &[]).await.expect("counter_total");
     assert_eq!((row.get::<_, Option<i64>>(0), row.get::<_, i64>(1)), (Some(total), counters.len() as i64));
-    let rows = db.query("SELECT total FROM counter_big", &[]).await.expect("counter_big");
+    let rows = db.query("SELECT total::bigint FROM counter_big", &[]).await.expect("counter_big");
     let got: Vec<Option<i64>> = rows.iter().map(|r| r.get(0)).collect();
     assert_eq!(got, if total > 0 { vec![Some(total)] } else { vec![] }, "counter_big");
     let rows = db.query("SELECT service, n FROM busy_services ORDER BY service", &[]).await.expect("busy_services");
@@ -228,7 +228,10 @@ async fn check_chains(port: u16, counters: &[i64], by_service: &BTreeMap<String,
     }
     let want: Vec<(String, i64, i64)> = want.into_iter().map(|(t, (n, total))| (t, n, total)).collect();
     assert_eq!(got, want, "per_team");
-    let rows = db.query("SELECT grp, total FROM counters_by_group ORDER BY grp", &[]).await.expect("counters_by_group");
+    let rows = db
+        .query("SELECT grp, total::bigint FROM counters_by_group ORDER BY grp", &[])
+        .await
+        .expect("counters_by_group");
     let got: Vec<(String, Option<i64>)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     assert_eq!(
         got,
@@ -341,10 +344,20 @@ fn expected(messages: &[serde_json::Value], landed: &[Vec<i64>]) -> Expected {
     (by_service, by_user)
 }
 
+/// A `numeric` sum read as text.
+fn whole(text: &str) -> i64 {
+    text.parse().unwrap_or_else(|e| panic!("{text:?} is not a whole number: {e}"))
+}
+
+/// A `numeric` average read as text.
+fn decimal(text: &str) -> f64 {
+    text.parse().unwrap_or_else(|e| panic!("{text:?} is not a number: {e}"))
+}
+
 async fn check_views(port: u16, (by_service, by_user): &Expected) {
     let db = connect(port).await.expect("connect for the final check");
     let rows = db
-        .query("SELECT service, n, total, average, max_seq FROM per_service ORDER BY service", &[])
+        .query("SELECT service, n, total::text, average::text, max_seq FROM per_service ORDER BY service", &[])
         .await
         .expect("per_service");
     let got: Vec<String> = rows.iter().map(|r| r.get::<_, String>(0)).collect();
@@ -353,20 +366,22 @@ async fn check_views(port: u16, (by_service, by_user): &Expected) {
         let e = &by_service[&r.get::<_, String>(0)];
         let key = r.get::<_, String>(0);
         assert_eq!(r.get::<_, i64>(1), e.count, "count(*) of service {key}");
-        assert_eq!(r.get::<_, i64>(2), e.sum, "sum of service {key}");
+        assert_eq!(whole(r.get(2)), e.sum, "sum of service {key}");
         let avg = e.sum as f64 / e.count as f64;
-        assert!((r.get::<_, f64>(3) - avg).abs() < 1e-9 * avg.abs().max(1.0), "avg of service {key}");
+        assert!((decimal(r.get(3)) - avg).abs() < 1e-9 * avg.abs().max(1.0), "avg of service {key}");
         assert_eq!(r.get::<_, Option<i64>>(4), e.max_seq, "max(seq) of service {key}");
     }
-    let rows =
-        db.query("SELECT user_id, n, total, average FROM per_user ORDER BY user_id", &[]).await.expect("per_user");
+    let rows = db
+        .query("SELECT user_id, n, total::text, average::text FROM per_user ORDER BY user_id", &[])
+        .await
+        .expect("per_user");
     assert_eq!(rows.len(), by_user.len(), "per_user groups");
     for r in &rows {
         let user = r.get::<_, i32>(0) as i64;
         let e = &by_user[&user];
-        assert_eq!((r.get::<_, i64>(1), r.get::<_, i64>(2)), (e.count, e.sum), "count and sum of user {user}");
+        assert_eq!((r.get::<_, i64>(1), whole(r.get(2))), (e.count, e.sum), "count and sum of user {user}");
         let avg = e.sum as f64 / e.count as f64;
-        assert!((r.get::<_, f64>(3) - avg).abs() < 1e-9 * avg.abs().max(1.0), "avg of user {user}");
+        assert!((decimal(r.get(3)) - avg).abs() < 1e-9 * avg.abs().max(1.0), "avg of user {user}");
     }
     let rows = db.query("SELECT service, n FROM fragile ORDER BY service", &[]).await.expect("fragile");
     let got: Vec<(String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
@@ -438,7 +453,8 @@ async fn customer_offsets(port: u16) -> Option<i64> {
 
 async fn kafka_rows(port: u16) -> Option<i64> {
     let db = connect(port).await?;
-    let row = db.query_one("SELECT sum(n) FROM per_service WHERE service NOT LIKE 'client-%'", &[]).await.ok()?;
+    let row =
+        db.query_one("SELECT sum(n)::bigint FROM per_service WHERE service NOT LIKE 'client-%'", &[]).await.ok()?;
     row.get::<_, Option<i64>>(0)
 }
 

@@ -34,15 +34,26 @@ fn json_messages(from: u64, n: u64, partitions: i32) -> Vec<(i32, String)> {
     (from..from + n).map(|i| ((i % partitions as u64) as i32, format!("{{\"k\": {}, \"v\": {i}}}", i % 7))).collect()
 }
 
+/// The one value `sql` returns, as a whole number: read as text, so that a
+/// `bigint` and a `numeric` (a `sum` of bigints) read alike. `None` for NULL.
+async fn integer(client: &Client, sql: &str) -> Result<Option<i64>, tokio_postgres::Error> {
+    let rows = client.simple_query(sql).await?;
+    let text = rows.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_string)),
+        _ => None,
+    });
+    Ok(text.flatten().map(|t| t.parse().unwrap_or_else(|e| panic!("{sql}: {t:?} is not a whole number: {e}"))))
+}
+
 async fn scalar(client: &Client, sql: &str) -> i64 {
-    client.query_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}")).get(0)
+    integer(client, sql).await.unwrap_or_else(|e| panic!("{sql}: {e}")).unwrap_or_else(|| panic!("{sql}: NULL"))
 }
 
 /// Polls `sql` until it returns `expected`; fails after [`CATCH_UP`].
 async fn wait_for(client: &Client, sql: &str, expected: i64) {
     let start = Instant::now();
     loop {
-        let got = client.query_one(sql, &[]).await.ok().and_then(|r| r.get::<_, Option<i64>>(0)).unwrap_or(-1);
+        let got = integer(client, sql).await.ok().flatten().unwrap_or(-1);
         if got == expected {
             return;
         }

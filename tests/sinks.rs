@@ -83,7 +83,7 @@ fn appended(records: &[Record]) -> BTreeMap<String, i64> {
 
 /// `totals`' rows as the sinks write them, keyed by customer.
 async fn totals(db: &tokio_postgres::Client) -> BTreeMap<String, String> {
-    let rows = db.query("SELECT customer, total, n FROM totals", &[]).await.expect("read totals");
+    let rows = db.query("SELECT customer, total::bigint, n FROM totals", &[]).await.expect("read totals");
     rows.iter()
         .map(|r| {
             let (c, t, n): (String, i64, i64) = (r.get(0), r.get(1), r.get(2));
@@ -231,7 +231,7 @@ async fn a_sink_writes_each_change_exactly_once_across_kill_9() {
     }
     let (db, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await.expect("reconnect");
     tokio::spawn(connection);
-    let rows = db.query("SELECT k, n, s FROM agg", &[]).await.expect("read agg");
+    let rows = db.query("SELECT k, n, s::bigint FROM agg", &[]).await.expect("read agg");
     assert!(!rows.is_empty());
     let view: BTreeMap<String, i64> = rows
         .iter()

@@ -139,7 +139,7 @@ async fn concurrent_updates_of_one_row_lose_nothing() {
     }
     let n: i64 = db.query_one("SELECT n FROM counter WHERE id = 1", &[]).await.expect("read").get(0);
     assert_eq!(n, 200, "every increment counted once");
-    let total: i64 = db.query_one("SELECT n FROM total", &[]).await.expect("view").get(0);
+    let total: i64 = db.query_one("SELECT n::bigint FROM total", &[]).await.expect("view").get(0);
     assert_eq!(total, 200, "the view follows every update");
     server.shutdown().await;
 }

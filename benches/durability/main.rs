@@ -151,7 +151,7 @@ async fn checkpoint_case(groups: usize) -> BenchResult<String> {
     let server = start(Some(&dir)).await?;
     let recovery = started.elapsed();
     let client = connect(&server).await?;
-    let row = client.query_one("SELECT count(*), sum(n) FROM g", &[]).await?;
+    let row = client.query_one("SELECT count(*), sum(n)::bigint FROM g", &[]).await?;
     let (found, rows): (i64, i64) = (row.get(0), row.get(1));
     if found != groups as i64 || rows != (groups + groups.div_ceil(100)) as i64 {
         return Err(format!("recovered {found} groups and {rows} rows").into());

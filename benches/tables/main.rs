@@ -116,7 +116,7 @@ async fn update_case(plan: &Plan, with_view: bool) -> BenchResult<f64> {
     }
     let rate = total as f64 / started.elapsed().as_secs_f64();
     if with_view {
-        let row = client.query_one("SELECT sum(n) FROM by_g", &[]).await?;
+        let row = client.query_one("SELECT sum(n)::bigint FROM by_g", &[]).await?;
         let rows: Option<i64> = row.get(0);
         if rows != Some(plan.table_rows as i64) {
             return Err(format!("the view counts {rows:?} rows, the table has {}", plan.table_rows).into());
@@ -142,7 +142,7 @@ async fn chain_case(plan: &Plan, levels: usize) -> BenchResult<f64> {
     }
     let rate = plan.stream_rows as f64 / started.elapsed().as_secs_f64();
     if levels >= 3 {
-        let row = client.query_one("SELECT keys, rows FROM v3", &[]).await?;
+        let row = client.query_one("SELECT keys, rows::bigint FROM v3", &[]).await?;
         let (k, r): (i64, Option<i64>) = (row.get(0), row.get(1));
         if k != keys as i64 || r != Some(plan.stream_rows as i64) {
             return Err(format!("the chain's end holds {k} keys and {r:?} rows").into());

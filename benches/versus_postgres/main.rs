@@ -219,7 +219,7 @@ async fn eddy_run(plan: &Plan, chunks: &[String], insert: bool) -> BenchResult<O
     let ingest = plan.events as f64 / started.elapsed().as_secs_f64();
     let point = latencies(&client, "SELECT n, total, mean FROM summary WHERE k = $1", plan, plan.lookups).await?;
     let full = latencies(&client, "SELECT k, n, total, mean FROM summary", plan, plan.scans).await?;
-    check_total(&client, "SELECT sum(n) FROM summary", plan).await?;
+    check_total(&client, "SELECT sum(n)::bigint FROM summary", plan).await?;
     client.batch_execute("CHECKPOINT").await?;
     let memory = common::rss_bytes(std::process::id()) - rss_before;
     let disk = du(&dir);

@@ -216,7 +216,8 @@ impl Accumulator for DecimalAvg {
         true
     }
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        let (Some(counts), Some(sums)) = (states.first().and_then(|a| a.as_primitive_opt::<UInt64Type>()), states.get(1))
+        let (Some(counts), Some(sums)) =
+            (states.first().and_then(|a| a.as_primitive_opt::<UInt64Type>()), states.get(1))
         else {
             return Err(DataFusionError::Internal("unexpected avg partial state".into()));
         };

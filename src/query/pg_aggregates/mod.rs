@@ -15,8 +15,8 @@ mod avg;
 
 use std::sync::Arc;
 
-use datafusion::arrow::compute::cast;
 use datafusion::arrow::array::{ArrayRef, BooleanArray};
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{Result, ScalarValue, plan_err};
 use datafusion::functions_aggregate::sum::Sum;
@@ -50,7 +50,10 @@ pub(super) fn one_type(name: &str, arg_types: &[DataType], small_ints_to: DataTy
     match arg_types {
         [arg] => match widened(arg, small_ints_to) {
             Some(t) => Ok(vec![t]),
-            None => plan_err!("function {name}({}) does not exist", crate::catalog::types::pg_type_name(&Field::new("", arg.clone(), true))),
+            None => plan_err!(
+                "function {name}({}) does not exist",
+                crate::catalog::types::pg_type_name(&Field::new("", arg.clone(), true))
+            ),
         },
         _ => plan_err!("function {name} takes one argument, {} given", arg_types.len()),
     }
@@ -207,4 +210,3 @@ impl GroupsAccumulator for Widened<dyn GroupsAccumulator> {
         self.0.size()
     }
 }
-
