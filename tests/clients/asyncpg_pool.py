@@ -11,6 +11,7 @@ asyncpg_pool.out.
 
 import asyncio
 import datetime
+import decimal
 import sys
 
 import asyncpg
@@ -53,6 +54,13 @@ async def main(port: int) -> int:
             span = datetime.timedelta(days=1, hours=2, minutes=3, seconds=4.5)
             same = await conn.fetchval("SELECT $1::interval = interval '1 day 02:03:04.5'", span)
             check("a timedelta parameter (a binary interval) reads as PostgreSQL's", same is True, same)
+            # asyncpg reads numeric in binary: 20 and 35 digits, past
+            # rust_decimal's 28, as PostgreSQL sends them.
+            row = await conn.fetchrow(
+                "SELECT sum(x) AS s, avg(x) AS a FROM (VALUES (9223372036854775807::bigint), (9223372036854775807::bigint)) t(x)"
+            )
+            want = (decimal.Decimal("18446744073709551614"), decimal.Decimal("9223372036854775807.0000000000000000"))
+            check("sum(bigint) and avg(bigint) are exact numerics", (row["s"], row["a"]) == want and str(row["a"]) == str(want[1]), tuple(row))
             # What asyncpg's pool sends on release to a PostgreSQL server.
             await conn.execute("SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;")
             check("the pool's reset query runs", True)
