@@ -160,7 +160,8 @@ impl EddyHandler {
                 let config = &self.session.engine().config;
                 let state = CopyIn::new(target, &copy, config.copy_max_bytes, config.max_record_bytes)?;
                 *self.session.copy.lock() = Some(state);
-                Response::CopyIn(CopyResponse::new(0, columns, stream::empty()))
+                let binary = copy.format.kind == crate::ingest::decode::FormatKind::Binary;
+                Response::CopyIn(CopyResponse::new(i8::from(binary), columns, stream::empty()))
             }
         })
     }

@@ -61,6 +61,19 @@ async def main(port: int) -> int:
             )
             want = (decimal.Decimal("18446744073709551614"), decimal.Decimal("9223372036854775807.0000000000000000"))
             check("sum(bigint) and avg(bigint) are exact numerics", (row["s"], row["a"]) == want and str(row["a"]) == str(want[1]), tuple(row))
+            # copy_records_to_table sends binary COPY. Into a stream it needs
+            # the column list: asyncpg reads the columns from SELECT *, which
+            # includes the stream's arrival_timestamp.
+            await conn.execute("CREATE TABLE visits (id bigint PRIMARY KEY, url text, at timestamptz, span interval, price numeric(10,2))")
+            when = datetime.datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=datetime.timezone.utc)
+            records = [(i, f"/v{i}", when, datetime.timedelta(seconds=i), decimal.Decimal("1.25") * i) for i in range(500)]
+            records.append((500, None, None, None, None))
+            status = await conn.copy_records_to_table("visits", records=records)
+            back = await conn.fetch("SELECT id, url, at, span, price FROM visits ORDER BY id")
+            check("copy_records_to_table into a table (binary COPY)", status == "COPY 501" and [tuple(r) for r in back] == records, (status, back[:2], back[-1:]))
+            status = await conn.copy_records_to_table("clicks", records=[("/p0", 1000), ("/p9", 5)], columns=["url", "ms"])
+            n = await conn.fetchval("SELECT n FROM hits WHERE url = '/p9'")
+            check("copy_records_to_table into a stream feeds its view", status == "COPY 2" and n == 1, (status, n))
             # What asyncpg's pool sends on release to a PostgreSQL server.
             await conn.execute("SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;")
             check("the pool's reset query runs", True)

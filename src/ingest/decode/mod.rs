@@ -6,6 +6,7 @@
 //! A cast failure is traced back to the first bad value so the error names
 //! the line, the column and the value.
 
+mod binary;
 mod csv;
 pub mod json;
 mod text;
@@ -35,6 +36,8 @@ pub enum FormatKind {
     Text,
     /// CSV: comma-separated, quoted fields, unquoted empty for NULL.
     Csv,
+    /// PostgreSQL's binary format: each value in its type's binary form.
+    Binary,
 }
 
 /// A COPY format with its options.
@@ -68,7 +71,7 @@ impl CopyFormat {
 
     fn delimiter_byte(&self) -> u8 {
         self.delimiter.unwrap_or(match self.kind {
-            FormatKind::Text => b'\t',
+            FormatKind::Text | FormatKind::Binary => b'\t',
             FormatKind::Csv => b',',
         })
     }
@@ -76,7 +79,7 @@ impl CopyFormat {
     fn null_marker(&self) -> &str {
         match (&self.null, self.kind) {
             (Some(n), _) => n,
-            (None, FormatKind::Text) => "\\N",
+            (None, FormatKind::Text | FormatKind::Binary) => "\\N",
             (None, FormatKind::Csv) => "",
         }
     }
@@ -117,7 +120,8 @@ impl RowDecoder {
             .map(|c| schema.index_of(c).map_err(|_| IngestError::BadCopyData(format!("column \"{c}\" does not exist"))))
             .collect::<Result<Vec<_>, _>>()?;
         let builders = positions.iter().map(|_| StringBuilder::new()).collect();
-        let skip_header = format.header;
+        // The binary format's header is skipped as it arrives.
+        let skip_header = format.header || format.kind == FormatKind::Binary;
         Ok(Self {
             format,
             schema,
@@ -153,6 +157,9 @@ impl RowDecoder {
 
     /// Consumes a chunk of COPY data; returns the batches that filled up.
     pub fn feed(&mut self, data: &[u8]) -> Result<Vec<RecordBatch>, IngestError> {
+        if self.format.kind == FormatKind::Binary {
+            return self.feed_binary(data);
+        }
         self.pending.extend_from_slice(data);
         let mut out = Vec::new();
         let mut start = 0;
@@ -190,7 +197,9 @@ impl RowDecoder {
     /// Ends the data: decodes a last line without a newline and returns the
     /// remaining rows.
     pub fn finish(&mut self) -> Result<Option<RecordBatch>, IngestError> {
-        if !self.finished && !self.pending.is_empty() {
+        if self.format.kind == FormatKind::Binary {
+            self.finish_binary()?;
+        } else if !self.finished && !self.pending.is_empty() {
             let line = std::mem::take(&mut self.pending);
             if self.kind_is_csv() && csv::unterminated_quote(&line, self.format.quote, self.escape()) {
                 return Err(IngestError::BadCopyData(format!(
@@ -221,7 +230,7 @@ impl RowDecoder {
             (self.scan, self.in_quotes) = (start, false);
         }
         let found = match self.format.kind {
-            FormatKind::Text => match self.pending[self.scan..].iter().position(|&b| b == b'\n') {
+            FormatKind::Text | FormatKind::Binary => match self.pending[self.scan..].iter().position(|&b| b == b'\n') {
                 Some(o) => Ok(self.scan + o),
                 None => Err(self.pending.len()),
             },
@@ -254,7 +263,7 @@ impl RowDecoder {
             return Ok(());
         }
         let fields = match self.format.kind {
-            FormatKind::Text => text::split(
+            FormatKind::Text | FormatKind::Binary => text::split(
                 line,
                 self.format.delimiter_byte(),
                 self.format.null_marker(),

@@ -18,7 +18,7 @@ use pgwire::error::{PgWireError, PgWireResult};
 use crate::catalog::types::PG_TYPE_KEY;
 use crate::sql::naming::REPEAT_MARK;
 
-mod numeric;
+mod pg_binary;
 mod pg_text;
 
 /// Column descriptions for `schema` in `format`.
@@ -74,7 +74,7 @@ pub fn data_rows(
 }
 
 /// Rewrites the columns whose wire form arrow-pg does not give as
-/// PostgreSQL does: binary jsonb and numeric, and the text of floats and timestamps. The
+/// PostgreSQL does: binary jsonb, numeric and interval, and the text of floats and timestamps. The
 /// type each column is described with (`fields`) stays.
 fn wire_batch(batch: RecordBatch, fields: &[FieldInfo], format: &Format) -> PgWireResult<RecordBatch> {
     let mut columns = batch.columns().to_vec();
@@ -84,8 +84,8 @@ fn wire_batch(batch: RecordBatch, fields: &[FieldInfo], format: &Format) -> PgWi
             pg_text::text(&columns[i])
         } else if *field.datatype() == Type::JSONB {
             jsonb_binary(&columns[i])
-        } else if *field.datatype() == Type::NUMERIC {
-            numeric::binary(&columns[i])
+        } else if matches!(*field.datatype(), Type::NUMERIC | Type::INTERVAL) {
+            pg_binary::binary(&columns[i])
         } else {
             None
         };

@@ -1,4 +1,4 @@
-//! `COPY stream [(cols)] FROM STDIN [WITH (FORMAT text|csv, ...)]`; the
+//! `COPY stream [(cols)] FROM STDIN [WITH (FORMAT text|csv|binary, ...)]`; the
 //! options are shared with `COPY ... TO STDOUT` (`super::copy_to`).
 //!
 //! Executing the statement only checks names and options; the rows arrive in
@@ -57,6 +57,7 @@ impl CopyFrom {
         for opt in legacy_options {
             apply_legacy_option(&mut format, opt)?;
         }
+        check_binary(&format)?;
         if to {
             return super::copy_to::CopyTo::statement(source, format);
         }
@@ -93,15 +94,32 @@ fn single_byte(c: char, what: &str) -> Result<u8, SqlError> {
         .ok_or_else(|| SqlError::InvalidParameter(format!("COPY {what} must be a single one-byte character")))
 }
 
+/// The binary format takes none of the text formats' options, as in
+/// PostgreSQL.
+fn check_binary(format: &CopyFormat) -> Result<(), SqlError> {
+    if format.kind != FormatKind::Binary {
+        return Ok(());
+    }
+    let option = match format {
+        f if f.delimiter.is_some() => "DELIMITER",
+        f if f.null.is_some() => "NULL",
+        f if f.header => "HEADER",
+        f if f.escape.is_some() => "ESCAPE",
+        _ => return Ok(()),
+    };
+    Err(SqlError::Syntax(format!("cannot specify {option} in BINARY mode")))
+}
+
 fn apply_option(format: &mut CopyFormat, opt: CopyOption) -> Result<(), SqlError> {
     match opt {
         CopyOption::Format(name) => {
             format.kind = match name.value.to_lowercase().as_str() {
                 "text" => FormatKind::Text,
                 "csv" => FormatKind::Csv,
+                "binary" => FormatKind::Binary,
                 other => {
                     return Err(SqlError::Unsupported(format!(
-                        "COPY format \"{other}\" is not supported; use text or csv"
+                        "COPY format \"{other}\" is not supported; use text, csv or binary"
                     )));
                 }
             };
@@ -124,6 +142,7 @@ fn apply_legacy_option(format: &mut CopyFormat, opt: CopyLegacyOption) -> Result
     match opt {
         CopyLegacyOption::Delimiter(c) => format.delimiter = Some(single_byte(c, "delimiter")?),
         CopyLegacyOption::Null(s) => format.null = Some(s),
+        CopyLegacyOption::Binary => format.kind = FormatKind::Binary,
         CopyLegacyOption::Csv(csv_options) => {
             format.kind = FormatKind::Csv;
             format.apply_kind_defaults();

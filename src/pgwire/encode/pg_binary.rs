@@ -1,19 +1,48 @@
-//! numeric's binary form, written from Arrow decimals.
+//! Binary forms Eddy writes itself, where arrow-pg's are wrong:
 //!
-//! arrow-pg converts decimals through `rust_decimal`, which holds 28 digits:
-//! `avg` and `sum` over bigint give up to 38, and failed to encode. The wire
-//! form is PostgreSQL's `numeric_send`: the digit count, the weight of the
-//! first base-10000 digit, the sign, the display scale, and the digits.
+//! - numeric: arrow-pg converts decimals through `rust_decimal`, which holds
+//!   28 digits; `avg` and `sum` over bigint give up to 38, and failed to
+//!   encode. The form is PostgreSQL's `numeric_send`: the digit count, the
+//!   weight of the first base-10000 digit, the sign, the display scale, and
+//!   the digits.
+//! - interval: arrow-pg sends a NULL interval as a zero interval. The form
+//!   is `interval_send`: microseconds, days, months.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryArray};
-use datafusion::arrow::datatypes::{DataType, Decimal128Type};
+use datafusion::arrow::datatypes::{DataType, Decimal128Type, IntervalMonthDayNanoType, IntervalUnit};
 
 const NEGATIVE: u16 = 0x4000;
 
-/// The binary form of a Decimal128 column; `None` for other columns.
+/// The binary form of a numeric or interval column; `None` for other
+/// columns.
 pub fn binary(column: &ArrayRef) -> Option<ArrayRef> {
+    match column.data_type() {
+        DataType::Decimal128(..) => numerics(column),
+        DataType::Interval(IntervalUnit::MonthDayNano) => intervals(column),
+        _ => None,
+    }
+}
+
+fn intervals(column: &ArrayRef) -> Option<ArrayRef> {
+    let values = column.as_primitive_opt::<IntervalMonthDayNanoType>()?;
+    let encoded: BinaryArray = values
+        .iter()
+        .map(|v| {
+            v.map(|v| {
+                let mut out = Vec::with_capacity(16);
+                out.extend_from_slice(&(v.nanoseconds / 1000).to_be_bytes());
+                out.extend_from_slice(&v.days.to_be_bytes());
+                out.extend_from_slice(&v.months.to_be_bytes());
+                out
+            })
+        })
+        .collect();
+    Some(Arc::new(encoded))
+}
+
+fn numerics(column: &ArrayRef) -> Option<ArrayRef> {
     let DataType::Decimal128(_, scale) = column.data_type() else {
         return None;
     };
