@@ -198,6 +198,46 @@ pub fn timestamp_text(value: &str) -> std::borrow::Cow<'_, str> {
     Cow::Owned(format!("{} {pad}{hour}:{}{seconds}{}", &value[..10], &minutes[..2], &minutes[2..]))
 }
 
+/// PostgreSQL's `interval_out` in its default style: `1 year 2 mons 3 days
+/// 04:05:06.5`, `-1 days`, `00:00:00`, for rows sent to clients and for
+/// `::text`. (arrow-pg printed a NULL interval as `00:00:00` and six digits
+/// of every fraction; Arrow's cast prints `1 hours 30 mins`.)
+pub fn interval_out(months: i32, days: i32, micros: i64) -> String {
+    let mut out = String::new();
+    let (mut is_zero, mut is_before) = (true, false);
+    let mut part = |value: i64, unit: &str, out: &mut String| {
+        if value == 0 {
+            return;
+        }
+        let space = if is_zero { "" } else { " " };
+        let plus = if is_before && value > 0 { "+" } else { "" };
+        let plural = if value != 1 { "s" } else { "" };
+        out.push_str(&format!("{space}{plus}{value} {unit}{plural}"));
+        (is_before, is_zero) = (value < 0, false);
+    };
+    part(i64::from(months / 12), "year", &mut out);
+    part(i64::from(months % 12), "mon", &mut out);
+    part(i64::from(days), "day", &mut out);
+    if is_zero || micros != 0 {
+        let sign = if micros < 0 {
+            "-"
+        } else if is_before {
+            "+"
+        } else {
+            ""
+        };
+        let abs = micros.unsigned_abs();
+        let (hours, minutes, seconds, fraction) =
+            (abs / 3_600_000_000, abs / 60_000_000 % 60, abs / 1_000_000 % 60, abs % 1_000_000);
+        let space = if is_zero { "" } else { " " };
+        out.push_str(&format!("{space}{sign}{hours:02}:{minutes:02}:{seconds:02}"));
+        if fraction != 0 {
+            out.push_str(format!(".{fraction:06}").trim_end_matches('0'));
+        }
+    }
+    out
+}
+
 /// PostgreSQL writes intervals as `1 day 02:03:04.5`; Arrow parses units
 /// only, so a clock part becomes `2 hours 3 minutes 4.5 seconds`.
 pub fn interval_text(value: &str) -> String {
@@ -230,6 +270,18 @@ pub fn all_nullable(schema: &datafusion::arrow::datatypes::Schema) -> datafusion
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn intervals_print_like_postgres() {
+        // PostgreSQL 15's interval_out for the same values.
+        assert_eq!(interval_out(14, 3, 14_706_500_000), "1 year 2 mons 3 days 04:05:06.5");
+        assert_eq!(interval_out(0, -1, 0), "-1 days");
+        assert_eq!(interval_out(0, 0, 0), "00:00:00");
+        assert_eq!(interval_out(0, 0, 129_600_000_000), "36:00:00");
+        assert_eq!(interval_out(1, -2, 10_800_000_000), "1 mon -2 days +03:00:00");
+        assert_eq!(interval_out(-12, 0, -1), "-1 years -00:00:00.000001");
+        assert_eq!(interval_out(0, 1, 0), "1 day");
+    }
 
     #[test]
     fn maps_postgres_names() {

@@ -1,5 +1,7 @@
 //! `COPY ... TO STDOUT`: rows as COPY data lines, in text or CSV
 //! (`crate::sql::statement::copy_to::line`), after a header line when asked,
+//! or in PostgreSQL's binary format (the `PGCOPY` header, each row as its
+//! field count and the fields of its binary DataRow, and a trailer),
 //! streamed batch by batch as the query makes them.
 
 use std::sync::Arc;
@@ -17,7 +19,7 @@ use pgwire::messages::data::DataRow;
 use super::encode;
 use super::sqlstate::to_pgwire;
 use super::streamed::{Watched, watched_batches};
-use crate::ingest::decode::CopyFormat;
+use crate::ingest::decode::{CopyFormat, FormatKind};
 use crate::sql::statement::copy_to::line;
 
 /// The values of a text DataRow (`None`: NULL).
@@ -39,6 +41,21 @@ pub fn row_fields(row: &DataRow) -> Vec<Option<&[u8]>> {
     fields
 }
 
+/// The binary format's header: signature, flags, header extension length.
+const BINARY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+/// The binary format's trailer, which pgwire does not count as a row.
+const BINARY_TRAILER: &[u8] = &[0xff, 0xff];
+
+/// A binary DataRow as a binary COPY row: the same fields (each a length
+/// and its bytes) after the field count.
+fn binary_row(row: &DataRow) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2 + row.data.len());
+    out.extend_from_slice(&row.field_count.to_be_bytes());
+    out.extend_from_slice(&row.data);
+    out
+}
+
 /// The COPY-out response for `batches`, each batch's lines made when the
 /// client is ready for them. The header line (if any) goes in the first
 /// data message, so that the `COPY n` tag counts rows only.
@@ -48,16 +65,24 @@ pub fn response(
     format: &CopyFormat,
     watched: Watched,
 ) -> PgWireResult<Response> {
-    let fields = Arc::new(encode::pg_fields(schema, &Format::UnifiedText)?);
-    let mut header = format.header.then(|| {
-        let names: Vec<Option<&[u8]>> =
-            schema.fields().iter().map(|f| Some(crate::sql::naming::shown_name(f.name()).as_bytes())).collect();
-        line(&names, format)
-    });
+    let binary = format.kind == FormatKind::Binary;
+    let wire = if binary { Format::UnifiedBinary } else { Format::UnifiedText };
+    let fields = Arc::new(encode::pg_fields(schema, &wire)?);
+    let mut header = match binary {
+        true => Some(BINARY_HEADER.to_vec()),
+        false => format.header.then(|| {
+            let names: Vec<Option<&[u8]>> =
+                schema.fields().iter().map(|f| Some(crate::sql::naming::shown_name(f.name()).as_bytes())).collect();
+            line(&names, format)
+        }),
+    };
     let copy_format = format.clone();
     let lines = watched_batches(batches, watched).map(move |batch| {
-        let rows = batch.map_err(to_pgwire).and_then(|b| encode::data_rows(b, &fields, &Format::UnifiedText))?;
-        Ok(rows.iter().map(|row| line(&row_fields(row), &copy_format)).collect::<Vec<_>>())
+        let rows = batch.map_err(to_pgwire).and_then(|b| encode::data_rows(b, &fields, &wire))?;
+        Ok(rows
+            .iter()
+            .map(|row| if binary { binary_row(row) } else { line(&row_fields(row), &copy_format) })
+            .collect::<Vec<_>>())
     });
     // The header rides on the first line; an empty result sends it alone.
     let lines = lines.chain(stream::once(async { Ok(Vec::new()) })).map(move |lines: PgWireResult<Vec<Vec<u8>>>| {
@@ -77,5 +102,6 @@ pub fn response(
         Ok(lines) => stream::iter(lines.into_iter().map(|l| Ok(CopyData::new(Bytes::from(l)))).collect::<Vec<_>>()),
         Err(e) => stream::iter(vec![Err(e)]),
     });
-    Ok(Response::CopyOut(CopyResponse::new(0, schema.fields().len(), messages)))
+    let trailer = stream::iter(binary.then(|| Ok(CopyData::new(Bytes::from_static(BINARY_TRAILER)))));
+    Ok(Response::CopyOut(CopyResponse::new(i8::from(binary), schema.fields().len(), messages.chain(trailer))))
 }

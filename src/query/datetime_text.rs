@@ -8,12 +8,16 @@
 //! timestamp or an interval; it rewrites each value with
 //! [`crate::catalog::types::timestamp_text`] or
 //! [`crate::catalog::types::interval_text`] and leaves the cast to Arrow.
+//!
+//! The other way, an interval cast to text prints as PostgreSQL prints it
+//! (`01:30:00`, not Arrow's `1 hours 30 mins`): the rule puts
+//! `pg_interval_out` ([`crate::catalog::types::interval_out`]) in the cast.
 
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::array::{Array, ArrayRef, StringArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, IntervalMonthDayNanoType, IntervalUnit};
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, Result, ScalarValue};
 use datafusion::config::ConfigOptions;
@@ -24,7 +28,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::optimizer::AnalyzerRule;
 
-use crate::catalog::types::{interval_text, timestamp_text};
+use crate::catalog::types::{interval_out, interval_text, timestamp_text};
 
 /// The analyzer rule; see the module doc.
 #[derive(Debug, Default)]
@@ -51,6 +55,12 @@ fn rewrite(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         e.get_type(schema).is_ok_and(|t| matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8))
     };
     let already = matches!(inner.as_ref(), Expr::ScalarFunction(f) if f.func.name().starts_with(PREFIX));
+    let interval = DataType::Interval(IntervalUnit::MonthDayNano);
+    if matches!(to, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)
+        && inner.get_type(schema).is_ok_and(|t| t == interval)
+    {
+        return Ok(Transformed::yes(wrap(expr, INTERVAL_OUT.clone())));
+    }
     let udf = match to {
         DataType::Timestamp(..) => TIMESTAMP.clone(),
         DataType::Interval(_) => INTERVAL.clone(),
@@ -59,18 +69,68 @@ fn rewrite(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     if already || !is_text(inner) {
         return Ok(Transformed::no(expr));
     }
-    let normalized = Box::new(Expr::ScalarFunction(ScalarFunction::new_udf(udf, vec![inner.as_ref().clone()])));
-    Ok(Transformed::yes(match expr {
-        Expr::Cast(c) => Expr::Cast(Cast { expr: normalized, field: c.field }),
-        Expr::TryCast(c) => Expr::TryCast(TryCast { expr: normalized, field: c.field }),
+    Ok(Transformed::yes(wrap(expr, udf)))
+}
+
+/// A cast with `udf` applied to what it casts.
+fn wrap(expr: Expr, udf: Arc<ScalarUDF>) -> Expr {
+    let call = |inner: Box<Expr>| Box::new(Expr::ScalarFunction(ScalarFunction::new_udf(udf, vec![*inner])));
+    match expr {
+        Expr::Cast(c) => Expr::Cast(Cast { expr: call(c.expr), field: c.field }),
+        Expr::TryCast(c) => Expr::TryCast(TryCast { expr: call(c.expr), field: c.field }),
         other => other,
-    }))
+    }
 }
 
 const PREFIX: &str = "pg_datetime_text";
 
 static TIMESTAMP: LazyLock<Arc<ScalarUDF>> = LazyLock::new(|| Arc::new(ScalarUDF::from(Normalize::new(false))));
 static INTERVAL: LazyLock<Arc<ScalarUDF>> = LazyLock::new(|| Arc::new(ScalarUDF::from(Normalize::new(true))));
+
+static INTERVAL_OUT: LazyLock<Arc<ScalarUDF>> = LazyLock::new(|| Arc::new(ScalarUDF::from(IntervalOut::default())));
+
+/// `pg_interval_out(interval)`: PostgreSQL's text of an interval.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct IntervalOut {
+    signature: Signature,
+}
+
+impl Default for IntervalOut {
+    fn default() -> Self {
+        Self { signature: Signature::any(1, Volatility::Immutable) }
+    }
+}
+
+impl ScalarUDFImpl for IntervalOut {
+    fn name(&self) -> &str {
+        "pg_interval_out"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let Some(arg) = args.args.first() else {
+            return Err(datafusion::error::DataFusionError::Internal("pg_interval_out takes one argument".into()));
+        };
+        let scalar = matches!(arg, ColumnarValue::Scalar(_));
+        let array = arg.to_array(1)?;
+        let intervals = array.as_primitive_opt::<IntervalMonthDayNanoType>().ok_or_else(|| {
+            datafusion::error::DataFusionError::Internal(format!("pg_interval_out of {}", array.data_type()))
+        })?;
+        let text: StringArray =
+            intervals.iter().map(|v| v.map(|v| interval_out(v.months, v.days, v.nanoseconds / 1000))).collect();
+        Ok(match scalar {
+            true => ColumnarValue::Scalar(ScalarValue::try_from_array(&text, 0)?),
+            false => ColumnarValue::Array(Arc::new(text)),
+        })
+    }
+}
 
 /// Text in the form Arrow's parser takes.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -159,5 +219,10 @@ mod tests {
             .await
             .unwrap();
         assert!(intervals.contains("| true |"), "{intervals}");
+        let printed = run("SELECT CAST(CAST('90 minutes' AS INTERVAL) AS TEXT) AS t, CAST(i AS TEXT) AS u \
+             FROM (VALUES (CAST('1 day' AS INTERVAL)), (NULL)) AS v(i)")
+        .await
+        .unwrap();
+        assert!(printed.contains("| 01:30:00 | 1 day |") && printed.contains("| 01:30:00 |       |"), "{printed}");
     }
 }

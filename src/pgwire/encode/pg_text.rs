@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use datafusion::arrow::compute::cast;
+
+use crate::catalog::types::interval_out;
 use datafusion::arrow::datatypes::{
     DataType, Float32Type, Float64Type, Int64Type, IntervalMonthDayNanoType, IntervalUnit, TimeUnit,
 };
@@ -25,7 +27,7 @@ pub fn text(column: &ArrayRef) -> Option<ArrayRef> {
         DataType::Interval(IntervalUnit::MonthDayNano) => column
             .as_primitive_opt::<IntervalMonthDayNanoType>()?
             .iter()
-            .map(|v| v.map(|v| interval(v.months, v.days, v.nanoseconds / 1000)))
+            .map(|v| v.map(|v| interval_out(v.months, v.days, v.nanoseconds / 1000)))
             .collect(),
         // arrow-pg goes through rust_decimal's 28 digits; Arrow's text has
         // all 38 and the scale's trailing zeros, as PostgreSQL's.
@@ -68,45 +70,6 @@ pub fn float(v: f64, max_exponent: i32) -> String {
         format!("{}.{}", &digits[..point as usize], &digits[point as usize..])
     };
     if negative { format!("-{body}") } else { body }
-}
-
-/// interval_out in PostgreSQL's default style: `1 year 2 mons 3 days
-/// 04:05:06.5`, `-1 days`, `00:00:00`. (arrow-pg printed a NULL interval as
-/// `00:00:00`, and six digits of every fraction.)
-pub fn interval(months: i32, days: i32, micros: i64) -> String {
-    let mut out = String::new();
-    let (mut is_zero, mut is_before) = (true, false);
-    let mut part = |value: i64, unit: &str, out: &mut String| {
-        if value == 0 {
-            return;
-        }
-        let space = if is_zero { "" } else { " " };
-        let plus = if is_before && value > 0 { "+" } else { "" };
-        let plural = if value != 1 { "s" } else { "" };
-        out.push_str(&format!("{space}{plus}{value} {unit}{plural}"));
-        (is_before, is_zero) = (value < 0, false);
-    };
-    part(i64::from(months / 12), "year", &mut out);
-    part(i64::from(months % 12), "mon", &mut out);
-    part(i64::from(days), "day", &mut out);
-    if is_zero || micros != 0 {
-        let sign = if micros < 0 {
-            "-"
-        } else if is_before {
-            "+"
-        } else {
-            ""
-        };
-        let abs = micros.unsigned_abs();
-        let (hours, minutes, seconds, fraction) =
-            (abs / 3_600_000_000, abs / 60_000_000 % 60, abs / 1_000_000 % 60, abs % 1_000_000);
-        let space = if is_zero { "" } else { " " };
-        out.push_str(&format!("{space}{sign}{hours:02}:{minutes:02}:{seconds:02}"));
-        if fraction != 0 {
-            out.push_str(format!(".{fraction:06}").trim_end_matches('0'));
-        }
-    }
-    out
 }
 
 fn timestamps(array: &ArrayRef, unit: &TimeUnit, with_zone: bool) -> Option<StringArray> {
@@ -156,18 +119,6 @@ mod tests {
         assert_eq!(float(1.0 / 3.0, 15), "0.3333333333333333");
         assert_eq!(float(f64::from(1.1f32), 6), "1.1");
         assert_eq!(float(1234567.0, 6), "1.234567e+06");
-    }
-
-    #[test]
-    fn intervals_print_like_postgres() {
-        // PostgreSQL 15's interval_out for the same values.
-        assert_eq!(interval(14, 3, 14_706_500_000), "1 year 2 mons 3 days 04:05:06.5");
-        assert_eq!(interval(0, -1, 0), "-1 days");
-        assert_eq!(interval(0, 0, 0), "00:00:00");
-        assert_eq!(interval(0, 0, 129_600_000_000), "36:00:00");
-        assert_eq!(interval(1, -2, 10_800_000_000), "1 mon -2 days +03:00:00");
-        assert_eq!(interval(-12, 0, -1), "-1 years -00:00:00.000001");
-        assert_eq!(interval(0, 1, 0), "1 day");
     }
 
     #[test]

@@ -23,11 +23,6 @@ pub struct CopyTo {
 impl CopyTo {
     /// The statement for `COPY source TO STDOUT` with `format`.
     pub fn statement(source: ast::CopySource, format: CopyFormat) -> Result<Statement, SqlError> {
-        if format.kind == FormatKind::Binary {
-            return Err(SqlError::Unsupported(
-                "COPY ... TO STDOUT in binary format is not supported yet; use text or csv".into(),
-            ));
-        }
         let query = match source {
             ast::CopySource::Query(query) => ast::Statement::Query(query),
             ast::CopySource::Table { table_name, columns } => {
