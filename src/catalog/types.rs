@@ -86,7 +86,7 @@ fn length_limit(base: &str, args: &str) -> Option<(usize, &'static str)> {
 }
 
 /// The `n` of a `varchar(n)` or `char(n)` column, and the type's name.
-fn max_chars(field: &Field) -> Option<(usize, &str)> {
+pub fn max_chars(field: &Field) -> Option<(usize, &str)> {
     let (n, name) = field.metadata().get(MAX_CHARS_KEY)?.split_once(' ')?;
     Some((n.parse().ok()?, name))
 }

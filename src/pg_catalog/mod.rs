@@ -22,7 +22,10 @@
 
 mod case_subquery;
 mod catalog_list;
+mod char_types;
 mod comments;
+mod fdw_options;
+mod foreign;
 mod information_schema;
 mod keys;
 mod like_escape;
@@ -101,6 +104,8 @@ impl SchemaProvider for PgCatalogSchema {
             "pg_attribute" => Patch::Attribute,
             "pg_index" => Patch::Index,
             "pg_constraint" => Patch::Constraint,
+            "pg_foreign_table" => Patch::ForeignTable,
+            "pg_foreign_server" => Patch::ForeignServer,
             "pg_views" => return Ok(Some(self.pg_views()?)),
             _ => return self.inner.table(name).await,
         };
@@ -113,6 +118,7 @@ impl SchemaProvider for PgCatalogSchema {
             pg_class,
             streams: self.catalog.streams().iter().map(|s| s.def.name.clone()).collect(),
             tables: primary_keys::Declared::all(&self.catalog),
+            char_columns: char_types::declared(&self.catalog),
             definitions: self.definitions.clone(),
             patch,
         })))
@@ -298,11 +304,13 @@ fn parser() -> &'static PostgresCompatibilityParser {
 /// plain `~`, `x = ANY(array)` an array function, `COLLATE` is dropped, and
 /// so on (datafusion-pg-catalog's rules); and `LIKE ... ESCAPE '/'` escapes
 /// with a backslash instead ([`like_escape`]); `pg_table_is_visible` looks
-/// at the relation's schema ([`visibility`]).
+/// at the relation's schema ([`visibility`]); psql's FDW options of a
+/// stream's columns are NULL ([`fdw_options`]).
 pub fn rewrite(statement: Statement) -> Statement {
     let mut statement = RULES.get_or_init(rules).iter().fold(statement, |s, rule| rule.rewrite(s));
     like_escape::rewrite(&mut statement);
     visibility::rewrite(&mut statement);
+    fdw_options::rewrite(&mut statement);
     statement
 }
 

@@ -3,8 +3,11 @@
 //! - `pg_class`: streams are foreign tables (`relkind` `f`), as PipelineDB
 //!   showed them, so `\d` lists them as such and `\dt` (ordinary tables)
 //!   does not; tables' primary keys are indexes ([`primary_keys`]);
-//! - `pg_attribute`: tables' `NOT NULL` columns;
-//! - `pg_index` and `pg_constraint`: tables' primary keys.
+//! - `pg_attribute`: tables' `NOT NULL` columns, and `varchar(n)` and
+//!   `char(n)` columns of streams and tables ([`super::char_types`]);
+//! - `pg_index` and `pg_constraint`: tables' primary keys;
+//! - `pg_foreign_table` and `pg_foreign_server`: streams, as foreign tables
+//!   of the `pipelinedb` server ([`super::foreign`]).
 //!
 //! Each read scans the crate's `pg_class` (a few rows per relation) to find
 //! the OIDs the crate gave Eddy's tables, patches the relation, and scans
@@ -36,6 +39,10 @@ pub enum Patch {
     Index,
     /// `pg_constraint`.
     Constraint,
+    /// `pg_foreign_table`: the streams ([`super::foreign`]).
+    ForeignTable,
+    /// `pg_foreign_server`: the server the streams belong to.
+    ForeignServer,
 }
 
 /// A crate relation with Eddy's patch.
@@ -47,6 +54,8 @@ pub struct Patched {
     pub pg_class: Arc<dyn TableProvider>,
     /// Eddy's streams, by name.
     pub streams: HashSet<String>,
+    /// The `varchar(n)` and `char(n)` columns of streams and tables.
+    pub char_columns: super::char_types::CharColumns,
     /// Eddy's tables.
     pub tables: Vec<Declared>,
     /// Filled for `pg_get_indexdef`.
@@ -70,13 +79,24 @@ impl Patched {
         let schema = self.inner.schema();
         match self.patch {
             Patch::Class => primary_keys::patch_pg_class(class, &located),
-            Patch::Attribute => primary_keys::patch_pg_attribute(self.all_of(&self.inner, state).await?, &located),
+            Patch::Attribute => {
+                let batch = primary_keys::patch_pg_attribute(self.all_of(&self.inner, state).await?, &located)?;
+                super::char_types::patch_pg_attribute(batch, &class, &self.char_columns)
+            }
             Patch::Index => {
                 let ours = primary_keys::pg_index_rows(&schema, &located)?;
                 Ok(concat_batches(&schema, &[self.all_of(&self.inner, state).await?, ours])?)
             }
             Patch::Constraint => {
                 let ours = primary_keys::pg_constraint_rows(&schema, &located)?;
+                Ok(concat_batches(&schema, &[self.all_of(&self.inner, state).await?, ours])?)
+            }
+            Patch::ForeignTable => {
+                let ours = super::foreign::table_rows(&schema, &class)?;
+                Ok(concat_batches(&schema, &[self.all_of(&self.inner, state).await?, ours])?)
+            }
+            Patch::ForeignServer => {
+                let ours = super::foreign::server_rows(&schema)?;
                 Ok(concat_batches(&schema, &[self.all_of(&self.inner, state).await?, ours])?)
             }
         }

@@ -251,7 +251,11 @@ pub fn pg_constraint_rows(schema: &SchemaRef, tables: &[Located]) -> Result<Reco
 /// `n` rows of `schema`, column by column: `value(column, row)`, or for a
 /// column it does not name, NULL where the column allows it and else
 /// false, 0 or the empty text.
-fn rows(schema: &SchemaRef, n: usize, value: impl Fn(&str, usize) -> Option<ScalarValue>) -> Result<RecordBatch> {
+pub(super) fn rows(
+    schema: &SchemaRef,
+    n: usize,
+    value: impl Fn(&str, usize) -> Option<ScalarValue>,
+) -> Result<RecordBatch> {
     let mut columns = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
         let fallback = match (field.is_nullable(), field.data_type()) {

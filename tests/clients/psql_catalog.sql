@@ -14,6 +14,10 @@ CREATE TABLE accounts (id bigint PRIMARY KEY, plan text NOT NULL, seats int);
 \d per_url
 -- A table shows its NOT NULL columns and its primary key, as PostgreSQL's do.
 \d accounts
+-- A stream is a foreign table of the server pipelinedb, and varchar(n) and
+-- char(n) columns show their lengths.
+CREATE STREAM signups (email varchar(80), country char(2), referrer text);
+\d signups
 \di
 \df
 \l

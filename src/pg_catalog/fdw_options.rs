@@ -1,0 +1,50 @@
+//! psql's `\d` on a foreign table (a stream, which `pg_class` shows as one)
+//! lists each column's FDW options with
+//! `ARRAY(SELECT ... FROM pg_options_to_table(attfdwoptions))`, which
+//! DataFusion cannot plan. Eddy's columns have no FDW options (the query
+//! only reads them when `attfdwoptions` is not NULL, and it always is; the
+//! server's options are printed only when there are some), so that array
+//! is a NULL `text[]`.
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{self, Expr, FunctionArguments};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+
+/// Replaces each `ARRAY(subquery over pg_options_to_table)` in `statement`
+/// with `CAST(NULL AS TEXT[])`.
+pub fn rewrite(statement: &mut ast::Statement) {
+    let _ = ast::visit_expressions_mut(statement, |e| {
+        if let Expr::Function(f) = e
+            && f.name.to_string().eq_ignore_ascii_case("array")
+            && let FunctionArguments::Subquery(query) = &f.args
+            && query.to_string().contains("pg_options_to_table")
+        {
+            if let Ok(null) =
+                Parser::new(&PostgreSqlDialect {}).try_with_sql("CAST(NULL AS TEXT[])").and_then(|mut p| p.parse_expr())
+            {
+                *e = null;
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fdw_options_arrays_are_null_and_other_arrays_stay() {
+        let sql = "SELECT CASE WHEN attfdwoptions IS NULL THEN '' ELSE '(' || pg_catalog.array_to_string(ARRAY(SELECT pg_catalog.quote_ident(option_name) FROM pg_catalog.pg_options_to_table(attfdwoptions)), ', ') || ')' END, ARRAY(SELECT 1) FROM pg_attribute";
+        let mut stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap().remove(0);
+        rewrite(&mut stmt);
+        let out = stmt.to_string();
+        assert!(
+            !out.contains("pg_options_to_table") && out.contains("array_to_string(CAST(NULL AS TEXT[]), ', ')"),
+            "{out}"
+        );
+        assert!(out.contains("ARRAY(SELECT 1)"), "{out}");
+    }
+}
