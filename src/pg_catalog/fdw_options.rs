@@ -20,12 +20,10 @@ pub fn rewrite(statement: &mut ast::Statement) {
             && f.name.to_string().eq_ignore_ascii_case("array")
             && let FunctionArguments::Subquery(query) = &f.args
             && query.to_string().contains("pg_options_to_table")
-        {
-            if let Ok(null) =
+            && let Ok(null) =
                 Parser::new(&PostgreSqlDialect {}).try_with_sql("CAST(NULL AS TEXT[])").and_then(|mut p| p.parse_expr())
-            {
-                *e = null;
-            }
+        {
+            *e = null;
         }
         ControlFlow::<()>::Continue(())
     });
