@@ -206,7 +206,11 @@ impl Accumulator for DecimalAvg {
     }
     fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
         let values = decimals(values)?;
-        self.count -= (values.len() - values.null_count()) as u64;
+        let removed = (values.len() - values.null_count()) as u64;
+        self.count = self
+            .count
+            .checked_sub(removed)
+            .ok_or_else(|| DataFusionError::Internal("avg was asked to remove rows it does not hold".into()))?;
         for v in values.iter().flatten() {
             self.sum = self.sum.checked_sub(v).ok_or_else(overflow)?;
         }
@@ -255,7 +259,8 @@ impl DistinctAvg {
     /// The count and exact sum of the distinct values.
     fn count_and_sum(&mut self) -> Result<(u64, i128)> {
         let values = match self.inner.state()?.first() {
-            Some(ScalarValue::List(list)) => list.value(0),
+            Some(ScalarValue::List(list)) if !list.is_empty() => list.value(0),
+            Some(ScalarValue::List(_)) => return Ok((0, 0)),
             _ => return Err(DataFusionError::Internal("avg(DISTINCT) state is not a list".into())),
         };
         let sums = wide_sums(&values)?;
@@ -351,6 +356,19 @@ mod tests {
         let max = i128::from(i64::MAX);
         assert_eq!(avg(2 * max, 2, 0), "9223372036854775807.0000000000000000");
         assert_eq!(Division { sum_scale: 0, scale: 16 }.divide(1, 0).unwrap(), None);
+    }
+
+    #[test]
+    fn removing_rows_never_added_is_an_error_not_a_panic() {
+        use datafusion::arrow::array::Decimal128Array;
+        let division = Division { sum_scale: 0, scale: 16 };
+        let mut avg = DecimalAvg { count: 0, sum: 0, division, wide_state: false };
+        let rows: ArrayRef = Arc::new(Decimal128Array::from(vec![Some(5)]).with_precision_and_scale(20, 0).unwrap());
+        assert!(avg.retract_batch(&[rows.clone()]).is_err());
+        avg.update_batch(&[rows.clone()]).unwrap();
+        avg.update_batch(&[rows.clone()]).unwrap();
+        avg.retract_batch(&[rows]).unwrap();
+        assert_eq!(avg.evaluate().unwrap().to_string(), "5.0000000000000000");
     }
 
     #[test]
