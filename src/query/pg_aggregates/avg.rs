@@ -364,9 +364,9 @@ mod tests {
         let division = Division { sum_scale: 0, scale: 16 };
         let mut avg = DecimalAvg { count: 0, sum: 0, division, wide_state: false };
         let rows: ArrayRef = Arc::new(Decimal128Array::from(vec![Some(5)]).with_precision_and_scale(20, 0).unwrap());
-        assert!(avg.retract_batch(&[rows.clone()]).is_err());
-        avg.update_batch(&[rows.clone()]).unwrap();
-        avg.update_batch(&[rows.clone()]).unwrap();
+        assert!(avg.retract_batch(std::slice::from_ref(&rows)).is_err());
+        avg.update_batch(std::slice::from_ref(&rows)).unwrap();
+        avg.update_batch(std::slice::from_ref(&rows)).unwrap();
         avg.retract_batch(&[rows]).unwrap();
         assert_eq!(avg.evaluate().unwrap().to_string(), "5.0000000000000000");
     }
