@@ -195,13 +195,16 @@ fn decimals(values: &[ArrayRef]) -> Result<&Decimal128Array> {
         .ok_or_else(|| DataFusionError::Internal("avg was not given a decimal column".into()))
 }
 
+/// `sum` plus every non-NULL value, or numeric overflow.
+fn add_all(sum: i128, values: &Decimal128Array) -> Result<i128> {
+    values.iter().flatten().try_fold(sum, |sum, v| sum.checked_add(v).ok_or_else(overflow))
+}
+
 impl Accumulator for DecimalAvg {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
         let values = decimals(values)?;
         self.count += (values.len() - values.null_count()) as u64;
-        for v in values.iter().flatten() {
-            self.sum = self.sum.checked_add(v).ok_or_else(overflow)?;
-        }
+        self.sum = add_all(self.sum, values)?;
         Ok(())
     }
     fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
@@ -226,9 +229,7 @@ impl Accumulator for DecimalAvg {
             return Err(DataFusionError::Internal("unexpected avg partial state".into()));
         };
         self.count += counts.iter().flatten().sum::<u64>();
-        for v in wide_sums(sums)?.iter().flatten() {
-            self.sum = self.sum.checked_add(v).ok_or_else(overflow)?;
-        }
+        self.sum = add_all(self.sum, &wide_sums(sums)?)?;
         Ok(())
     }
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
@@ -264,11 +265,7 @@ impl DistinctAvg {
             _ => return Err(DataFusionError::Internal("avg(DISTINCT) state is not a list".into())),
         };
         let sums = wide_sums(&values)?;
-        let mut sum = 0i128;
-        for v in sums.iter().flatten() {
-            sum = sum.checked_add(v).ok_or_else(overflow)?;
-        }
-        Ok(((sums.len() - sums.null_count()) as u64, sum))
+        Ok(((sums.len() - sums.null_count()) as u64, add_all(0, &sums)?))
     }
 }
 
