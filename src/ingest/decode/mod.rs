@@ -1,5 +1,6 @@
-//! Text to Arrow: COPY's `text` and `csv` formats (and, later, Kafka
-//! messages in the same formats).
+//! Text to Arrow: COPY's `text` and `csv` formats (and Kafka messages in
+//! the same formats), and COPY's `binary` format, whose values are turned
+//! into the same text (`binary`).
 //!
 //! Fields are split into per-column UTF-8 builders without allocating per
 //! value, then each column is cast to its type in one vectorized Arrow cast.

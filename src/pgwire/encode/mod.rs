@@ -2,7 +2,8 @@
 //!
 //! arrow-pg does the per-type text and binary encodings; Eddy adds the
 //! PostgreSQL types Arrow cannot express (`json`, `jsonb`, carried as field
-//! metadata) and PostgreSQL's command tags.
+//! metadata), writes the forms arrow-pg gets wrong (`pg_text`, `pg_binary`)
+//! and PostgreSQL's command tags.
 
 use std::sync::Arc;
 

@@ -1,7 +1,8 @@
 //! PostgreSQL's text output where arrow-pg's differs: numerics past 28
-//! digits, floats (`4`, not `4.0`;
-//! `1e+20`), and timestamps (`2024-01-01 10:00:00+00`, fractions only when
-//! non-zero). The overridden columns are sent as text; their type OID stays.
+//! digits, floats (`4`, not `4.0`; `1e+20`), timestamps (`2024-01-01
+//! 10:00:00+00`, fractions only when non-zero), and intervals (PostgreSQL's
+//! `interval_out`, and NULL as NULL). The overridden columns are sent as
+//! text; their type OID stays.
 
 use std::sync::Arc;
 
