@@ -15,6 +15,8 @@ use datafusion::datasource::{MemTable, TableProvider};
 
 use super::catalog_list::WeakCatalogList;
 use crate::catalog::types::pg_type_name;
+use crate::checkpoint::manifest::{ColumnRecord, Identity};
+use crate::table::provider::TableRelation;
 
 /// The schema name.
 pub const SCHEMA: &str = "information_schema";
@@ -122,19 +124,28 @@ const TEXT: [&str; 12] = [
 const INTS: [&str; 4] = ["ordinal_position", "character_maximum_length", "numeric_precision", "numeric_scale"];
 
 impl Columns {
-    fn push(&mut self, at: [&str; 3], ordinal: usize, field: &Field) {
+    fn push(&mut self, at: [&str; 3], ordinal: usize, field: &Field, declared: Option<(&ColumnRecord, bool)>) {
         let name = pg_type_name(field);
         let (data_type, udt) = spelled(&name);
-        let values = [at[0], at[1], at[2], field.name(), if field.is_nullable() { "YES" } else { "NO" }, data_type];
+        // A table's provider has every column nullable (the table checks
+        // NOT NULL itself): its declaration says which are.
+        let nullable = declared.map_or(field.is_nullable(), |(_, not_null)| !not_null);
+        let values = [at[0], at[1], at[2], field.name(), if nullable { "YES" } else { "NO" }, data_type];
         for (b, v) in self.text.iter_mut().zip(values) {
             b.append_value(v);
         }
         self.text[6].append_value(at[0]);
         self.text[7].append_value("pg_catalog");
         self.text[8].append_value(udt);
-        // No defaults, identities or generated columns in Eddy.
-        self.text[9].append_null();
-        self.text[10].append_value("NO");
+        let identity = declared.and_then(|(c, _)| c.identity);
+        let default = match (declared, identity) {
+            (Some((c, _)), Some(Identity::Serial)) => Some(format!("nextval('{}_{}_seq'::regclass)", at[2], c.name)),
+            (Some((c, _)), None) => c.default.clone(),
+            _ => None,
+        };
+        self.text[9].append_option(default);
+        let is_identity = matches!(identity, Some(Identity::Always | Identity::ByDefault));
+        self.text[10].append_value(if is_identity { "YES" } else { "NO" });
         self.text[11].append_value("NEVER");
         self.ints[0].append_value(ordinal as i32);
         self.ints[1].append_null();
@@ -175,8 +186,10 @@ impl InformationSchema {
                 let Some(schema) = catalog.schema(&schema_name) else { continue };
                 for table_name in schema.table_names() {
                     let Some(table) = schema.table(&table_name).await? else { continue };
+                    let declared = table.downcast_ref::<TableRelation>();
                     for (i, field) in table.schema().fields().iter().enumerate() {
-                        out.push([&catalog_name, &schema_name, &table_name], i + 1, field);
+                        let column = declared.and_then(|t| t.declared_column(i));
+                        out.push([&catalog_name, &schema_name, &table_name], i + 1, field, column);
                     }
                 }
             }

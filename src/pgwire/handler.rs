@@ -33,6 +33,7 @@ use crate::ingest::copy::CopyIn;
 use crate::server::Session;
 use crate::sql::statement::transaction::Transaction;
 use crate::sql::statement::truncate::TruncateView;
+use crate::sql::statement::returning::{Returning, returning_items};
 use crate::sql::statement::{Reply, Statement};
 use crate::sql::{SqlError, parse_sql};
 
@@ -142,13 +143,9 @@ impl EddyHandler {
             Reply::Rows { schema, batches } => encode::rows(&schema, batches, format).map_err(internal)?,
             Reply::TransactionStart(t) => Response::TransactionStart(Tag::new(&t)),
             Reply::TransactionEnd(t) => Response::TransactionEnd(Tag::new(&t)),
-            Reply::Fetched { schema, batches } => match encode::rows(&schema, batches, format).map_err(internal)? {
-                Response::Query(mut rows) => {
-                    rows.set_command_tag("FETCH");
-                    Response::Query(rows)
-                }
-                other => other,
-            },
+            Reply::Fetched { schema, batches } => tagged(encode::rows(&schema, batches, format), "FETCH")?,
+            // Tagged `INSERT 0 n`: pgwire adds the row count to the tag.
+            Reply::Returned { schema, batches } => tagged(encode::rows(&schema, batches, format), "INSERT 0")?,
             Reply::CopyOut { schema, batches, format } => {
                 super::copy_out::response(&schema, batches.0, &format, watched).map_err(internal)?
             }
@@ -165,6 +162,17 @@ impl EddyHandler {
             }
         })
     }
+}
+
+/// Rows tagged `command n` instead of `SELECT n`.
+fn tagged(rows: PgWireResult<Response>, command: &str) -> Result<Response> {
+    Ok(match rows.map_err(internal)? {
+        Response::Query(mut rows) => {
+            rows.set_command_tag(command);
+            Response::Query(rows)
+        }
+        other => other,
+    })
 }
 
 fn internal(e: PgWireError) -> EddyError {
@@ -309,6 +317,12 @@ impl EddyQueryParser {
             statement = crate::sql::statement::prepare::executed(&self.session, &name, args)?;
         }
         let (plan, param_types, result) = match &statement {
+            Statement::Write(ast) if returning_items(ast).is_some() => {
+                let hints = crate::sql::param_hints::hinted_types(ast);
+                let returning = Returning::plan(&self.session, (**ast).clone()).await?;
+                let types = ordered_types(&returning.write_plan().get_parameter_types()?, &hints);
+                (None, types, Some(returning.schema()?))
+            }
             Statement::Query(ast) | Statement::Write(ast) => {
                 let hints = crate::sql::param_hints::hinted_types(ast);
                 let plan = crate::query::plan(&self.session, (**ast).clone()).await?;
@@ -418,6 +432,7 @@ impl ExtendedQueryHandler for EddyHandler {
         let outcome = match (&stmt.plan, self.deallocate_parsed(client, &stmt.statement)) {
             (_, Some(done)) => Ok(done),
             (Some(plan), None) => self.run_planned(stmt, plan.clone(), portal).await,
+            (None, None) if matches!(&stmt.statement, Statement::Write(_)) => self.run_returning(stmt, portal).await,
             (None, None) => self.execute(stmt.statement.clone(), &portal.result_column_format).await,
         };
         let outcome = match outcome {
@@ -485,6 +500,14 @@ impl EddyHandler {
             "INSERT" => Tag::new("INSERT").with_oid(0).with_rows(rows),
             other => Tag::new(other).with_rows(rows),
         }))
+    }
+
+    /// Runs a prepared `INSERT ... RETURNING` with the portal's parameters.
+    async fn run_returning(&self, stmt: &Prepared, portal: &Portal<Prepared>) -> Result<Response> {
+        let watched = Watched::new(self.session.arm(), self.session.busy(), stmt.statement.kind());
+        let params = self.bind_params(stmt, portal)?;
+        let reply = watched.stop().run(stmt.statement.clone().execute(&self.session, params)).await?;
+        self.respond(reply, &portal.result_column_format, watched)
     }
 
     /// The portal's parameter values, typed as the statement declared them.

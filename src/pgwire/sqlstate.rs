@@ -141,6 +141,8 @@ fn table_state(e: &crate::table::TableError) -> &'static str {
         TableError::ValueTooLong(_) => "22001",
         TableError::NoConflictTarget { .. } => "42P10",
         TableError::AffectsRowTwice => "21000",
+        TableError::SequenceExhausted { .. } => "2200H",
+        TableError::GeneratedAlways(_) => "428C9",
         TableError::Unsupported(_) | TableError::FedByKafka { .. } => FEATURE_NOT_SUPPORTED,
         TableError::Arrow(e) => arrow_state(e),
         TableError::Internal(_) => INTERNAL,

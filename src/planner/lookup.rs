@@ -325,6 +325,8 @@ mod plan_tests {
             columns: Vec::new(),
             primary_key: vec![key.to_string()],
             kafka_topic: None,
+            defaults: Vec::new(),
+            sequences: Vec::new(),
         };
         catalog.add_table(Arc::new(TableEntry::try_new(def, Durability::ephemeral()).unwrap())).unwrap();
     }

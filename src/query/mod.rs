@@ -43,7 +43,7 @@ pub async fn plan(session: &Session, stmt: ast::Statement) -> Result<LogicalPlan
     if let ast::Statement::Query(query) = &mut stmt {
         crate::sql::naming::apply_pg_column_names(query, true);
     }
-    crate::sql::statement::insert::with_default_columns(&mut stmt, session);
+    crate::sql::statement::insert::with_default_columns(&mut stmt, session)?;
     pg_notify::with_sender(&mut stmt, session.pid());
     pg_functions::inline_current_setting(&mut stmt, session)?;
     check_change_target(&stmt, session)?;

@@ -92,13 +92,18 @@ impl Engine {
     /// Adds the empty table `record` describes (from a checkpoint or the log).
     pub fn add_table_record(&self, record: &TableRecord) -> Result<Arc<TableEntry>> {
         self.catalog.durability().saw_view_id(record.id);
+        let schema = crate::sql::statement::create_table::table_schema(record)?;
+        let (defaults, sequences) =
+            crate::sql::statement::create_table::column_defaults(self.read_state(), record, &schema)?;
         let def = TableDef {
             id: record.id,
             name: record.name.clone(),
-            schema: crate::sql::statement::create_table::table_schema(record)?,
+            schema,
             columns: record.columns.clone(),
             primary_key: record.primary_key.clone(),
             kafka_topic: record.kafka_topic.clone(),
+            defaults,
+            sequences,
         };
         let entry = Arc::new(TableEntry::try_new(def, self.catalog.durability().clone())?);
         self.catalog.add_table(entry.clone())?;

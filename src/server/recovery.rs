@@ -73,6 +73,7 @@ pub async fn restore(engine: &Engine, loaded: Loaded) -> Result<(), CheckpointEr
     for table in &manifest.tables {
         let entry = engine.add_table_record(table).map_err(|e| restore_error("table", &table.name, e))?;
         for snapshot in states.remove(&table.id).unwrap_or_default() {
+            entry.advance_sequences(&snapshot.batch);
             let changes = crate::stream::change::ChangeBatch::inserts(snapshot.batch, 0);
             entry.rows().lock().apply(&changes).map_err(|e| restore_error("table", &table.name, e))?;
         }

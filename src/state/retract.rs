@@ -292,6 +292,8 @@ mod tests {
             columns: Vec::new(),
             primary_key: Vec::new(),
             kafka_topic: None,
+            defaults: Vec::new(),
+            sequences: Vec::new(),
         };
         catalog.add_table(Arc::new(TableEntry::try_new(def, Durability::ephemeral()).unwrap())).unwrap();
         let query = crate::sql::parser::parse_query(QUERY).unwrap();

@@ -51,6 +51,13 @@ impl TableRelation {
         Self { on_conflict: Some(Arc::new(on_conflict)), ..Self::new(table) }
     }
 
+    /// The `index`th column as declared (its default and identity), and
+    /// whether it is NOT NULL (declared so, or in the primary key).
+    pub fn declared_column(&self, index: usize) -> Option<(&crate::checkpoint::manifest::ColumnRecord, bool)> {
+        let column = self.table.def.columns.get(index)?;
+        Some((column, column.not_null || self.table.def.primary_key.contains(&column.name)))
+    }
+
     /// The primary-key values a filter pins the (one-column) key to.
     fn key_values(&self, filter: &Expr) -> Option<Vec<ScalarValue>> {
         let [key_name] = self.table.def.primary_key.as_slice() else {
@@ -107,6 +114,11 @@ impl TableProvider for TableRelation {
 
     fn table_type(&self) -> TableType {
         TableType::Base
+    }
+
+    fn get_column_default(&self, column: &str) -> Option<&Expr> {
+        let index = self.table.def.schema.index_of(column).ok()?;
+        self.table.def.defaults.get(index)?.as_ref()
     }
 
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {

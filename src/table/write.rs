@@ -159,6 +159,7 @@ pub async fn replay(table: &Arc<TableEntry>, logged: &RecordBatch, lsn: u64) -> 
         IngestError::Internal(format!("log record {lsn} for table \"{}\" has no weights", table.def.name))
     })?;
     let _guard = table.begin_write().await;
+    table.advance_sequences(&changes.rows);
     table.rows().lock().apply(&changes)?;
     let views = table.views();
     let prepared = crate::stream::prepare_views(&views, &table.def.name, |_| changes.clone(), &|_| true).await?;

@@ -62,6 +62,8 @@ impl CreateStream {
                 name: normalize_ident(ident),
                 sql_type: sql_type.clone(),
                 not_null: *not_null,
+                default: None,
+                identity: None,
             })
             .filter(|c| c.name != ARRIVAL_TIMESTAMP)
             .collect()

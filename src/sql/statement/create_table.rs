@@ -6,17 +6,21 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::common::DFSchema;
+use datafusion::common::tree_node::TreeNode;
+use datafusion::logical_expr::{Expr, ExprSchemable};
 use datafusion::sql::sqlparser::ast;
 
 use super::Reply;
 use super::kafka_binding::{Bound, binding};
 use crate::catalog::CatalogError;
 use crate::catalog::types::field_for_sql_type;
-use crate::checkpoint::manifest::{CatalogChange, ColumnRecord, TableRecord};
+use crate::checkpoint::manifest::{CatalogChange, ColumnRecord, Identity, TableRecord};
 use crate::error::Result;
 use crate::ingest::kafka::options::KeyFormat;
 use crate::server::Session;
 use crate::sql::{SqlError, normalize_ident, normalize_object_name};
+use crate::table::sequence::{NextVal, Sequence};
 
 /// A table declaration.
 #[derive(Debug, Clone)]
@@ -81,24 +85,11 @@ impl CreateTable {
         let mut columns = Vec::new();
         let mut primary_key = Vec::new();
         for column in &create.columns {
-            let column_name = normalize_ident(&column.name);
-            let mut not_null = false;
-            for option in &column.options {
-                match &option.option {
-                    ast::ColumnOption::NotNull => not_null = true,
-                    ast::ColumnOption::Null => {}
-                    ast::ColumnOption::PrimaryKey(_) => {
-                        not_null = true;
-                        primary_key.push(column_name.clone());
-                    }
-                    other => {
-                        return Err(unsupported(format!(
-                            "column option {other} is not supported in a table; tables take NOT NULL, NULL and PRIMARY KEY"
-                        )));
-                    }
-                }
+            let (record, is_key) = column_record(column)?;
+            if is_key {
+                primary_key.push(record.name.clone());
             }
-            columns.push(ColumnRecord { name: column_name, sql_type: column.data_type.to_string(), not_null });
+            columns.push(record);
         }
         for constraint in &create.constraints {
             match constraint {
@@ -167,7 +158,10 @@ impl CreateTable {
             primary_key: self.primary_key,
             kafka_topic: binding.as_ref().map(|(topic, _)| topic.clone()),
             files: Vec::new(),
+            sequences: Default::default(),
         };
+        let (defaults, _) = column_defaults(engine.read_state(), &record, &schema)?;
+        check_defaults(engine.read_state(), &defaults)?;
         engine.change_catalog(CatalogChange::CreateTable(record)).await?;
         if let Some(binding) = binding {
             let undo = CatalogChange::DropTable { name: self.name.clone(), cascade: true };
@@ -176,6 +170,118 @@ impl CreateTable {
         engine.ddl_done().await?;
         Ok(Reply::Tag("CREATE TABLE".into()))
     }
+}
+
+/// A column of `CREATE TABLE`, and whether it is declared `PRIMARY KEY`.
+fn column_record(column: &ast::ColumnDef) -> std::result::Result<(ColumnRecord, bool), SqlError> {
+    let name = normalize_ident(&column.name);
+    let (mut sql_type, mut identity) = match serial_type(&column.data_type) {
+        Some(integer) => (integer.to_string(), Some(Identity::Serial)),
+        None => (column.data_type.to_string(), None),
+    };
+    let (mut not_null, mut is_key, mut default) = (identity.is_some(), false, None);
+    for option in &column.options {
+        match &option.option {
+            ast::ColumnOption::NotNull => not_null = true,
+            ast::ColumnOption::Null => {}
+            ast::ColumnOption::PrimaryKey(_) => (not_null, is_key) = (true, true),
+            ast::ColumnOption::Default(expr) => default = Some(expr.to_string()),
+            ast::ColumnOption::Generated { generated_as, generation_expr: None, .. } => {
+                identity = Some(match generated_as {
+                    ast::GeneratedAs::Always => Identity::Always,
+                    _ => Identity::ByDefault,
+                });
+                not_null = true;
+            }
+            other => {
+                return Err(unsupported(format!(
+                    "column option {other} is not supported in a table; tables take NOT NULL, NULL, DEFAULT, PRIMARY KEY and GENERATED {{ALWAYS | BY DEFAULT}} AS IDENTITY"
+                )));
+            }
+        }
+    }
+    if identity.is_some() && default.is_some() {
+        return Err(SqlError::Syntax(format!(
+            "both default and identity specified for column \"{name}\" of table; a serial or identity column is numbered by its sequence"
+        )));
+    }
+    if identity.is_some_and(|i| i != Identity::Serial) {
+        let integer = ["smallint", "int2", "integer", "int", "int4", "bigint", "int8"];
+        if !integer.contains(&sql_type.to_lowercase().as_str()) {
+            return Err(SqlError::InvalidParameter(format!(
+                "identity column type must be smallint, integer, or bigint; \"{name}\" is {}",
+                sql_type.to_lowercase()
+            )));
+        }
+        sql_type = sql_type.to_lowercase();
+    }
+    Ok((ColumnRecord { name, sql_type, not_null, default, identity }, is_key))
+}
+
+/// The integer type a `serial` pseudo-type stands for.
+fn serial_type(data_type: &ast::DataType) -> Option<&'static str> {
+    let ast::DataType::Custom(name, modifiers) = data_type else {
+        return None;
+    };
+    if !modifiers.is_empty() {
+        return None;
+    }
+    match name.to_string().to_lowercase().as_str() {
+        "smallserial" | "serial2" => Some("smallint"),
+        "serial" | "serial4" => Some("integer"),
+        "bigserial" | "serial8" => Some("bigint"),
+        _ => None,
+    }
+}
+
+/// Each column's default (`None`: NULL) and the sequences of the numbered
+/// columns, for the table `record` declares with `schema`. A `DEFAULT` is
+/// planned here, so one that does not plan fails the CREATE TABLE.
+pub fn column_defaults(
+    state: &datafusion::execution::SessionState,
+    record: &TableRecord,
+    schema: &Schema,
+) -> Result<(Vec<Option<Expr>>, Vec<(String, Arc<Sequence>)>)> {
+    let mut defaults = Vec::with_capacity(record.columns.len());
+    let mut sequences = Vec::new();
+    for (column, field) in record.columns.iter().zip(schema.fields()) {
+        let default = match (&column.identity, &column.default) {
+            (Some(_), _) => {
+                let next = record.sequences.get(&column.name).copied().unwrap_or(1);
+                let sequence = Arc::new(Sequence::new(&record.name, &column.name, field.data_type(), next));
+                sequences.push((column.name.clone(), sequence.clone()));
+                Some(NextVal::default_expr(sequence, field.data_type().clone()))
+            }
+            (None, Some(sql)) => {
+                let expr = state.create_logical_expr(sql, &DFSchema::empty()).map_err(|e| {
+                    SqlError::InvalidParameter(format!(
+                        "DEFAULT {sql} of column \"{}\" is not a value Eddy can compute ({e}); a default is a constant or a function call such as now(), and cannot use a column",
+                        column.name
+                    ))
+                })?;
+                Some(expr.cast_to(field.data_type(), &DFSchema::empty())?)
+            }
+            (None, None) => None,
+        };
+        defaults.push(default);
+    }
+    Ok((defaults, sequences))
+}
+
+/// Computes each constant `DEFAULT` once, so that one that cannot be
+/// computed (`integer DEFAULT 'abc'`) fails the CREATE TABLE, as in
+/// PostgreSQL, rather than every INSERT. A default that calls a function
+/// (`now()`) is computed by each INSERT.
+fn check_defaults(state: &datafusion::execution::SessionState, defaults: &[Option<Expr>]) -> Result<()> {
+    use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
+    let options = RecordBatchOptions::new().with_row_count(Some(1));
+    let one_row = RecordBatch::try_new_with_options(Arc::new(Schema::empty()), vec![], &options)
+        .map_err(datafusion::error::DataFusionError::from)?;
+    let calls = |e: &Expr| e.exists(|e| Ok(matches!(e, Expr::ScalarFunction(_)))).unwrap_or(true);
+    for expr in defaults.iter().flatten().filter(|e| !calls(e)) {
+        state.create_physical_expr(expr.clone(), &DFSchema::empty())?.evaluate(&one_row)?;
+    }
+    Ok(())
 }
 
 /// The schema of the table `record` declares, with every column nullable:

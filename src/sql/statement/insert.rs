@@ -10,8 +10,12 @@ use super::Reply;
 use crate::error::Result;
 use crate::server::Session;
 
-/// Runs the INSERT, UPDATE or DELETE and replies with its command tag.
+/// Runs the INSERT, UPDATE or DELETE and replies with its command tag (or,
+/// with RETURNING, its rows).
 pub async fn execute(stmt: ast::Statement, session: &Session, params: Option<ParamValues>) -> Result<Reply> {
+    if super::returning::returning_items(&stmt).is_some() {
+        return super::returning::Returning::plan(session, stmt).await?.execute(session, params).await;
+    }
     let tag = command(&stmt);
     let plan = crate::query::plan(session, stmt).await?;
     let (_, batches) = crate::query::run(session, plan, params).await?;
@@ -38,18 +42,26 @@ pub fn tag_for(command: &str, rows: u64) -> String {
 /// `INSERT INTO s VALUES (...)` without a column list fills the stream's
 /// columns in order, as PostgreSQL does; the columns left over (at least
 /// `arrival_timestamp`) get their defaults. DataFusion wants every column
-/// listed, so the list is written in here.
-pub fn with_default_columns(stmt: &mut ast::Statement, session: &Session) {
+/// listed, so the list is written in here. A column given as `DEFAULT` in
+/// every row is taken off the list, so that it gets its default too.
+pub fn with_default_columns(stmt: &mut ast::Statement, session: &Session) -> Result<()> {
     if let ast::Statement::Explain { statement, .. } = stmt {
         return with_default_columns(statement, session);
     }
     let ast::Statement::Insert(insert) = stmt else {
-        return;
+        return Ok(());
     };
-    if !insert.columns.is_empty() {
-        alias_select_to_columns(insert);
-        return;
+    if insert.columns.is_empty() {
+        list_columns(insert, session);
     }
+    drop_default_values(insert)?;
+    check_generated_always(insert, session)?;
+    alias_select_to_columns(insert);
+    Ok(())
+}
+
+/// Writes in the column list of an INSERT that has none.
+fn list_columns(insert: &mut ast::Insert, session: &Session) {
     let ast::TableObject::TableName(name) = &insert.table else {
         return;
     };
@@ -70,7 +82,63 @@ pub fn with_default_columns(stmt: &mut ast::Statement, session: &Session) {
         .take(given.min(user_columns))
         .map(|f| ast::ObjectName::from(vec![ast::Ident::with_quote('"', f.name().clone())]))
         .collect();
-    alias_select_to_columns(insert);
+}
+
+/// Whether `expr` is the keyword `DEFAULT` (in a VALUES row).
+fn is_default(expr: &ast::Expr) -> bool {
+    matches!(expr, ast::Expr::Identifier(i) if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"))
+}
+
+/// Takes the columns that every VALUES row gives as `DEFAULT` off the
+/// INSERT (DataFusion fills a column left out with its default, and has no
+/// `DEFAULT` keyword).
+fn drop_default_values(insert: &mut ast::Insert) -> Result<()> {
+    let Some(ast::SetExpr::Values(values)) = insert.source.as_deref_mut().map(|q| q.body.as_mut()) else {
+        return Ok(());
+    };
+    if !values.rows.iter().flat_map(|r| r.content.iter()).any(is_default) {
+        return Ok(());
+    }
+    let width = insert.columns.len();
+    let all_default: Vec<bool> =
+        (0..width).map(|i| values.rows.iter().all(|r| r.content.get(i).is_some_and(is_default))).collect();
+    let mixed = values.rows.iter().any(|r| r.content.iter().enumerate().any(|(i, e)| is_default(e) && all_default.get(i) != Some(&true)));
+    if mixed || all_default.iter().all(|d| *d) {
+        return Err(crate::sql::SqlError::Unsupported(
+            "DEFAULT in VALUES is supported only for a column that is DEFAULT in every row, and not for every column; leave the column out of the INSERT's column list instead".into(),
+        )
+        .into());
+    }
+    let keep = |i: &usize| all_default.get(*i) != Some(&true);
+    for row in &mut values.rows {
+        row.content = row.content.drain(..).enumerate().filter(|(i, _)| keep(i)).map(|(_, e)| e).collect();
+    }
+    insert.columns = insert.columns.drain(..).enumerate().filter(|(i, _)| keep(i)).map(|(_, c)| c).collect();
+    Ok(())
+}
+
+/// A value given for a `GENERATED ALWAYS AS IDENTITY` column is an error
+/// (428C9), as in PostgreSQL.
+fn check_generated_always(insert: &ast::Insert, session: &Session) -> Result<()> {
+    let ast::TableObject::TableName(name) = &insert.table else {
+        return Ok(());
+    };
+    let Ok(table) = crate::sql::normalize_object_name(name).map(|n| session.engine().catalog.table(&n)) else {
+        return Ok(());
+    };
+    let Ok(table) = table else {
+        return Ok(());
+    };
+    let always = table.def.columns.iter().filter(|c| c.identity == Some(crate::checkpoint::manifest::Identity::Always));
+    for column in always {
+        let named = |c: &ast::ObjectName| {
+            c.0.last().and_then(|p| p.as_ident()).is_some_and(|i| crate::sql::normalize_ident(i) == column.name)
+        };
+        if insert.columns.iter().any(named) {
+            return Err(crate::table::TableError::GeneratedAlways(column.name.clone()).into());
+        }
+    }
+    Ok(())
 }
 
 /// INSERT matches a SELECT's columns to the target by position, so their

@@ -16,6 +16,7 @@ pub mod kafka_binding;
 pub mod listen;
 pub mod prepare;
 pub mod query;
+pub mod returning;
 pub mod set;
 pub mod set_ttl;
 pub mod show;
@@ -141,6 +142,13 @@ pub enum Reply {
     TransactionStart(String),
     /// `COMMIT` or `ROLLBACK`: the transaction block ended.
     TransactionEnd(String),
+    /// Rows an `INSERT ... RETURNING` wrote, tagged `INSERT 0 n`.
+    Returned {
+        /// The columns.
+        schema: SchemaRef,
+        /// The rows.
+        batches: Vec<RecordBatch>,
+    },
     /// Rows of a `FETCH`, tagged `FETCH n`.
     Fetched {
         /// The columns.
@@ -256,6 +264,9 @@ impl Statement {
 
     /// Whether the statement may return rows (for Describe).
     pub fn returns_rows(&self) -> bool {
+        if let Statement::Write(w) = self {
+            return returning::returning_items(w).is_some();
+        }
         matches!(
             self,
             Statement::Query(_)
