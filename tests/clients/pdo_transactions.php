@@ -109,6 +109,21 @@ try {
     check('a statement freed by DEALLOCATE ALL cannot run (26000)', $e->getCode() === '26000', $e->getMessage());
 }
 
+// Laravel's insertGetId: a prepared INSERT ... RETURNING "id" into a table
+// whose id is a bigserial, as a Laravel migration declares it.
+$pdo->exec('CREATE TABLE users (id bigserial PRIMARY KEY, name varchar(255) NOT NULL, created_at timestamp(0) without time zone NULL)');
+$ids = [];
+$pdo->beginTransaction();
+foreach (['ann', 'bob', 'cy'] as $name) {
+    $s = $pdo->prepare('insert into "users" ("name", "created_at") values (?, ?) returning "id"');
+    $s->execute([$name, '2026-12-07 10:00:00']);
+    $ids[] = $s->fetchColumn();
+}
+$pdo->commit();
+check('insertGetId returns each new id', $ids === [1, 2, 3], json_encode($ids));
+$count = $pdo->query('SELECT count(*) FROM users WHERE created_at IS NOT NULL')->fetchColumn();
+check('the rows insertGetId wrote are there', $count === 3, json_encode($count));
+
 // Memory: prepare, run and free, again and again, on one connection.
 $cycle = function () use ($pdo): void {
     $s = $pdo->prepare('SELECT owner FROM accounts WHERE id = ?');
