@@ -7,6 +7,7 @@
 //! checkpoint (`crate::checkpoint`), and every DDL statement takes one.
 
 mod dependents;
+pub mod pg_array;
 pub mod relations;
 pub mod schema_provider;
 pub mod types;

@@ -165,6 +165,11 @@ pub fn pg_type_name(field: &Field) -> String {
         DataType::Timestamp(_, Some(_)) => "timestamp with time zone".into(),
         DataType::Timestamp(_, None) => "timestamp without time zone".into(),
         DataType::Interval(_) => "interval".into(),
+        DataType::List(item) | DataType::LargeList(item) | DataType::FixedSizeList(item, _) => {
+            let item = pg_type_name(item);
+            // PostgreSQL names an array type without the element's modifiers.
+            format!("{}[]", item.split('(').next().unwrap_or(&item))
+        }
         other => other.to_string(),
     }
 }

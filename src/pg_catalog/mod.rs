@@ -20,6 +20,7 @@
 //! OIDs of relations are handed out as relations are first seen, so they
 //! are stable while the server runs but not across restarts.
 
+mod asyncpg_types;
 mod case_subquery;
 mod catalog_list;
 mod char_types;
@@ -219,7 +220,7 @@ pub fn parse_catalog_query(sql: &str) -> Option<Vec<Statement>> {
         return None;
     }
     let lower = sql.to_ascii_lowercase();
-    let keys = keys::answer(sql);
+    let keys = keys::answer(sql).or_else(|| asyncpg_types::answer(sql));
     if keys.is_none() && !lower.contains("pg_catalog") && !lower.contains("information_schema") {
         return None;
     }

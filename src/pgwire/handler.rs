@@ -43,6 +43,9 @@ pub struct Prepared {
     statement: Statement,
     plan: Option<LogicalPlan>,
     param_types: Vec<DataType>,
+    /// The parameters' PostgreSQL types: those of `param_types`, or the
+    /// type a cast names when it has no Arrow type of its own (`oid[]`).
+    pg_param_types: Vec<Type>,
     result: Option<SchemaRef>,
 }
 
@@ -324,8 +327,11 @@ impl EddyQueryParser {
                 (None, types, Some(returning.schema()?))
             }
             Statement::Query(ast) | Statement::Write(ast) => {
-                let hints = crate::sql::param_hints::hinted_types(ast);
+                let mut hints = crate::sql::param_hints::hinted_types(ast);
                 let plan = crate::query::plan(&self.session, (**ast).clone()).await?;
+                for (n, t) in crate::query::any_params::any_parameter_types(&plan) {
+                    hints.entry(n).or_insert(t);
+                }
                 let types = ordered_types(&plan.get_parameter_types()?, &hints);
                 let result = matches!(statement, Statement::Query(_)).then(|| plan.schema().inner().clone());
                 (Some(plan), types, result)
@@ -340,7 +346,16 @@ impl EddyQueryParser {
             }
             _ => (None, Vec::new(), None),
         };
-        Ok(Some(Prepared { statement, plan, param_types, result }))
+        let oids = match &statement {
+            Statement::Query(ast) | Statement::Write(ast) => crate::sql::param_hints::declared_oids(ast),
+            _ => Default::default(),
+        };
+        let pg_param_types = param_types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| oids.get(&(i + 1)).and_then(|oid| Type::from_oid(*oid)).unwrap_or_else(|| pg_type(t)))
+            .collect();
+        Ok(Some(Prepared { statement, plan, param_types, pg_param_types, result }))
     }
 }
 
@@ -356,7 +371,7 @@ impl QueryParser for EddyQueryParser {
     }
 
     fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
-        Ok(stmt.param_types.iter().map(pg_type).collect())
+        Ok(stmt.pg_param_types.clone())
     }
 
     fn get_result_schema(&self, stmt: &Prepared, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
@@ -389,10 +404,10 @@ impl ExtendedQueryHandler for EddyHandler {
     {
         let stmt = &target.statement;
         let types = stmt
-            .param_types
+            .pg_param_types
             .iter()
             .enumerate()
-            .map(|(i, t)| target.parameter_types.get(i).cloned().flatten().unwrap_or_else(|| pg_type(t)))
+            .map(|(i, t)| target.parameter_types.get(i).cloned().flatten().unwrap_or_else(|| t.clone()))
             .collect();
         let fields = self.parser.get_result_schema(stmt, None)?;
         Ok(DescribeStatementResponse::new(types, fields))
@@ -520,7 +535,7 @@ impl EddyHandler {
                     .get(i)
                     .cloned()
                     .flatten()
-                    .unwrap_or_else(|| pg_type(&stmt.param_types[i]))
+                    .unwrap_or_else(|| stmt.pg_param_types[i].clone())
             })
             .collect();
         let params = bind(portal, &stmt.param_types, &pg_types)?;

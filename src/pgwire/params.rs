@@ -70,6 +70,9 @@ fn cast(value: ScalarValue, target: &DataType, i: usize) -> Result<ScalarValue> 
     if &value.data_type() == target {
         return Ok(value);
     }
+    if let (ScalarValue::Utf8(Some(text)), DataType::List(_)) = (&value, target) {
+        return array_text(text, target, i);
+    }
     // PostgreSQL's text for intervals and timestamps, in the form Arrow parses.
     let value = match (value, target) {
         (ScalarValue::Utf8(Some(t)), DataType::Interval(_)) => {
@@ -85,6 +88,27 @@ fn cast(value: ScalarValue, target: &DataType, i: usize) -> Result<ScalarValue> 
         IngestError::InvalidText(format!("invalid input syntax for parameter ${} of type {target}: \"{text}\"", i + 1))
             .into()
     })
+}
+
+/// PostgreSQL's array text (`{1,2,NULL}`) as a list of `target`'s type.
+fn array_text(text: &str, target: &DataType, i: usize) -> Result<ScalarValue> {
+    let texts = datafusion::arrow::array::StringArray::from(vec![text]);
+    let list = crate::query::array_text::array_in(&texts)?;
+    let list = datafusion::arrow::compute::cast(&list, target).map_err(|e| {
+        IngestError::InvalidText(format!("invalid input syntax for parameter ${} of type {target}: \"{text}\" ({e})", i + 1))
+    })?;
+    Ok(ScalarValue::try_from_array(&list, 0)?)
+}
+
+/// A binary array parameter, as a list of `item`s.
+fn list_value<T>(values: Option<Vec<Option<T>>>, item: DataType, scalar: impl Fn(Option<T>) -> ScalarValue) -> ScalarValue {
+    match values {
+        Some(values) => {
+            let scalars: Vec<ScalarValue> = values.into_iter().map(scalar).collect();
+            ScalarValue::List(ScalarValue::new_list_nullable(&scalars, &item))
+        }
+        None => ScalarValue::try_from(&DataType::new_list(item, true)).unwrap_or(ScalarValue::Null),
+    }
 }
 
 fn binary_value<S: Clone>(portal: &Portal<S>, i: usize, pg: &Type, bytes: &Bytes) -> Result<ScalarValue> {
@@ -119,6 +143,18 @@ fn binary_value<S: Clone>(portal: &Portal<S>, i: usize, pg: &Type, bytes: &Bytes
             ScalarValue::Utf8(v.map(|v| v.to_string()))
         }
         Type::INTERVAL => interval_value(bytes, i)?,
+        Type::INT2_ARRAY => list_value(portal.parameter(i, pg).map_err(bad)?, DataType::Int16, ScalarValue::Int16),
+        Type::INT4_ARRAY => list_value(portal.parameter(i, pg).map_err(bad)?, DataType::Int32, ScalarValue::Int32),
+        Type::INT8_ARRAY => list_value(portal.parameter(i, pg).map_err(bad)?, DataType::Int64, ScalarValue::Int64),
+        Type::FLOAT4_ARRAY => list_value(portal.parameter(i, pg).map_err(bad)?, DataType::Float32, ScalarValue::Float32),
+        Type::FLOAT8_ARRAY => list_value(portal.parameter(i, pg).map_err(bad)?, DataType::Float64, ScalarValue::Float64),
+        Type::BOOL_ARRAY => list_value(portal.parameter(i, pg).map_err(bad)?, DataType::Boolean, ScalarValue::Boolean),
+        Type::OID_ARRAY => list_value(portal.parameter::<Vec<Option<u32>>>(i, pg).map_err(bad)?, DataType::Int32, |v| {
+            ScalarValue::Int32(v.and_then(|v| i32::try_from(v).ok()))
+        }),
+        Type::TEXT_ARRAY | Type::VARCHAR_ARRAY => {
+            list_value(portal.parameter(i, pg).map_err(bad)?, DataType::Utf8, ScalarValue::Utf8)
+        }
         _ => text_value(bytes, i)?,
     })
 }

@@ -232,6 +232,13 @@ fn external_state(inner: &(dyn std::error::Error + Send + Sync + 'static)) -> &'
     if inner.downcast_ref::<crate::query::checked_arith::OutOfRange>().is_some() {
         return "22003";
     }
+    if let Some(e) = inner.downcast_ref::<crate::catalog::pg_array::ArrayTextError>() {
+        use crate::catalog::pg_array::ArrayTextError;
+        return match e {
+            ArrayTextError::Malformed { .. } => "22P02",
+            ArrayTextError::Multidimensional(_) => FEATURE_NOT_SUPPORTED,
+        };
+    }
     if let Some(e) = inner.downcast_ref::<ArrowError>() {
         return arrow_state(e);
     }

@@ -45,6 +45,7 @@ fn finish(builder: SessionStateBuilder, schema: Arc<dyn SchemaProvider>, extra: 
     let mut state = builder.build();
     state.add_analyzer_rule(Arc::new(super::checked_arith::CheckedIntegerArithmetic));
     state.add_analyzer_rule(Arc::new(super::datetime_text::DatetimeText));
+    state.add_analyzer_rule(Arc::new(super::array_text::ArrayText));
     let catalog = MemoryCatalogProvider::new();
     catalog.register_schema(SCHEMA, schema)?;
     for (name, provider) in extra {

@@ -57,6 +57,7 @@ pub fn register(state: &mut SessionState) -> Result<()> {
     // DataFusion's to_char is also registered as `date_format`: drop that
     // name too, or rebuilding the state could bring it back as `to_char`.
     state.deregister_udf("date_format")?;
+    state.register_udf(super::array_text::array_in_udf())?;
     state.register_udf(Arc::new(super::to_char::udf()))?;
     state.register_udf(Arc::new(super::to_timestamp::to_timestamp_udf()))?;
     state.register_udf(Arc::new(super::to_timestamp::to_date_udf()))?;

@@ -8,6 +8,8 @@ pub mod analyzer;
 pub mod checked_arith;
 pub mod context;
 pub mod date_part;
+pub mod any_params;
+pub mod array_text;
 pub mod datetime_text;
 pub mod functions;
 pub mod jsonb;

@@ -79,7 +79,9 @@ fn figure_name(expr: &Expr) -> Option<String> {
         Expr::Identifier(i) => Some(i.value.to_lowercase()),
         Expr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.to_lowercase()),
         Expr::Function(f) => f.name.0.last().map(|p| p.to_string().trim_matches('"').to_lowercase()),
-        Expr::Cast { expr, data_type, .. } => figure_name(expr).or_else(|| Some(pg_type_name(&data_type.to_string()))),
+        Expr::Cast { expr, data_type, .. } => figure_name(expr)
+            .filter(|n| n != "pg_array_in") // an array literal (`crate::sql::pg_syntax`)
+            .or_else(|| Some(pg_type_name(&data_type.to_string()))),
         // `timestamp '2026-12-09'`, `date '...'`: named after the type.
         Expr::TypedString(typed) => Some(pg_type_name(&typed.data_type.to_string())),
         Expr::Interval(_) => Some("interval".into()),
@@ -94,7 +96,7 @@ fn figure_name(expr: &Expr) -> Option<String> {
 /// PostgreSQL's internal name of a type, as it names cast columns.
 fn pg_type_name(sql: &str) -> String {
     let lower = sql.to_lowercase();
-    let base = lower.split('(').next().unwrap_or(&lower).trim();
+    let base = lower.split('(').next().unwrap_or(&lower).trim().trim_end_matches("[]");
     match base {
         "int" | "integer" | "int4" => "int4",
         "bigint" | "int8" => "int8",

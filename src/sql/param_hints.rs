@@ -19,9 +19,19 @@ pub fn hinted_types(statement: &ast::Statement) -> HashMap<usize, DataType> {
     hints.types
 }
 
+/// The PostgreSQL type OIDs of parameters cast to a type that has no Arrow
+/// type of its own (`$1::oid[]`, which asyncpg's type introspection sends):
+/// reported to the client as that type.
+pub fn declared_oids(statement: &ast::Statement) -> HashMap<usize, u32> {
+    let mut hints = Hints::default();
+    let _ = statement.visit(&mut hints);
+    hints.oids
+}
+
 #[derive(Default)]
 struct Hints {
     types: HashMap<usize, DataType>,
+    oids: HashMap<usize, u32>,
 }
 
 /// The number of a `$n` placeholder.
@@ -61,12 +71,50 @@ impl Visitor for Hints {
 
     fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
         if let Expr::Cast { expr, data_type, .. } = expr
-            && let Ok(field) = crate::catalog::types::field_for_sql_type("p", &data_type.to_string())
+            && let Some(data_type) = cast_type(data_type)
         {
-            self.hint(expr, field.data_type().clone());
+            self.hint(expr, data_type);
+        }
+        if let Expr::Cast { expr, data_type, .. } = expr
+            && let Some(n) = placeholder(expr)
+            && data_type_name(data_type) == "oid"
+        {
+            let oid = if matches!(data_type, ast::DataType::Array(_)) { OID_ARRAY } else { OID };
+            self.oids.entry(n).or_insert(oid);
         }
         ControlFlow::Continue(())
     }
+}
+
+/// PostgreSQL's `oid` type, and `oid[]`.
+const OID: u32 = 26;
+const OID_ARRAY: u32 = 1028;
+
+/// The name of a type, or of an array type's elements, in lower case.
+fn data_type_name(data_type: &ast::DataType) -> String {
+    match data_type {
+        ast::DataType::Array(ast::ArrayElemTypeDef::SquareBracket(item, _))
+        | ast::DataType::Array(ast::ArrayElemTypeDef::AngleBracket(item))
+        | ast::DataType::Array(ast::ArrayElemTypeDef::Parenthesis(item)) => data_type_name(item),
+        other => other.to_string().to_lowercase(),
+    }
+}
+
+/// The Arrow type of a cast's target: arrays are lists, and `oid` is a
+/// 32-bit integer, as in the catalog.
+fn cast_type(data_type: &ast::DataType) -> Option<DataType> {
+    if let ast::DataType::Array(
+        ast::ArrayElemTypeDef::SquareBracket(item, _)
+        | ast::ArrayElemTypeDef::AngleBracket(item)
+        | ast::ArrayElemTypeDef::Parenthesis(item),
+    ) = data_type
+    {
+        return Some(DataType::new_list(cast_type(item)?, true));
+    }
+    if data_type_name(data_type) == "oid" {
+        return Some(DataType::Int32);
+    }
+    crate::catalog::types::field_for_sql_type("p", &data_type.to_string()).ok().map(|f| f.data_type().clone())
 }
 
 #[cfg(test)]

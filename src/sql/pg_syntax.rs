@@ -14,6 +14,8 @@
 //!   `json_get_json(j, 'a', 'b')` and `json_as_text(j, 'a', 'b')`;
 //! - `interval '1 day 02:03:04'` is `interval '1 day 02 hours 03 minutes
 //!   04 seconds'`, the form DataFusion parses;
+//! - `'{a,"b c",NULL}'::text[]` reads the text with `pg_array_in`
+//!   (`crate::query::array_text`), as PostgreSQL reads array text;
 //! - `a @> b` and `a <@ b` are `jsonb_contains(a, b)` and
 //!   `jsonb_contains(b, a)` (`crate::query::jsonb`), for jsonb and arrays.
 
@@ -61,6 +63,16 @@ impl VisitorMut for Rewriter {
             // cast to text, which the JSON operators and functions take.
             Expr::Cast { data_type, .. } if matches!(data_type, DataType::JSON | DataType::JSONB) => {
                 *data_type = DataType::Text;
+                None
+            }
+            // DataFusion reads `'{1,2}'::int[]` itself, splitting at every
+            // comma (quotes and NULLs are not understood); as a call of
+            // `pg_array_in` the text is read as PostgreSQL reads it.
+            Expr::Cast { data_type: DataType::Array(_), expr: inner, .. }
+                if matches!(inner.as_ref(), Expr::Value(v) if matches!(v.value, ast::Value::SingleQuotedString(_))) =>
+            {
+                let text = std::mem::replace(inner.as_mut(), Expr::value(ast::Value::Null));
+                **inner = crate::pg_catalog::call("pg_array_in", vec![text]);
                 None
             }
             Expr::BinaryOp { left, op: op @ (BinaryOperator::HashArrow | BinaryOperator::HashLongArrow), right } => {
