@@ -74,6 +74,21 @@ async def main(port: int) -> int:
             status = await conn.copy_records_to_table("clicks", records=[("/p0", 1000), ("/p9", 5)], columns=["url", "ms"])
             n = await conn.fetchval("SELECT n FROM hits WHERE url = '/p9'")
             check("copy_records_to_table into a stream feeds its view", status == "COPY 2" and n == 1, (status, n))
+            # Arrays: asyncpg looks up every array type but text[] and oid[]
+            # with its type introspection query before it binds or reads one.
+            ids = await conn.fetch("SELECT id FROM visits WHERE id = ANY($1) ORDER BY id", [499, 3, 1])
+            check("= ANY($1) takes a list of integers (bigint[])", [r["id"] for r in ids] == [1, 3, 499], ids)
+            urls = await conn.fetch("SELECT url FROM visits WHERE url = ANY($1::text[]) ORDER BY url", ["/v7", "/v2"])
+            check("= ANY($1::text[]) takes a list of strings", [r["url"] for r in urls] == ["/v2", "/v7"], urls)
+            row = await conn.fetchrow(
+                "SELECT ARRAY[1, 2]::int2[] AS s, ARRAY[1, NULL]::int4[] AS i, ARRAY[9223372036854775807] AS b, "
+                "ARRAY[1.5, -0.25]::float4[] AS r, ARRAY[1.5]::float8[] AS d, ARRAY[true, false] AS t, "
+                "ARRAY['a b', NULL, '{x}'] AS x, '{2026-01-02}'::date[] AS dt"
+            )
+            want = ([1, 2], [1, None], [9223372036854775807], [1.5, -0.25], [1.5], [True, False], ["a b", None, "{x}"], [datetime.date(2026, 1, 2)])
+            check("arrays of each scalar type read back", tuple(row) == want, tuple(row))
+            back = [await conn.fetchval(f"SELECT $1::{t}[]", v) for t, v in [("float8", [0.5, None]), ("bool", [True, None]), ("int2", [1, 2])]]
+            check("array parameters round-trip", back == [[0.5, None], [True, None], [1, 2]], back)
             # What asyncpg's pool sends on release to a PostgreSQL server.
             await conn.execute("SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;")
             check("the pool's reset query runs", True)
