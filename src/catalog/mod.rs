@@ -67,7 +67,7 @@ pub enum CatalogError {
     DuplicateColumn(String),
     /// A column type we cannot store.
     #[error(
-        "type \"{0}\" is not supported in a stream; use one of int2, int4, int8, float4, float8, numeric, text, varchar, bool, date, timestamp, timestamptz, interval, json, jsonb"
+        "type \"{0}\" is not supported in a stream or table; use one of int2, int4, int8, float4, float8, numeric, text, varchar, bool, date, timestamp, timestamptz, interval, json, jsonb, or a one-dimensional array of one (text[])"
     )]
     UnsupportedType(String),
 }

@@ -1,6 +1,7 @@
 //! PostgreSQL's text form of a one-dimensional array: `{1,2,NULL}`,
-//! `{a,"b c","say \"hi\""}`. [`parse`] reads it (array literals, casts and
-//! text parameters); [`format`] writes it (casts to text).
+//! `{a,"b c","say \"hi\""}`. [`parse`] reads it (array literals, casts,
+//! text parameters and COPY), [`parse_column`] a column of it; [`format`]
+//! writes it (casts to text).
 
 /// Why a text is not an array.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -80,6 +81,27 @@ pub fn parse(text: &str) -> Result<Vec<Option<String>>, ArrayTextError> {
             Some(_) => return Err(malformed("junk after a quoted element")),
         }
     }
+}
+
+/// Reads a column of array texts into lists of text elements (NULL for a
+/// NULL text), for a cast to lists of another type.
+pub fn parse_column(
+    texts: &datafusion::arrow::array::StringArray,
+) -> Result<datafusion::arrow::array::ListArray, ArrayTextError> {
+    use datafusion::arrow::array::{ListBuilder, StringBuilder};
+    let mut lists = ListBuilder::new(StringBuilder::new());
+    for text in texts.iter() {
+        match text {
+            None => lists.append_null(),
+            Some(text) => {
+                for element in parse(text)? {
+                    lists.values().append_option(element);
+                }
+                lists.append(true);
+            }
+        }
+    }
+    Ok(lists.finish())
 }
 
 /// `elements` as PostgreSQL writes an array: quoted where needed, `NULL`

@@ -31,6 +31,14 @@ pub fn timestamptz() -> DataType {
 /// Maps a PostgreSQL type name (as sqlparser prints it) to an Arrow field.
 pub fn field_for_sql_type(name: &str, sql_type: &str) -> Result<Field, CatalogError> {
     let lowered = sql_type.trim().to_ascii_lowercase();
+    if let Some(item) = lowered.strip_suffix("[]") {
+        // One-dimensional arrays of the scalar types.
+        if item.trim_end().ends_with("[]") {
+            return Err(CatalogError::UnsupportedType(sql_type.to_string()));
+        }
+        let item = field_for_sql_type("item", item)?;
+        return Ok(Field::new(name, DataType::new_list(item.data_type().clone(), true), true));
+    }
     let (base, args) = match lowered.find('(') {
         Some(i) => (lowered[..i].trim().to_string(), lowered[i..].to_string()),
         None => (lowered.clone(), String::new()),

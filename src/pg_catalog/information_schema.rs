@@ -126,7 +126,14 @@ const INTS: [&str; 4] = ["ordinal_position", "character_maximum_length", "numeri
 impl Columns {
     fn push(&mut self, at: [&str; 3], ordinal: usize, field: &Field, declared: Option<(&ColumnRecord, bool)>) {
         let name = pg_type_name(field);
-        let (data_type, udt) = spelled(&name);
+        let (data_type, udt) = match name.strip_suffix("[]") {
+            // An array is `ARRAY`, its udt the element's with a leading `_`.
+            Some(item) => ("ARRAY", format!("_{}", spelled(item).1)),
+            None => {
+                let (data_type, udt) = spelled(&name);
+                (data_type, udt.to_string())
+            }
+        };
         // A table's provider has every column nullable (the table checks
         // NOT NULL itself): its declaration says which are.
         let nullable = declared.map_or(field.is_nullable(), |(_, not_null)| !not_null);
@@ -136,7 +143,7 @@ impl Columns {
         }
         self.text[6].append_value(at[0]);
         self.text[7].append_value("pg_catalog");
-        self.text[8].append_value(udt);
+        self.text[8].append_value(&udt);
         let identity = declared.and_then(|(c, _)| c.identity);
         let default = match (declared, identity) {
             (Some((c, _)), Some(Identity::Serial)) => Some(format!("nextval('{}_{}_seq'::regclass)", at[2], c.name)),

@@ -10,7 +10,7 @@
 
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, ListArray, ListBuilder, StringArray, StringBuilder};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, ListArray, StringArray, StringBuilder};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::common::tree_node::Transformed;
@@ -86,21 +86,7 @@ fn text_list() -> DataType {
 /// Reads texts as arrays of text elements.
 pub fn array_in(texts: &dyn Array) -> Result<ListArray> {
     let texts = cast(texts, &DataType::Utf8)?;
-    let texts = texts.as_string::<i32>();
-    let mut lists = ListBuilder::new(StringBuilder::new());
-    for text in texts.iter() {
-        match text {
-            None => lists.append_null(),
-            Some(text) => {
-                let elements = pg_array::parse(text).map_err(|e| DataFusionError::External(Box::new(e)))?;
-                for element in elements {
-                    lists.values().append_option(element);
-                }
-                lists.append(true);
-            }
-        }
-    }
-    Ok(lists.finish())
+    pg_array::parse_column(texts.as_string::<i32>()).map_err(|e| DataFusionError::External(Box::new(e)))
 }
 
 /// `pg_array_in(text)`: the elements of PostgreSQL's array text, as text.

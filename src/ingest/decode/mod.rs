@@ -328,6 +328,9 @@ pub fn cast_column(
     first_line: u64,
 ) -> Result<ArrayRef, IngestError> {
     let field = schema.field(position);
+    if let DataType::List(_) = field.data_type() {
+        return array_column(strings, field, first_line);
+    }
     let strings = &*postgres_intervals(strings, field);
     let options = CastOptions { safe: false, format_options: FormatOptions::default() };
     match cast_with_options(strings, field.data_type(), &options) {
@@ -353,9 +356,32 @@ pub fn cast_column(
     }
 }
 
+/// A column of PostgreSQL array text (`{1,2,NULL}`) as `field`'s list type.
+fn array_column(strings: &StringArray, field: &Field, first_line: u64) -> Result<ArrayRef, IngestError> {
+    let bad = |row: usize, why: String| {
+        IngestError::InvalidText(format!("{why} (column \"{}\", line {})", field.name(), first_line + row as u64))
+    };
+    let lists = crate::catalog::pg_array::parse_column(strings).map_err(|e| {
+        let row = (0..strings.len())
+            .find(|&r| strings.is_valid(r) && crate::catalog::pg_array::parse(strings.value(r)).is_err())
+            .unwrap_or(0);
+        bad(row, e.to_string())
+    })?;
+    let options = CastOptions { safe: false, format_options: FormatOptions::default() };
+    cast_with_options(&lists, field.data_type(), &options).map_err(|e| {
+        let row = (0..lists.len())
+            .find(|&r| lists.is_valid(r) && cast_with_options(&lists.slice(r, 1), field.data_type(), &options).is_err())
+            .unwrap_or(0);
+        bad(row, format!("invalid input syntax for type {}: \"{}\" ({e})", pg_type_name(field), strings.value(row)))
+    })
+}
+
 /// Casts a column of text to `field`'s type, turning values that do not
 /// parse into NULLs; returns the cast column and the rows that failed.
 pub fn cast_lenient(strings: &StringArray, field: &Field) -> (ArrayRef, Vec<usize>) {
+    if let DataType::List(_) = field.data_type() {
+        return arrays_lenient(strings, field);
+    }
     let strings = &*postgres_intervals(strings, field);
     let too_long: Vec<usize> = match crate::catalog::types::char_limit(field) {
         Some(limit) => (0..strings.len())
@@ -389,6 +415,24 @@ pub fn cast_lenient(strings: &StringArray, field: &Field) -> (ArrayRef, Vec<usiz
             (new_null_array(field.data_type(), strings.len()), bad)
         }
     }
+}
+
+/// [`cast_lenient`] for an array column: each value that is not array text
+/// of the element type is NULL, and its row is returned.
+fn arrays_lenient(strings: &StringArray, field: &Field) -> (ArrayRef, Vec<usize>) {
+    let options = CastOptions { safe: false, format_options: FormatOptions::default() };
+    let one = |r: usize| -> Option<ArrayRef> {
+        let lists = crate::catalog::pg_array::parse_column(&strings.slice(r, 1)).ok()?;
+        cast_with_options(&lists, field.data_type(), &options).ok()
+    };
+    let bad: Vec<usize> = (0..strings.len()).filter(|&r| strings.is_valid(r) && one(r).is_none()).collect();
+    let good: StringArray =
+        strings.iter().enumerate().map(|(r, v)| v.filter(|_| bad.binary_search(&r).is_err())).collect();
+    let array = crate::catalog::pg_array::parse_column(&good)
+        .ok()
+        .and_then(|lists| cast_with_options(&lists, field.data_type(), &options).ok())
+        .unwrap_or_else(|| new_null_array(field.data_type(), strings.len()));
+    (array, bad)
 }
 
 /// For an interval or timestamp column, the values in the form Arrow parses
