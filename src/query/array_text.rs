@@ -149,6 +149,12 @@ impl ScalarUDFImpl for ArrayOut {
     }
 }
 
+/// [`array_out`], for other rooms' tests.
+#[cfg(test)]
+pub fn array_out_for_tests(lists: &ArrayRef) -> Result<StringArray> {
+    array_out(lists.as_ref())
+}
+
 /// Writes lists as PostgreSQL's array text.
 fn array_out(lists: &dyn Array) -> Result<StringArray> {
     let lists = cast(lists, &DataType::List(Arc::new(Field::new_list_field(list_item(lists.data_type()), true))))?;

@@ -297,6 +297,24 @@ mod tests {
     }
 
     #[test]
+    fn json_arrays_fill_array_columns() {
+        let schema = Arc::new(Schema::new(vec![
+            field_for_sql_type("tags", "text[]").unwrap(),
+            field_for_sql_type("n", "int[]").unwrap(),
+            Field::new("arrival_timestamp", timestamptz(), true),
+        ]));
+        let (batch, errors) = decode(
+            schema,
+            &[r#"{"tags": ["a b", null, "{x}"], "n": [1, 2]}"#, r#"{"tags": "{p,q}", "n": ["x"]}"#, r#"{"n": []}"#],
+        );
+        assert_eq!(errors.iter().map(|e| e.index).collect::<Vec<_>>(), vec![1]);
+        let text = crate::query::array_text::array_out_for_tests(batch.column(0)).unwrap();
+        assert_eq!(text.iter().collect::<Vec<_>>(), [Some(r#"{"a b",NULL,"{x}"}"#), None]);
+        let n = crate::query::array_text::array_out_for_tests(batch.column(1)).unwrap();
+        assert_eq!(n.iter().collect::<Vec<_>>(), [Some("{1,2}"), Some("{}")]);
+    }
+
+    #[test]
     fn a_value_too_long_for_its_varchar_is_a_bad_message() {
         let schema = Arc::new(Schema::new(vec![
             field_for_sql_type("code", "varchar(2)").unwrap(),

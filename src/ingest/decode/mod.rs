@@ -420,6 +420,8 @@ pub fn cast_lenient(strings: &StringArray, field: &Field) -> (ArrayRef, Vec<usiz
 /// [`cast_lenient`] for an array column: each value that is not array text
 /// of the element type is NULL, and its row is returned.
 fn arrays_lenient(strings: &StringArray, field: &Field) -> (ArrayRef, Vec<usize>) {
+    let converted: StringArray = strings.iter().map(|v| v.map(|v| json_array_text(v).unwrap_or_else(|| v.into()))).collect();
+    let strings = &converted;
     let options = CastOptions { safe: false, format_options: FormatOptions::default() };
     let one = |r: usize| -> Option<ArrayRef> {
         let lists = crate::catalog::pg_array::parse_column(&strings.slice(r, 1)).ok()?;
@@ -433,6 +435,24 @@ fn arrays_lenient(strings: &StringArray, field: &Field) -> (ArrayRef, Vec<usize>
         .and_then(|lists| cast_with_options(&lists, field.data_type(), &options).ok())
         .unwrap_or_else(|| new_null_array(field.data_type(), strings.len()));
     (array, bad)
+}
+
+/// A JSON array (`["a", null, 2]`, as a Kafka message carries an array
+/// column) as PostgreSQL's array text; `None` for any other text.
+fn json_array_text(text: &str) -> Option<String> {
+    if !text.trim_start().starts_with('[') {
+        return None;
+    }
+    let values: Vec<serde_json::Value> = serde_json::from_str(text).ok()?;
+    let texts: Vec<Option<String>> = values
+        .into_iter()
+        .map(|v| match v {
+            serde_json::Value::Null => None,
+            serde_json::Value::String(s) => Some(s),
+            other => Some(other.to_string()),
+        })
+        .collect();
+    Some(crate::catalog::pg_array::format(texts.iter().map(|t| t.as_deref())))
 }
 
 /// For an interval or timestamp column, the values in the form Arrow parses
