@@ -286,6 +286,31 @@ fn venv_python() -> String {
     })
 }
 
+/// The directory whose `node_modules` holds pg, pg-copy-streams and
+/// postgres (npm packages `tests/run.sh` installs).
+fn node_dir() -> String {
+    std::env::var("EDDY_NODE_DIR")
+        .unwrap_or_else(|_| format!("{}/.cache/eddy-tools/node", std::env::var("HOME").unwrap_or_default()))
+}
+
+/// node-postgres (with pg-copy-streams) and postgres.js from npm: writes
+/// with RETURNING, pagination, `= ANY($1)` with arrays, COPY TO and an
+/// error's SQLSTATE; see node_clients.mjs.
+#[test]
+fn node_postgres_and_postgres_js() {
+    require("node", &["--version"], "nodejs");
+    let dir = node_dir();
+    let installed =
+        ["pg", "pg-copy-streams", "postgres"].iter().all(|m| Path::new(&dir).join("node_modules").join(m).is_dir());
+    assert!(installed, "pg, pg-copy-streams and postgres are not in {dir}/node_modules: tests/run.sh installs them");
+    let server = EddyProcess::start("node-clients");
+    let mut cmd = Command::new("node");
+    cmd.current_dir(clients_dir()).env("EDDY_NODE_DIR", &dir).arg("node_clients.mjs").arg(server.port.to_string());
+    let run = run_client(cmd, "", false, &server.dir);
+    assert!(run.status.success(), "node_clients.mjs failed ({}):\n{}\n{}", run.status, run.stdout, run.stderr);
+    assert_output("node_clients.out", &run.stdout);
+}
+
 /// SQLAlchemy 2 from PyPI, in the virtualenv `tests/run.sh` makes over
 /// Debian's Python and psycopg2: `inspect(engine)` as Superset uses it; see
 /// sqlalchemy_inspect.py.

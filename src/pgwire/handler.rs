@@ -31,9 +31,9 @@ use crate::error::{EddyError, Result};
 use crate::ingest::IngestError;
 use crate::ingest::copy::CopyIn;
 use crate::server::Session;
+use crate::sql::statement::returning::{Returning, returning_items};
 use crate::sql::statement::transaction::Transaction;
 use crate::sql::statement::truncate::TruncateView;
-use crate::sql::statement::returning::{Returning, returning_items};
 use crate::sql::statement::{Reply, Statement};
 use crate::sql::{SqlError, parse_sql};
 

@@ -95,13 +95,20 @@ fn array_text(text: &str, target: &DataType, i: usize) -> Result<ScalarValue> {
     let texts = datafusion::arrow::array::StringArray::from(vec![text]);
     let list = crate::query::array_text::array_in(&texts)?;
     let list = datafusion::arrow::compute::cast(&list, target).map_err(|e| {
-        IngestError::InvalidText(format!("invalid input syntax for parameter ${} of type {target}: \"{text}\" ({e})", i + 1))
+        IngestError::InvalidText(format!(
+            "invalid input syntax for parameter ${} of type {target}: \"{text}\" ({e})",
+            i + 1
+        ))
     })?;
     Ok(ScalarValue::try_from_array(&list, 0)?)
 }
 
 /// A binary array parameter, as a list of `item`s.
-fn list_value<T>(values: Option<Vec<Option<T>>>, item: DataType, scalar: impl Fn(Option<T>) -> ScalarValue) -> ScalarValue {
+fn list_value<T>(
+    values: Option<Vec<Option<T>>>,
+    item: DataType,
+    scalar: impl Fn(Option<T>) -> ScalarValue,
+) -> ScalarValue {
     match values {
         Some(values) => {
             let scalars: Vec<ScalarValue> = values.into_iter().map(scalar).collect();
@@ -146,12 +153,18 @@ fn binary_value<S: Clone>(portal: &Portal<S>, i: usize, pg: &Type, bytes: &Bytes
         Type::INT2_ARRAY => list_value(portal.parameter(i, pg).map_err(bad)?, DataType::Int16, ScalarValue::Int16),
         Type::INT4_ARRAY => list_value(portal.parameter(i, pg).map_err(bad)?, DataType::Int32, ScalarValue::Int32),
         Type::INT8_ARRAY => list_value(portal.parameter(i, pg).map_err(bad)?, DataType::Int64, ScalarValue::Int64),
-        Type::FLOAT4_ARRAY => list_value(portal.parameter(i, pg).map_err(bad)?, DataType::Float32, ScalarValue::Float32),
-        Type::FLOAT8_ARRAY => list_value(portal.parameter(i, pg).map_err(bad)?, DataType::Float64, ScalarValue::Float64),
+        Type::FLOAT4_ARRAY => {
+            list_value(portal.parameter(i, pg).map_err(bad)?, DataType::Float32, ScalarValue::Float32)
+        }
+        Type::FLOAT8_ARRAY => {
+            list_value(portal.parameter(i, pg).map_err(bad)?, DataType::Float64, ScalarValue::Float64)
+        }
         Type::BOOL_ARRAY => list_value(portal.parameter(i, pg).map_err(bad)?, DataType::Boolean, ScalarValue::Boolean),
-        Type::OID_ARRAY => list_value(portal.parameter::<Vec<Option<u32>>>(i, pg).map_err(bad)?, DataType::Int32, |v| {
-            ScalarValue::Int32(v.and_then(|v| i32::try_from(v).ok()))
-        }),
+        Type::OID_ARRAY => {
+            list_value(portal.parameter::<Vec<Option<u32>>>(i, pg).map_err(bad)?, DataType::Int32, |v| {
+                ScalarValue::Int32(v.and_then(|v| i32::try_from(v).ok()))
+            })
+        }
         Type::TEXT_ARRAY | Type::VARCHAR_ARRAY => {
             list_value(portal.parameter(i, pg).map_err(bad)?, DataType::Utf8, ScalarValue::Utf8)
         }

@@ -63,7 +63,8 @@ fn rewrite(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     if !is_text(&from) || !is_list(to) || already {
         return Ok(Transformed::no(expr));
     }
-    let call = |inner: Box<Expr>| Box::new(Expr::ScalarFunction(ScalarFunction::new_udf(ARRAY_IN.clone(), vec![*inner])));
+    let call =
+        |inner: Box<Expr>| Box::new(Expr::ScalarFunction(ScalarFunction::new_udf(ARRAY_IN.clone(), vec![*inner])));
     Ok(Transformed::yes(match expr {
         Expr::Cast(c) => Expr::Cast(Cast { expr: call(c.expr), field: c.field }),
         Expr::TryCast(c) => Expr::TryCast(TryCast { expr: call(c.expr), field: c.field }),
@@ -191,11 +192,7 @@ fn element_texts(values: &ArrayRef) -> Result<StringArray> {
 }
 
 /// Runs `f` over the one argument, as a scalar if it came as one.
-fn one_arg(
-    args: ScalarFunctionArgs,
-    name: &str,
-    f: impl Fn(&dyn Array) -> Result<ArrayRef>,
-) -> Result<ColumnarValue> {
+fn one_arg(args: ScalarFunctionArgs, name: &str, f: impl Fn(&dyn Array) -> Result<ArrayRef>) -> Result<ColumnarValue> {
     let Some(arg) = args.args.first() else {
         return Err(DataFusionError::Internal(format!("{name} takes one argument")));
     };

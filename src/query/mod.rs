@@ -5,11 +5,11 @@
 //! over views are all of DataFusion's SQL.
 
 pub mod analyzer;
+pub mod any_params;
+pub mod array_text;
 pub mod checked_arith;
 pub mod context;
 pub mod date_part;
-pub mod any_params;
-pub mod array_text;
 pub mod datetime_text;
 pub mod functions;
 pub mod jsonb;

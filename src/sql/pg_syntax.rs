@@ -68,8 +68,7 @@ impl VisitorMut for Rewriter {
             // DataFusion reads `'{1,2}'::int[]` itself, splitting at every
             // comma (quotes and NULLs are not understood); as a call of
             // `pg_array_in` the text is read as PostgreSQL reads it.
-            Expr::Cast { data_type: DataType::Array(_), expr: inner, .. }
-                if matches!(inner.as_ref(), Expr::Value(v) if matches!(v.value, ast::Value::SingleQuotedString(_))) =>
+            Expr::Cast { data_type: DataType::Array(_), expr: inner, .. } if matches!(inner.as_ref(), Expr::Value(v) if matches!(v.value, ast::Value::SingleQuotedString(_))) =>
             {
                 let text = std::mem::replace(inner.as_mut(), Expr::value(ast::Value::Null));
                 **inner = crate::pg_catalog::call("pg_array_in", vec![text]);

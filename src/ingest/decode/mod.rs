@@ -420,7 +420,8 @@ pub fn cast_lenient(strings: &StringArray, field: &Field) -> (ArrayRef, Vec<usiz
 /// [`cast_lenient`] for an array column: each value that is not array text
 /// of the element type is NULL, and its row is returned.
 fn arrays_lenient(strings: &StringArray, field: &Field) -> (ArrayRef, Vec<usize>) {
-    let converted: StringArray = strings.iter().map(|v| v.map(|v| json_array_text(v).unwrap_or_else(|| v.into()))).collect();
+    let converted: StringArray =
+        strings.iter().map(|v| v.map(|v| json_array_text(v).unwrap_or_else(|| v.into()))).collect();
     let strings = &converted;
     let options = CastOptions { safe: false, format_options: FormatOptions::default() };
     let one = |r: usize| -> Option<ArrayRef> {

@@ -102,7 +102,10 @@ fn drop_default_values(insert: &mut ast::Insert) -> Result<()> {
     let width = insert.columns.len();
     let all_default: Vec<bool> =
         (0..width).map(|i| values.rows.iter().all(|r| r.content.get(i).is_some_and(is_default))).collect();
-    let mixed = values.rows.iter().any(|r| r.content.iter().enumerate().any(|(i, e)| is_default(e) && all_default.get(i) != Some(&true)));
+    let mixed = values
+        .rows
+        .iter()
+        .any(|r| r.content.iter().enumerate().any(|(i, e)| is_default(e) && all_default.get(i) != Some(&true)));
     if mixed || all_default.iter().all(|d| *d) {
         return Err(crate::sql::SqlError::Unsupported(
             "DEFAULT in VALUES is supported only for a column that is DEFAULT in every row, and not for every column; leave the column out of the INSERT's column list instead".into(),

@@ -58,7 +58,8 @@ impl Returning {
         let items = insert.returning.take().unwrap_or_default();
         if insert.on.is_some() {
             return Err(unsupported(
-                "INSERT ... ON CONFLICT ... RETURNING is not supported yet; run the INSERT, then SELECT the rows".into(),
+                "INSERT ... ON CONFLICT ... RETURNING is not supported yet; run the INSERT, then SELECT the rows"
+                    .into(),
             ));
         }
         let ast::TableObject::TableName(name) = &insert.table else {
@@ -89,9 +90,15 @@ impl Returning {
         let input = self.write.input.as_ref().clone();
         let (_, rows) = crate::query::run(session, input, params).await?;
         let schema = self.write.input.schema().inner().clone();
-        let rows = datafusion::arrow::compute::concat_batches(&schema, &rows).map_err(datafusion::error::DataFusionError::from)?;
+        let rows = datafusion::arrow::compute::concat_batches(&schema, &rows)
+            .map_err(datafusion::error::DataFusionError::from)?;
         let written = scan(&self.target, rows.clone())?;
-        let write = DmlStatement::new(self.write.table_name.clone(), self.write.target.clone(), self.write.op.clone(), Arc::new(written));
+        let write = DmlStatement::new(
+            self.write.table_name.clone(),
+            self.write.target.clone(),
+            self.write.op.clone(),
+            Arc::new(written),
+        );
         crate::query::run(session, LogicalPlan::Dml(write), None).await?;
         let (schema, batches) = crate::query::run(session, self.project(rows)?, None).await?;
         Ok(Reply::Returned { schema, batches })
@@ -119,15 +126,11 @@ fn returning_exprs(session: &Session, items: &[ast::SelectItem], rows: &DFSchema
     for item in items {
         match item {
             ast::SelectItem::Wildcard(_) | ast::SelectItem::QualifiedWildcard(..) => exprs.extend(
-                rows.columns()
-                    .into_iter()
-                    .filter(|c| c.name != crate::catalog::ARRIVAL_TIMESTAMP)
-                    .map(|c| col(c)),
+                rows.columns().into_iter().filter(|c| c.name != crate::catalog::ARRIVAL_TIMESTAMP).map(|c| col(c)),
             ),
             ast::SelectItem::UnnamedExpr(expr) => exprs.push(state.create_logical_expr(&expr.to_string(), rows)?),
-            ast::SelectItem::ExprWithAlias { expr, alias } => exprs.push(
-                state.create_logical_expr(&expr.to_string(), rows)?.alias(crate::sql::normalize_ident(alias)),
-            ),
+            ast::SelectItem::ExprWithAlias { expr, alias } => exprs
+                .push(state.create_logical_expr(&expr.to_string(), rows)?.alias(crate::sql::normalize_ident(alias))),
             other => return Err(unsupported(format!("RETURNING {other} is not supported; give one name per column"))),
         }
     }
