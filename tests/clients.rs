@@ -354,6 +354,37 @@ fn php_pdo_transactions_and_deallocate() {
     assert_output("pdo_transactions.out", &run.stdout);
 }
 
+/// Runs the PHP program `script` (which takes the port) against a new
+/// server, and compares what it prints with `expected`.
+fn run_php_client(script: &str, expected: &str) {
+    let server = EddyProcess::start(script.trim_end_matches(".php"));
+    let mut cmd = Command::new("php");
+    cmd.current_dir(clients_dir()).arg(script).arg(server.port.to_string());
+    let run = run_client(cmd, "", false, &server.dir);
+    assert!(run.status.success(), "{script} failed ({}):\n{}\n{}", run.status, run.stdout, run.stderr);
+    assert_output(expected, &run.stdout);
+}
+
+/// Laravel's database layer (Debian's php-laravel-framework): a migration,
+/// insertGetId, transactions, a savepoint, pagination and whereIn; see
+/// laravel.php.
+#[test]
+fn laravel() {
+    require("php", &["-r", "exit(extension_loaded('pdo_pgsql') ? 0 : 1);"], "php-pgsql");
+    require("test", &["-f", "/usr/share/php/Illuminate/Database/autoload.php"], "php-laravel-framework");
+    run_php_client("laravel.php", "laravel.out");
+}
+
+/// Doctrine DBAL's schema manager (Debian's php-doctrine-dbal):
+/// listTableNames, listViews, listTableColumns and createSchema; see
+/// doctrine.php.
+#[test]
+fn doctrine_dbal() {
+    require("php", &["-r", "exit(extension_loaded('pdo_pgsql') ? 0 : 1);"], "php-pgsql");
+    require("test", &["-f", "/usr/share/php/Doctrine/DBAL/autoload.php"], "php-doctrine-dbal");
+    run_php_client("doctrine.php", "doctrine.out");
+}
+
 /// PHP PDO (pdo_pgsql), with emulated and server-side prepares: see pdo.php.
 #[test]
 fn php_pdo() {

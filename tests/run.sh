@@ -5,7 +5,8 @@
 #
 # It installs the real clients that tests/clients.rs and tests/auth.rs drive
 # when they are missing (psql, php with pdo_pgsql, Java 17 with pgjdbc,
-# python3-psycopg2, openssl, chromium, nodejs and npm), the PostgreSQL 15 server that
+# python3-psycopg2, php-laravel-framework, php-doctrine-dbal, openssl,
+# chromium, nodejs and npm), the PostgreSQL 15 server that
 # benches/versus_postgres compares with and the font of its plot, fetches the
 # tansu and noida-db Kafka brokers and SQLAlchemy (a virtualenv), then runs
 # `cargo test --all-targets --no-fail-fast`, so that one failing test binary
@@ -42,6 +43,9 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 [[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || missing+=(fonts-dejavu-core)
 # Headless Chromium renders the status page in tests/observability.rs.
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
+# Laravel's database layer and Doctrine DBAL for the PHP framework tests.
+[[ -f /usr/share/php/Illuminate/Database/autoload.php ]] || missing+=(php-laravel-framework)
+[[ -f /usr/share/php/Doctrine/DBAL/autoload.php ]] || missing+=(php-doctrine-dbal)
 # Node.js and npm for the node-postgres and postgres.js client test.
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)

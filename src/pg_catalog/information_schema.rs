@@ -49,6 +49,9 @@ impl SchemaProvider for InformationSchema {
         if name.eq_ignore_ascii_case("columns") {
             return Ok(Some(self.columns().await?));
         }
+        if name.eq_ignore_ascii_case("views") {
+            return Ok(Some(self.views().await?));
+        }
         if let Some(columns) = CONSTRAINT_TABLES.iter().find(|(t, _)| name.eq_ignore_ascii_case(t)).map(|(_, c)| c) {
             return Ok(Some(empty(columns)?));
         }
@@ -64,9 +67,27 @@ impl SchemaProvider for InformationSchema {
     }
 }
 
-/// Relations about constraints, which Eddy does not have: always empty, but
-/// there for tools that join them (Metabase looks for primary keys).
-const CONSTRAINT_TABLES: [(&str, &[&str]); 2] = [
+/// Relations about constraints and sequences, which Eddy does not have as
+/// objects of their own: always empty, but there for tools that read them
+/// (Metabase looks for primary keys, Doctrine lists sequences).
+const CONSTRAINT_TABLES: [(&str, &[&str]); 3] = [
+    (
+        "sequences",
+        &[
+            "sequence_catalog",
+            "sequence_schema",
+            "sequence_name",
+            "data_type",
+            "numeric_precision",
+            "numeric_precision_radix",
+            "numeric_scale",
+            "start_value",
+            "minimum_value",
+            "maximum_value",
+            "increment",
+            "cycle_option",
+        ],
+    ),
     (
         "table_constraints",
         &[
@@ -202,6 +223,57 @@ impl InformationSchema {
             }
         }
         out.finish()
+    }
+}
+
+/// The columns of `information_schema.views`, PostgreSQL's.
+const VIEW_COLUMNS: [&str; 10] = [
+    "table_catalog",
+    "table_schema",
+    "table_name",
+    "view_definition",
+    "check_option",
+    "is_updatable",
+    "is_insertable_into",
+    "is_trigger_updatable",
+    "is_trigger_deletable",
+    "is_trigger_insertable_into",
+];
+
+impl InformationSchema {
+    /// Every view with its query, as PostgreSQL's `information_schema.views`
+    /// shows it (Doctrine's `listViews` reads `view_definition`).
+    async fn views(&self) -> Result<Arc<dyn TableProvider>> {
+        let mut builders: Vec<StringBuilder> = VIEW_COLUMNS.iter().map(|_| StringBuilder::new()).collect();
+        if let Some(list) = self.list.get() {
+            for catalog_name in list.catalog_names() {
+                let Some(catalog) = list.catalog(&catalog_name) else { continue };
+                for schema_name in catalog.schema_names().into_iter().filter(|s| s != SCHEMA) {
+                    let Some(schema) = catalog.schema(&schema_name) else { continue };
+                    for table_name in schema.table_names() {
+                        let Some(table) = schema.table(&table_name).await? else { continue };
+                        if table.table_type() != datafusion::datasource::TableType::View {
+                            continue;
+                        }
+                        let definition = table.get_table_definition().map(str::to_string);
+                        let values = [&catalog_name, &schema_name, &table_name];
+                        for (b, v) in builders.iter_mut().zip(values) {
+                            b.append_value(v);
+                        }
+                        builders[3].append_option(definition);
+                        for (b, v) in builders[4..].iter_mut().zip(["NONE", "NO", "NO", "NO", "NO", "NO"]) {
+                            b.append_value(v);
+                        }
+                    }
+                }
+            }
+        }
+        let schema = Arc::new(Schema::new(
+            VIEW_COLUMNS.iter().map(|c| Field::new(*c, DataType::Utf8, true)).collect::<Vec<_>>(),
+        ));
+        let arrays = builders.iter_mut().map(|b| Arc::new(b.finish()) as datafusion::arrow::array::ArrayRef).collect();
+        let batch = RecordBatch::try_new(schema.clone(), arrays)?;
+        Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
     }
 }
 
