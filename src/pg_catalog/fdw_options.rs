@@ -5,6 +5,12 @@
 //! only reads them when `attfdwoptions` is not NULL, and it always is; the
 //! server's options are printed only when there are some), so that array
 //! is a NULL `text[]`.
+//!
+//! In a catalog query ([`super::parse_catalog_query`]) every
+//! `ARRAY(subquery)` is a NULL `text[]` ([`rewrite_catalog`]): psql's `\d+`
+//! (a table's options), `\du` (a role's memberships) and other clients use
+//! them as correlated subqueries, which the catalog reads as NULL as it
+//! reads correlated scalar subqueries.
 
 use std::ops::ControlFlow;
 
@@ -15,11 +21,21 @@ use datafusion::sql::sqlparser::parser::Parser;
 /// Replaces each `ARRAY(subquery over pg_options_to_table)` in `statement`
 /// with `CAST(NULL AS TEXT[])`.
 pub fn rewrite(statement: &mut ast::Statement) {
+    null_arrays(statement, |query| query.to_string().contains("pg_options_to_table"));
+}
+
+/// Replaces every `ARRAY(subquery)` in `statement`, a catalog query, with
+/// `CAST(NULL AS TEXT[])`.
+pub fn rewrite_catalog(statement: &mut ast::Statement) {
+    null_arrays(statement, |_| true);
+}
+
+fn null_arrays(statement: &mut ast::Statement, which: impl Fn(&ast::Query) -> bool) {
     let _ = ast::visit_expressions_mut(statement, |e| {
         if let Expr::Function(f) = e
             && f.name.to_string().eq_ignore_ascii_case("array")
             && let FunctionArguments::Subquery(query) = &f.args
-            && query.to_string().contains("pg_options_to_table")
+            && which(query)
             && let Ok(null) =
                 Parser::new(&PostgreSqlDialect {}).try_with_sql("CAST(NULL AS TEXT[])").and_then(|mut p| p.parse_expr())
         {

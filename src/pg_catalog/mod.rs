@@ -32,6 +32,7 @@ mod keys;
 mod like_escape;
 mod patched;
 mod primary_keys;
+mod psql_functions;
 mod viewdef;
 mod visibility;
 
@@ -196,7 +197,7 @@ pub fn register(state: SessionState, catalog: Arc<Catalog>) -> Result<SessionSta
         array_bounds_udf::create_array_lower_udf(),
         primary_keys::pg_get_indexdef(definitions),
     ];
-    for udf in udfs {
+    for udf in udfs.into_iter().chain(psql_functions::udfs()) {
         state.register_udf(Arc::new(udf))?;
     }
     // generate_series(array_lower(...), array_upper(...)) passes int4 bounds,
@@ -239,6 +240,7 @@ pub fn parse_catalog_query(sql: &str) -> Option<Vec<Statement>> {
             // that the rule sees it.
             case_subquery::rewrite(&mut statement);
             comments::rewrite(&mut statement);
+            fdw_options::rewrite_catalog(&mut statement);
             let mut statement = rules::RemoveSubqueryFromProjection.rewrite(statement);
             viewdef::rewrite(&mut statement);
             statement

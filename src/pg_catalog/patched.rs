@@ -17,9 +17,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{Array, AsArray, RecordBatch, StringArray};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch, StringArray, new_null_array};
 use datafusion::arrow::compute::concat_batches;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::Session;
 use datafusion::common::Result;
 use datafusion::datasource::{MemTable, TableProvider, TableType};
@@ -78,7 +78,7 @@ impl Patched {
         self.definitions.remember(&located);
         let schema = self.inner.schema();
         match self.patch {
-            Patch::Class => primary_keys::patch_pg_class(class, &located),
+            Patch::Class => with_options_and_acl(primary_keys::patch_pg_class(class, &located)?),
             Patch::Attribute => {
                 let batch = primary_keys::patch_pg_attribute(self.all_of(&self.inner, state).await?, &located)?;
                 super::char_types::patch_pg_attribute(batch, &class, &self.char_columns)
@@ -101,6 +101,28 @@ impl Patched {
             }
         }
     }
+}
+
+/// The columns `pg_class` gains: `reloptions` and `relacl`, which psql's
+/// `\d+` and `\dp` read and the crate's `pg_class` lacks.
+fn class_extras() -> [Field; 2] {
+    let text_array = DataType::new_list(DataType::Utf8, true);
+    [Field::new("reloptions", text_array.clone(), true), Field::new("relacl", text_array, true)]
+}
+
+/// `schema` with [`class_extras`].
+fn class_schema(schema: SchemaRef) -> SchemaRef {
+    let fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).chain(class_extras()).collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// `pg_class` rows with NULL options and ACLs (default storage options and
+/// default privileges, as psql prints them).
+fn with_options_and_acl(batch: RecordBatch) -> Result<RecordBatch> {
+    let schema = class_schema(batch.schema());
+    let mut columns = batch.columns().to_vec();
+    columns.extend(class_extras().iter().map(|f| new_null_array(f.data_type(), batch.num_rows())));
+    Ok(RecordBatch::try_new(schema, columns)?)
 }
 
 /// `pg_class` with the `relkind` of `streams` set to `f`.
@@ -131,7 +153,10 @@ fn relabel_streams(batch: RecordBatch, streams: &HashSet<String>) -> Result<Reco
 #[async_trait]
 impl TableProvider for Patched {
     fn schema(&self) -> SchemaRef {
-        self.inner.schema()
+        match self.patch {
+            Patch::Class => class_schema(self.inner.schema()),
+            _ => self.inner.schema(),
+        }
     }
 
     fn table_type(&self) -> TableType {

@@ -35,3 +35,9 @@ SELECT url, hits FROM per_url ORDER BY hits DESC, url;
 \timing off
 \dv per_*
 \d nope
+-- The `+` forms and the privilege and view-source commands.
+\d+ accounts
+\d+ signups
+\dt+
+\sv per_url
+\dp

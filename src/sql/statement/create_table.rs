@@ -200,9 +200,14 @@ fn column_record(column: &ast::ColumnDef) -> std::result::Result<(ColumnRecord, 
             }
         }
     }
-    if identity.is_some() && default.is_some() {
+    if let (Some(identity), Some(_)) = (identity, &default) {
+        // PostgreSQL's wording: a serial's numbering is a default itself.
+        let what = match identity {
+            Identity::Serial => "multiple default values specified",
+            _ => "both default and identity specified",
+        };
         return Err(SqlError::Syntax(format!(
-            "both default and identity specified for column \"{name}\" of table; a serial or identity column is numbered by its sequence"
+            "{what} for column \"{name}\" of table; a serial or identity column is numbered by its sequence"
         )));
     }
     if identity.is_some_and(|i| i != Identity::Serial) {
