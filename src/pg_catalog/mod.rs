@@ -25,6 +25,7 @@ mod case_subquery;
 mod catalog_list;
 mod char_types;
 mod comments;
+mod defaults;
 mod fdw_options;
 mod foreign;
 mod information_schema;
@@ -195,6 +196,7 @@ pub fn register(state: SessionState, catalog: Arc<Catalog>) -> Result<SessionSta
         quote_ident_udf::create_parse_ident_udf(),
         array_bounds_udf::create_array_upper_udf(),
         array_bounds_udf::create_array_lower_udf(),
+        defaults::udf(definitions.clone()),
         primary_keys::pg_get_indexdef(definitions),
     ];
     for udf in udfs.into_iter().chain(psql_functions::udfs()) {
@@ -226,6 +228,7 @@ pub fn parse_catalog_query(sql: &str) -> Option<Vec<Statement>> {
         return None;
     }
     let sql = keys.map_or_else(|| search_path_members(sql), std::borrow::Cow::Borrowed);
+    let sql = defaults::rewrite_sql(&sql);
     let statements = parser().parse(&sql).ok()?;
     if !statements.iter().all(|s| matches!(s, Statement::Query(_))) {
         return None;

@@ -44,6 +44,8 @@ pub struct Declared {
     key: Vec<String>,
     /// Each column's name and whether it may not be NULL.
     columns: Vec<(String, bool)>,
+    /// Each column's default, as `pg_get_expr` shows it (`None`: none).
+    defaults: Vec<Option<String>>,
 }
 
 impl Declared {
@@ -61,6 +63,7 @@ impl Declared {
                     .iter()
                     .map(|c| (c.name.clone(), c.not_null || t.def.primary_key.contains(&c.name)))
                     .collect(),
+                defaults: t.def.columns.iter().map(|c| super::defaults::shown(&t.def.name, c)).collect(),
             })
             .collect()
     }
@@ -124,24 +127,42 @@ pub fn locate(pg_class: &RecordBatch, declared: &[Declared]) -> Vec<Located> {
         .collect()
 }
 
-/// Index OIDs and their definitions, for `pg_get_indexdef`; refreshed by
-/// every read of `pg_class`, `pg_index` or `pg_constraint`, which a query
-/// that calls it reads first.
+/// Index OIDs and their definitions, for `pg_get_indexdef`, and tables'
+/// column defaults by OID and column number, for `eddy_column_default`;
+/// refreshed by every read of `pg_class`, `pg_attribute`, `pg_index` or
+/// `pg_constraint`, which a query that calls them reads first.
 #[derive(Debug, Default, Clone)]
-pub struct IndexDefinitions(Arc<RwLock<HashMap<i32, String>>>);
+pub struct IndexDefinitions {
+    indexes: Arc<RwLock<HashMap<i32, String>>>,
+    defaults: Arc<RwLock<HashMap<(i32, i32), String>>>,
+}
 
 impl IndexDefinitions {
-    /// Remembers the indexes of `tables`.
+    /// Remembers the indexes and column defaults of `tables`.
     pub fn remember(&self, tables: &[Located]) {
-        let mut defs = self.0.write();
+        let mut defs = self.indexes.write();
         for t in tables.iter().filter(|t| !t.declared.key.is_empty()) {
             defs.insert(t.oid + INDEX_OID_OFFSET, t.declared.index_definition());
+        }
+        drop(defs);
+        let mut defaults = self.defaults.write();
+        for t in tables {
+            for (i, default) in t.declared.defaults.iter().enumerate() {
+                if let (Some(default), Ok(attnum)) = (default, i32::try_from(i + 1)) {
+                    defaults.insert((t.oid, attnum), default.clone());
+                }
+            }
         }
     }
 
     /// The definition of index `oid`, if it is a primary key's.
     pub fn get(&self, oid: i32) -> Option<String> {
-        self.0.read().get(&oid).cloned()
+        self.indexes.read().get(&oid).cloned()
+    }
+
+    /// The default of column `attnum` of table `relid`, if it has one.
+    pub fn column_default(&self, relid: i32, attnum: i32) -> Option<String> {
+        self.defaults.read().get(&(relid, attnum)).cloned()
     }
 }
 
@@ -289,7 +310,7 @@ struct PgGetIndexDef {
 
 impl PartialEq for PgGetIndexDef {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.definitions.0, &other.definitions.0)
+        Arc::ptr_eq(&self.definitions.indexes, &other.definitions.indexes)
     }
 }
 

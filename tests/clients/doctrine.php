@@ -47,13 +47,11 @@ try {
     $columns = $sm->listTableColumns('accounts');
     $described = [];
     foreach ($columns as $column) {
-        // Not getAutoincrement(): Doctrine finds a serial column by its
-        // default, which it reads with a correlated subquery over
-        // pg_attrdef, and Eddy's catalog reads that as NULL (a known gap,
-        // docs/compatibility.md).
-        $described[] = $column->getName() . ':' . $column->getType()->getName() . ($column->getNotnull() ? ':not null' : '');
+        // Doctrine finds a serial column by its default, which it reads
+        // with a correlated subquery over pg_attrdef.
+        $described[] = $column->getName() . ':' . $column->getType()->getName() . ($column->getNotnull() ? ':not null' : '') . ($column->getAutoincrement() ? ':autoincrement' : '');
     }
-    check('listTableColumns describes the columns', $described === ['id:bigint:not null', 'owner:string:not null', 'balance:decimal'], $described);
+    check('listTableColumns describes the columns', $described === ['id:bigint:not null:autoincrement', 'owner:string:not null', 'balance:decimal'], $described);
     $schema = $sm->createSchema();
     check('createSchema reads the whole schema', $schema->hasTable('accounts'), $schema->getTableNames());
 

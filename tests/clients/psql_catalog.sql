@@ -41,3 +41,6 @@ SELECT url, hits FROM per_url ORDER BY hits DESC, url;
 \dt+
 \sv per_url
 \dp
+-- Defaults and serial columns in \d.
+CREATE TABLE orders (id serial PRIMARY KEY, note text DEFAULT 'none', amount numeric(10,2) NOT NULL);
+\d orders
