@@ -239,6 +239,9 @@ fn serial_type(data_type: &ast::DataType) -> Option<&'static str> {
     }
 }
 
+/// The sequences of a table's numbered columns, by column name.
+pub type Sequences = Vec<(String, Arc<Sequence>)>;
+
 /// Each column's default (`None`: NULL) and the sequences of the numbered
 /// columns, for the table `record` declares with `schema`. A `DEFAULT` is
 /// planned here, so one that does not plan fails the CREATE TABLE.
@@ -246,7 +249,7 @@ pub fn column_defaults(
     state: &datafusion::execution::SessionState,
     record: &TableRecord,
     schema: &Schema,
-) -> Result<(Vec<Option<Expr>>, Vec<(String, Arc<Sequence>)>)> {
+) -> Result<(Vec<Option<Expr>>, Sequences)> {
     let mut defaults = Vec::with_capacity(record.columns.len());
     let mut sequences = Vec::new();
     for (column, field) in record.columns.iter().zip(schema.fields()) {

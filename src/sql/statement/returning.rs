@@ -125,9 +125,8 @@ fn returning_exprs(session: &Session, items: &[ast::SelectItem], rows: &DFSchema
     let mut exprs = Vec::with_capacity(items.len());
     for item in items {
         match item {
-            ast::SelectItem::Wildcard(_) | ast::SelectItem::QualifiedWildcard(..) => exprs.extend(
-                rows.columns().into_iter().filter(|c| c.name != crate::catalog::ARRIVAL_TIMESTAMP).map(|c| col(c)),
-            ),
+            ast::SelectItem::Wildcard(_) | ast::SelectItem::QualifiedWildcard(..) => exprs
+                .extend(rows.columns().into_iter().filter(|c| c.name != crate::catalog::ARRIVAL_TIMESTAMP).map(col)),
             ast::SelectItem::UnnamedExpr(expr) => exprs.push(state.create_logical_expr(&expr.to_string(), rows)?),
             ast::SelectItem::ExprWithAlias { expr, alias } => exprs
                 .push(state.create_logical_expr(&expr.to_string(), rows)?.alias(crate::sql::normalize_ident(alias))),
