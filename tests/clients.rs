@@ -332,6 +332,16 @@ fn asyncpg_pool() {
     run_python_client(&python, "asyncpg_pool.py", "asyncpg_pool.out");
 }
 
+/// psycopg 3 from PyPI (in the same virtualenv): writes with RETURNING,
+/// executemany, `= ANY` with a list, binary COPY in and out; see
+/// psycopg3_client.py.
+#[test]
+fn psycopg3() {
+    let python = venv_python();
+    require(&python, &["-c", "import psycopg"], "psycopg 3 (tests/run.sh installs it in a virtualenv)");
+    run_python_client(&python, "psycopg3_client.py", "psycopg3.out");
+}
+
 /// Laravel's way with PDO: native prepares freed by DEALLOCATE inside a
 /// transaction, DEALLOCATE ALL, and memory over many prepare-and-free cycles
 /// on one connection: see pdo_transactions.php.

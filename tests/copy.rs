@@ -185,6 +185,12 @@ async fn binary_copy_reaches_tables_and_views() {
     assert_eq!((rows[0].get::<i64>(0), rows[0].get::<chrono::DateTime<chrono::Utc>>(2)), (1000, at));
     assert_eq!((rows[0].get::<&str>(3), rows[0].get::<&str>(4)), ("y", "abc"));
     assert_eq!((rows[1].get::<i64>(0), rows[1].get::<Option<&str>>(3)), (1, None));
+    // Byte for byte what PostgreSQL 15 sends: header, one row, and one
+    // two-byte trailer (a second trailer left psycopg 3's connection busy).
+    let stream = client.copy_out("COPY (SELECT 1::int8 AS a) TO STDOUT (FORMAT binary)").await.expect("copy out");
+    let chunks: Vec<bytes::Bytes> = stream.try_collect().await.expect("bytes");
+    let want: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0\0\x01\0\0\0\x08\0\0\0\0\0\0\0\x01\xff\xff";
+    assert_eq!(chunks.concat(), want);
     server.shutdown().await;
 }
 

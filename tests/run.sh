@@ -89,7 +89,7 @@ if [[ ! -x "$noida_dir/noida_db/noida-db" ]]; then
 fi
 export EDDY_NOIDA="$noida_dir/noida_db/noida-db"
 
-# SQLAlchemy 2 and asyncpg from PyPI for the client tests, in a virtualenv
+# SQLAlchemy 2, asyncpg and psycopg 3 from PyPI for the client tests, in a virtualenv
 # over Debian's Python so that it uses Debian's psycopg2. Made once, outside
 # the work tree.
 sa_venv="$HOME/.cache/eddy-tools/sqlalchemy-venv"
@@ -102,6 +102,10 @@ fi
 if ! "$sa_venv/bin/python" -c 'import asyncpg' >/dev/null 2>&1; then
     echo "tests/run.sh: installing asyncpg into $sa_venv"
     "$sa_venv/bin/pip" install --quiet 'asyncpg>=0.29,<0.31'
+fi
+if ! "$sa_venv/bin/python" -c 'import psycopg' >/dev/null 2>&1; then
+    echo "tests/run.sh: installing psycopg 3 into $sa_venv"
+    "$sa_venv/bin/pip" install --quiet 'psycopg[binary]>=3.1,<3.3'
 fi
 if ! "$sa_venv/bin/python" -c 'import prometheus_client' >/dev/null 2>&1; then
     echo "tests/run.sh: installing prometheus_client into $sa_venv"

@@ -44,9 +44,6 @@ pub fn row_fields(row: &DataRow) -> Vec<Option<&[u8]>> {
 /// The binary format's header: signature, flags, header extension length.
 const BINARY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 
-/// The binary format's trailer, which pgwire does not count as a row.
-const BINARY_TRAILER: &[u8] = &[0xff, 0xff];
-
 /// A binary DataRow as a binary COPY row: the same fields (each a length
 /// and its bytes) after the field count.
 fn binary_row(row: &DataRow) -> Vec<u8> {
@@ -102,6 +99,6 @@ pub fn response(
         Ok(lines) => stream::iter(lines.into_iter().map(|l| Ok(CopyData::new(Bytes::from(l)))).collect::<Vec<_>>()),
         Err(e) => stream::iter(vec![Err(e)]),
     });
-    let trailer = stream::iter(binary.then(|| Ok(CopyData::new(Bytes::from_static(BINARY_TRAILER)))));
-    Ok(Response::CopyOut(CopyResponse::new(i8::from(binary), schema.fields().len(), messages.chain(trailer))))
+    // pgwire ends a binary COPY with the trailer itself.
+    Ok(Response::CopyOut(CopyResponse::new(i8::from(binary), schema.fields().len(), messages)))
 }
