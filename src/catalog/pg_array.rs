@@ -1,7 +1,7 @@
 //! PostgreSQL's text form of a one-dimensional array: `{1,2,NULL}`,
 //! `{a,"b c","say \"hi\""}`. [`parse`] reads it (array literals, casts,
 //! text parameters and COPY), [`parse_column`] a column of it; [`format`]
-//! writes it (casts to text).
+//! writes it (casts to text), [`format_column`] a column of lists.
 
 /// Why a text is not an array.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -102,6 +102,35 @@ pub fn parse_column(
         }
     }
     Ok(lists.finish())
+}
+
+/// Writes a column of lists as PostgreSQL's array text (NULL for a NULL
+/// list; booleans as `t` and `f`, as PostgreSQL prints them).
+pub fn format_column(
+    lists: &dyn datafusion::arrow::array::Array,
+) -> Result<datafusion::arrow::array::StringArray, datafusion::arrow::error::ArrowError> {
+    use datafusion::arrow::array::{Array, AsArray, StringArray, StringBuilder};
+    use datafusion::arrow::compute::cast;
+    use datafusion::arrow::datatypes::{DataType, Field};
+    let item = match lists.data_type() {
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => f.data_type().clone(),
+        other => other.clone(),
+    };
+    let lists = cast(lists, &DataType::List(std::sync::Arc::new(Field::new_list_field(item, true))))?;
+    let mut out = StringBuilder::new();
+    for values in lists.as_list::<i32>().iter() {
+        let Some(values) = values else {
+            out.append_null();
+            continue;
+        };
+        let texts: StringArray = match values.data_type() {
+            DataType::Boolean => values.as_boolean().iter().map(|b| b.map(|b| if b { "t" } else { "f" })).collect(),
+            DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => format_column(&values)?,
+            _ => cast(&values, &DataType::Utf8)?.as_string::<i32>().clone(),
+        };
+        out.append_value(format(texts.iter()));
+    }
+    Ok(out.finish())
 }
 
 /// `elements` as PostgreSQL writes an array: quoted where needed, `NULL`

@@ -10,7 +10,7 @@
 
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, ListArray, StringArray, StringBuilder};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, ListArray, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::common::tree_node::Transformed;
@@ -150,45 +150,9 @@ impl ScalarUDFImpl for ArrayOut {
     }
 }
 
-/// [`array_out`], for other rooms' tests.
-#[cfg(test)]
-pub fn array_out_for_tests(lists: &ArrayRef) -> Result<StringArray> {
-    array_out(lists.as_ref())
-}
-
 /// Writes lists as PostgreSQL's array text.
 fn array_out(lists: &dyn Array) -> Result<StringArray> {
-    let lists = cast(lists, &DataType::List(Arc::new(Field::new_list_field(list_item(lists.data_type()), true))))?;
-    let lists = lists.as_list::<i32>();
-    let mut out = StringBuilder::new();
-    for list in lists.iter() {
-        match list {
-            None => out.append_null(),
-            Some(values) => {
-                let texts = element_texts(&values)?;
-                out.append_value(pg_array::format(texts.iter()));
-            }
-        }
-    }
-    Ok(out.finish())
-}
-
-fn list_item(t: &DataType) -> DataType {
-    match t {
-        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => f.data_type().clone(),
-        other => other.clone(),
-    }
-}
-
-/// Each element as PostgreSQL prints it (booleans `t` and `f`).
-fn element_texts(values: &ArrayRef) -> Result<StringArray> {
-    if let Some(bools) = values.as_boolean_opt() {
-        return Ok(bools.iter().map(|b| b.map(|b| if b { "t" } else { "f" })).collect());
-    }
-    if is_list(values.data_type()) {
-        return array_out(values.as_ref());
-    }
-    Ok(cast(values, &DataType::Utf8)?.as_string::<i32>().clone())
+    Ok(pg_array::format_column(lists)?)
 }
 
 /// Runs `f` over the one argument, as a scalar if it came as one.

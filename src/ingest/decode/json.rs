@@ -308,9 +308,9 @@ mod tests {
             &[r#"{"tags": ["a b", null, "{x}"], "n": [1, 2]}"#, r#"{"tags": "{p,q}", "n": ["x"]}"#, r#"{"n": []}"#],
         );
         assert_eq!(errors.iter().map(|e| e.index).collect::<Vec<_>>(), vec![1]);
-        let text = crate::query::array_text::array_out_for_tests(batch.column(0)).unwrap();
+        let text = crate::catalog::pg_array::format_column(batch.column(0)).unwrap();
         assert_eq!(text.iter().collect::<Vec<_>>(), [Some(r#"{"a b",NULL,"{x}"}"#), None]);
-        let n = crate::query::array_text::array_out_for_tests(batch.column(1)).unwrap();
+        let n = crate::catalog::pg_array::format_column(batch.column(1)).unwrap();
         assert_eq!(n.iter().collect::<Vec<_>>(), [Some("{1,2}"), Some("{}")]);
     }
 
