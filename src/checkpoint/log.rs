@@ -88,6 +88,22 @@ pub fn encode_change(change: &CatalogChange) -> Result<Vec<u8>, CheckpointError>
     Ok(out)
 }
 
+/// The stream-name length that marks a transaction: the rows of several
+/// relations in one record, replayed all or none.
+const TRANSACTION: u16 = u16::MAX - 1;
+
+/// Encodes a transaction's rows, relation by relation, as one record
+/// payload: the marker, then each relation's payload after its length.
+pub fn encode_transaction(parts: &[(String, Vec<RecordBatch>)]) -> Result<Vec<u8>, CheckpointError> {
+    let mut out = TRANSACTION.to_le_bytes().to_vec();
+    for (relation, batches) in parts {
+        let part = encode_payload(relation, batches)?;
+        out.extend_from_slice(&(part.len() as u64).to_le_bytes());
+        out.extend_from_slice(&part);
+    }
+    Ok(out)
+}
+
 /// Encodes one statement's rows as a record payload.
 pub fn encode_payload(stream: &str, batches: &[RecordBatch]) -> Result<Vec<u8>, CheckpointError> {
     let mut out = Vec::with_capacity(64 + batches.iter().map(|b| b.get_array_memory_size()).sum::<usize>());
@@ -116,6 +132,27 @@ pub struct Record {
     pub batches: Vec<RecordBatch>,
     /// A catalog change instead of rows (then `stream` is empty).
     pub change: Option<CatalogChange>,
+}
+
+/// The records one payload holds: one, or a transaction's parts (which
+/// share its LSN).
+fn decode_records(lsn: u64, payload: &[u8], path: &Path) -> Result<Vec<Record>, CheckpointError> {
+    let corrupt = |what: String| CheckpointError::Corrupt { path: path.to_path_buf(), what };
+    if payload.get(..2) != Some(&TRANSACTION.to_le_bytes()[..]) {
+        return Ok(vec![decode_payload(lsn, payload, path)?]);
+    }
+    let mut records = Vec::new();
+    let mut rest = &payload[2..];
+    while !rest.is_empty() {
+        let length = rest.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_le_bytes);
+        let part = length.and_then(|n| rest.get(8..8 + usize::try_from(n).ok()?));
+        let Some(part) = part else {
+            return Err(corrupt(format!("record {lsn} holds a truncated transaction")));
+        };
+        records.push(decode_payload(lsn, part, path)?);
+        rest = &rest[8 + part.len()..];
+    }
+    Ok(records)
 }
 
 fn decode_payload(lsn: u64, payload: &[u8], path: &Path) -> Result<Record, CheckpointError> {
@@ -201,7 +238,7 @@ pub fn replay(dir: &Path, after: u64, checkpointed: bool) -> Result<(Vec<Record>
                     what: format!("record {} is missing (found {lsn} next)", last + 1),
                 });
             }
-            records.push(decode_payload(lsn, &bytes[range], path)?);
+            records.extend(decode_records(lsn, &bytes[range], path)?);
             last = lsn;
         }
     }
@@ -402,6 +439,25 @@ mod tests {
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    /// A transaction's record replays as one record per relation, all with
+    /// its LSN, in the order written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_transaction_replays_as_its_parts() {
+        let d = dir("transaction");
+        let log = InsertLog::start(d.clone(), 1, Default::default()).unwrap();
+        let parts = vec![("a".to_string(), rows(2)), ("b".to_string(), rows(3)), ("a".to_string(), rows(1))];
+        log.append(encode_transaction(&parts).unwrap(), Commit::Sync).await.unwrap();
+        log.append(encode_payload("c", &rows(4)).unwrap(), Commit::Sync).await.unwrap();
+        let (records, last) = replay(&d, 0, false).unwrap();
+        let seen: Vec<(u64, &str, usize)> =
+            records.iter().map(|r| (r.lsn, r.stream.as_str(), r.batches[0].num_rows())).collect();
+        assert_eq!(seen, vec![(1, "a", 2), (1, "b", 3), (1, "a", 1), (2, "c", 4)]);
+        assert_eq!(last, 2);
+        let mut torn = encode_transaction(&parts).unwrap();
+        torn.truncate(torn.len() - 3);
+        assert!(decode_records(3, &torn, &d).is_err(), "a cut transaction is damage, not half a transaction");
     }
 
     /// Concurrent appends share syncs, get consecutive LSNs, and replay in

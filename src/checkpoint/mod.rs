@@ -427,6 +427,24 @@ impl Durability {
         log.append(payload, commit).await.map(|_| ())
     }
 
+    /// Logs the rows of a transaction's relations as one record, so that a
+    /// replay applies all of them or none; `parts` holds each relation's
+    /// name and rows.
+    pub async fn log_transaction(
+        &self,
+        parts: &[(String, Vec<RecordBatch>)],
+        commit: Commit,
+    ) -> Result<(), CheckpointError> {
+        let Some(log) = self.store.as_ref().and_then(|s| s.log.get()) else {
+            return Ok(());
+        };
+        let payload = match parts {
+            [(relation, batches)] => log::encode_payload(relation, batches)?,
+            _ => log::encode_transaction(parts)?,
+        };
+        log.append(payload, commit).await.map(|_| ())
+    }
+
     /// Logs a catalog change, synced, before it is made visible. The caller
     /// holds [`Self::admit`]'s guard across this and the change, so that a
     /// checkpoint sees both or neither.

@@ -113,8 +113,13 @@ impl CopyIn {
         }
     }
 
-    /// Ends the COPY: applies every row, or reports the first error.
-    pub async fn finish(mut self, commit: Commit) -> Result<u64, IngestError> {
+    /// Ends the COPY: applies every row, or reports the first error. In a
+    /// transaction block the rows wait for its `COMMIT`.
+    pub async fn finish(
+        mut self,
+        commit: Commit,
+        transaction: Option<Arc<super::transaction::Transaction>>,
+    ) -> Result<u64, IngestError> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
@@ -125,11 +130,18 @@ impl CopyIn {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
-        match self.target {
-            CopyTarget::Stream(stream) => write_batches(&stream, self.batches, commit).await,
-            CopyTarget::Table(table) => {
+        match (self.target, transaction) {
+            (CopyTarget::Stream(stream), None) => write_batches(&stream, self.batches, commit).await,
+            (CopyTarget::Stream(stream), Some(transaction)) => transaction.hold(&stream, self.batches),
+            (CopyTarget::Table(table), transaction) => {
                 let rows = concat_batches(&table.def.schema, &self.batches).map_err(TableError::from)?;
                 let n = rows.num_rows() as u64;
+                if let Some(transaction) = transaction {
+                    transaction.overlay().enter(&table).await?;
+                    transaction.overlay().record(&table, rows.slice(0, 0), rows)?;
+                    return Ok(n);
+                }
+                let _claim = table.claim(crate::table::claim::STATEMENT).await?;
                 let guard = table.begin_write().await;
                 crate::table::write::commit(&table, guard, rows.slice(0, 0), rows, commit).await?;
                 Ok(n)

@@ -98,7 +98,11 @@ impl DataSink for StreamSink {
 
     async fn write_all(&self, data: SendableRecordBatchStream, context: &Arc<TaskContext>) -> Result<u64> {
         let (held, commit) = hold_statement(data, context).await?;
-        write_batches(&self.stream, held, commit).await.map_err(|e| DataFusionError::External(Box::new(e)))
+        let written = match context.session_config().get_extension::<super::transaction::Transaction>() {
+            Some(transaction) => transaction.hold(&self.stream, held),
+            None => write_batches(&self.stream, held, commit).await,
+        };
+        written.map_err(|e| DataFusionError::External(Box::new(e)))
     }
 }
 

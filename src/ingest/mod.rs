@@ -8,6 +8,7 @@ pub mod copy;
 pub mod decode;
 pub mod insert;
 pub mod kafka;
+pub mod transaction;
 
 use std::sync::Arc;
 
@@ -91,11 +92,7 @@ pub async fn write_batches(
     batches: Vec<RecordBatch>,
     commit: Commit,
 ) -> Result<u64, IngestError> {
-    for batch in &batches {
-        check_json(&stream.def.schema, batch)?;
-        check_not_null(stream, batch)?;
-        crate::catalog::types::check_lengths(&stream.def.schema, batch).map_err(IngestError::ValueTooLong)?;
-    }
+    check_batches(stream, &batches)?;
     let now = stream.clock().now_micros();
     let stamped = batches
         .into_iter()
@@ -124,6 +121,17 @@ pub async fn write_batches(
         Ok(written) => written,
         Err(e) => Err(IngestError::Internal(format!("the write task ended: {e}"))),
     }
+}
+
+/// Checks rows for `stream`: json columns hold JSON, `NOT NULL` columns
+/// values, and `varchar(n)` columns values that fit.
+fn check_batches(stream: &StreamEntry, batches: &[RecordBatch]) -> Result<(), IngestError> {
+    for batch in batches {
+        check_json(&stream.def.schema, batch)?;
+        check_not_null(stream, batch)?;
+        crate::catalog::types::check_lengths(&stream.def.schema, batch).map_err(IngestError::ValueTooLong)?;
+    }
+    Ok(())
 }
 
 /// Takes the write lock of every table that a view of `stream` (or a view

@@ -256,6 +256,9 @@ impl SimpleQueryHandler for EddyHandler {
             }
             let failed_commit = status == TransactionStatus::Error
                 && matches!(statement, Statement::Transaction(Transaction::Commit | Transaction::Rollback));
+            if failed_commit {
+                self.session.end_transaction(); // a failed block's COMMIT rolls back
+            }
             let is_copy = matches!(statement, Statement::Copy(_));
             let outcome = match statement {
                 Statement::Subscribe(subscribe) => self.subscribe(client, subscribe).await,
@@ -441,6 +444,11 @@ impl ExtendedQueryHandler for EddyHandler {
         if blocked_by_failed_transaction(client.transaction_status(), &stmt.statement) {
             return Ok(failed_transaction_error());
         }
+        if client.transaction_status() == TransactionStatus::Error
+            && matches!(stmt.statement, Statement::Transaction(Transaction::Commit))
+        {
+            self.session.end_transaction(); // a failed block's COMMIT rolls back
+        }
         if let Some(refused) = outside_block(client.transaction_status(), &stmt.statement) {
             return Ok(refused);
         }
@@ -601,7 +609,7 @@ impl CopyHandler for EddyHandler {
             return Err(to_pgwire(EddyError::Protocol("CopyDone without a COPY in progress".into())));
         };
         let started = copy.started();
-        let rows = copy.finish(self.session.commit_mode()).await;
+        let rows = copy.finish(self.session.commit_mode(), self.session.transaction()).await;
         self.session.engine().sessions.query_done(crate::observe::QueryKind::Copy, started.elapsed());
         let rows = rows.map_err(|e| to_pgwire(e.into()))?;
         let tag = Tag::new("COPY").with_rows(rows as usize);

@@ -143,6 +143,7 @@ fn table_state(e: &crate::table::TableError) -> &'static str {
         TableError::AffectsRowTwice => "21000",
         TableError::SequenceExhausted { .. } => "2200H",
         TableError::GeneratedAlways(_) => "428C9",
+        TableError::Deadlock { .. } => "40P01",
         TableError::Unsupported(_) | TableError::FedByKafka { .. } => FEATURE_NOT_SUPPORTED,
         TableError::Arrow(e) => arrow_state(e),
         TableError::Internal(_) => INTERNAL,

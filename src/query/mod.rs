@@ -192,6 +192,11 @@ fn frame(session: &Session, plan: LogicalPlan, params: Option<ParamValues>) -> R
     };
     let mut state = session.engine().session_state();
     state.config_mut().set_extension(Arc::new(SessionCommit(session.commit_mode())));
+    if let Some(transaction) = session.transaction() {
+        // Writes wait for COMMIT; reads of tables see them (see `crate::ingest::transaction`).
+        state.config_mut().set_extension(transaction.overlay().clone());
+        state.config_mut().set_extension(transaction);
+    }
     // now() and friends read the statement's start time.
     state.mark_start_execution();
     Ok(DataFrame::new(state, plan))

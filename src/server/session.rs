@@ -12,6 +12,7 @@ use super::engine::Engine;
 use crate::error::Result;
 use crate::ingest::Commit;
 use crate::ingest::copy::CopyIn;
+use crate::ingest::transaction::Transaction;
 use crate::query::functions::SERVER_VERSION;
 use crate::sql::SqlError;
 use crate::sql::statement::prepare::Kept;
@@ -67,8 +68,11 @@ pub struct Session {
     /// Names of the statements Parse messages prepared (kept by pgwire), so
     /// that `DEALLOCATE ALL` and `DISCARD ALL` can free them.
     parsed: Mutex<std::collections::BTreeSet<String>>,
-    /// The savepoints of the transaction block, oldest first.
-    savepoints: Mutex<Vec<String>>,
+    /// The savepoints of the transaction block, oldest first, with the
+    /// position in its writes each marks.
+    savepoints: Mutex<Vec<(String, u64)>>,
+    /// The transaction block's uncommitted writes, while one is open.
+    transaction: Mutex<Option<Arc<Transaction>>>,
     /// Whether startup (authentication included) has finished.
     started: AtomicBool,
     /// The key given to the client for CancelRequests.
@@ -123,6 +127,7 @@ impl Session {
             prepared: Mutex::new(HashMap::new()),
             parsed: Mutex::new(std::collections::BTreeSet::new()),
             savepoints: Mutex::new(Vec::new()),
+            transaction: Mutex::new(None),
             started: AtomicBool::new(false),
             cancel_key: Mutex::new(None),
             running: AtomicU32::new(0),
@@ -155,6 +160,8 @@ impl Session {
 
     /// Forgets the session's cancel key, LISTENs and cursors (its connection ended).
     pub fn end(&self) {
+        // An open transaction block is rolled back: its claims go.
+        self.end_transaction();
         self.engine.notifier.unlisten(None, &self.mailbox);
         self.cursors.lock().clear();
         if let Some(key) = self.cancel_key.lock().take() {
@@ -246,24 +253,43 @@ impl Session {
         std::mem::take(&mut *self.parsed.lock()).into_iter().collect()
     }
 
+    /// `BEGIN`: opens a transaction block, whose writes wait for `COMMIT`
+    /// (one already open stays open, as in PostgreSQL).
+    pub fn begin_transaction(&self) {
+        let mut transaction = self.transaction.lock();
+        if transaction.is_none() {
+            self.savepoints.lock().clear();
+            *transaction = Some(Arc::new(Transaction::new()));
+        }
+    }
+
+    /// The open transaction block, if any.
+    pub fn transaction(&self) -> Option<Arc<Transaction>> {
+        self.transaction.lock().clone()
+    }
+
+    /// Ends the transaction block (`COMMIT` applies what this returns;
+    /// `ROLLBACK` drops it), forgetting its savepoints.
+    pub fn end_transaction(&self) -> Option<Arc<Transaction>> {
+        self.savepoints.lock().clear();
+        self.transaction.lock().take()
+    }
+
     /// `SAVEPOINT name` (a name may repeat; the newest is the one found).
     pub fn set_savepoint(&self, name: String) {
-        self.savepoints.lock().push(name);
+        let mark = self.transaction().map_or(0, |t| t.mark());
+        self.savepoints.lock().push((name, mark));
     }
 
     /// `RELEASE name` forgets the newest savepoint `name` and those after
-    /// it; `ROLLBACK TO name` (`keep`) forgets those after it. The error is
-    /// the unknown name.
-    pub fn release_savepoint(&self, name: &str, keep: bool) -> Result<(), String> {
+    /// it; `ROLLBACK TO name` (`keep`) forgets those after it. Returns the
+    /// position the savepoint marks; the error is the unknown name.
+    pub fn release_savepoint(&self, name: &str, keep: bool) -> Result<u64, String> {
         let mut savepoints = self.savepoints.lock();
-        let at = savepoints.iter().rposition(|s| s == name).ok_or_else(|| name.to_string())?;
+        let at = savepoints.iter().rposition(|(s, _)| s == name).ok_or_else(|| name.to_string())?;
+        let mark = savepoints[at].1;
         savepoints.truncate(if keep { at + 1 } else { at });
-        Ok(())
-    }
-
-    /// Forgets every savepoint (the transaction block ended or began).
-    pub fn clear_savepoints(&self) {
-        self.savepoints.lock().clear();
+        Ok(mark)
     }
 
     /// Records who connected (at startup).

@@ -109,15 +109,17 @@ impl OnConflict {
         Ok(Self { target_name, action })
     }
 
-    /// Splits `proposed` into the rows to remove and to add, and counts the
+    /// Splits `proposed` into the rows of `rows` (the table's, or a
+    /// transaction's copy) to remove and the rows to add, and counts the
     /// rows inserted or updated (what `INSERT 0 n` reports).
     pub async fn resolve(
         &self,
         table: &Arc<TableEntry>,
+        rows: &parking_lot::Mutex<super::rows::TableRows>,
         proposed: RecordBatch,
     ) -> Result<(RecordBatch, RecordBatch, u64), IngestError> {
         let (fresh, conflicting, held) = {
-            let rows = table.rows().lock();
+            let rows = rows.lock();
             let keys = rows.key_rows(&proposed)?;
             let mut seen = std::collections::HashSet::new();
             let (mut fresh, mut conflicting) = (Vec::new(), Vec::new());

@@ -22,8 +22,13 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, SendableRecordBatchStream};
 
+use parking_lot::Mutex;
+
 use super::TableEntry;
+use super::claim::STATEMENT;
 use super::conflict::OnConflict;
+use super::overlay::Overlay;
+use super::rows::TableRows;
 use super::scan::TableScanExec;
 use crate::ingest::IngestError;
 
@@ -81,11 +86,11 @@ impl TableRelation {
         }
     }
 
-    /// The rows the filters could select, now: a lookup when one pins the
-    /// primary key, else every row.
-    fn candidates(&self, filters: &[Expr]) -> Result<RecordBatch> {
+    /// The rows of `rows` the filters could select, now: a lookup when one
+    /// pins the primary key, else every row.
+    fn candidates(&self, filters: &[Expr], rows: &Mutex<TableRows>) -> Result<RecordBatch> {
         let keys = filters.iter().find_map(|f| self.key_values(f));
-        TableScanExec::try_new(self.table.clone(), self.table.def.schema.clone(), keys, None)?.rows()
+        TableScanExec::try_new(self.table.clone(), self.table.def.schema.clone(), keys, None)?.rows_in(&rows.lock())
     }
 
     /// The plan that runs `op`, over `input`'s rows (an INSERT's) or none.
@@ -226,29 +231,46 @@ impl DataSink for TableSink {
 
     async fn write_all(&self, data: SendableRecordBatchStream, context: &Arc<TaskContext>) -> Result<u64> {
         let (held, commit) = crate::ingest::insert::hold_statement(data, context).await?;
-        let relation = TableRelation::new(self.table.clone());
+        if let Some(overlay) = context.session_config().get_extension::<Overlay>() {
+            // In a transaction block: read and change its copy of the rows.
+            let rows = overlay.enter(&self.table).await.map_err(external)?;
+            let (deletes, inserts, count) = self.change(&held, &rows).await?;
+            overlay.record(&self.table, deletes, inserts).map_err(external)?;
+            return Ok(count);
+        }
+        let _claim = self.table.claim(STATEMENT).await.map_err(external)?;
         let guard = self.table.begin_write().await;
-        let (deletes, inserts, count) = match &self.op {
+        let (deletes, inserts, count) = self.change(&held, self.table.rows()).await?;
+        super::write::commit(&self.table, guard, deletes, inserts, commit).await.map_err(external)?;
+        Ok(count)
+    }
+}
+
+impl TableSink {
+    /// The statement's change of `rows` (the table's, or a transaction's
+    /// copy): the rows it removes, those it adds, and the count its tag
+    /// reports.
+    async fn change(&self, held: &[RecordBatch], rows: &Mutex<TableRows>) -> Result<(RecordBatch, RecordBatch, u64)> {
+        let relation = TableRelation::new(self.table.clone());
+        Ok(match &self.op {
             WriteOp::Insert(conflict) => {
-                let proposed = typed(&self.table.def.schema, &held)?;
+                let proposed = typed(&self.table.def.schema, held)?;
                 match conflict {
                     None => (proposed.slice(0, 0), proposed.clone(), proposed.num_rows() as u64),
-                    Some(c) => c.resolve(&self.table, proposed).await.map_err(external)?,
+                    Some(c) => c.resolve(&self.table, rows, proposed).await.map_err(external)?,
                 }
             }
             WriteOp::Delete { filters, physical } => {
-                let selected = select(&relation.candidates(filters)?, physical)?;
+                let selected = select(&relation.candidates(filters, rows)?, physical)?;
                 let n = selected.num_rows() as u64;
                 (selected.clone(), selected.slice(0, 0), n)
             }
             WriteOp::Update { filters, physical, set } => {
-                let selected = select(&relation.candidates(filters)?, physical)?;
+                let selected = select(&relation.candidates(filters, rows)?, physical)?;
                 let updated = assign(&self.table.def.schema, &selected, set)?;
                 (selected.clone(), updated, selected.num_rows() as u64)
             }
-        };
-        super::write::commit(&self.table, guard, deletes, inserts, commit).await.map_err(external)?;
-        Ok(count)
+        })
     }
 }
 

@@ -6,6 +6,7 @@
 //! every constraint is checked before the first row moves.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use datafusion::arrow::datatypes::SchemaRef;
@@ -23,8 +24,9 @@ pub struct TableRows {
     primary_key: Vec<usize>,
     /// Per column: declared NOT NULL (or in the primary key).
     not_null: Vec<bool>,
-    row_converter: RowConverter,
-    key_converter: Option<RowConverter>,
+    /// Shared with private copies, whose rows it must read.
+    row_converter: Arc<RowConverter>,
+    key_converter: Option<Arc<RowConverter>>,
     rows: HashMap<OwnedRow, (OwnedRow, u64)>,
     count: u64,
     changed: bool,
@@ -42,8 +44,9 @@ impl TableRows {
         let fields = |columns: &mut dyn Iterator<Item = usize>| {
             RowConverter::new(columns.map(|i| SortField::new(schema.field(i).data_type().clone())).collect())
         };
-        let row_converter = fields(&mut (0..schema.fields().len()))?;
-        let key_converter = if primary_key.is_empty() { None } else { Some(fields(&mut primary_key.iter().copied())?) };
+        let row_converter = Arc::new(fields(&mut (0..schema.fields().len()))?);
+        let key_converter =
+            if primary_key.is_empty() { None } else { Some(Arc::new(fields(&mut primary_key.iter().copied())?)) };
         Ok(Self {
             name: name.to_string(),
             schema,
@@ -55,6 +58,22 @@ impl TableRows {
             count: 0,
             changed: true,
         })
+    }
+
+    /// A copy of the rows, for a transaction to change privately (see
+    /// [`super::overlay`]).
+    pub fn private_copy(&self) -> Self {
+        Self {
+            name: self.name.clone(),
+            schema: self.schema.clone(),
+            primary_key: self.primary_key.clone(),
+            not_null: self.not_null.clone(),
+            row_converter: self.row_converter.clone(),
+            key_converter: self.key_converter.clone(),
+            rows: self.rows.clone(),
+            count: self.count,
+            changed: self.changed,
+        }
     }
 
     /// Rows held.
@@ -285,8 +304,6 @@ impl TableRows {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use datafusion::arrow::array::{Int64Array, StringArray};
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
 

@@ -146,7 +146,12 @@ impl TableScanExec {
 
     /// The rows the scan selects, now, unprojected.
     pub(super) fn rows(&self) -> Result<RecordBatch> {
-        let rows = self.table.rows().lock();
+        self.rows_in(&self.table.rows().lock())
+    }
+
+    /// The rows the scan selects from `rows` (the table's, or a
+    /// transaction's copy of them), unprojected.
+    pub(super) fn rows_in(&self, rows: &super::rows::TableRows) -> Result<RecordBatch> {
         let found = match &self.keys {
             Keys::All => rows.snapshot(),
             Keys::Fixed(values) => {
@@ -167,9 +172,13 @@ impl TableScanExec {
         Ok(RecordBatch::try_new(self.schema.clone(), found.columns().to_vec())?)
     }
 
-    /// The rows, projected.
-    fn projected_rows(&self) -> Result<RecordBatch> {
-        let rows = self.rows()?;
+    /// The rows, projected: from `private` when the statement runs in a
+    /// transaction that changed the table (it reads its own writes).
+    fn projected_rows(&self, private: Option<Arc<parking_lot::Mutex<super::rows::TableRows>>>) -> Result<RecordBatch> {
+        let rows = match private {
+            Some(rows) => self.rows_in(&rows.lock())?,
+            None => self.rows()?,
+        };
         Ok(match &self.projection {
             Some(p) => rows.project(p)?,
             None => rows,
@@ -211,11 +220,15 @@ impl ExecutionPlan for TableScanExec {
         Ok(self)
     }
 
-    fn execute(&self, _partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+    fn execute(&self, _partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         // Read when first polled: a lookup join's keys are complete then.
         let scan = self.clone();
         let schema = self.properties.eq_properties.schema().clone();
-        let rows = futures::stream::once(async move { scan.projected_rows() });
+        let private = context
+            .session_config()
+            .get_extension::<super::overlay::Overlay>()
+            .and_then(|overlay| overlay.rows_of(&self.table));
+        let rows = futures::stream::once(async move { scan.projected_rows(private) });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, rows)))
     }
 }

@@ -54,7 +54,7 @@ impl TableEntry {
     /// This table, the tables its views join it with, and those that views
     /// downstream of them look rows up in (a view over `output_of` of a
     /// view of this table, joined with another table).
-    fn write_set(self: &Arc<Self>) -> Vec<Arc<TableEntry>> {
+    pub(crate) fn write_set(self: &Arc<Self>) -> Vec<Arc<TableEntry>> {
         let mut tables = vec![self.clone()];
         for view in self.views() {
             tables.extend(view.joined_tables().iter().cloned());
@@ -99,16 +99,37 @@ pub async fn commit(
         let durability = table.durability().clone();
         let _admitted = durability.admit().await;
         durability.log_rows(&table.def.name, &[changes.to_logged().map_err(TableError::from)?], commit).await?;
-        table.rows().lock().apply_checked(&changes)?;
-        table.count_changes(&changes);
-        table.publish(&changes);
-        crate::stream::merge_views(prepared, &still_there).await
+        finish(&table, &changes, prepared).await
     };
     let span = tracing::info_span!("table write");
     match tokio::spawn(tracing::Instrument::instrument(write, span)).await {
         Ok(done) => done,
         Err(e) => Err(IngestError::Internal(format!("the write task ended: {e}"))),
     }
+}
+
+/// Applies a checked change to the rows, and merges what every view
+/// prepared from it.
+async fn finish(
+    table: &Arc<TableEntry>,
+    changes: &ChangeBatch,
+    prepared: Vec<crate::stream::PreparedView>,
+) -> Result<(), IngestError> {
+    let still_there = |v: &Arc<crate::stream::ViewRuntime>| table.views().iter().any(|w| Arc::ptr_eq(v, w));
+    table.rows().lock().apply_checked(changes)?;
+    table.count_changes(changes);
+    table.publish(changes);
+    crate::stream::merge_views(prepared, &still_there).await
+}
+
+/// Applies a change that a transaction's `COMMIT` checked (against the
+/// rows, under the write locks it holds) and logged, inside the checkpoint
+/// gate it holds: to every view, then to the rows.
+pub async fn apply_committed(table: &Arc<TableEntry>, changes: &ChangeBatch) -> Result<(), IngestError> {
+    let views = table.views();
+    let still_there = |v: &Arc<crate::stream::ViewRuntime>| table.views().iter().any(|w| Arc::ptr_eq(v, w));
+    let prepared = crate::stream::prepare_views(&views, &table.def.name, |_| changes.clone(), &still_there).await?;
+    finish(table, changes, prepared).await
 }
 
 /// Applies a micro-batch of messages from the Kafka topic that feeds the

@@ -180,7 +180,7 @@ impl Statement {
             Statement::Query(q) => query::execute(*q, session, params).await,
             Statement::Set(s) => s.execute(session),
             Statement::Show(s) => s.execute(session),
-            Statement::Transaction(t) => Ok(t.execute(session)?),
+            Statement::Transaction(t) => t.execute(session).await,
             Statement::CreateExtension(name) => create_extension(&name),
             Statement::Noop(tag) => Ok(Reply::Tag(tag.to_string())),
             Statement::Checkpoint => checkpoint::execute(session).await,

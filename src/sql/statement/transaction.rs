@@ -1,14 +1,15 @@
 //! `BEGIN`, `START TRANSACTION`, `COMMIT`, `END`, `ROLLBACK`, `ABORT`, and
 //! savepoints: `SAVEPOINT`, `RELEASE [SAVEPOINT]`, `ROLLBACK TO [SAVEPOINT]`.
 //!
-//! Eddy applies every statement when it runs (autocommit). Transaction
-//! control is accepted so that drivers that wrap work in transactions (PDO,
-//! JDBC, psycopg) work; the transaction status they see is tracked.
-//! `ROLLBACK` does not undo rows already written to a stream: this is
-//! documented in docs/sql-reference.md. Savepoints are kept by name, as
-//! PostgreSQL keeps them, so that the drivers' nested transactions (Laravel,
-//! SQLAlchemy) work; `ROLLBACK TO` leaves a failed transaction block usable
-//! again (see `crate::pgwire::serve`), and undoes no write either.
+//! Outside a block every statement applies when it runs (autocommit).
+//! Inside one, writes to streams and tables are held by the session's
+//! [`crate::ingest::transaction::Transaction`]: its statements read the
+//! tables with their own changes, nobody else sees them, `COMMIT` applies
+//! them all at once and `ROLLBACK` drops them. Savepoints are kept by name,
+//! as PostgreSQL keeps them, so that the drivers' nested transactions
+//! (Laravel, SQLAlchemy) work; `ROLLBACK TO` undoes the writes made since
+//! its savepoint, and leaves a failed transaction block usable again (see
+//! `crate::pgwire::serve`).
 
 use datafusion::sql::sqlparser::parser::Parser;
 
@@ -93,21 +94,23 @@ impl Transaction {
         }
     }
 
-    /// The reply, with the tag PostgreSQL sends; savepoints are kept by the
-    /// session (they mark nothing to undo: every statement applies when it
-    /// runs).
-    pub fn execute(self, session: &Session) -> Result<Reply, SqlError> {
+    /// Runs it, and gives the reply with the tag PostgreSQL sends.
+    /// `COMMIT` applies the block's writes, and `ROLLBACK` drops them; a
+    /// savepoint marks a position in them, which `ROLLBACK TO` goes back to.
+    pub async fn execute(self, session: &Session) -> crate::error::Result<Reply> {
         Ok(match self {
             Transaction::Begin => {
-                session.clear_savepoints();
+                session.begin_transaction();
                 Reply::TransactionStart("BEGIN".into())
             }
             Transaction::Commit => {
-                session.clear_savepoints();
+                if let Some(transaction) = session.end_transaction() {
+                    transaction.commit(session.commit_mode()).await?;
+                }
                 Reply::TransactionEnd("COMMIT".into())
             }
             Transaction::Rollback => {
-                session.clear_savepoints();
+                session.end_transaction();
                 Reply::TransactionEnd("ROLLBACK".into())
             }
             Transaction::Savepoint(name) => {
@@ -119,7 +122,10 @@ impl Transaction {
                 Reply::Tag("RELEASE".into())
             }
             Transaction::RollbackTo(name) => {
-                session.release_savepoint(&name, true).map_err(SqlError::UnknownSavepoint)?;
+                let mark = session.release_savepoint(&name, true).map_err(SqlError::UnknownSavepoint)?;
+                if let Some(transaction) = session.transaction() {
+                    transaction.rollback_to(mark)?;
+                }
                 Reply::Tag("ROLLBACK".into())
             }
         })
