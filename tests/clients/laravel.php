@@ -7,8 +7,8 @@
 // What a Laravel app does through the query builder and the schema
 // builder, on Laravel's defaults (native prepares): a migration's
 // Schema::create with a bigserial id and timestamps, insertGetId,
-// DB::transaction with several statements and with a rollback, a nested
-// transaction (a savepoint), pagination, whereIn, and reads of a
+// DB::transaction with several statements and with a rollback (nothing of
+// it stays), a nested transaction (a savepoint, whose writes are undone), pagination, whereIn, and reads of a
 // continuous view over the table. It prints one line per check; its output
 // must equal laravel.out.
 
@@ -76,7 +76,8 @@ try {
     $db->beginTransaction();
     $db->table('orders')->insert(['customer' => 'dee', 'amount' => 7, 'created_at' => $now, 'updated_at' => $now]);
     try {
-        $db->transaction(function ($db) {
+        $db->transaction(function ($db) use ($now) {
+            $db->table('orders')->insert(['customer' => 'gone', 'amount' => 1, 'created_at' => $now, 'updated_at' => $now]);
             $db->table('no_such_table')->insert(['x' => 1]);
         });
         check('the failing nested transaction fails', false, 'it did not');
@@ -85,6 +86,20 @@ try {
     }
     $db->commit();
     check('the outer transaction commits after the savepoint', $db->table('orders')->where('customer', 'dee')->count() === 1);
+    check('the nested transaction\'s insert was rolled back', $db->table('orders')->where('customer', 'gone')->count() === 0);
+
+    // DB::transaction whose closure throws rolls all of it back.
+    try {
+        $db->transaction(function ($db) use ($now) {
+            $db->table('orders')->insert(['customer' => 'eve', 'amount' => 99, 'created_at' => $now, 'updated_at' => $now]);
+            $db->table('orders')->where('customer', 'ann')->update(['amount' => 0]);
+            throw new \RuntimeException('changed my mind');
+        });
+    } catch (\RuntimeException $e) {
+        check('the closure\'s exception comes back', $e->getMessage() === 'changed my mind');
+    }
+    $ann = (int) $db->table('orders')->where('customer', 'ann')->sum('amount');
+    check('a rolled-back transaction left nothing', $db->table('orders')->where('customer', 'eve')->count() === 0 && $ann === 15, $ann);
 
     // Reads.
     $page = $db->table('orders')->orderBy('id')->offset(1)->limit(2)->pluck('customer')->all();

@@ -89,6 +89,18 @@ try {
 $total = $pdo->query("SELECT total FROM rich WHERE owner = 'cy'")->fetchColumn();
 check('the row written after ROLLBACK TO is there', $total === '30', var_export($total, true));
 
+// rollBack() undoes the transaction's writes, prepared ones included.
+$pdo->beginTransaction();
+$insert = $pdo->prepare('INSERT INTO accounts VALUES (?, ?, ?)');
+$insert->execute([4, 'dee', 40]);
+$insert = null;
+$pdo->exec("UPDATE accounts SET balance = 0 WHERE owner = 'ann'");
+$inside = $pdo->query('SELECT count(*) FROM accounts')->fetchColumn();
+$pdo->rollBack();
+$after = $pdo->query("SELECT count(*), sum(balance) FROM accounts")->fetch(PDO::FETCH_NUM);
+check('the transaction read its own insert', $inside === 4, var_export($inside, true));
+check('rollBack undid the insert and the update', $after === [3, '65'], var_export($after, true));
+
 // A statement freed twice is an error, as in PostgreSQL.
 try {
     $pdo->exec('DEALLOCATE pdo_stmt_00000001');
