@@ -129,10 +129,12 @@ pub async fn replay(engine: &Engine, records: Vec<Record>) -> Result<u64, Checkp
             }
             continue;
         }
-        let stream = engine
-            .catalog
-            .stream(&record.stream)
-            .map_err(|e| restore_error("insert log record for stream", &record.stream, e))?;
+        let Ok(stream) = engine.catalog.stream(&record.stream) else {
+            // Written by a statement or a transaction block that committed
+            // while its relation was being dropped: the DROP came first.
+            tracing::warn!(lsn = record.lsn, relation = %record.stream, "skipping rows for a dropped relation in the insert log");
+            continue;
+        };
         for batch in record.batches {
             rows += batch.num_rows() as u64;
             match crate::ingest::apply_batch(&stream, batch).await {

@@ -100,7 +100,10 @@ impl Overlay {
         }
         let mut tables = self.tables.lock();
         let Some(pending) = tables.iter_mut().find(|p| std::ptr::eq(p.claim.table().as_ref(), table)) else {
-            return Err(TableError::Internal(format!("a transaction changed \"{}\" before claiming it", table.def.name)));
+            return Err(TableError::Internal(format!(
+                "a transaction changed \"{}\" before claiming it",
+                table.def.name
+            )));
         };
         pending.rows.lock().apply(&ChangeBatch::of(&deletes, &inserts, 0)?)?;
         pending.changes.push(Change { number: self.next_number(), deletes, inserts });

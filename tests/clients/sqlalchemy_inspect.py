@@ -14,6 +14,8 @@ with engine.connect() as conn:
         text("CREATE VIEW revenue AS SELECT customer, count(*) AS n, sum(amount) AS total FROM orders GROUP BY customer")
     )
     conn.execute(text("INSERT INTO orders VALUES ('ada', 12.5, now()), ('ada', 7.5, now())"))
+    # SQLAlchemy 2 runs these in a transaction; views show it once committed.
+    conn.commit()
     print("rows", conn.execute(text("SELECT customer, n, total FROM revenue")).all())
 inspector = inspect(engine)
 print("schemas", inspector.get_schema_names())

@@ -105,8 +105,18 @@ impl Drop {
             (_, None) if self.if_exists => {
                 session.notice("00000", format!("{} \"{name}\" does not exist, skipping", self.kind.noun()), None);
             }
-            (DropKind::Table, Some(Relation::Table(_))) => {
+            (DropKind::Table, Some(Relation::Table(table))) => {
                 engine.catalog.drop_table_check(name, self.cascade)?;
+                // A transaction block that changed the table ends first (its
+                // COMMIT would change a dropped table), as PostgreSQL's DROP
+                // waits for the blocks that hold the table's rows.
+                let own = session.transaction().is_some_and(|t| t.overlay().rows_of(&table).is_some());
+                let _claim = match own {
+                    true => None,
+                    false => Some(
+                        table.claim(crate::table::claim::STATEMENT).await.map_err(crate::ingest::IngestError::from)?,
+                    ),
+                };
                 engine
                     .change_catalog(CatalogChange::DropTable { name: name.to_string(), cascade: self.cascade })
                     .await?;
