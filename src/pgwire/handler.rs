@@ -133,8 +133,18 @@ impl EddyHandler {
     }
 
     async fn execute(&self, statement: Statement, format: &Format) -> Result<Response> {
+        self.execute_with(statement, None, format).await
+    }
+
+    /// [`Self::execute`] with a prepared statement's parameter values.
+    async fn execute_with(
+        &self,
+        statement: Statement,
+        params: Option<ParamValues>,
+        format: &Format,
+    ) -> Result<Response> {
         let watched = Watched::new(self.session.arm(), self.session.busy(), statement.kind());
-        let reply = watched.stop().run(statement.execute(&self.session, None)).await?;
+        let reply = watched.stop().run(statement.execute(&self.session, params)).await?;
         self.respond(reply, format, watched)
     }
 
@@ -343,7 +353,15 @@ impl EddyQueryParser {
             Statement::Truncate(_) => (None, Vec::new(), Some(TruncateView::schema())),
             Statement::SetTtl(_) => (None, Vec::new(), Some(crate::sql::statement::set_ttl::SetTtl::schema())),
             Statement::Kafka(call) => (None, Vec::new(), Some(call.schema())),
-            Statement::Cursor(cursor) => (None, Vec::new(), cursor.schema(&self.session)),
+            Statement::Cursor(cursor) => match cursor.declared_query() {
+                // A DECLARE's query may have parameters (psycopg 3's named cursors).
+                Some(query) => {
+                    let hints = crate::sql::param_hints::hinted_types(query);
+                    let plan = crate::query::plan(&self.session, query.clone()).await?;
+                    (None, ordered_types(&plan.get_parameter_types()?, &hints), None)
+                }
+                None => (None, Vec::new(), cursor.schema(&self.session)),
+            },
             Statement::ExplainView(_) => {
                 (None, Vec::new(), Some(crate::sql::statement::explain_view::ExplainView::schema()))
             }
@@ -416,6 +434,31 @@ impl ExtendedQueryHandler for EddyHandler {
         Ok(DescribeStatementResponse::new(types, fields))
     }
 
+    /// A Describe of a portal pgwire does not have may name a SQL cursor
+    /// (`DECLARE`): PostgreSQL describes it, and psycopg 3's named cursors
+    /// ask for it.
+    async fn on_describe<C>(
+        &self,
+        client: &mut C,
+        message: pgwire::messages::extendedquery::Describe,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(pgwire::api::DEFAULT_NAME);
+        if message.target_type == pgwire::messages::extendedquery::TARGET_TYPE_BYTE_PORTAL
+            && client.portal_store().get_portal(name).is_none()
+            && let Some(schema) = crate::sql::statement::subscribe::cursor_schema(&self.session, name)
+        {
+            let fields = encode::pg_fields(&schema, &Format::UnifiedText)?;
+            return pgwire::api::query::send_describe_response(client, &DescribePortalResponse::new(fields)).await;
+        }
+        self._on_describe(client, message).await
+    }
+
     async fn do_describe_portal<C>(
         &self,
         _client: &mut C,
@@ -456,6 +499,10 @@ impl ExtendedQueryHandler for EddyHandler {
             (_, Some(done)) => Ok(done),
             (Some(plan), None) => self.run_planned(stmt, plan.clone(), portal).await,
             (None, None) if matches!(&stmt.statement, Statement::Write(_)) => self.run_returning(stmt, portal).await,
+            (None, None) if !stmt.param_types.is_empty() => match self.bind_params(stmt, portal) {
+                Ok(params) => self.execute_with(stmt.statement.clone(), params, &portal.result_column_format).await,
+                Err(e) => Err(e),
+            },
             (None, None) => self.execute(stmt.statement.clone(), &portal.result_column_format).await,
         };
         let outcome = match outcome {

@@ -42,6 +42,9 @@ enum Body {
     Format,
     /// `to_regtype(name)`: the type's name, or NULL for no such type.
     ToRegtype,
+    /// `to_regtype(name)` where it is compared with an oid (rewritten so by
+    /// `crate::sql::pg_syntax`): the type's oid.
+    ToRegtypeOid,
 }
 
 /// One catalog function.
@@ -87,6 +90,15 @@ impl ScalarUDFImpl for PgFunction {
             Body::JsonBuildObject => json_build_object(&args),
             Body::Format => format_text(&args),
             Body::ToRegtype => map_text(&args, 0, &DataType::Utf8, regtype),
+            Body::ToRegtypeOid => {
+                let names = map_text(&args, 0, &DataType::Utf8, |name| {
+                    regtype(name).and_then(|t| type_oid(&t)).map(|oid| oid.to_string())
+                })?;
+                Ok(match names {
+                    ColumnarValue::Scalar(v) => ColumnarValue::Scalar(v.cast_to(&DataType::Int32)?),
+                    ColumnarValue::Array(a) => ColumnarValue::Array(cast(&a, &DataType::Int32)?),
+                })
+            }
             Body::ViewDef => {
                 let catalog = self.catalog.clone();
                 map_text(&args, 0, &DataType::Utf8, move |name| {
@@ -127,6 +139,71 @@ fn regtype(name: &str) -> Option<String> {
         _ => return None,
     };
     Some(canonical.to_string())
+}
+
+/// The oid of the type PostgreSQL calls `canonical` (as [`regtype`] names
+/// it), for the types Eddy has.
+fn type_oid(canonical: &str) -> Option<i32> {
+    if let Some(element) = canonical.strip_suffix("[]") {
+        let oid = match type_oid(element)? {
+            16 => 1000,
+            17 => 1001,
+            19 => 1003,
+            20 => 1016,
+            21 => 1005,
+            23 => 1007,
+            25 => 1009,
+            26 => 1028,
+            114 => 199,
+            700 => 1021,
+            701 => 1022,
+            869 => 1041,
+            1042 => 1014,
+            1043 => 1015,
+            1082 => 1182,
+            1083 => 1183,
+            1114 => 1115,
+            1184 => 1185,
+            1186 => 1187,
+            1266 => 1270,
+            1700 => 1231,
+            2950 => 2951,
+            3802 => 3807,
+            _ => return None,
+        };
+        return Some(oid);
+    }
+    Some(match canonical {
+        "boolean" => 16,
+        "bytea" => 17,
+        "name" => 19,
+        "bigint" => 20,
+        "smallint" => 21,
+        "integer" => 23,
+        "regproc" => 24,
+        "text" => 25,
+        "oid" => 26,
+        "json" => 114,
+        "real" => 700,
+        "double precision" => 701,
+        "inet" => 869,
+        "character" => 1042,
+        "character varying" => 1043,
+        "date" => 1082,
+        "time without time zone" => 1083,
+        "timestamp without time zone" => 1114,
+        "timestamp with time zone" => 1184,
+        "interval" => 1186,
+        "time with time zone" => 1266,
+        "numeric" => 1700,
+        "regclass" => 2205,
+        "regtype" => 2206,
+        "record" => 2249,
+        "void" => 2278,
+        "uuid" => 2950,
+        "jsonb" => 3802,
+        _ => return None,
+    })
 }
 
 /// Applies `f` to argument `index` (cast to `as_type`, then to text) row by row.
@@ -287,6 +364,8 @@ pub fn register(state: &mut SessionState, catalog: Arc<Catalog>) -> Result<()> {
         function("pg_get_userbyid", &[1], DataType::Utf8, Body::Constant(ScalarValue::Utf8(Some("eddy".into())))),
         // SQLAlchemy's hstore probe with psycopg 3.
         function("to_regtype", &[1], DataType::Utf8, Body::ToRegtype),
+        // psycopg 3's TypeInfo.fetch: `WHERE t.oid = to_regtype(%(name)s)`.
+        function("to_regtype_oid", &[1], DataType::Int32, Body::ToRegtypeOid),
         // asyncpg's pool resets each connection with it; Eddy takes no
         // advisory locks, so there is none to release (void, shown empty).
         function(

@@ -17,7 +17,11 @@
 //! - `'{a,"b c",NULL}'::text[]` reads the text with `pg_array_in`
 //!   (`crate::query::array_text`), as PostgreSQL reads array text;
 //! - `a @> b` and `a <@ b` are `jsonb_contains(a, b)` and
-//!   `jsonb_contains(b, a)` (`crate::query::jsonb`), for jsonb and arrays.
+//!   `jsonb_contains(b, a)` (`crate::query::jsonb`), for jsonb and arrays;
+//! - a regtype is an oid that shows as its type's name: `x::regtype::text`
+//!   is `format_type(x, NULL)` (or `to_regtype(x)` for a name), and
+//!   `to_regtype(name)` compared with an oid is `to_regtype_oid(name)`
+//!   (psycopg 3's `TypeInfo.fetch`).
 
 use std::ops::ControlFlow;
 
@@ -25,6 +29,11 @@ use datafusion::sql::sqlparser::ast::{
     self, BinaryOperator, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, ObjectName, TableAlias,
     TableFactor, UnaryOperator, VisitMut, VisitorMut,
 };
+
+/// Whether `expr` is a cast to `regtype`.
+fn is_regtype_cast(expr: &Expr) -> bool {
+    matches!(expr, Expr::Cast { data_type: DataType::Custom(name, _), .. } if name.to_string().eq_ignore_ascii_case("regtype"))
+}
 
 /// Table functions that return one column, which an alias names.
 const ONE_COLUMN_FUNCTIONS: &[&str] = &["generate_series", "range", "unnest"];
@@ -110,6 +119,28 @@ impl VisitorMut for Rewriter {
                     && let ast::Value::SingleQuotedString(text) = &mut v.value
                 {
                     *text = crate::catalog::types::interval_text(text);
+                }
+                None
+            }
+            Expr::Cast { data_type: DataType::Text, expr: inner, .. } if is_regtype_cast(inner) => {
+                let Expr::Cast { expr: value, .. } = inner.as_mut() else {
+                    return ControlFlow::Continue(());
+                };
+                let value = std::mem::replace(value.as_mut(), Expr::value(ast::Value::Null));
+                Some(match &value {
+                    Expr::Value(v) if matches!(v.value, ast::Value::SingleQuotedString(_)) => {
+                        crate::pg_catalog::call("to_regtype", vec![value])
+                    }
+                    _ => crate::pg_catalog::call("format_type", vec![value, Expr::value(ast::Value::Null)]),
+                })
+            }
+            Expr::BinaryOp { left, op: BinaryOperator::Eq | BinaryOperator::NotEq, right } => {
+                for side in [left.as_mut(), right.as_mut()] {
+                    if let Expr::Function(f) = side
+                        && is_named(&f.name, "to_regtype")
+                    {
+                        f.name = ObjectName::from(vec![ast::Ident::new("to_regtype_oid")]);
+                    }
                 }
                 None
             }
@@ -281,6 +312,10 @@ mod tests {
         );
         assert_eq!(rewritten("SELECT u FROM unnest(ARRAY[1, 2]) AS u"), "SELECT u FROM UNNEST(ARRAY[1, 2]) AS u (u)");
         assert_eq!(rewritten("SELECT * FROM t AS x"), "SELECT * FROM t AS x");
+        assert_eq!(
+            rewritten("SELECT oid::regtype::text AS r, 'int4'::regtype::text FROM pg_type WHERE oid = to_regtype($1)"),
+            "SELECT format_type(oid, NULL) AS r, to_regtype('int4') FROM pg_type WHERE oid = to_regtype_oid($1)"
+        );
         assert_eq!(
             rewritten("SELECT interval '1 day 02:03:04.5', interval '3 mons', interval '2' HOUR"),
             "SELECT INTERVAL '1 day 02 hours 03 minutes 04.5 seconds', INTERVAL '3 mons', INTERVAL '2' HOUR"

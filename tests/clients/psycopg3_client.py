@@ -4,7 +4,8 @@
 
 What a Python service does with psycopg 3 on its defaults (server-side
 binding): parameterized writes and reads, executemany, binary COPY in and
-out, `timedelta` and list parameters. It prints one line per check; its
+out, `timedelta` and list parameters, `TypeInfo.fetch`, and a named
+(server-side) cursor with a parameter. It prints one line per check; its
 output must equal psycopg3.out.
 """
 
@@ -12,6 +13,7 @@ import datetime
 import sys
 
 import psycopg
+from psycopg.types import TypeInfo
 
 failures = 0
 
@@ -39,9 +41,6 @@ def main(port):
         check("= ANY with a list", found == [("build",), ("job1",)], found)
         tags = conn.execute("SELECT tags FROM jobs WHERE id = 1").fetchone()[0]
         check("a text[] column reads as a list", tags == ["ci", "nightly"], tags)
-        # (Named cursors are not here: psycopg 3 declares one with DECLARE,
-        # then describes it as a protocol portal, which Eddy's SQL cursors
-        # are not; docs/compatibility.md.)
         cursor = conn.execute("SELECT id FROM jobs ORDER BY id")
         ids = [r[0] for r in cursor]
         check("a client-side cursor reads every row", ids == list(range(1, 202)), (len(ids), ids[:3]))
@@ -56,6 +55,21 @@ def main(port):
                 copy.set_types(["int8", "text"])
                 rows = list(copy.rows())
         check("binary COPY in and out", len(rows) == 10 and rows[0] == (1000, "copied1000"), rows[:2])
+        # TypeInfo.fetch: to_regtype() compared with pg_type's oid.
+        info = TypeInfo.fetch(conn, "int4")
+        check("TypeInfo.fetch", (info.oid, info.array_oid, info.regtype) == (23, 1007, "integer"), info)
+        check("TypeInfo.fetch of a type Eddy lacks", TypeInfo.fetch(conn, "hstore") is None)
+    # A named (server-side) cursor, in a transaction as psycopg 3 runs it:
+    # DECLARE with a bound parameter, Describe of the cursor as a portal, FETCH.
+    with psycopg.connect(host="127.0.0.1", port=port, user="eddy", dbname="eddy") as conn:
+        with conn.cursor(name="recent") as cur:
+            cur.itersize = 4
+            cur.execute("SELECT id, name FROM jobs WHERE id > %s ORDER BY id", (195,))
+            first = cur.fetchmany(2)
+            rest = cur.fetchall()
+            names = [d.name for d in cur.description]
+        check("a named cursor with a parameter", first == [(196, "job194"), (197, "job195")] and len(rest) == 14 and names == ["id", "name"], (first, len(rest), names))
+        conn.rollback()
         try:
             conn.execute("SELECT * FROM nowhere")
             check("an error is raised", False, "none")

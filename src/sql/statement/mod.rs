@@ -192,7 +192,7 @@ impl Statement {
             }
             Statement::Prepared(p) => p.execute(session).await,
             Statement::Listen(l) => l.execute(session),
-            Statement::Cursor(c) => c.execute(session).await,
+            Statement::Cursor(c) => c.execute(session, params).await,
             Statement::ExplainView(e) => e.execute(session),
             Statement::Subscribe(_) => Err(crate::sql::SqlError::Unsupported(
                 "SUBSCRIBE streams rows until it is cancelled, which the extended protocol cannot carry; send it as a simple query, or use DECLARE c CURSOR FOR SUBSCRIBE ... and FETCH".into(),

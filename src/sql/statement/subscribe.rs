@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::ParamValues;
 use datafusion::sql::sqlparser::ast;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
@@ -251,8 +252,9 @@ impl CursorSql {
         Ok(CursorSql::Fetch { name, count, timeout })
     }
 
-    /// Applies the statement for `session`.
-    pub async fn execute(self, session: &Session) -> Result<Reply> {
+    /// Applies the statement for `session`; `params` are the values of a
+    /// prepared `DECLARE`'s `$n` (psycopg 3's named cursors bind them).
+    pub async fn execute(self, session: &Session, params: Option<ParamValues>) -> Result<Reply> {
         match self {
             CursorSql::Declare { name, source } => {
                 if session.cursors.lock().contains_key(&name) {
@@ -262,7 +264,7 @@ impl CursorSql {
                     CursorSource::Subscribe(s) => {
                         Cursor::Subscription { subscription: s.open(session).await?, pending: VecDeque::new() }
                     }
-                    CursorSource::Query(q) => match super::query::execute(*q, session, None).await? {
+                    CursorSource::Query(q) => match super::query::execute(*q, session, params).await? {
                         Reply::Rows { schema, batches } => Cursor::Rows { schema, pending: batches.into() },
                         _ => {
                             return Err(SqlError::Unsupported("a cursor needs a query that returns rows".into()).into());
@@ -285,16 +287,30 @@ impl CursorSql {
         }
     }
 
+    /// The query a `DECLARE` reads, if it is one (not a SUBSCRIBE).
+    pub fn declared_query(&self) -> Option<&ast::Statement> {
+        match self {
+            CursorSql::Declare { source: CursorSource::Query(q), .. } => Some(q),
+            _ => None,
+        }
+    }
+
     /// The columns a FETCH of this cursor returns, when it is known without
     /// running anything (for Describe).
     pub fn schema(&self, session: &Session) -> Option<SchemaRef> {
         let CursorSql::Fetch { name, .. } = self else {
             return None;
         };
-        match session.cursors.lock().get(name)? {
-            Cursor::Subscription { subscription, .. } => Some(subscription.schema()),
-            Cursor::Rows { schema, .. } => Some(schema.clone()),
-        }
+        cursor_schema(session, name)
+    }
+}
+
+/// The columns of open cursor `name`, if there is one (psycopg 3 describes
+/// a named cursor as a protocol portal of that name, as PostgreSQL allows).
+pub fn cursor_schema(session: &Session, name: &str) -> Option<SchemaRef> {
+    match session.cursors.lock().get(name)? {
+        Cursor::Subscription { subscription, .. } => Some(subscription.schema()),
+        Cursor::Rows { schema, .. } => Some(schema.clone()),
     }
 }
 
