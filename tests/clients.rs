@@ -321,6 +321,20 @@ fn sqlalchemy_inspect() {
     run_python_client(&python, "sqlalchemy_inspect.py", "sqlalchemy.out");
 }
 
+/// SQLAlchemy 2 on psycopg 3, and pandas, from PyPI (in the same
+/// virtualenv): reflection with `Table(autoload_with=)`, `read_sql_table`,
+/// `to_sql`, a rollback; see sqlalchemy_pandas.py.
+#[test]
+fn sqlalchemy_psycopg3_and_pandas() {
+    let python = venv_python();
+    require(
+        &python,
+        &["-c", "import sqlalchemy, psycopg, pandas"],
+        "pandas (tests/run.sh installs it in a virtualenv)",
+    );
+    run_python_client(&python, "sqlalchemy_pandas.py", "sqlalchemy_pandas.out");
+}
+
 /// asyncpg from PyPI (in the same virtualenv): a pool's acquire/release
 /// cycles, whose release resets each connection with `SELECT
 /// pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;`; see

@@ -107,6 +107,10 @@ if ! "$sa_venv/bin/python" -c 'import psycopg' >/dev/null 2>&1; then
     echo "tests/run.sh: installing psycopg 3 into $sa_venv"
     "$sa_venv/bin/pip" install --quiet 'psycopg[binary]>=3.1,<3.3'
 fi
+if ! "$sa_venv/bin/python" -c 'import pandas' >/dev/null 2>&1; then
+    echo "tests/run.sh: installing pandas into $sa_venv"
+    "$sa_venv/bin/pip" install --quiet 'pandas>=2.1,<3'
+fi
 if ! "$sa_venv/bin/python" -c 'import prometheus_client' >/dev/null 2>&1; then
     echo "tests/run.sh: installing prometheus_client into $sa_venv"
     "$sa_venv/bin/pip" install --quiet 'prometheus_client>=0.20,<1'

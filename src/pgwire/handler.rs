@@ -321,8 +321,11 @@ pub struct EddyQueryParser {
 }
 
 impl EddyQueryParser {
-    async fn prepare(&self, sql: &str) -> Result<Option<Prepared>> {
+    async fn prepare(&self, sql: &str, declared: &[Option<Type>]) -> Result<Option<Prepared>> {
         let mut statements = parse_sql(sql)?;
+        if let Some(Statement::Query(ast) | Statement::Write(ast)) = statements.last_mut() {
+            crate::sql::param_hints::cast_function_arguments(ast, &super::params::declared_casts(declared));
+        }
         if statements.len() > 1 {
             return Err(SqlError::Syntax("cannot insert multiple commands into a prepared statement".into()).into());
         }
@@ -384,11 +387,11 @@ impl EddyQueryParser {
 impl QueryParser for EddyQueryParser {
     type Statement = Prepared;
 
-    async fn parse_sql<C>(&self, _client: &C, sql: &str, _types: &[Option<Type>]) -> PgWireResult<Option<Prepared>>
+    async fn parse_sql<C>(&self, _client: &C, sql: &str, types: &[Option<Type>]) -> PgWireResult<Option<Prepared>>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        self.prepare(sql).await.map_err(to_pgwire)
+        self.prepare(sql, types).await.map_err(to_pgwire)
     }
 
     fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {

@@ -31,6 +31,30 @@ pub fn ordered_types(types: &HashMap<String, Option<DataType>>, hints: &HashMap<
         .collect()
 }
 
+/// The SQL types the client declared in its Parse message for the
+/// parameters (by number), where they are ones DataFusion may fail to infer
+/// in a function's arguments: booleans and numbers.
+pub fn declared_casts(declared: &[Option<Type>]) -> HashMap<usize, datafusion::sql::sqlparser::ast::DataType> {
+    use datafusion::sql::sqlparser::ast::{DataType as Sql, ExactNumberInfo};
+    declared
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| {
+            let sql = match t.as_ref()? {
+                t if *t == Type::BOOL => Sql::Boolean,
+                t if *t == Type::INT2 => Sql::SmallInt(None),
+                t if *t == Type::INT4 => Sql::Int(None),
+                t if *t == Type::INT8 => Sql::BigInt(None),
+                t if *t == Type::FLOAT4 => Sql::Real,
+                t if *t == Type::FLOAT8 => Sql::DoublePrecision,
+                t if *t == Type::NUMERIC => Sql::Numeric(ExactNumberInfo::None),
+                _ => return None,
+            };
+            Some((i + 1, sql))
+        })
+        .collect()
+}
+
 /// The PostgreSQL type reported for a parameter of `data_type`.
 pub fn pg_type(data_type: &DataType) -> Type {
     arrow_pg::datatypes::into_pg_type(data_type).unwrap_or(Type::TEXT)

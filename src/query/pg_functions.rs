@@ -411,6 +411,10 @@ pub fn inline_current_setting(stmt: &mut ast::Statement, session: &Session) -> R
         {
             return ControlFlow::Continue(());
         }
+        if let Some(name) = computed_name(&f.args) {
+            *expr = every_setting(name, session);
+            return ControlFlow::Continue(());
+        }
         match setting_value(&f.args, session) {
             Ok(value) => *expr = Expr::value(value.map_or(ast::Value::Null, ast::Value::SingleQuotedString)),
             Err(e) => error = Some(e),
@@ -418,6 +422,36 @@ pub fn inline_current_setting(stmt: &mut ast::Statement, session: &Session) -> R
         ControlFlow::Continue(())
     });
     error.map_or(Ok(()), Err)
+}
+
+/// The name argument of `current_setting` when it is computed (a bound
+/// parameter, as SQLAlchemy sends it through psycopg 3) rather than a literal.
+fn computed_name(args: &FunctionArguments) -> Option<Expr> {
+    let FunctionArguments::List(list) = args else { return None };
+    match list.args.first()? {
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(_))) => None,
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+        _ => None,
+    }
+}
+
+/// `CASE lower(name) WHEN 'setting' THEN 'value' ... END` over every
+/// setting of the session: a computed name's value once it is known (an
+/// unknown name is NULL).
+fn every_setting(name: Expr, session: &Session) -> Expr {
+    let text = |s: String| Expr::value(ast::Value::SingleQuotedString(s));
+    let conditions = session
+        .settings()
+        .into_iter()
+        .map(|(setting, value)| ast::CaseWhen { condition: text(setting.to_lowercase()), result: text(value) })
+        .collect();
+    Expr::Case {
+        case_token: ast::helpers::attached_token::AttachedToken::empty(),
+        end_token: ast::helpers::attached_token::AttachedToken::empty(),
+        operand: Some(Box::new(crate::pg_catalog::call("lower", vec![name]))),
+        conditions,
+        else_result: None,
+    }
 }
 
 fn setting_value(args: &FunctionArguments, session: &Session) -> Result<Option<String>, SqlError> {

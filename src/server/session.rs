@@ -22,6 +22,7 @@ const DEFAULT_SETTINGS: &[(&str, &str, &str)] = &[
     ("application_name", "application_name", ""),
     ("client_encoding", "client_encoding", "UTF8"),
     ("datestyle", "DateStyle", "ISO, MDY"),
+    ("default_table_access_method", "default_table_access_method", "heap"),
     ("default_transaction_isolation", "default_transaction_isolation", "read committed"),
     ("extra_float_digits", "extra_float_digits", "1"),
     ("integer_datetimes", "integer_datetimes", "on"),

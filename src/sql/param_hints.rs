@@ -28,6 +28,43 @@ pub fn declared_oids(statement: &ast::Statement) -> HashMap<usize, u32> {
     hints.oids
 }
 
+/// Casts each `$n` that is a function's argument to the type the client
+/// declared for it (`types`, by number), where it declared one: DataFusion
+/// cannot infer a parameter's type from a function's signature, and would
+/// take it for text (SQLAlchemy's `pg_get_constraintdef(oid, $1)` with a
+/// boolean, through psycopg 3).
+pub fn cast_function_arguments(statement: &mut ast::Statement, types: &HashMap<usize, ast::DataType>) {
+    if types.is_empty() {
+        return;
+    }
+    let _ = ast::visit_expressions_mut(statement, |expr| {
+        let Expr::Function(f) = expr else {
+            return ControlFlow::<()>::Continue(());
+        };
+        let ast::FunctionArguments::List(list) = &mut f.args else {
+            return ControlFlow::Continue(());
+        };
+        for arg in &mut list.args {
+            let (ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e))
+            | ast::FunctionArg::Named { arg: ast::FunctionArgExpr::Expr(e), .. }) = arg
+            else {
+                continue;
+            };
+            if let Some(data_type) = placeholder(e).and_then(|n| types.get(&n)) {
+                let value = std::mem::replace(e, Expr::value(Value::Null));
+                *e = Expr::Cast {
+                    kind: ast::CastKind::DoubleColon,
+                    expr: Box::new(value),
+                    data_type: data_type.clone(),
+                    array: false,
+                    format: None,
+                };
+            }
+        }
+        ControlFlow::Continue(())
+    });
+}
+
 #[derive(Default)]
 struct Hints {
     types: HashMap<usize, DataType>,

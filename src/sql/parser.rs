@@ -42,7 +42,13 @@ pub fn parse_sql(sql: &str) -> Result<Vec<Statement>, SqlError> {
         Tokenizer::new(&dialect, sql).tokenize_with_location().map_err(|e| SqlError::Syntax(e.to_string()))?;
     super::complexity::check(&tokens)?;
     if let Some(statements) = crate::pg_catalog::parse_catalog_query(sql) {
-        return statements.into_iter().map(classify).collect();
+        return statements
+            .into_iter()
+            .map(|mut statement| {
+                super::pg_syntax::rewrite(&mut statement);
+                classify(statement)
+            })
+            .collect();
     }
     for t in &mut tokens {
         // PostgreSQL's `name := value` function arguments; sqlparser reads only `name => value` here.
@@ -50,6 +56,7 @@ pub fn parse_sql(sql: &str) -> Result<Vec<Statement>, SqlError> {
             t.token = Token::RArrow;
         }
     }
+    quote_qualifiers(&mut tokens);
     let tokens = crate::window::rewrite::ksql_window_tokens(tokens).map_err(|e| SqlError::Syntax(e.to_string()))?;
     let tokens = super::proctime::strip_proctime(tokens);
     let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
@@ -132,6 +139,25 @@ fn parse_one(parser: &mut Parser) -> Result<Statement, SqlError> {
     let mut stmt = parser.parse_statement().map_err(syntax)?;
     super::pg_syntax::rewrite(&mut stmt);
     classify(stmt)
+}
+
+/// `top` right before a `.` names a relation (`SELECT top.name FROM top`,
+/// as SQLAlchemy writes it), not SQL Server's `SELECT TOP n`, which
+/// sqlparser reads in every dialect: it becomes a plain word, as PostgreSQL
+/// reads it.
+fn quote_qualifiers(tokens: &mut [datafusion::sql::sqlparser::tokenizer::TokenWithSpan]) {
+    for i in 1..tokens.len() {
+        if tokens[i].token != Token::Period {
+            continue;
+        }
+        if let Token::Word(w) = &mut tokens[i - 1].token
+            && w.quote_style.is_none()
+            && w.keyword == datafusion::sql::sqlparser::keywords::Keyword::TOP
+        {
+            w.keyword = datafusion::sql::sqlparser::keywords::Keyword::NoKeyword;
+            w.value = w.value.to_lowercase();
+        }
+    }
 }
 
 /// Sorts a statement sqlparser understood into one of ours.

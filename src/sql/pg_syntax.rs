@@ -21,7 +21,11 @@
 //! - a regtype is an oid that shows as its type's name: `x::regtype::text`
 //!   is `format_type(x, NULL)` (or `to_regtype(x)` for a name), and
 //!   `to_regtype(name)` compared with an oid is `to_regtype_oid(name)`
-//!   (psycopg 3's `TypeInfo.fetch`).
+//!   (psycopg 3's `TypeInfo.fetch`);
+//! - `pg_index.indkey` (an int2vector that Eddy's catalog holds as its
+//!   text, `1 2`) and its other vectors are read as arrays by `unnest`, and
+//!   `generate_subscripts(a, 1)` is `unnest(generate_series(1,
+//!   cardinality(a)))` (SQLAlchemy's reflection of primary keys).
 
 use std::ops::ControlFlow;
 
@@ -144,6 +148,9 @@ impl VisitorMut for Rewriter {
                 }
                 None
             }
+            Expr::Function(f) if is_named(&f.name, "unnest") || is_named(&f.name, "generate_subscripts") => {
+                subscripts(f)
+            }
             Expr::Function(f) if is_named(&f.name, "mod") => match &mut f.args {
                 FunctionArguments::List(list) if list.args.len() == 2 && list.duplicate_treatment.is_none() => {
                     let mut args = list.args.drain(..).filter_map(|a| match a {
@@ -259,6 +266,44 @@ fn name_the_column(alias: &mut TableAlias) {
     }
 }
 
+/// `unnest(x.indkey)` reads the int2vector's text as an array of int2;
+/// `generate_subscripts(a, 1)` becomes `unnest(generate_series(1,
+/// cardinality(a)))`, which DataFusion zips with an `unnest` beside it.
+fn subscripts(f: &mut ast::Function) -> Option<Expr> {
+    let FunctionArguments::List(list) = &mut f.args else { return None };
+    let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(first))) = list.args.first_mut() else { return None };
+    let column = match &*first {
+        Expr::Identifier(i) => Some(i.value.to_ascii_lowercase()),
+        Expr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.to_ascii_lowercase()),
+        _ => None,
+    };
+    // pg_index's int2vector and oidvector columns.
+    let element = match column.as_deref() {
+        Some("indkey" | "indoption") => Some(DataType::SmallInt(None)),
+        Some("indclass" | "indcollation") => Some(DataType::Int(None)),
+        _ => None,
+    };
+    if let Some(element) = element {
+        let text = std::mem::replace(first, Expr::value(ast::Value::Null));
+        let space = Expr::value(ast::Value::SingleQuotedString(" ".into()));
+        *first = Expr::Cast {
+            kind: ast::CastKind::Cast,
+            expr: Box::new(crate::pg_catalog::call("string_to_array", vec![text, space])),
+            data_type: DataType::Array(ast::ArrayElemTypeDef::SquareBracket(Box::new(element), None)),
+            array: false,
+            format: None,
+        };
+    }
+    if !is_named(&f.name, "generate_subscripts") {
+        return None;
+    }
+    let array = std::mem::replace(first, Expr::value(ast::Value::Null));
+    let length = crate::pg_catalog::call("cardinality", vec![array]);
+    let one = Expr::value(ast::Value::Number("1".into(), false));
+    let series = crate::pg_catalog::call("generate_series", vec![one, length]);
+    Some(crate::pg_catalog::call("unnest", vec![series]))
+}
+
 fn is_named(name: &ObjectName, function: &str) -> bool {
     name.0.len() == 1 && name.0[0].as_ident().is_some_and(|i| i.value.eq_ignore_ascii_case(function))
 }
@@ -312,6 +357,15 @@ mod tests {
         );
         assert_eq!(rewritten("SELECT u FROM unnest(ARRAY[1, 2]) AS u"), "SELECT u FROM UNNEST(ARRAY[1, 2]) AS u (u)");
         assert_eq!(rewritten("SELECT * FROM t AS x"), "SELECT * FROM t AS x");
+        assert_eq!(
+            rewritten("SELECT unnest(pg_catalog.pg_index.indkey) FROM pg_index"),
+            "SELECT unnest(CAST(string_to_array(pg_catalog.pg_index.indkey, ' ') AS SMALLINT[])) FROM pg_catalog.pg_index"
+        );
+        assert_eq!(
+            rewritten("SELECT unnest(i.indkey), generate_subscripts(i.indkey, 1) FROM pg_index AS i"),
+            "SELECT unnest(CAST(string_to_array(i.indkey, ' ') AS SMALLINT[])), \
+             unnest(generate_series(1, cardinality(CAST(string_to_array(i.indkey, ' ') AS SMALLINT[])))) FROM pg_index AS i"
+        );
         assert_eq!(
             rewritten("SELECT oid::regtype::text AS r, 'int4'::regtype::text FROM pg_type WHERE oid = to_regtype($1)"),
             "SELECT format_type(oid, NULL) AS r, to_regtype('int4') FROM pg_type WHERE oid = to_regtype_oid($1)"
