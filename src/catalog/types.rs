@@ -19,6 +19,10 @@ pub const PG_TYPE_KEY: &str = "eddy.pg_type";
 /// Field metadata key holding the `n` of a `varchar(n)` or `char(n)`
 /// column: longer values are refused (22001), as in PostgreSQL.
 pub const MAX_CHARS_KEY: &str = "eddy.max_chars";
+/// Field metadata: the declared type where Arrow's type does not say it
+/// (a bare `varchar` is Utf8 like `text`; a bare `numeric` is the widest
+/// Decimal128 like `numeric(38,10)`), for `\d` and `pg_typeof`.
+pub const DECLARED_TYPE_KEY: &str = "eddy.declared_type";
 
 /// The time zone of every `timestamptz` column: values are instants, shown in UTC.
 pub const UTC: &str = "+00:00";
@@ -45,15 +49,24 @@ pub fn field_for_sql_type(name: &str, sql_type: &str) -> Result<Field, CatalogEr
     };
     let mut pg_tag = None;
     let mut max_chars = None;
+    let mut declared = None;
     let data_type = match base.as_str() {
         "smallint" | "int2" => DataType::Int16,
         "int" | "integer" | "int4" => DataType::Int32,
         "bigint" | "int8" => DataType::Int64,
         "real" | "float4" => DataType::Float32,
         "double precision" | "double" | "float8" | "float" => DataType::Float64,
-        "numeric" | "decimal" => decimal_type(&args),
+        "numeric" | "decimal" => {
+            if args.is_empty() {
+                declared = Some("numeric");
+            }
+            decimal_type(&args)
+        }
         "varchar" | "character varying" | "char" | "character" | "bpchar" => {
             max_chars = length_limit(&base, &args);
+            if max_chars.is_none() && base != "bpchar" {
+                declared = Some("character varying");
+            }
             DataType::Utf8
         }
         "text" | "string" => DataType::Utf8,
@@ -79,6 +92,9 @@ pub fn field_for_sql_type(name: &str, sql_type: &str) -> Result<Field, CatalogEr
     }
     if let Some((n, type_name)) = max_chars {
         metadata.insert(MAX_CHARS_KEY.to_string(), format!("{n} {type_name}"));
+    }
+    if let Some(declared) = declared {
+        metadata.insert(DECLARED_TYPE_KEY.to_string(), declared.to_string());
     }
     Ok(Field::new(name, data_type, true).with_metadata(metadata))
 }
@@ -157,8 +173,11 @@ fn decimal_type(args: &str) -> DataType {
 
 /// The PostgreSQL type name of a column, for error messages and `\d`.
 pub fn pg_type_name(field: &Field) -> String {
-    if let Some(tag) = field.metadata().get(PG_TYPE_KEY) {
+    if let Some(tag) = field.metadata().get(PG_TYPE_KEY).or_else(|| field.metadata().get(DECLARED_TYPE_KEY)) {
         return tag.clone();
+    }
+    if let Some((_, type_name)) = max_chars(field) {
+        return type_name.to_string(); // as pg_typeof names it, without the length
     }
     match field.data_type() {
         DataType::Int16 => "smallint".into(),
@@ -335,7 +354,7 @@ mod tests {
     #[test]
     fn varchar_and_char_limit_their_length() {
         let code = field_for_sql_type("code", "varchar(2)").unwrap();
-        assert_eq!(pg_type_name(&code), "text", "information_schema and pg_typeof spell it as before");
+        assert_eq!(pg_type_name(&code), "character varying", "as pg_typeof names it");
         assert!(!too_long(&code, "FR"));
         assert!(!too_long(&code, "éé"), "characters, not bytes");
         assert!(too_long(&code, "FR  "), "trailing spaces count: refused, not cut");
@@ -344,10 +363,10 @@ mod tests {
         let flag = field_for_sql_type("flag", "char").unwrap();
         assert_eq!(too_long_message(&flag), "value too long for type character(1)");
         assert!(too_long(&flag, "ab"));
-        for unlimited in ["varchar", "text", "bpchar"] {
+        for (unlimited, name) in [("varchar", "character varying"), ("text", "text"), ("bpchar", "text")] {
             let f = field_for_sql_type("t", unlimited).unwrap();
             assert!(!too_long(&f, &"x".repeat(10_000)));
-            assert_eq!(pg_type_name(&f), "text");
+            assert_eq!(pg_type_name(&f), name);
         }
         let schema = Schema::new(vec![code]);
         let batch = RecordBatch::try_new(

@@ -5,6 +5,11 @@
 //! which gives the same answer when the subquery gives at most one row, as
 //! PostgreSQL requires of a scalar subquery anyway.
 //!
+//! Likewise a subquery that is an operand of `AND` or `OR`, `(SELECT
+//! c.relkind = 'c' FROM pg_class c WHERE c.oid = t.typrelid)` (psql's
+//! `\dT`), becomes `EXISTS (SELECT 1 FROM ... WHERE filter AND (value))`:
+//! the same truth in a condition when the subquery gives at most one row.
+//!
 //! Only catalog queries get this (see [`super::parse_catalog_query`]).
 
 use std::ops::ControlFlow;
@@ -19,8 +24,49 @@ pub fn rewrite(statement: &mut ast::Statement) {
         if let Some(rewritten) = subquery_of(e) {
             *e = rewritten;
         }
+        if let Expr::BinaryOp { left, op: BinaryOperator::And | BinaryOperator::Or, right } = e {
+            for side in [left.as_mut(), right.as_mut()] {
+                if let Some(exists) = exists_of(side) {
+                    *side = exists;
+                }
+            }
+        }
         ControlFlow::<()>::Continue(())
     });
+}
+
+/// `(SELECT value FROM ... WHERE filter)` as a condition: `EXISTS (SELECT
+/// 1 FROM ... WHERE filter AND (value))`.
+fn exists_of(e: &Expr) -> Option<Expr> {
+    let query = match e {
+        Expr::Subquery(q) => q,
+        Expr::Nested(inner) => match inner.as_ref() {
+            Expr::Subquery(q) => q,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let mut query = query.clone();
+    if query.order_by.is_some() || query.limit_clause.is_some() {
+        return None;
+    }
+    let SetExpr::Select(select) = query.body.as_mut() else { return None };
+    let plain = matches!(&select.group_by, GroupByExpr::Expressions(g, _) if g.is_empty());
+    if !plain || select.having.is_some() || select.distinct.is_some() {
+        return None;
+    }
+    let [SelectItem::UnnamedExpr(value)] = select.projection.as_slice() else { return None };
+    let value = Expr::Nested(Box::new(value.clone()));
+    select.projection = vec![SelectItem::UnnamedExpr(Expr::value(Value::Number("1".into(), false)))];
+    select.selection = Some(match select.selection.take() {
+        Some(filter) => Expr::BinaryOp {
+            left: Box::new(Expr::Nested(Box::new(filter))),
+            op: BinaryOperator::And,
+            right: Box::new(value),
+        },
+        None => value,
+    });
+    Some(Expr::Exists { subquery: query, negated: false })
 }
 
 fn subquery_of(e: &Expr) -> Option<Expr> {
@@ -88,6 +134,12 @@ mod tests {
             out,
             "SELECT (SELECT max(pg_get_expr(d.adbin, d.adrelid)) FROM pg_attrdef d \
              WHERE (a.atthasdef) AND (d.adrelid = a.attrelid)) AS dflt FROM pg_attribute a"
+        );
+        assert_eq!(
+            rewritten(
+                "SELECT 1 FROM pg_type t WHERE (t.typrelid = 0 OR (SELECT c.relkind = 'c' FROM pg_class c WHERE c.oid = t.typrelid))"
+            ),
+            "SELECT 1 FROM pg_type t WHERE (t.typrelid = 0 OR EXISTS (SELECT 1 FROM pg_class c WHERE (c.oid = t.typrelid) AND (c.relkind = 'c')))"
         );
         // Other CASEs are left alone.
         let other = "SELECT CASE WHEN x THEN 1 ELSE 2 END FROM t";

@@ -1,7 +1,10 @@
-//! `varchar(n)` and `char(n)` columns in `pg_attribute`: the crate sees
-//! Arrow's `Utf8` and says `text`; Eddy knows the declared type (field
-//! metadata, `crate::catalog::types::MAX_CHARS_KEY`), so `\d` and
-//! `format_type(atttypid, atttypmod)` show `character varying(2)`.
+//! `varchar(n)`, `char(n)`, bare `varchar` and `numeric(p,s)` columns in
+//! `pg_attribute`: the crate sees Arrow's `Utf8` and says `text`, and sees
+//! no precision of a decimal; Eddy knows the declared type (field
+//! metadata, `crate::catalog::types::MAX_CHARS_KEY` and
+//! `DECLARED_TYPE_KEY`, and the Decimal128's precision and scale), so `\d`
+//! and `format_type(atttypid, atttypmod)` show `character varying(2)`,
+//! `character varying` and `numeric(10,2)`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,12 +14,15 @@ use datafusion::arrow::datatypes::{Int32Type, SchemaRef};
 use datafusion::common::Result;
 
 use crate::catalog::Catalog;
-use crate::catalog::types::max_chars;
+use crate::catalog::types::{DECLARED_TYPE_KEY, max_chars};
+use datafusion::arrow::datatypes::DataType;
 
 /// `varchar`'s type OID.
 const VARCHAR: i32 = 1043;
 /// `bpchar`'s (`char(n)`) type OID.
 const BPCHAR: i32 = 1042;
+/// `numeric`'s type OID.
+const NUMERIC: i32 = 1700;
 /// `pg_catalog`'s namespace: its relations are never Eddy's.
 const PG_CATALOG_NAMESPACE: i32 = 11;
 
@@ -38,15 +44,26 @@ pub fn declared(catalog: &Catalog) -> CharColumns {
             let columns: Vec<(String, i32, i32)> = schema
                 .fields()
                 .iter()
-                .filter_map(|f| {
-                    let (n, type_name) = max_chars(f)?;
-                    let oid = if type_name == "character" { BPCHAR } else { VARCHAR };
-                    Some((f.name().clone(), oid, i32::try_from(n).ok()?.saturating_add(4)))
-                })
+                .filter_map(|f| declared_type(f).map(|(oid, typmod)| (f.name().clone(), oid, typmod)))
                 .collect();
             (!columns.is_empty()).then_some((name, columns))
         })
         .collect()
+}
+
+/// The type OID and `atttypmod` PostgreSQL would give `field`, where they
+/// differ from what its Arrow type says.
+fn declared_type(field: &datafusion::arrow::datatypes::Field) -> Option<(i32, i32)> {
+    if let Some((n, type_name)) = max_chars(field) {
+        let oid = if type_name == "character" { BPCHAR } else { VARCHAR };
+        return Some((oid, i32::try_from(n).ok()?.saturating_add(4)));
+    }
+    let declared = field.metadata().get(DECLARED_TYPE_KEY).map(String::as_str);
+    match (field.data_type(), declared) {
+        (_, Some("character varying")) => Some((VARCHAR, -1)),
+        (DataType::Decimal128(p, s), None) => Some((NUMERIC, ((i32::from(*p) << 16) | i32::from(*s)) + 4)),
+        _ => None,
+    }
 }
 
 /// `pg_attribute` with the declared type of each length-limited column.

@@ -10,7 +10,8 @@
 //! `ARRAY(subquery)` is a NULL `text[]` ([`rewrite_catalog`]): psql's `\d+`
 //! (a table's options), `\du` (a role's memberships) and other clients use
 //! them as correlated subqueries, which the catalog reads as NULL as it
-//! reads correlated scalar subqueries.
+//! reads correlated scalar subqueries. One over `pg_auth_members` (a role's
+//! memberships) is an empty `text[]`: Eddy's roles are members of none.
 
 use std::ops::ControlFlow;
 
@@ -36,10 +37,14 @@ fn null_arrays(statement: &mut ast::Statement, which: impl Fn(&ast::Query) -> bo
             && f.name.to_string().eq_ignore_ascii_case("array")
             && let FunctionArguments::Subquery(query) = &f.args
             && which(query)
-            && let Ok(null) =
-                Parser::new(&PostgreSqlDialect {}).try_with_sql("CAST(NULL AS TEXT[])").and_then(|mut p| p.parse_expr())
         {
-            *e = null;
+            let value = match query.to_string().contains("pg_auth_members") {
+                true => "CAST('{}' AS TEXT[])",
+                false => "CAST(NULL AS TEXT[])",
+            };
+            if let Ok(value) = Parser::new(&PostgreSqlDialect {}).try_with_sql(value).and_then(|mut p| p.parse_expr()) {
+                *e = value;
+            }
         }
         ControlFlow::<()>::Continue(())
     });

@@ -146,7 +146,8 @@ const INTS: [&str; 4] = ["ordinal_position", "character_maximum_length", "numeri
 
 impl Columns {
     fn push(&mut self, at: [&str; 3], ordinal: usize, field: &Field, declared: Option<(&ColumnRecord, bool)>) {
-        let name = pg_type_name(field);
+        let limit = crate::catalog::types::max_chars(field);
+        let name = limit.map_or_else(|| pg_type_name(field), |(_, type_name)| type_name.to_string());
         let (data_type, udt) = match name.strip_suffix("[]") {
             // An array is `ARRAY`, its udt the element's with a leading `_`.
             Some(item) => ("ARRAY", format!("_{}", spelled(item).1)),
@@ -176,13 +177,15 @@ impl Columns {
         self.text[10].append_value(if is_identity { "YES" } else { "NO" });
         self.text[11].append_value("NEVER");
         self.ints[0].append_value(ordinal as i32);
-        self.ints[1].append_null();
+        self.ints[1].append_option(limit.and_then(|(n, _)| i32::try_from(n).ok()));
+        let unconstrained = name == "numeric";
         let (precision, scale) = match field.data_type() {
             DataType::Int16 => (Some(16), Some(0)),
             DataType::Int32 => (Some(32), Some(0)),
             DataType::Int64 => (Some(64), Some(0)),
             DataType::Float32 => (Some(24), None),
             DataType::Float64 => (Some(53), None),
+            DataType::Decimal128(_, _) if unconstrained => (None, None),
             DataType::Decimal128(p, s) => (Some(i32::from(*p)), Some(i32::from(*s))),
             _ => (None, None),
         };
@@ -289,6 +292,8 @@ fn spelled(name: &str) -> (&str, &str) {
         "double precision" => ("double precision", "float8"),
         "numeric" => ("numeric", "numeric"),
         "text" => ("text", "text"),
+        "character varying" => ("character varying", "varchar"),
+        "character" => ("character", "bpchar"),
         "boolean" => ("boolean", "bool"),
         "date" => ("date", "date"),
         "timestamp with time zone" => ("timestamp with time zone", "timestamptz"),

@@ -34,6 +34,7 @@ mod like_escape;
 mod patched;
 mod primary_keys;
 mod psql_functions;
+pub mod roles;
 mod viewdef;
 mod visibility;
 
@@ -82,6 +83,7 @@ pub struct PgCatalogSchema {
     inner: Inner,
     catalog: Arc<Catalog>,
     definitions: primary_keys::IndexDefinitions,
+    roles: Vec<roles::Role>,
 }
 
 /// The crate's static relations, decoded once per process.
@@ -110,6 +112,10 @@ impl SchemaProvider for PgCatalogSchema {
             "pg_foreign_table" => Patch::ForeignTable,
             "pg_foreign_server" => Patch::ForeignServer,
             "pg_views" => return Ok(Some(self.pg_views()?)),
+            "pg_roles" => {
+                let Some(inner) = self.inner.table("pg_roles").await? else { return Ok(None) };
+                return Ok(Some(roles::table(inner.schema(), &self.roles)?));
+            }
             _ => return self.inner.table(name).await,
         };
         let (Some(inner), Some(pg_class)) = (self.inner.table(&lower).await?, self.inner.table("pg_class").await?)
@@ -158,11 +164,11 @@ impl PgCatalogSchema {
 
 /// Adds `pg_catalog` to the `eddy` catalog of `state`, with the crate's
 /// functions and its type planner; returns the new state.
-pub fn register(state: SessionState, catalog: Arc<Catalog>) -> Result<SessionState> {
+pub fn register(state: SessionState, catalog: Arc<Catalog>, roles: Vec<roles::Role>) -> Result<SessionState> {
     let list = WeakCatalogList::new(state.catalog_list());
     let inner = PgCatalogSchemaProvider::try_new(list.clone(), static_tables()?, EmptyContextProvider)?;
     let definitions = primary_keys::IndexDefinitions::default();
-    let schema = Arc::new(PgCatalogSchema { inner, catalog, definitions: definitions.clone() });
+    let schema = Arc::new(PgCatalogSchema { inner, catalog, definitions: definitions.clone(), roles });
     let eddy = state
         .catalog_list()
         .catalog(DATABASE)

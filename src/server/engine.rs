@@ -112,7 +112,9 @@ impl Engine {
         ];
         let schema = Arc::new(CatalogSchema::new(catalog.clone()));
         let read_state = read_state(schema, extra, config.query_partitions, config.max_query_memory)?;
-        let mut read_state = crate::pg_catalog::register(read_state, catalog.clone())?;
+        let users = config.auth.users.iter().map(|u| (u.name.clone(), u.read_only));
+        let roles = crate::pg_catalog::roles::of_users(users);
+        let mut read_state = crate::pg_catalog::register(read_state, catalog.clone(), roles)?;
         crate::query::pg_functions::register(&mut read_state, catalog.clone())?;
         crate::window::functions::register_clock(&mut read_state, clock, catalog.clone())?;
         let notifier = Arc::new(crate::push::Notifier::default());

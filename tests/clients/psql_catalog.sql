@@ -44,3 +44,8 @@ SELECT url, hits FROM per_url ORDER BY hits DESC, url;
 -- Defaults and serial columns in \d.
 CREATE TABLE orders (id serial PRIMARY KEY, note text DEFAULT 'none', amount numeric(10,2) NOT NULL);
 \d orders
+-- Roles, data types (none of a user's own), and a bare varchar and numeric.
+\du
+\dT
+CREATE TABLE notes (body varchar, amount numeric);
+\d notes
