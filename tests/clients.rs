@@ -237,6 +237,92 @@ fn psql_interactive_on_a_terminal() {
     }
 }
 
+/// pgcli (PyPI, in the virtualenv) on a terminal that tmux keeps: it
+/// starts (its completion loader reads the catalog: schemas, tables,
+/// views, columns, functions with their argument types, data types),
+/// completes a table's name and a stream's column names as they are typed,
+/// and runs a query.
+#[test]
+fn pgcli_completes_names_on_a_terminal() {
+    require("tmux", &["-V"], "tmux");
+    let python = venv_python();
+    let pgcli = Path::new(&python).with_file_name("pgcli");
+    let pgcli = pgcli.to_string_lossy().to_string();
+    require(&pgcli, &["--version"], "pgcli (tests/run.sh installs it in a virtualenv)");
+    let server = EddyProcess::start("pgcli");
+    let mut setup = psql(&server);
+    setup.args([
+        "-c",
+        "CREATE TABLE users (id int PRIMARY KEY, name text); CREATE STREAM clicks (url text, user_id int)",
+    ]);
+    assert!(run_client(setup, "", true, &server.dir).status.success(), "setup");
+    let tmux = Tmux { socket: server.dir.join("tmux.sock") };
+    let rc = server.dir.join("pgclirc");
+    let command =
+        format!("{pgcli} --pgclirc {} --less-chatty -w -h 127.0.0.1 -p {} -U eddy eddy", rc.display(), server.port);
+    tmux.run(&["new-session", "-d", "-s", "pgcli", "-x", "160", "-y", "40", &command]);
+    tmux.wait_for(&["eddy>"]);
+    tmux.complete("SELECT * FROM use", &["users", "table"]);
+    tmux.complete("SELECT * FROM clicks WHERE u", &["url", "user_id", "column"]);
+    // Functions load last, from pg_proc with their argument types.
+    tmux.complete("SELECT * FROM array_unnest_sup", &["array_unnest_support()", "function"]);
+    tmux.run(&["send-keys", "-t", "pgcli", "C-u", "SELECT 40 + 2 AS answer", "Enter"]);
+    tmux.wait_for(&["answer", "42"]);
+    let screen = tmux.run(&["capture-pane", "-t", "pgcli", "-p", "-S", "-"]);
+    assert!(!screen.contains("Traceback"), "pgcli failed:\n{screen}");
+}
+
+/// A tmux server of its own, for one test.
+struct Tmux {
+    socket: PathBuf,
+}
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux").arg("-S").arg(&self.socket).args(args).output().expect("tmux runs");
+        assert!(out.status.success(), "tmux {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    /// Types `text` on a fresh line and waits until the completions show
+    /// every one of `wanted`. pgcli loads the catalog in the background
+    /// and completes on each keystroke: until it has loaded, the last
+    /// character is typed again every second.
+    fn complete(&self, text: &str, wanted: &[&str]) {
+        self.run(&["send-keys", "-t", "pgcli", "C-u", text]);
+        let last = &text[text.len() - 1..];
+        let started = Instant::now();
+        loop {
+            let screen = self.run(&["capture-pane", "-t", "pgcli", "-p"]);
+            if wanted.iter().all(|w| screen.contains(w)) {
+                return;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "no completion {wanted:?} of {text:?}:\n{screen}");
+            thread::sleep(Duration::from_secs(1));
+            self.run(&["send-keys", "-t", "pgcli", "BSpace", last]);
+        }
+    }
+
+    /// Waits (up to a minute) until the screen shows every one of `wanted`.
+    fn wait_for(&self, wanted: &[&str]) {
+        let started = Instant::now();
+        loop {
+            let screen = self.run(&["capture-pane", "-t", "pgcli", "-p"]);
+            if wanted.iter().all(|w| screen.contains(w)) {
+                return;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "the screen lacks {wanted:?}:\n{screen}");
+            thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").arg("-S").arg(&self.socket).arg("kill-server").output();
+    }
+}
+
 /// pgjdbc (Debian's libpostgresql-jdbc-java on Java 17): DatabaseMetaData
 /// and PreparedStatements, see Jdbc.java.
 #[test]

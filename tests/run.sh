@@ -27,6 +27,8 @@ fi
 # `script` gives psql a terminal in the interactive test; bsdutils is
 # essential on Debian, so this is only for trimmed-down images.
 command -v script >/dev/null 2>&1 || missing+=(bsdutils)
+# tmux gives pgcli a terminal whose screen the pgcli test reads.
+command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 # The PostgreSQL server that benches/versus_postgres runs side by side
 # with Eddy (its smoke run is part of the suite).
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql-15)
@@ -110,6 +112,10 @@ fi
 if ! "$sa_venv/bin/python" -c 'import pandas' >/dev/null 2>&1; then
     echo "tests/run.sh: installing pandas into $sa_venv"
     "$sa_venv/bin/pip" install --quiet 'pandas>=2.1,<3'
+fi
+if ! "$sa_venv/bin/pgcli" --version >/dev/null 2>&1; then
+    echo "tests/run.sh: installing pgcli into $sa_venv"
+    "$sa_venv/bin/pip" install --quiet 'pgcli>=4,<5'
 fi
 if ! "$sa_venv/bin/python" -c 'import prometheus_client' >/dev/null 2>&1; then
     echo "tests/run.sh: installing prometheus_client into $sa_venv"

@@ -45,6 +45,9 @@ enum Body {
     /// `to_regtype(name)` where it is compared with an oid (rewritten so by
     /// `crate::sql::pg_syntax`): the type's oid.
     ToRegtypeOid,
+    /// `oids::regtype[]` (rewritten so by `crate::sql::pg_syntax`): the
+    /// types' names.
+    RegtypeNames,
 }
 
 /// One catalog function.
@@ -90,6 +93,7 @@ impl ScalarUDFImpl for PgFunction {
             Body::JsonBuildObject => json_build_object(&args),
             Body::Format => format_text(&args),
             Body::ToRegtype => map_text(&args, 0, &DataType::Utf8, regtype),
+            Body::RegtypeNames => regtype_names(&args),
             Body::ToRegtypeOid => {
                 let names = map_text(&args, 0, &DataType::Utf8, |name| {
                     regtype(name).and_then(|t| type_oid(&t)).map(|oid| oid.to_string())
@@ -141,69 +145,115 @@ fn regtype(name: &str) -> Option<String> {
     Some(canonical.to_string())
 }
 
+/// The types Eddy has, by the name PostgreSQL gives them, with their oids.
+const TYPE_OIDS: &[(&str, i32)] = &[
+    ("boolean", 16),
+    ("bytea", 17),
+    ("name", 19),
+    ("bigint", 20),
+    ("smallint", 21),
+    ("integer", 23),
+    ("regproc", 24),
+    ("text", 25),
+    ("oid", 26),
+    ("json", 114),
+    ("real", 700),
+    ("double precision", 701),
+    ("inet", 869),
+    ("character", 1042),
+    ("character varying", 1043),
+    ("date", 1082),
+    ("time without time zone", 1083),
+    ("timestamp without time zone", 1114),
+    ("timestamp with time zone", 1184),
+    ("interval", 1186),
+    ("time with time zone", 1266),
+    ("numeric", 1700),
+    ("regclass", 2205),
+    ("regtype", 2206),
+    ("record", 2249),
+    ("cstring", 2275),
+    ("any", 2276),
+    ("anyelement", 2283),
+    ("void", 2278),
+    ("trigger", 2279),
+    ("uuid", 2950),
+    ("jsonb", 3802),
+];
+
+/// Each array type's element oid and its own oid.
+const ARRAY_OIDS: &[(i32, i32)] = &[
+    (16, 1000),
+    (17, 1001),
+    (19, 1003),
+    (20, 1016),
+    (21, 1005),
+    (23, 1007),
+    (25, 1009),
+    (26, 1028),
+    (114, 199),
+    (700, 1021),
+    (701, 1022),
+    (869, 1041),
+    (1042, 1014),
+    (1043, 1015),
+    (1082, 1182),
+    (1083, 1183),
+    (1114, 1115),
+    (1184, 1185),
+    (1186, 1187),
+    (1266, 1270),
+    (1700, 1231),
+    (2950, 2951),
+    (3802, 3807),
+];
+
 /// The oid of the type PostgreSQL calls `canonical` (as [`regtype`] names
 /// it), for the types Eddy has.
 fn type_oid(canonical: &str) -> Option<i32> {
     if let Some(element) = canonical.strip_suffix("[]") {
-        let oid = match type_oid(element)? {
-            16 => 1000,
-            17 => 1001,
-            19 => 1003,
-            20 => 1016,
-            21 => 1005,
-            23 => 1007,
-            25 => 1009,
-            26 => 1028,
-            114 => 199,
-            700 => 1021,
-            701 => 1022,
-            869 => 1041,
-            1042 => 1014,
-            1043 => 1015,
-            1082 => 1182,
-            1083 => 1183,
-            1114 => 1115,
-            1184 => 1185,
-            1186 => 1187,
-            1266 => 1270,
-            1700 => 1231,
-            2950 => 2951,
-            3802 => 3807,
-            _ => return None,
-        };
-        return Some(oid);
+        let element = type_oid(element)?;
+        return ARRAY_OIDS.iter().find(|(e, _)| *e == element).map(|(_, a)| *a);
     }
-    Some(match canonical {
-        "boolean" => 16,
-        "bytea" => 17,
-        "name" => 19,
-        "bigint" => 20,
-        "smallint" => 21,
-        "integer" => 23,
-        "regproc" => 24,
-        "text" => 25,
-        "oid" => 26,
-        "json" => 114,
-        "real" => 700,
-        "double precision" => 701,
-        "inet" => 869,
-        "character" => 1042,
-        "character varying" => 1043,
-        "date" => 1082,
-        "time without time zone" => 1083,
-        "timestamp without time zone" => 1114,
-        "timestamp with time zone" => 1184,
-        "interval" => 1186,
-        "time with time zone" => 1266,
-        "numeric" => 1700,
-        "regclass" => 2205,
-        "regtype" => 2206,
-        "record" => 2249,
-        "void" => 2278,
-        "uuid" => 2950,
-        "jsonb" => 3802,
-        _ => return None,
-    })
+    TYPE_OIDS.iter().find(|(name, _)| *name == canonical).map(|(_, oid)| *oid)
+}
+
+/// The name PostgreSQL shows for type `oid` (`oid::regtype::text`); the
+/// number itself for a type Eddy does not know.
+fn type_name(oid: i32) -> String {
+    if let Some((name, _)) = TYPE_OIDS.iter().find(|(_, o)| *o == oid) {
+        return name.to_string();
+    }
+    match ARRAY_OIDS.iter().find(|(_, a)| *a == oid) {
+        Some((element, _)) => format!("{}[]", type_name(*element)),
+        None => oid.to_string(),
+    }
+}
+
+/// `regtype_names(oids)`: an oidvector (`23 25`) or oid array (`{23,25}`)
+/// as the names of its types, what `oids::regtype[]::text[]` gives.
+fn regtype_names(args: &ScalarFunctionArgs) -> Result<ColumnarValue> {
+    let Some(arg) = args.args.first() else {
+        return exec_err!("regtype_names takes one argument");
+    };
+    let text = cast(&arg.to_array(args.number_rows)?, &DataType::Utf8)?;
+    let Some(text) = text.as_any().downcast_ref::<StringArray>() else {
+        return exec_err!("regtype_names takes text");
+    };
+    let mut out = datafusion::arrow::array::ListBuilder::new(datafusion::arrow::array::StringBuilder::new());
+    for value in text.iter() {
+        match value {
+            None => out.append(false),
+            Some(v) => {
+                let oids = v.split(|c: char| !c.is_ascii_digit()).filter(|t| !t.is_empty());
+                for oid in oids {
+                    out.values().append_value(oid.parse::<i32>().map_or_else(|_| oid.to_string(), type_name));
+                }
+                out.append(true);
+            }
+        }
+    }
+    shaped_like(std::slice::from_ref(arg), Arc::new(out.finish()))
 }
 
 /// Applies `f` to argument `index` (cast to `as_type`, then to text) row by row.
@@ -366,6 +416,8 @@ pub fn register(state: &mut SessionState, catalog: Arc<Catalog>) -> Result<()> {
         function("to_regtype", &[1], DataType::Utf8, Body::ToRegtype),
         // psycopg 3's TypeInfo.fetch: `WHERE t.oid = to_regtype(%(name)s)`.
         function("to_regtype_oid", &[1], DataType::Int32, Body::ToRegtypeOid),
+        // pgcli's function completions: `proargtypes::regtype[]::text[]`.
+        function("regtype_names", &[1], DataType::new_list(DataType::Utf8, true), Body::RegtypeNames),
         // asyncpg's pool resets each connection with it; Eddy takes no
         // advisory locks, so there is none to release (void, shown empty).
         function(

@@ -21,7 +21,8 @@
 //! - a regtype is an oid that shows as its type's name: `x::regtype::text`
 //!   is `format_type(x, NULL)` (or `to_regtype(x)` for a name), and
 //!   `to_regtype(name)` compared with an oid is `to_regtype_oid(name)`
-//!   (psycopg 3's `TypeInfo.fetch`);
+//!   (psycopg 3's `TypeInfo.fetch`); `oids::regtype[]` is
+//!   `regtype_names(oids)`, their names (pgcli's function completions);
 //! - `pg_index.indkey` (an int2vector that Eddy's catalog holds as its
 //!   text, `1 2`) and its other vectors are read as arrays by `unnest`, and
 //!   `generate_subscripts(a, 1)` is `unnest(generate_series(1,
@@ -37,6 +38,16 @@ use datafusion::sql::sqlparser::ast::{
 /// Whether `expr` is a cast to `regtype`.
 fn is_regtype_cast(expr: &Expr) -> bool {
     matches!(expr, Expr::Cast { data_type: DataType::Custom(name, _), .. } if name.to_string().eq_ignore_ascii_case("regtype"))
+}
+
+/// Whether an array's element type is `regtype` (`x::regtype[]`).
+fn is_regtype_array(element: &ast::ArrayElemTypeDef) -> bool {
+    match element {
+        ast::ArrayElemTypeDef::SquareBracket(t, _) | ast::ArrayElemTypeDef::AngleBracket(t) => {
+            matches!(t.as_ref(), DataType::Custom(name, _) if name.to_string().eq_ignore_ascii_case("regtype"))
+        }
+        _ => false,
+    }
 }
 
 /// Table functions that return one column, which an alias names.
@@ -137,6 +148,10 @@ impl VisitorMut for Rewriter {
                     }
                     _ => crate::pg_catalog::call("format_type", vec![value, Expr::value(ast::Value::Null)]),
                 })
+            }
+            Expr::Cast { data_type: DataType::Array(element), expr: inner, .. } if is_regtype_array(element) => {
+                let value = std::mem::replace(inner.as_mut(), Expr::value(ast::Value::Null));
+                Some(crate::pg_catalog::call("regtype_names", vec![value]))
             }
             Expr::BinaryOp { left, op: BinaryOperator::Eq | BinaryOperator::NotEq, right } => {
                 for side in [left.as_mut(), right.as_mut()] {
