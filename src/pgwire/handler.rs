@@ -493,7 +493,9 @@ impl ExtendedQueryHandler for EddyHandler {
         if client.transaction_status() == TransactionStatus::Error
             && matches!(stmt.statement, Statement::Transaction(Transaction::Commit))
         {
-            self.session.end_transaction(); // a failed block's COMMIT rolls back
+            // A failed block's COMMIT rolls back, and says so.
+            self.session.end_transaction();
+            return Ok(Response::TransactionEnd(Tag::new("ROLLBACK")));
         }
         if let Some(refused) = outside_block(client.transaction_status(), &stmt.statement) {
             return Ok(refused);
