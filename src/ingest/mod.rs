@@ -2,7 +2,8 @@
 //! into a [`insert::StreamSink`]), `COPY` (decoded by [`decode`]), and
 //! Kafka topics ([`kafka`]). Every path ends in [`write_batches`], which stamps
 //! `arrival_timestamp`, checks json columns, and hands the batch to every
-//! view the stream feeds.
+//! view the stream feeds; in a transaction block the checked rows are held
+//! by its [`transaction::Transaction`] until `COMMIT` hands them on.
 
 pub mod copy;
 pub mod decode;

@@ -47,6 +47,18 @@ fn exists_of(e: &Expr) -> Option<Expr> {
         _ => return None,
     };
     let mut query = query.clone();
+    let select = plain_select(&mut query)?;
+    let [SelectItem::UnnamedExpr(value)] = select.projection.as_slice() else { return None };
+    let value = Expr::Nested(Box::new(value.clone()));
+    select.projection = vec![SelectItem::UnnamedExpr(Expr::value(Value::Number("1".into(), false)))];
+    let filter = select.selection.take().map(|f| Expr::Nested(Box::new(f)));
+    select.selection = Some(both(filter, value));
+    Some(Expr::Exists { subquery: query, negated: false })
+}
+
+/// The one SELECT of `query`, if it has no ORDER BY, LIMIT, GROUP BY,
+/// HAVING or DISTINCT: one whose rows its WHERE alone decides.
+fn plain_select(query: &mut ast::Query) -> Option<&mut ast::Select> {
     if query.order_by.is_some() || query.limit_clause.is_some() {
         return None;
     }
@@ -55,18 +67,15 @@ fn exists_of(e: &Expr) -> Option<Expr> {
     if !plain || select.having.is_some() || select.distinct.is_some() {
         return None;
     }
-    let [SelectItem::UnnamedExpr(value)] = select.projection.as_slice() else { return None };
-    let value = Expr::Nested(Box::new(value.clone()));
-    select.projection = vec![SelectItem::UnnamedExpr(Expr::value(Value::Number("1".into(), false)))];
-    select.selection = Some(match select.selection.take() {
-        Some(filter) => Expr::BinaryOp {
-            left: Box::new(Expr::Nested(Box::new(filter))),
-            op: BinaryOperator::And,
-            right: Box::new(value),
-        },
-        None => value,
-    });
-    Some(Expr::Exists { subquery: query, negated: false })
+    Some(select)
+}
+
+/// `first AND second`, or `second` alone.
+fn both(first: Option<Expr>, second: Expr) -> Expr {
+    match first {
+        Some(first) => Expr::BinaryOp { left: Box::new(first), op: BinaryOperator::And, right: Box::new(second) },
+        None => second,
+    }
 }
 
 fn subquery_of(e: &Expr) -> Option<Expr> {
@@ -77,14 +86,7 @@ fn subquery_of(e: &Expr) -> Option<Expr> {
     }
     let Expr::Subquery(query) = &when.result else { return None };
     let mut query = query.clone();
-    if query.order_by.is_some() || query.limit_clause.is_some() {
-        return None;
-    }
-    let SetExpr::Select(select) = query.body.as_mut() else { return None };
-    let plain = matches!(&select.group_by, GroupByExpr::Expressions(g, _) if g.is_empty());
-    if !plain || select.having.is_some() || select.distinct.is_some() {
-        return None;
-    }
+    let select = plain_select(&mut query)?;
     let [item] = select.projection.as_mut_slice() else { return None };
     let (value, alias) = match item {
         SelectItem::UnnamedExpr(v) => (v.clone(), None),

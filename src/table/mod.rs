@@ -5,8 +5,11 @@
 //! a [`ChangeBatch`](crate::stream::change::ChangeBatch) of removed and added
 //! rows, which is logged, applied to the rows and sent down to every view
 //! that reads the table, in one epoch, before the write returns
-//! ([`write`]). DataFusion plans the statements; [`provider`] is the table
-//! as DataFusion sees it, and [`conflict`] is `ON CONFLICT`.
+//! ([`write`]); in a transaction block the change is made on the block's
+//! copy of the rows instead, and applied at `COMMIT` ([`overlay`]). The
+//! one writer a table has at a time holds its [`claim`]. DataFusion plans
+//! the statements; [`provider`] is the table as DataFusion sees it, and
+//! [`conflict`] is `ON CONFLICT`.
 
 pub mod claim;
 pub mod conflict;

@@ -1,7 +1,9 @@
-//! The write path of a table: one writer at a time computes its change
-//! from the rows as they are, then the change is checked, prepared by every
-//! view, logged, applied to the rows and merged into the views, in that
-//! order, before the write returns.
+//! The write path of a table: one writer at a time (the holder of the
+//! table's claim, see [`super::claim`]) computes its change from the rows
+//! as they are, then the change is checked, prepared by every view, logged,
+//! applied to the rows and merged into the views, in that order, before the
+//! write returns. A transaction block's `COMMIT` logs first and then applies
+//! ([`apply_committed`]).
 //!
 //! Checking and preparing come before the log, so a write that breaks a
 //! constraint, or that a view's expression fails on, changes nothing and
